@@ -1,0 +1,79 @@
+/* args.c: see args.h. */
+#include "args.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+int usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "mtp %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'mtp %s --help')\n", cmd);
+    return EXIT_USAGE;
+}
+
+int arg_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        usage_error(cmd, "%s: expected an integer in %ld..%ld, got '%s'", flag, lo, hi, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int arg_u64(const char *cmd, const char *flag, const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-') {
+        usage_error(cmd, "%s: expected a non-negative integer, got '%s'", flag, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int arg_float(const char *cmd, const char *flag, const char *s, double lo, double hi, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
+        usage_error(cmd, "%s: expected a number in [%g, %g], got '%s'", flag, lo, hi, s);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+int arg_floats(const char *cmd, const char *flag, const char *s, float *out, int max) {
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || !isfinite(v) || v < 0 || n == max || (*end && *end != ',')) {
+            usage_error(cmd, "%s: expected up to %d comma-separated non-negative numbers, got '%s'",
+                        flag, max, s);
+            return -1;
+        }
+        out[n++] = (float)v;
+        p = *end ? end + 1 : end;
+    }
+    return n;
+}
+
+void cli_setup_threads(int threads, int announce) {
+    mtp_backend_set_threads(threads);
+    if (announce) fprintf(stderr, "mtp: %s\n", mtp_backend_describe());
+}

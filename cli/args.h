@@ -1,0 +1,22 @@
+/* args.h: shared helpers for the subcommands: strict number parsing that names the flag,
+ * and the usage-error convention (message on stderr, exit status 2). */
+#ifndef MTP_CLI_ARGS_H
+#define MTP_CLI_ARGS_H
+
+#include <stdint.h>
+
+#define EXIT_BAD_INPUT 1 /* a file was missing, malformed or out of range */
+#define EXIT_USAGE 2     /* a flag was missing or wrong */
+
+/* Each prints "mtp CMD: --flag: ..." and returns -1 on a bad value. */
+int arg_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out);
+int arg_u64(const char *cmd, const char *flag, const char *s, uint64_t *out);
+int arg_float(const char *cmd, const char *flag, const char *s, double lo, double hi, float *out);
+/* Comma-separated floats (e.g. --head-weights 1,0.5,0.5); returns the count or -1. */
+int arg_floats(const char *cmd, const char *flag, const char *s, float *out, int max);
+/* Prints "mtp CMD: <msg>" and a hint to --help; returns EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Applies --threads and, once, prints which BLAS core and thread count were found. */
+void cli_setup_threads(int threads, int announce);
+
+#endif

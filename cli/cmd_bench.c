@@ -1,0 +1,157 @@
+/* cmd_bench.c: `mtp bench matmul` (GFLOP/s of the matrix products training uses) and
+ * `mtp bench train` (one training configuration: tokens/s and peak memory, as JSON;
+ * bench/train.py runs the table of them beside PyTorch, one process per row). */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "commands.h"
+#include "backend.h"
+#include "data.h"
+#include "ops_ref.h"
+#include "rng.h"
+#include "train.h"
+
+static const char *HELP =
+    "usage: mtp bench matmul [--threads N]\n"
+    "       mtp bench train [--dim 384 --n-layers 6 --n-heads 6 --hidden 1024 --vocab 8192\n"
+    "                        --n-future 4 --batch 8 --seq 256 --steps 6\n"
+    "                        --head-schedule sequential|naive --threads N]\n"
+    "  train prints one JSON line: tok_per_s (steps after the first), peak_rss_mb\n";
+
+static double time_gemm(int transB, int M, int N, int K, const float *a, const float *b, float *c) {
+    mtp_gemm(0, transB, M, N, K, 1, a, K, b, transB ? K : N, 0, c, N); /* warm-up */
+    int reps = 0;
+    double t0 = mtp_now(), el;
+    do {
+        mtp_gemm(0, transB, M, N, K, 1, a, K, b, transB ? K : N, 0, c, N);
+        reps++;
+    } while ((el = mtp_now() - t0) < 0.5);
+    return 2.0 * M * N * K * reps / el / 1e9;
+}
+
+static int bench_matmul(void) {
+    /* the products of a dim-384 training step at B*T = 2048 rows */
+    static const int SHAPES[][3] = {{2048, 384, 384}, {2048, 1024, 384}, {2048, 384, 1024},
+                                    {2048, 8192, 384}, {384, 384, 2048}};
+    size_t max = (size_t)2048 * 8192;
+    float *a = falloc(max), *b = falloc(max), *c = falloc(max);
+    mtp_rng r = {1};
+    for (size_t i = 0; i < max; i++) a[i] = b[i] = (float)mtp_rng_uniform(&r) - 0.5f;
+    printf("%-22s %10s\n", "M x N x K (A @ B^T)", "GFLOP/s");
+    for (size_t s = 0; s < sizeof SHAPES / sizeof *SHAPES; s++) {
+        int M = SHAPES[s][0], N = SHAPES[s][1], K = SHAPES[s][2];
+        printf("%5d x %5d x %5d    %10.1f\n", M, N, K, time_gemm(1, M, N, K, a, b, c));
+    }
+    /* the plain reference, on a size it finishes quickly */
+    double t0 = mtp_now();
+    mtp_matmul_fwd_ref(c, a, b, 256, 384, 384, 0);
+    double ref = 2.0 * 256 * 384 * 384 / (mtp_now() - t0) / 1e9;
+    double fast = time_gemm(1, 256, 384, 384, a, b, c);
+    printf("256 x 384 x 384: mtp_gemm %.1f GFLOP/s, plain reference %.2f GFLOP/s (%.0fx)\n", fast,
+           ref, fast / ref);
+    free(a);
+    free(b);
+    free(c);
+    return 0;
+}
+
+static int bench_train(int argc, char **argv) {
+    static const struct option LONG[] = {
+        {"dim", 1, 0, 'd'}, {"n-layers", 1, 0, 'l'}, {"n-heads", 1, 0, 'a'}, {"hidden", 1, 0, 'f'},
+        {"vocab", 1, 0, 'v'}, {"n-future", 1, 0, 'n'}, {"batch", 1, 0, 'b'}, {"seq", 1, 0, 's'},
+        {"steps", 1, 0, 'k'}, {"head-schedule", 1, 0, 'S'}, {"threads", 1, 0, 't'},
+        {0, 0, 0, 0}};
+    int dim = 384, layers = 6, heads = 6, hidden = 1024, vocab = 8192, nf = 4, threads = 0;
+    mtp_train_opts o;
+    mtp_train_opts_default(&o);
+    o.steps = 6;
+    o.warmup = 0;
+    int c, bad = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", LONG, NULL)) != -1 && !bad) {
+        switch (c) {
+        case 'd': bad = arg_int("bench", "--dim", optarg, 2, 65536, &dim); break;
+        case 'l': bad = arg_int("bench", "--n-layers", optarg, 1, 4096, &layers); break;
+        case 'a': bad = arg_int("bench", "--n-heads", optarg, 1, 4096, &heads); break;
+        case 'f': bad = arg_int("bench", "--hidden", optarg, 1, 1 << 20, &hidden); break;
+        case 'v': bad = arg_int("bench", "--vocab", optarg, 2, 65536, &vocab); break;
+        case 'n': bad = arg_int("bench", "--n-future", optarg, 1, MTP_MAX_FUTURE, &nf); break;
+        case 'b': bad = arg_int("bench", "--batch", optarg, 1, 65536, &o.batch); break;
+        case 's': bad = arg_int("bench", "--seq", optarg, 1, 1 << 20, &o.seq); break;
+        case 'k': bad = arg_int("bench", "--steps", optarg, 2, 1 << 20, &o.steps); break;
+        case 't': bad = arg_int("bench", "--threads", optarg, 1, 1024, &threads); break;
+        case 'S':
+            if (strcmp(optarg, "sequential") && strcmp(optarg, "naive"))
+                return usage_error("bench", "--head-schedule: expected sequential or naive");
+            o.schedule = strcmp(optarg, "naive") ? MTP_HEADS_SEQUENTIAL : MTP_HEADS_NAIVE;
+            break;
+        default: return usage_error("bench", "unknown or incomplete option");
+        }
+    }
+    if (bad) return EXIT_USAGE;
+    mtp_backend_set_threads(threads);
+    char cfg_json[512];
+    snprintf(cfg_json, sizeof cfg_json,
+             "{\"dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"vocab_size\":%d,\"hidden_dim\":%d,"
+             "\"n_future_tokens\":%d,\"max_seq_len\":%d}", dim, layers, heads, vocab, hidden, nf, o.seq);
+    mtp_config cfg;
+    mtp_err err;
+    if (mtp_config_parse(&cfg, cfg_json, "bench config", &err)) {
+        fprintf(stderr, "mtp bench: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    /* random tokens in a temporary shard */
+    const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(o.data, sizeof o.data, "%s/mtp-bench-%ld.bin", tmpdir, (long)getpid());
+    size_t n = (size_t)o.batch * o.seq * (o.steps + 1) + nf;
+    uint16_t *tok = xmalloc(n * sizeof(uint16_t));
+    mtp_rng r = {7};
+    for (size_t i = 0; i < n; i++) tok[i] = (uint16_t)mtp_rng_below(&r, vocab);
+    int rc = mtp_shard_write(o.data, tok, n, &err);
+    free(tok);
+    mtp_model m;
+    if (rc == 0) {
+        mtp_model_init(&m, &cfg);
+        mtp_model_randomize(&m, 1);
+        o.shuffle = 0;
+        /* the first step pays for page faults; time the rest */
+        o.stop_at = 1;
+        rc = mtp_train(&m, &o, NULL, NULL, NULL, &err);
+        double t0 = mtp_now();
+        o.stop_at = 0;
+        o.steps -= 1;
+        if (rc == 0) rc = mtp_train(&m, &o, NULL, NULL, NULL, &err);
+        double el = mtp_now() - t0;
+        if (rc == 0)
+            printf("{\"tok_per_s\":%.1f,\"peak_rss_mb\":%.1f,\"params\":%zu,\"backend\":\"%s\"}\n",
+                   (double)o.batch * o.seq * o.steps / el, mtp_peak_rss_bytes() / 1048576.0,
+                   m.lay.total, mtp_backend_describe());
+        mtp_model_free(&m);
+    }
+    unlink(o.data);
+    if (rc) fprintf(stderr, "mtp bench: %s\n", err.msg);
+    return rc ? EXIT_BAD_INPUT : 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help")) {
+        fputs(HELP, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (!strcmp(argv[1], "matmul")) {
+        int threads = 0;
+        if (argc == 4 && !strcmp(argv[2], "--threads") &&
+            arg_int("bench", "--threads", argv[3], 1, 1024, &threads))
+            return EXIT_USAGE;
+        mtp_backend_set_threads(threads);
+        printf("%s\n", mtp_backend_describe());
+        return bench_matmul();
+    }
+    if (!strcmp(argv[1], "train")) return bench_train(argc - 1, argv + 1);
+    return usage_error("bench", "unknown benchmark '%s' (matmul, train)", argv[1]);
+}

@@ -1,0 +1,81 @@
+/* cmd_eval.c: `mtp eval`: per-head loss and top-1 accuracy on a shard. */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "checkpoint.h"
+#include "eval.h"
+
+static const char *HELP =
+    "usage: mtp eval --model FILE.safetensors --data SHARD [options]\n"
+    "  --batch B      sequences per batch          [8]\n"
+    "  --seq T        tokens per sequence          [256, at most max_seq_len]\n"
+    "  --batches K    the first K sequential batches [8]\n"
+    "  --threads N    threads                      [all cores]\n"
+    "  --json         one JSON object: head_loss, head_acc (per future head), tokens\n";
+
+int cmd_eval(int argc, char **argv) {
+    static const struct option LONG[] = {
+        {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"batch", 1, 0, 'b'}, {"seq", 1, 0, 's'},
+        {"batches", 1, 0, 'k'}, {"threads", 1, 0, 't'}, {"json", 0, 0, 'j'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    const char *model = NULL, *data = NULL;
+    int B = 8, T = 256, K = 8, threads = 0, json = 0, c, bad = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", LONG, NULL)) != -1 && !bad) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'd': data = optarg; break;
+        case 'b': bad = arg_int("eval", "--batch", optarg, 1, 65536, &B); break;
+        case 's': bad = arg_int("eval", "--seq", optarg, 1, 1 << 20, &T); break;
+        case 'k': bad = arg_int("eval", "--batches", optarg, 1, 1 << 24, &K); break;
+        case 't': bad = arg_int("eval", "--threads", optarg, 1, 1024, &threads); break;
+        case 'j': json = 1; break;
+        case 'h': fputs(HELP, stdout); return 0;
+        default: return usage_error("eval", "unknown or incomplete option");
+        }
+    }
+    if (bad) return EXIT_USAGE;
+    if (optind < argc) return usage_error("eval", "unexpected argument '%s'", argv[optind]);
+    if (!model || !data) return usage_error("eval", "--model and --data are required");
+    cli_setup_threads(threads, !json);
+    mtp_model m;
+    mtp_shard s;
+    mtp_err err;
+    if (mtp_model_load(&m, model, &err)) {
+        fprintf(stderr, "mtp eval: %s\n", err.msg);
+        return EXIT_BAD_INPUT;
+    }
+    if (T > m.cfg.max_seq_len) {
+        int max = m.cfg.max_seq_len;
+        mtp_model_free(&m);
+        return usage_error("eval", "--seq %d exceeds the model's max_seq_len %d", T, max);
+    }
+    if (mtp_shard_open(&s, data, m.cfg.vocab_size, &err)) {
+        fprintf(stderr, "mtp eval: %s\n", err.msg);
+        mtp_model_free(&m);
+        return EXIT_BAD_INPUT;
+    }
+    mtp_head_stats st;
+    int rc = mtp_eval(&m, &s, B, T, K, &st, &err);
+    if (rc) {
+        fprintf(stderr, "mtp eval: %s\n", err.msg);
+    } else if (json) {
+        printf("{\"head_loss\":[");
+        for (int i = 0; i < m.cfg.n_future; i++) printf("%s%.8g", i ? "," : "", st.loss[i]);
+        printf("],\"head_acc\":[");
+        for (int i = 0; i < m.cfg.n_future; i++) printf("%s%.8g", i ? "," : "", st.acc[i]);
+        printf("],\"tokens\":%lld}\n", (long long)B * T * K);
+    } else {
+        printf("%lld positions (%d batches of %d x %d)\n", (long long)B * T * K, K, B, T);
+        for (int i = 0; i < m.cfg.n_future; i++)
+            printf("head %d (token t+%d): loss %.4f nats  acc %.2f%%\n", i + 1, i + 1, st.loss[i],
+                   100 * st.acc[i]);
+    }
+    mtp_shard_free(&s);
+    mtp_model_free(&m);
+    return rc ? EXIT_BAD_INPUT : 0;
+}

@@ -1,0 +1,51 @@
+/* main.c: the `mtp` command: a table of subcommands, one file each (cmd_*.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "backend.h"
+#include "commands.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} COMMANDS[] = {
+    {"train", cmd_train, "train a multi-token model (new from --config, or from --model)"},
+    {"eval", cmd_eval, "per-head loss and accuracy of a model on a token shard"},
+    {"info", cmd_info, "config and parameter counts of a model file"},
+    {"prepare", cmd_prepare, "turn text/code files into byte-level token shards"},
+    {"bench", cmd_bench, "benchmarks: 'mtp bench matmul', 'mtp bench train'"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: mtp COMMAND [options]   (mtp COMMAND --help for its options)\n\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        fprintf(f, "  %-8s %s\n", COMMANDS[i].name, COMMANDS[i].help);
+    fprintf(f, "\nexit status: 0 ok, 1 bad input file, 2 bad usage\n");
+}
+
+/* Debian's OpenBLAS falls back to slow generic kernels on CPUs newer than it knows; the
+ * choice is made when the library loads, so fix the environment and start again. */
+static void maybe_reexec_for_blas(char **argv) {
+    const char *core = mtp_backend_better_coretype();
+    if (!core || getenv("MTP_NO_REEXEC")) return;
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    setenv("MTP_NO_REEXEC", "1", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the slow kernels */
+}
+
+int main(int argc, char **argv) {
+    maybe_reexec_for_blas(argv);
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "mtp: unknown command '%s' (see 'mtp --help')\n", argv[1]);
+    return EXIT_USAGE;
+}

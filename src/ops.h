@@ -1,0 +1,66 @@
+/* ops.h: the model's kernels, forward and backward. Argument order: outputs, inputs,
+ * weights, sizes. Shapes in each comment; N = B*T rows.
+ * Convention: backward functions ACCUMULATE (+=) into every gradient they write, so
+ * residual branches and shared weights need no extra adds. Two exceptions, marked
+ * "in place": mtp_rope_bwd and mtp_xent, which transform their buffer.
+ * Every kernel here has a plain double-precision twin in ops_ref.h, the test oracle. */
+#ifndef MTP_OPS_H
+#define MTP_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* out (N,C) = wte[tokens] ; tokens (N) already validated < V */
+void mtp_embedding_fwd(float *out, const uint16_t *tokens, const float *wte, int N, int C);
+/* dwte (V,C) += scatter of dout (N,C) */
+void mtp_embedding_bwd(float *dwte, const float *dout, const uint16_t *tokens, int N, int C);
+
+/* out (N,C) = x * rsqrt(mean(x^2) + eps) * w ; rstd (N) saved for backward */
+void mtp_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C,
+                     float eps);
+/* dx (N,C) +=, dw (C) += */
+void mtp_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                     const float *rstd, int N, int C);
+
+/* out (N,OC) = beta * out + x (N,C) @ w^T (OC,C)   (beta 1 adds a residual in place) */
+void mtp_matmul_fwd(float *out, const float *x, const float *w, int N, int C, int OC, float beta);
+/* dx (N,C) += dout @ w ; dw (OC,C) += dout^T @ x ; dx may be NULL */
+void mtp_matmul_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                    int N, int C, int OC);
+
+/* Rotary tables for positions 0..T-1: cos, sin (T, head_dim/2), Meta's convention:
+ * pair (2j, 2j+1) rotates by pos * theta^(-2j/head_dim). */
+typedef struct {
+    float *cos, *sin;
+    int T, half;
+} mtp_rope;
+void mtp_rope_init(mtp_rope *r, int T, int head_dim, float theta);
+void mtp_rope_free(mtp_rope *r);
+/* x (B,T,nh*hd) rotated in place; row n is position n % T */
+void mtp_rope_fwd(float *x, const mtp_rope *r, int N, int T, int nh, int hd);
+/* in place: dx (B,T,nh*hd) rotated back (the transpose of the forward rotation) */
+void mtp_rope_bwd(float *dx, const mtp_rope *r, int N, int T, int nh, int hd);
+
+/* Causal attention with grouped-query heads (query head h reads kv head h / (H/Hkv)).
+ * out (B,T,H*hd); att (B,H,T,T) softmax probabilities saved for backward;
+ * q (B,T,H*hd), k and v (B,T,Hkv*hd); scores scaled by 1/sqrt(hd). */
+void mtp_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
+                       int B, int T, int H, int Hkv, int hd);
+/* dq +=, dk +=, dv += ; scratch (B,H,T,T) is overwritten */
+void mtp_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                       const float *att, const float *q, const float *k, const float *v, int B,
+                       int T, int H, int Hkv, int hd);
+
+/* g (N,F) = silu(h1) * h3 */
+void mtp_swiglu_fwd(float *g, const float *h1, const float *h3, size_t n);
+/* dh1 +=, dh3 += */
+void mtp_swiglu_bwd(float *dh1, float *dh3, const float *dg, const float *h1, const float *h3,
+                    size_t n);
+
+/* Cross-entropy of logits (N,V) against targets (N): losses (N) in nats, hits (N) 1 where
+ * the argmax equals the target (either may be NULL). If grad_scale != 0, in place:
+ * logits become dlogits = (softmax - onehot) * grad_scale. */
+void mtp_xent(float *losses, uint8_t *hits, float *logits, const uint16_t *targets, int N, int V,
+              float grad_scale);
+
+#endif

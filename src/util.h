@@ -1,0 +1,55 @@
+/* util.h: allocation that aborts on exhaustion, always-on assertions, error messages
+ * that travel up to the CLI, and small file helpers (atomic writes).
+ * Library code never prints usage or exits on a user error: it fills an mtp_err and
+ * returns -1. Running out of memory is not a user error: it aborts with size and place. */
+#ifndef MTP_UTIL_H
+#define MTP_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct {
+    char msg[512]; /* one line, names the file or flag at fault */
+} mtp_err;
+
+/* Formats a message into err (if err is not NULL) and returns -1, so callers can write
+ * `return mtp_fail(err, "%s: truncated", path);`. */
+int mtp_fail(mtp_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void *mtp_xmalloc_at(size_t n, const char *file, int line);
+void *mtp_xcalloc_at(size_t n, size_t size, const char *file, int line);
+void *mtp_xrealloc_at(void *p, size_t n, const char *file, int line);
+char *mtp_xstrdup_at(const char *s, const char *file, int line);
+#define xmalloc(n) mtp_xmalloc_at((n), __FILE__, __LINE__)
+#define xcalloc(n, s) mtp_xcalloc_at((n), (s), __FILE__, __LINE__)
+#define xrealloc(p, n) mtp_xrealloc_at((p), (n), __FILE__, __LINE__)
+#define xstrdup(s) mtp_xstrdup_at((s), __FILE__, __LINE__)
+
+/* 64-byte aligned float buffer (for vector loads); free with free(). */
+float *mtp_falloc_at(size_t n, const char *file, int line);
+#define falloc(n) mtp_falloc_at((n), __FILE__, __LINE__)
+
+void mtp_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
+/* Stays on in release builds: a broken invariant is a bug, never silently ignored. */
+#define MTP_ASSERT(e) ((e) ? (void)0 : mtp_assert_fail(#e, __FILE__, __LINE__))
+
+/* Reads a whole file into a malloc'd buffer (NUL-terminated, *len excludes the NUL). */
+int mtp_read_file(const char *path, char **data, size_t *len, mtp_err *err);
+
+/* Atomic replacement of `path`: write to path.tmp.PID, fsync, rename, fsync the dir.
+ * A kill at any moment leaves either the old file or the new one, never a mix. */
+typedef struct {
+    FILE *f;
+    char *path, *tmp;
+    int failed; /* a write failed (disk full): commit refuses */
+} mtp_atomic_file;
+int mtp_atomic_open(mtp_atomic_file *af, const char *path, mtp_err *err);
+int mtp_atomic_write(mtp_atomic_file *af, const void *data, size_t n);
+int mtp_atomic_commit(mtp_atomic_file *af, mtp_err *err);
+void mtp_atomic_abort(mtp_atomic_file *af);
+
+double mtp_now(void); /* monotonic seconds */
+size_t mtp_peak_rss_bytes(void);
+
+#endif

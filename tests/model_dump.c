@@ -1,0 +1,76 @@
+/* model_dump.c: test helper for tests/test_torch.py. Runs batch 0 of a shard through
+ * mtp_step (forward + backward, head weights 1) and writes what the PyTorch twin
+ * compares: logits.{i} (B,T,V) per future head, loss (n), grad.{param} per parameter.
+ * usage: model_dump MODEL SHARD B T sequential|naive OUT.safetensors */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "data.h"
+
+int main(int argc, char **argv) {
+    if (argc != 7) {
+        fprintf(stderr, "usage: model_dump MODEL SHARD B T sequential|naive OUT\n");
+        return 2;
+    }
+    mtp_model m;
+    mtp_shard s;
+    mtp_err err;
+    if (mtp_model_load(&m, argv[1], &err) || mtp_shard_open(&s, argv[2], m.cfg.vocab_size, &err)) {
+        fprintf(stderr, "model_dump: %s\n", err.msg);
+        return 1;
+    }
+    int B = atoi(argv[3]), T = atoi(argv[4]), nf = m.cfg.n_future, V = m.cfg.vocab_size;
+    int naive = !strcmp(argv[5], "naive");
+    mtp_acts a;
+    mtp_acts_init(&a, &m.cfg, B, T, naive ? MTP_HEADS_NAIVE : MTP_HEADS_SEQUENTIAL, 1);
+    mtp_batcher bt;
+    mtp_batcher_init(&bt, &s, B, T, nf, 0, 0);
+    uint16_t *window = xmalloc((size_t)B * (T + nf) * sizeof(uint16_t));
+    mtp_batcher_get(&bt, 0, window);
+
+    /* logits first, from a forward-only pass (the training pass turns them into dlogits) */
+    size_t N = (size_t)B * T;
+    float *logits = falloc((size_t)nf * N * V);
+    mtp_acts fa;
+    mtp_acts_init(&fa, &m.cfg, B, T, MTP_HEADS_NAIVE, 0);
+    mtp_head_stats st;
+    mtp_step(&m, &fa, window, NULL, NULL, 0, &st);
+    for (int i = 0; i < nf; i++) memcpy(logits + i * N * V, fa.heads[i].logits, N * V * sizeof(float));
+    mtp_acts_free(&fa);
+
+    float *grads = falloc(m.lay.total);
+    memset(grads, 0, m.lay.total * sizeof(float));
+    mtp_step(&m, &a, window, NULL, grads, 1.0f, &st);
+
+    int n = 1 + nf + m.lay.n_params;
+    mtp_st_entry *e = xcalloc(n, sizeof *e);
+    char (*names)[160] = xcalloc(n, sizeof *names);
+    float loss[MTP_MAX_FUTURE];
+    for (int i = 0; i < nf; i++) loss[i] = (float)st.loss[i];
+    e[0] = (mtp_st_entry){"loss", loss, 1, {nf}};
+    for (int i = 0; i < nf; i++) {
+        snprintf(names[1 + i], 160, "logits.%d", i + 1);
+        e[1 + i] = (mtp_st_entry){names[1 + i], logits + i * N * V, 3, {B, T, V}};
+    }
+    for (int k = 0; k < m.lay.n_params; k++) {
+        const mtp_param *p = &m.lay.params[k];
+        mtp_st_entry *x = &e[1 + nf + k];
+        snprintf(names[1 + nf + k], 160, "grad.%s", p->name);
+        *x = (mtp_st_entry){names[1 + nf + k], grads + p->offset, p->ndim,
+                            {(int64_t)p->shape[0], (int64_t)p->shape[1]}};
+    }
+    int rc = mtp_st_write(argv[6], e, n, NULL, 0, &err);
+    if (rc) fprintf(stderr, "model_dump: %s\n", err.msg);
+    free(e);
+    free(names);
+    free(grads);
+    free(logits);
+    free(window);
+    mtp_batcher_free(&bt);
+    mtp_acts_free(&a);
+    mtp_shard_free(&s);
+    mtp_model_free(&m);
+    return rc ? 1 : 0;
+}
