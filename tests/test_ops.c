@@ -1,0 +1,349 @@
+/* test_ops.c: every kernel in ops.h against its plain reference (ops_ref.h), forward and
+ * backward, and every reference backward against central finite differences of a
+ * random projection L = sum(out * R) of its forward. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "ops.h"
+#include "ops_ref.h"
+#include "rng.h"
+#include "util.h"
+
+/* Tolerances, each with its reason, as a fraction of the largest magnitude compared. */
+static const double TOL_FAST = 2e-5; /* float kernels vs double references: reordered sums */
+static const double TOL_FD = 1e-2;   /* finite differences in float: h^2 error + rounding / h */
+static const float FD_H = 1e-2f;
+
+static int passed, failed;
+static mtp_rng rng = {42};
+
+static float *rnd(size_t n, float scale) {
+    float *x = falloc(n);
+    for (size_t i = 0; i < n; i++) x[i] = scale * (float)mtp_rng_normal(&rng);
+    return x;
+}
+
+static float *dup(const float *x, size_t n) {
+    float *y = falloc(n);
+    memcpy(y, x, n * sizeof(float));
+    return y;
+}
+
+static float *zeros(size_t n) {
+    float *x = falloc(n);
+    memset(x, 0, n * sizeof(float));
+    return x;
+}
+
+/* Compares a to b: max |a-b| <= tol * max(max|b|, 1e-3). */
+static void check(const char *what, const float *a, const float *b, size_t n, double tol) {
+    double worst = 0, scale = 1e-3;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        worst = d > worst ? d : worst;
+        scale = fabs(b[i]) > scale ? fabs(b[i]) : scale;
+    }
+    if (worst <= tol * scale && !isnan(worst)) {
+        passed++;
+        return;
+    }
+    failed++;
+    printf("FAIL %s: max abs diff %.3g (allowed %.3g)\n", what, worst, tol * scale);
+}
+
+/* ---- finite differences ------------------------------------------------------------ */
+
+typedef double (*loss_fn)(void *ctx);
+
+/* Checks grad (n) of loss wrt x at up to 24 spread-out entries. */
+static void check_fd(const char *what, float *x, const float *grad, size_t n, loss_fn f,
+                     void *ctx) {
+    size_t stride = n > 24 ? n / 24 : 1;
+    float *num = zeros(n), *ana = zeros(n);
+    size_t k = 0;
+    for (size_t i = (size_t)mtp_rng_below(&rng, stride); i < n; i += stride, k++) {
+        float keep = x[i];
+        x[i] = keep + FD_H;
+        double up = f(ctx);
+        x[i] = keep - FD_H;
+        double down = f(ctx);
+        x[i] = keep;
+        num[k] = (float)((up - down) / (2 * FD_H));
+        ana[k] = grad[i];
+    }
+    check(what, ana, num, k, TOL_FD);
+    free(num);
+    free(ana);
+}
+
+static double dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* ---- each op ------------------------------------------------------------------------ */
+
+enum { B = 2, T = 7, H = 4, HKV = 2, HD = 8, C = 24, OC = 20, V = 19 };
+#define N (B * T)
+
+typedef struct {
+    float *x, *w, *r, *out, *rstd;
+} norm_ctx;
+
+static double rmsnorm_loss(void *p) {
+    norm_ctx *c = p;
+    mtp_rmsnorm_fwd_ref(c->out, c->rstd, c->x, c->w, N, C, 1e-5f);
+    return dot(c->out, c->r, N * C);
+}
+
+static void test_rmsnorm(void) {
+    float *x = rnd(N * C, 1), *w = rnd(C, 1), *r = rnd(N * C, 1);
+    float *o1 = zeros(N * C), *o2 = zeros(N * C), *s1 = zeros(N), *s2 = zeros(N);
+    mtp_rmsnorm_fwd(o1, s1, x, w, N, C, 1e-5f);
+    mtp_rmsnorm_fwd_ref(o2, s2, x, w, N, C, 1e-5f);
+    check("rmsnorm fwd", o1, o2, N * C, TOL_FAST);
+    float *dx1 = rnd(N * C, 1), *dx2 = dup(dx1, N * C), *dw1 = rnd(C, 1), *dw2 = dup(dw1, C);
+    mtp_rmsnorm_bwd(dx1, dw1, r, x, w, s1, N, C);
+    mtp_rmsnorm_bwd_ref(dx2, dw2, r, x, w, s2, N, C);
+    check("rmsnorm bwd dx (accumulating)", dx1, dx2, N * C, TOL_FAST);
+    check("rmsnorm bwd dw (accumulating)", dw1, dw2, C, TOL_FAST);
+    float *gx = zeros(N * C), *gw = zeros(C);
+    mtp_rmsnorm_bwd_ref(gx, gw, r, x, w, s2, N, C);
+    norm_ctx c = {x, w, r, o2, s2};
+    check_fd("rmsnorm fd dx", x, gx, N * C, rmsnorm_loss, &c);
+    check_fd("rmsnorm fd dw", w, gw, C, rmsnorm_loss, &c);
+    free(x), free(w), free(r), free(o1), free(o2), free(s1), free(s2), free(dx1), free(dx2);
+    free(dw1), free(dw2), free(gx), free(gw);
+}
+
+typedef struct {
+    float *x, *w, *r, *out;
+} mm_ctx;
+
+static double matmul_loss(void *p) {
+    mm_ctx *c = p;
+    mtp_matmul_fwd_ref(c->out, c->x, c->w, N, C, OC, 0);
+    return dot(c->out, c->r, N * OC);
+}
+
+static void test_matmul(void) {
+    float *x = rnd(N * C, 1), *w = rnd(OC * C, 1), *r = rnd(N * OC, 1);
+    float *o1 = rnd(N * OC, 1), *o2 = dup(o1, N * OC);
+    mtp_matmul_fwd(o1, x, w, N, C, OC, 1);
+    mtp_matmul_fwd_ref(o2, x, w, N, C, OC, 1);
+    check("matmul fwd (beta 1: residual add)", o1, o2, N * OC, TOL_FAST);
+    mtp_matmul_fwd(o1, x, w, N, C, OC, 0);
+    mtp_matmul_fwd_ref(o2, x, w, N, C, OC, 0);
+    check("matmul fwd", o1, o2, N * OC, TOL_FAST);
+    float *dx1 = rnd(N * C, 1), *dx2 = dup(dx1, N * C), *dw1 = rnd(OC * C, 1), *dw2 = dup(dw1, OC * C);
+    mtp_matmul_bwd(dx1, dw1, r, x, w, N, C, OC);
+    mtp_matmul_bwd_ref(dx2, dw2, r, x, w, N, C, OC);
+    check("matmul bwd dx", dx1, dx2, N * C, TOL_FAST);
+    check("matmul bwd dw", dw1, dw2, OC * C, TOL_FAST);
+    float *gx = zeros(N * C), *gw = zeros(OC * C);
+    mtp_matmul_bwd_ref(gx, gw, r, x, w, N, C, OC);
+    mm_ctx c = {x, w, r, o2};
+    check_fd("matmul fd dx", x, gx, N * C, matmul_loss, &c);
+    check_fd("matmul fd dw", w, gw, OC * C, matmul_loss, &c);
+    free(x), free(w), free(r), free(o1), free(o2), free(dx1), free(dx2), free(dw1), free(dw2);
+    free(gx), free(gw);
+}
+
+typedef struct {
+    float *x, *r, *tmp;
+} rope_ctx;
+
+static double rope_loss(void *p) {
+    rope_ctx *c = p;
+    memcpy(c->tmp, c->x, N * H * HD * sizeof(float));
+    mtp_rope_fwd_ref(c->tmp, N, T, H, HD, 10000.0f);
+    return dot(c->tmp, c->r, N * H * HD);
+}
+
+static void test_rope(void) {
+    size_t n = N * H * HD;
+    float *x = rnd(n, 1), *a = dup(x, n), *b = dup(x, n), *r = rnd(n, 1);
+    mtp_rope rope;
+    mtp_rope_init(&rope, T, HD, 10000.0f);
+    mtp_rope_fwd(a, &rope, N, T, H, HD);
+    mtp_rope_fwd_ref(b, N, T, H, HD, 10000.0f);
+    check("rope fwd", a, b, n, TOL_FAST);
+    float *g1 = dup(r, n), *g2 = dup(r, n), *tmp = zeros(n);
+    mtp_rope_bwd(g1, &rope, N, T, H, HD);
+    mtp_rope_bwd_ref(g2, N, T, H, HD, 10000.0f);
+    check("rope bwd", g1, g2, n, TOL_FAST);
+    rope_ctx c = {x, r, tmp};
+    check_fd("rope fd", x, g2, n, rope_loss, &c);
+    mtp_rope_free(&rope);
+    free(x), free(a), free(b), free(r), free(g1), free(g2), free(tmp);
+}
+
+typedef struct {
+    float *q, *k, *v, *r, *out, *att;
+} att_ctx;
+
+static double attention_loss(void *p) {
+    att_ctx *c = p;
+    mtp_attention_fwd_ref(c->out, c->att, c->q, c->k, c->v, B, T, H, HKV, HD);
+    return dot(c->out, c->r, N * H * HD);
+}
+
+static void test_attention(void) {
+    size_t nq = N * H * HD, nk = N * HKV * HD, na = (size_t)B * H * T * T;
+    float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *r = rnd(nq, 1);
+    float *o1 = zeros(nq), *o2 = zeros(nq), *a1 = rnd(na, 1), *a2 = zeros(na), *scratch = zeros(na);
+    mtp_attention_fwd(o1, a1, q, k, v, B, T, H, HKV, HD);
+    mtp_attention_fwd_ref(o2, a2, q, k, v, B, T, H, HKV, HD);
+    check("attention fwd out", o1, o2, nq, TOL_FAST);
+    check("attention fwd probabilities (masked = 0)", a1, a2, na, TOL_FAST);
+    float *dq1 = rnd(nq, 1), *dq2 = dup(dq1, nq), *dk1 = rnd(nk, 1), *dk2 = dup(dk1, nk);
+    float *dv1 = rnd(nk, 1), *dv2 = dup(dv1, nk);
+    mtp_attention_bwd(dq1, dk1, dv1, scratch, r, a1, q, k, v, B, T, H, HKV, HD);
+    mtp_attention_bwd_ref(dq2, dk2, dv2, r, a2, q, k, v, B, T, H, HKV, HD);
+    check("attention bwd dq", dq1, dq2, nq, TOL_FAST);
+    check("attention bwd dk (GQA: heads share kv)", dk1, dk2, nk, TOL_FAST);
+    check("attention bwd dv", dv1, dv2, nk, TOL_FAST);
+    float *gq = zeros(nq), *gk = zeros(nk), *gv = zeros(nk);
+    mtp_attention_bwd_ref(gq, gk, gv, r, a2, q, k, v, B, T, H, HKV, HD);
+    att_ctx c = {q, k, v, r, o2, a2};
+    check_fd("attention fd dq", q, gq, nq, attention_loss, &c);
+    check_fd("attention fd dk", k, gk, nk, attention_loss, &c);
+    check_fd("attention fd dv", v, gv, nk, attention_loss, &c);
+    free(q), free(k), free(v), free(r), free(o1), free(o2), free(a1), free(a2), free(scratch);
+    free(dq1), free(dq2), free(dk1), free(dk2), free(dv1), free(dv2), free(gq), free(gk), free(gv);
+}
+
+typedef struct {
+    float *h1, *h3, *r, *g;
+} swiglu_ctx;
+
+static double swiglu_loss(void *p) {
+    swiglu_ctx *c = p;
+    mtp_swiglu_fwd_ref(c->g, c->h1, c->h3, N * C);
+    return dot(c->g, c->r, N * C);
+}
+
+static void test_swiglu(void) {
+    size_t n = N * C;
+    float *h1 = rnd(n, 2), *h3 = rnd(n, 1), *r = rnd(n, 1), *g1 = zeros(n), *g2 = zeros(n);
+    mtp_swiglu_fwd(g1, h1, h3, n);
+    mtp_swiglu_fwd_ref(g2, h1, h3, n);
+    check("swiglu fwd", g1, g2, n, TOL_FAST);
+    float *a1 = rnd(n, 1), *a2 = dup(a1, n), *b1 = rnd(n, 1), *b2 = dup(b1, n);
+    mtp_swiglu_bwd(a1, b1, r, h1, h3, n);
+    mtp_swiglu_bwd_ref(a2, b2, r, h1, h3, n);
+    check("swiglu bwd dh1", a1, a2, n, TOL_FAST);
+    check("swiglu bwd dh3", b1, b2, n, TOL_FAST);
+    float *gh1 = zeros(n), *gh3 = zeros(n);
+    mtp_swiglu_bwd_ref(gh1, gh3, r, h1, h3, n);
+    swiglu_ctx c = {h1, h3, r, g2};
+    check_fd("swiglu fd dh1", h1, gh1, n, swiglu_loss, &c);
+    check_fd("swiglu fd dh3", h3, gh3, n, swiglu_loss, &c);
+    free(h1), free(h3), free(r), free(g1), free(g2), free(a1), free(a2), free(b1), free(b2);
+    free(gh1), free(gh3);
+}
+
+typedef struct {
+    float *logits, *tmp, *losses;
+    uint16_t *targets;
+} xent_ctx;
+
+static double xent_loss(void *p) {
+    xent_ctx *c = p;
+    memcpy(c->tmp, c->logits, N * V * sizeof(float));
+    mtp_xent_ref(c->losses, NULL, c->tmp, c->targets, N, V, 0);
+    double s = 0;
+    for (int n = 0; n < N; n++) s += c->losses[n];
+    return s;
+}
+
+static void test_xent(void) {
+    float *logits = rnd(N * V, 3), *l1 = dup(logits, N * V), *l2 = dup(logits, N * V);
+    float *loss1 = zeros(N), *loss2 = zeros(N), *tmp = zeros(N * V);
+    uint16_t targets[N];
+    uint8_t hit1[N], hit2[N];
+    for (int n = 0; n < N; n++) targets[n] = (uint16_t)mtp_rng_below(&rng, V);
+    mtp_xent(loss1, hit1, l1, targets, N, V, 0.5f);
+    mtp_xent_ref(loss2, hit2, l2, targets, N, V, 0.5f);
+    check("xent losses", loss1, loss2, N, TOL_FAST);
+    check("xent dlogits (in place, scaled)", l1, l2, N * V, TOL_FAST);
+    int same = !memcmp(hit1, hit2, N);
+    passed += same;
+    failed += !same;
+    if (!same) printf("FAIL xent hits differ from the reference\n");
+    float *grad = dup(logits, N * V);
+    mtp_xent_ref(NULL, NULL, grad, targets, N, V, 1.0f);
+    xent_ctx c = {logits, tmp, loss2, targets};
+    check_fd("xent fd dlogits", logits, grad, N * V, xent_loss, &c);
+    free(logits), free(l1), free(l2), free(loss1), free(loss2), free(tmp), free(grad);
+}
+
+typedef struct {
+    float *wte, *r, *out;
+    uint16_t *tok;
+} emb_ctx;
+
+static double embedding_loss(void *p) {
+    emb_ctx *c = p;
+    mtp_embedding_fwd_ref(c->out, c->tok, c->wte, N, C);
+    return dot(c->out, c->r, N * C);
+}
+
+static void test_embedding(void) {
+    uint16_t tok[N];
+    for (int n = 0; n < N; n++) tok[n] = (uint16_t)mtp_rng_below(&rng, 5); /* repeats */
+    float *wte = rnd(V * C, 1), *r = rnd(N * C, 1), *o1 = zeros(N * C), *o2 = zeros(N * C);
+    mtp_embedding_fwd(o1, tok, wte, N, C);
+    mtp_embedding_fwd_ref(o2, tok, wte, N, C);
+    check("embedding fwd", o1, o2, N * C, 0);
+    float *d1 = rnd(V * C, 1), *d2 = dup(d1, V * C), *g = zeros(V * C);
+    mtp_embedding_bwd(d1, r, tok, N, C);
+    mtp_embedding_bwd_ref(d2, r, tok, N, C);
+    check("embedding bwd (repeated ids accumulate)", d1, d2, V * C, TOL_FAST);
+    mtp_embedding_bwd_ref(g, r, tok, N, C);
+    emb_ctx c = {wte, r, o2, tok};
+    check_fd("embedding fd", wte, g, V * C, embedding_loss, &c);
+    free(wte), free(r), free(o1), free(o2), free(d1), free(d2), free(g);
+}
+
+/* The gemm interface itself, in all four transpose combinations, against the reference. */
+static void test_gemm(void) {
+    enum { M = 13, K = 17, NN = 11 };
+    float *a = rnd(M * K, 1), *b = rnd(K * NN, 1), *c1 = rnd(M * NN, 1);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            float *c2 = dup(c1, M * NN), *c3 = dup(c1, M * NN);
+            mtp_gemm(ta, tb, M, NN, K, 0.5f, a, ta ? M : K, b, tb ? K : NN, 0.25f, c2, NN);
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < NN; j++) {
+                    double s = 0;
+                    for (int k = 0; k < K; k++)
+                        s += (double)(ta ? a[k * M + i] : a[i * K + k]) *
+                             (tb ? b[j * K + k] : b[k * NN + j]);
+                    c3[i * NN + j] = (float)(0.5 * s + 0.25 * c1[i * NN + j]);
+                }
+            char what[64];
+            snprintf(what, sizeof what, "gemm transA=%d transB=%d", ta, tb);
+            check(what, c2, c3, M * NN, TOL_FAST);
+            free(c2), free(c3);
+        }
+    free(a), free(b), free(c1);
+}
+
+int main(void) {
+    printf("backend: %s\n", mtp_backend_describe());
+    test_gemm();
+    test_embedding();
+    test_rmsnorm();
+    test_matmul();
+    test_rope();
+    test_attention();
+    test_swiglu();
+    test_xent();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
