@@ -92,7 +92,7 @@ test-asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
 
-demo: all
+demo:
 	bash tools/demo.sh
 
 clean:

@@ -198,18 +198,20 @@ void mtp_xent(float *losses, uint8_t *hits, float *logits, const uint16_t *targe
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         float *l = logits + (size_t)n * V;
-        int arg = 0;
+        int arg = 0, t = targets[n];
         for (int j = 1; j < V; j++)
             if (l[j] > l[arg]) arg = j;
-        float mx = l[arg], sum = 0;
-        for (int j = 0; j < V; j++) sum += expf(l[j] - mx);
-        int t = targets[n];
-        if (losses) losses[n] = logf(sum) + mx - l[t];
-        if (hits) hits[n] = arg == t;
+        float mx = l[arg], lt = l[t], sum = 0;
         if (grad_scale != 0) {
+            /* keep the exponentials: the gradient is one scaling pass away */
+            for (int j = 0; j < V; j++) sum += l[j] = expf(l[j] - mx);
             float k = grad_scale / sum;
-            for (int j = 0; j < V; j++) l[j] = expf(l[j] - mx) * k;
+            for (int j = 0; j < V; j++) l[j] *= k;
             l[t] -= grad_scale;
+        } else {
+            for (int j = 0; j < V; j++) sum += expf(l[j] - mx);
         }
+        if (losses) losses[n] = logf(sum) + mx - lt;
+        if (hits) hits[n] = arg == t;
     }
 }
