@@ -1,7 +1,9 @@
 /* args.c: see args.h. */
+#define _GNU_SOURCE
 #include "args.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,6 +73,12 @@ int arg_floats(const char *cmd, const char *flag, const char *s, float *out, int
         p = *end ? end + 1 : end;
     }
     return n;
+}
+
+int options_error(const char *cmd, int c, char **argv) {
+    const char *arg = optind > 0 ? argv[optind - 1] : "?";
+    if (c == ':') return usage_error(cmd, "option '%s' needs a value", arg);
+    return usage_error(cmd, "unknown option '%s'", arg);
 }
 
 void cli_setup_threads(int threads, int announce) {

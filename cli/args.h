@@ -16,6 +16,10 @@ int arg_float(const char *cmd, const char *flag, const char *s, double lo, doubl
 int arg_floats(const char *cmd, const char *flag, const char *s, float *out, int max);
 /* Prints "mtp CMD: <msg>" and a hint to --help; returns EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* getopt_long with our conventions: no getopt messages; an unknown option or a missing
+ * value is reported by options_error naming the offending argument. Use ":" as optstring. */
+int options_error(const char *cmd, int c, char **argv);
+
 /* Applies --threads and, once, prints which BLAS core and thread count were found. */
 void cli_setup_threads(int threads, int announce);
 

@@ -73,7 +73,8 @@ static int bench_train(int argc, char **argv) {
     o.warmup = 0;
     int c, bad = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", LONG, NULL)) != -1 && !bad) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", LONG, NULL)) != -1 && !bad) {
         switch (c) {
         case 'd': bad = arg_int("bench", "--dim", optarg, 2, 65536, &dim); break;
         case 'l': bad = arg_int("bench", "--n-layers", optarg, 1, 4096, &layers); break;
@@ -90,7 +91,7 @@ static int bench_train(int argc, char **argv) {
                 return usage_error("bench", "--head-schedule: expected sequential or naive");
             o.schedule = strcmp(optarg, "naive") ? MTP_HEADS_SEQUENTIAL : MTP_HEADS_NAIVE;
             break;
-        default: return usage_error("bench", "unknown or incomplete option");
+        default: return options_error("bench", c, argv);
         }
     }
     if (bad) return EXIT_USAGE;
@@ -116,7 +117,9 @@ static int bench_train(int argc, char **argv) {
     free(tok);
     mtp_model m;
     if (rc == 0) {
-        mtp_model_init(&m, &cfg);
+        rc = mtp_model_init(&m, &cfg, &err);
+    }
+    if (rc == 0) {
         mtp_model_randomize(&m, 1);
         o.shuffle = 0;
         /* the first step pays for page faults; time the rest */
@@ -145,8 +148,9 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "matmul")) {
         int threads = 0;
-        if (argc == 4 && !strcmp(argv[2], "--threads") &&
-            arg_int("bench", "--threads", argv[3], 1, 1024, &threads))
+        if (argc > 2 && (argc != 4 || strcmp(argv[2], "--threads")))
+            return usage_error("bench", "matmul takes only --threads N, got '%s'", argv[2]);
+        if (argc == 4 && arg_int("bench", "--threads", argv[3], 1, 1024, &threads))
             return EXIT_USAGE;
         mtp_backend_set_threads(threads);
         printf("%s\n", mtp_backend_describe());

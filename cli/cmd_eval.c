@@ -25,7 +25,8 @@ int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL;
     int B = 8, T = 256, K = 8, threads = 0, json = 0, c, bad = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", LONG, NULL)) != -1 && !bad) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", LONG, NULL)) != -1 && !bad) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'd': data = optarg; break;
@@ -35,7 +36,7 @@ int cmd_eval(int argc, char **argv) {
         case 't': bad = arg_int("eval", "--threads", optarg, 1, 1024, &threads); break;
         case 'j': json = 1; break;
         case 'h': fputs(HELP, stdout); return 0;
-        default: return usage_error("eval", "unknown or incomplete option");
+        default: return options_error("eval", c, argv);
         }
     }
     if (bad) return EXIT_USAGE;

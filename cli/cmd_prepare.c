@@ -23,13 +23,14 @@ int cmd_prepare(int argc, char **argv) {
     float frac = 0.05f;
     int max_mb = 0, c, bad = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", LONG, NULL)) != -1 && !bad) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", LONG, NULL)) != -1 && !bad) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'v': bad = arg_float("prepare", "--val-fraction", optarg, 0, 0.5, &frac); break;
         case 'm': bad = arg_int("prepare", "--max-mb", optarg, 1, 2047, &max_mb); break;
         case 'h': fputs(HELP, stdout); return 0;
-        default: return usage_error("prepare", "unknown or incomplete option");
+        default: return options_error("prepare", c, argv);
         }
     }
     if (bad) return EXIT_USAGE;

@@ -112,8 +112,9 @@ int cmd_train(int argc, char **argv) {
     progress prog = {isatty(2), 0};
     int c, bad = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", LONG, NULL)) != -1 && !bad) {
-        if (c == '?') return usage_error("train", "unknown or incomplete option");
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", LONG, NULL)) != -1 && !bad) {
+        if (c == '?' || c == ':') return options_error("train", c, argv);
         seen[c] = 1;
         switch (c) {
         case O_CONFIG: config = optarg; break;
@@ -185,7 +186,7 @@ int cmd_train(int argc, char **argv) {
         if (seen[O_STEPS]) o.steps = given.steps;
         if (seen[O_DATA]) memcpy(o.data, given.data, sizeof o.data);
         if (seen[O_VAL]) memcpy(o.val, given.val, sizeof o.val);
-        memcpy(o.out, seen[O_OUT] ? given.out : resume, sizeof o.out);
+        snprintf(o.out, sizeof o.out, "%s", seen[O_OUT] ? given.out : resume);
         o.stop_at = given.stop_at;
         o.save_every = given.save_every;
         o.eval_every = given.eval_every;
@@ -196,7 +197,10 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "mtp train: %s\n", err.msg);
             return EXIT_BAD_INPUT;
         }
-        mtp_model_init(&m, &cfg);
+        if (mtp_model_init(&m, &cfg, &err)) {
+            fprintf(stderr, "mtp train: %s: %s\n", config, err.msg);
+            return EXIT_BAD_INPUT;
+        }
         mtp_model_randomize(&m, o.seed);
     } else if (mtp_model_load(&m, model, &err)) {
         fprintf(stderr, "mtp train: %s\n", err.msg);
@@ -207,7 +211,7 @@ int cmd_train(int argc, char **argv) {
         return usage_error("train", "--head-weights: %d weights for %d future heads", n_hw,
                            m.cfg.n_future);
     }
-    if (o.seq > m.cfg.max_seq_len) {
+    if (!resume && o.seq > m.cfg.max_seq_len) {
         int max = m.cfg.max_seq_len;
         mtp_model_free(&m);
         return usage_error("train", "--seq %d exceeds the model's max_seq_len %d", o.seq, max);

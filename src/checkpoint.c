@@ -48,8 +48,8 @@ int mtp_model_load(mtp_model *m, const char *path, mtp_err *err) {
         rc = mtp_fail(err, "%s: no \"config\" in the metadata (not an mtp model file?)", path);
     else
         rc = mtp_config_parse(&cfg, cfg_json, what, err);
+    if (rc == 0) rc = mtp_model_init(m, &cfg, err);
     if (rc == 0) {
-        mtp_model_init(m, &cfg);
         rc = mtp_load_params(&st, &m->lay, "", m->params, 1, err);
         if (rc) mtp_model_free(m);
     }

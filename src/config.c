@@ -47,7 +47,7 @@ int mtp_config_parse(mtp_config *c, const char *json, const char *what, mtp_err 
     c->max_seq_len = 2048;
     c->n_future = 1;
     c->n_kv_heads = -1;
-    cJSON *o = cJSON_Parse(json);
+    cJSON *o = cJSON_ParseWithOpts(json, NULL, 1); /* nothing may follow the object */
     if (!o || !cJSON_IsObject(o)) {
         cJSON_Delete(o);
         return mtp_fail(err, "%s: not a JSON object", what);
@@ -94,6 +94,10 @@ int mtp_config_validate(const mtp_config *c, const char *what, mtp_err *err) {
         return mtp_fail(err, "%s: max_seq_len out of range", what);
     if (!(c->norm_eps > 0) || !(c->rope_theta > 0))
         return mtp_fail(err, "%s: norm_eps and rope_theta must be positive", what);
+    double d = c->dim, per_block = 2 * d * d + 2 * d * mtp_kv_dim(c) + 3 * d * c->hidden_dim + 2 * d;
+    double total = per_block * c->n_layers + 2.0 * c->vocab_size * d + d;
+    if (total > (double)(1ull << 37))
+        return mtp_fail(err, "%s: %.3g parameters is beyond what mtp supports (2^37)", what, total);
     return 0;
 }
 

@@ -9,6 +9,7 @@
 
 int mtp_shard_open(mtp_shard *s, const char *path, int vocab_size, mtp_err *err) {
     memset(s, 0, sizeof *s);
+    if (mtp_check_regular(path, err)) return -1;
     FILE *f = fopen(path, "rb");
     if (!f) return mtp_fail(err, "%s: %s", path, strerror(errno));
     int32_t hdr[MTP_SHARD_HEADER_INTS];
@@ -23,7 +24,12 @@ int mtp_shard_open(mtp_shard *s, const char *path, int vocab_size, mtp_err *err)
                       MTP_SHARD_VERSION);
     } else if (hdr[2] <= 0) {
         rc = mtp_fail(err, "%s: shard holds no tokens (count %d)", path, hdr[2]);
+    } else if (fseek(f, 0, SEEK_END) != 0 || ftell(f) < (long)(sizeof hdr + 2 * (size_t)hdr[2])) {
+        long size = ftell(f);
+        rc = mtp_fail(err, "%s: truncated: header says %d tokens, file holds %ld", path, hdr[2],
+                      size > (long)sizeof hdr ? (size - (long)sizeof hdr) / 2 : 0);
     } else {
+        fseek(f, sizeof hdr, SEEK_SET);
         s->n = (size_t)hdr[2];
         s->tokens = xmalloc(s->n * sizeof(uint16_t) + 1);
         size_t got = fread(s->tokens, sizeof(uint16_t), s->n, f);

@@ -10,7 +10,7 @@ int mtp_eval(const mtp_model *m, const mtp_shard *s, int B, int T, int batches,
     if (T > c->max_seq_len)
         return mtp_fail(err, "--seq %d exceeds the model's max_seq_len %d", T, c->max_seq_len);
     mtp_acts a;
-    mtp_acts_init(&a, c, B, T, MTP_HEADS_SEQUENTIAL, 0);
+    if (mtp_acts_init(&a, c, B, T, MTP_HEADS_SEQUENTIAL, 0, err)) return -1;
     mtp_batcher bt;
     mtp_batcher_init(&bt, s, B, T, c->n_future, 0, 0);
     uint16_t *window = xmalloc((size_t)B * (T + c->n_future) * sizeof(uint16_t));

@@ -5,17 +5,26 @@
 #include "model.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rng.h"
 #include "util.h"
 
-void mtp_model_init(mtp_model *m, const mtp_config *cfg) {
+int mtp_model_init(mtp_model *m, const mtp_config *cfg, mtp_err *err) {
+    memset(m, 0, sizeof *m);
+    mtp_layout lay;
+    mtp_layout_init(&lay, cfg);
+    if (mtp_check_fits(lay.total * sizeof(float), "the model's weights", err)) {
+        mtp_layout_free(&lay);
+        return -1;
+    }
     m->cfg = *cfg;
-    mtp_layout_init(&m->lay, cfg);
+    m->lay = lay;
     m->params = falloc(m->lay.total);
     memset(m->params, 0, m->lay.total * sizeof(float));
+    return 0;
 }
 
 void mtp_model_randomize(mtp_model *m, uint64_t seed) {
@@ -107,8 +116,8 @@ static void carve_all(carver *cv, mtp_acts *a, const mtp_config *c) {
     a->datt = take(cv, (size_t)a->B * c->n_heads * a->T * a->T);
 }
 
-void mtp_acts_init(mtp_acts *a, const mtp_config *c, int B, int T, mtp_head_schedule schedule,
-                   int backward) {
+int mtp_acts_init(mtp_acts *a, const mtp_config *c, int B, int T, mtp_head_schedule schedule,
+                  int backward, mtp_err *err) {
     memset(a, 0, sizeof *a);
     a->B = B;
     a->T = T;
@@ -119,6 +128,14 @@ void mtp_acts_init(mtp_acts *a, const mtp_config *c, int B, int T, mtp_head_sche
     a->heads = xcalloc(a->n_head_sets, sizeof(mtp_head_acts));
     carver count = {0};
     carve_all(&count, a, c);
+    char what[96];
+    snprintf(what, sizeof what, "the activations for --batch %d --seq %d", B, T);
+    if (mtp_check_fits(count.used * sizeof(float), what, err)) {
+        free(a->trunk);
+        free(a->heads);
+        memset(a, 0, sizeof *a);
+        return -1;
+    }
     a->arena_floats = count.used;
     a->arena = falloc(count.used);
     carver cv = {a->arena, 0, count.used};
@@ -128,6 +145,7 @@ void mtp_acts_init(mtp_acts *a, const mtp_config *c, int B, int T, mtp_head_sche
     a->targets = xmalloc(N * c->n_future * sizeof(uint16_t));
     a->hits = xmalloc(N);
     mtp_rope_init(&a->rope, T, mtp_head_dim(c), c->rope_theta);
+    return 0;
 }
 
 void mtp_acts_free(mtp_acts *a) {

@@ -17,8 +17,8 @@ typedef struct {
     float *params; /* lay.total floats */
 } mtp_model;
 
-/* Allocates zeroed weights for cfg (already validated). */
-void mtp_model_init(mtp_model *m, const mtp_config *cfg);
+/* Allocates zeroed weights for cfg (already validated); refuses what memory cannot hold. */
+int mtp_model_init(mtp_model *m, const mtp_config *cfg, mtp_err *err);
 /* Seeded initialisation: matrices N(0, 0.02), residual outputs (wo, w2) scaled by
  * 1/sqrt(2 n_layers), norm weights 1. */
 void mtp_model_randomize(mtp_model *m, uint64_t seed);
@@ -76,8 +76,9 @@ typedef struct {
     float *datt;         /* (B,n_heads,T,T) */
 } mtp_acts;
 
-void mtp_acts_init(mtp_acts *a, const mtp_config *c, int B, int T, mtp_head_schedule schedule,
-                   int backward);
+/* Refuses (B, T) whose arena this machine's memory cannot hold, naming --batch/--seq. */
+int mtp_acts_init(mtp_acts *a, const mtp_config *c, int B, int T, mtp_head_schedule schedule,
+                  int backward, mtp_err *err);
 void mtp_acts_free(mtp_acts *a);
 
 #define MTP_MAX_FUTURE 64

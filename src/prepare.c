@@ -88,11 +88,18 @@ int mtp_prepare_bytes(const char *const *inputs, int n_inputs, const char *out_d
     int rc = 0;
     for (int i = 0; i < n_inputs && rc == 0; i++) rc = walk(&w, inputs[i], err);
     if (rc == 0 && w.train.n + w.val.n == 0)
-        rc = mtp_fail(err, "no text found in the inputs (%zu files skipped as binary)", stats->skipped);
-    if (rc == 0 && val_fraction > 0 && (w.val.n == 0 || w.train.n == 0)) {
+        rc = mtp_fail(err, "%s%s: no text found (%zu files skipped as binary)", inputs[0],
+                      n_inputs > 1 ? " ..." : "", stats->skipped);
+    if (rc == 0 && w.train.n == 0) { /* every file hashed to validation */
+        tokbuf t = w.train;
+        w.train = w.val;
+        w.val = t;
+    }
+    if (rc == 0 && val_fraction > 0 && w.val.n == 0 && w.train.n > 1) {
         /* too few files for a split by file: split the byte stream instead */
-        tokbuf all = w.train.n ? w.train : w.val;
+        tokbuf all = w.train;
         size_t nval = (size_t)(all.n * val_fraction) + 1;
+        if (nval >= all.n) nval = all.n - 1;
         w.train = (tokbuf){all.tok, all.n - nval, all.cap};
         w.val = (tokbuf){xmalloc(nval * sizeof(uint16_t)), nval, nval};
         memcpy(w.val.tok, all.tok + w.train.n, nval * sizeof(uint16_t));

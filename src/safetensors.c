@@ -168,7 +168,7 @@ static int parse_header(mtp_safetensors *st, const cJSON *root, size_t hdr_len, 
 
 static int map_file(mtp_safetensors *st, mtp_err *err) {
     const char *path = st->path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
     if (fd < 0) return mtp_fail(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     int rc = 0;

@@ -64,7 +64,7 @@ char *mtp_train_opts_to_json(const mtp_train_opts *o) {
 }
 
 int mtp_train_opts_from_json(mtp_train_opts *o, const char *json, const char *what, mtp_err *err) {
-    cJSON *j = cJSON_Parse(json);
+    cJSON *j = cJSON_ParseWithOpts(json, NULL, 1);
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return mtp_fail(err, "%s: training options are not a JSON object", what);
@@ -73,22 +73,29 @@ int mtp_train_opts_from_json(mtp_train_opts *o, const char *json, const char *wh
     const cJSON *v;
 #define GET_NUM(f) \
     v = cJSON_GetObjectItemCaseSensitive(j, #f); \
-    if (cJSON_IsNumber(v)) o->f = v->valuedouble; else bad = 1;
+    if (cJSON_IsNumber(v) && fabs(v->valuedouble) <= (1 << 30)) o->f = v->valuedouble; else bad = 1;
 #define GET_STR(f) \
     v = cJSON_GetObjectItemCaseSensitive(j, #f); \
     if (cJSON_IsString(v)) snprintf(o->f, sizeof o->f, "%s", v->valuestring); else bad = 1;
     INT_FIELDS(GET_NUM) FLOAT_FIELDS(GET_NUM) STR_FIELDS(GET_STR)
     v = cJSON_GetObjectItemCaseSensitive(j, "seed");
-    if (cJSON_IsString(v)) o->seed = strtoull(v->valuestring, NULL, 10); else bad = 1;
+    char *end = NULL;
+    if (cJSON_IsString(v)) o->seed = strtoull(v->valuestring, &end, 10);
+    if (!end || end == v->valuestring || *end) bad = 1;
     v = cJSON_GetObjectItemCaseSensitive(j, "head_schedule");
     if (cJSON_IsString(v)) o->schedule = strcmp(v->valuestring, "naive") ? MTP_HEADS_SEQUENTIAL : MTP_HEADS_NAIVE;
     else bad = 1;
     v = cJSON_GetObjectItemCaseSensitive(j, "head_weight");
     if (cJSON_GetArraySize(v) == MTP_MAX_FUTURE)
-        for (int i = 0; i < MTP_MAX_FUTURE; i++) o->head_weight[i] = cJSON_GetArrayItem(v, i)->valuedouble;
+        for (int i = 0; i < MTP_MAX_FUTURE; i++) {
+            const cJSON *w = cJSON_GetArrayItem(v, i);
+            bad |= !cJSON_IsNumber(w);
+            o->head_weight[i] = (float)w->valuedouble;
+        }
     else bad = 1;
     cJSON_Delete(j);
-    if (bad || o->batch <= 0 || o->seq <= 0 || o->grad_accum <= 0)
+    if (bad || o->batch <= 0 || o->batch > 65536 || o->seq <= 0 || o->seq > (1 << 20) ||
+        o->grad_accum <= 0 || o->steps < 0 || o->warmup < 0 || !(o->lr >= 0) || !(o->eps >= 0))
         return mtp_fail(err, "%s: training options are incomplete or invalid", what);
     return 0;
 }
@@ -158,8 +165,11 @@ int mtp_train_peek_state(const char *dir, mtp_model *m, mtp_train_opts *o, mtp_e
         rc = mtp_fail(err, "%s: metadata lacks config or train", path);
     else if (mtp_config_parse(&cfg, cj, path, err) || mtp_train_opts_from_json(o, tj, path, err))
         rc = -1;
+    else if (o->seq > cfg.max_seq_len)
+        rc = mtp_fail(err, "%s: stored seq %d exceeds the model's max_seq_len %d", path, o->seq,
+                      cfg.max_seq_len);
+    if (rc == 0) rc = mtp_model_init(m, &cfg, err);
     if (rc == 0) {
-        mtp_model_init(m, &cfg);
         if (mtp_load_params(&st, &m->lay, "param.", m->params, 0, err)) {
             mtp_model_free(m);
             rc = -1;
@@ -180,7 +190,8 @@ static int load_state(const char *dir, mtp_model *m, float *mom, float *vel, int
         rc = mtp_load_params(&st, &m->lay, STATE_PREFIX[k], bufs[k], 0, err);
     const char *s = mtp_st_meta(&st, "step");
     char *end = NULL;
-    if (rc == 0 && (!s || (*step = strtoll(s, &end, 10)) < 0 || *end))
+    errno = 0;
+    if (rc == 0 && (!s || (*step = strtoll(s, &end, 10)) < 0 || *end || end == s || errno))
         rc = mtp_fail(err, "%s: bad or missing \"step\" in metadata", path);
     mtp_st_close(&st);
     return rc;
@@ -261,6 +272,7 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
     if (o->seq > c->max_seq_len)
         return mtp_fail(err, "--seq %d exceeds the model's max_seq_len %d", o->seq, c->max_seq_len);
     trainer t = {.m = m, .o = o};
+    if (mtp_check_fits(3 * P * sizeof(float), "the gradients and AdamW moments", err)) return -1;
     if (mtp_shard_open(&t.data, o->data, c->vocab_size, err)) return -1;
     if (o->val[0] && mtp_shard_open(&t.val, o->val, c->vocab_size, err)) {
         trainer_free(&t);
@@ -289,7 +301,10 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
             return mtp_fail(err, "%s: %s", path, strerror(errno));
         }
     }
-    mtp_acts_init(&t.acts, c, o->batch, o->seq, o->schedule, 1);
+    if (mtp_acts_init(&t.acts, c, o->batch, o->seq, o->schedule, 1, err)) {
+        trainer_free(&t);
+        return -1;
+    }
     t.window = xmalloc((size_t)o->batch * (o->seq + c->n_future) * sizeof(uint16_t));
     mtp_batcher_init(&t.batcher, &t.data, o->batch, o->seq, c->n_future, o->shuffle, o->seed);
 

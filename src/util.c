@@ -65,7 +65,24 @@ void mtp_assert_fail(const char *expr, const char *file, int line) {
     abort();
 }
 
+int mtp_check_regular(const char *path, mtp_err *err) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return mtp_fail(err, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode)) return mtp_fail(err, "%s: not a regular file", path);
+    return 0;
+}
+
+int mtp_check_fits(size_t bytes, const char *what, mtp_err *err) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double have = pages > 0 && page > 0 ? (double)pages * page : 0;
+    if (have > 0 && (double)bytes > have)
+        return mtp_fail(err, "%s needs %.1f GiB, more than this machine's %.1f GiB of memory", what,
+                        bytes / 1073741824.0, have / 1073741824.0);
+    return 0;
+}
+
 int mtp_read_file(const char *path, char **data, size_t *len, mtp_err *err) {
+    if (mtp_check_regular(path, err)) return -1;
     FILE *f = fopen(path, "rb");
     if (!f) return mtp_fail(err, "%s: %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;

@@ -34,6 +34,12 @@ void mtp_assert_fail(const char *expr, const char *file, int line) __attribute__
 /* Stays on in release builds: a broken invariant is a bug, never silently ignored. */
 #define MTP_ASSERT(e) ((e) ? (void)0 : mtp_assert_fail(#e, __FILE__, __LINE__))
 
+/* Refuses anything but a regular file (a FIFO or device would block or never end). */
+int mtp_check_regular(const char *path, mtp_err *err);
+/* Refuses an allocation of `bytes` for `what` that this machine's memory cannot hold,
+ * with a message saying what to lower. */
+int mtp_check_fits(size_t bytes, const char *what, mtp_err *err);
+
 /* Reads a whole file into a malloc'd buffer (NUL-terminated, *len excludes the NUL). */
 int mtp_read_file(const char *path, char **data, size_t *len, mtp_err *err);
 

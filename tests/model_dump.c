@@ -23,8 +23,12 @@ int main(int argc, char **argv) {
     }
     int B = atoi(argv[3]), T = atoi(argv[4]), nf = m.cfg.n_future, V = m.cfg.vocab_size;
     int naive = !strcmp(argv[5], "naive");
-    mtp_acts a;
-    mtp_acts_init(&a, &m.cfg, B, T, naive ? MTP_HEADS_NAIVE : MTP_HEADS_SEQUENTIAL, 1);
+    mtp_acts a, fa;
+    if (mtp_acts_init(&a, &m.cfg, B, T, naive ? MTP_HEADS_NAIVE : MTP_HEADS_SEQUENTIAL, 1, &err) ||
+        mtp_acts_init(&fa, &m.cfg, B, T, MTP_HEADS_NAIVE, 0, &err)) {
+        fprintf(stderr, "model_dump: %s\n", err.msg);
+        return 1;
+    }
     mtp_batcher bt;
     mtp_batcher_init(&bt, &s, B, T, nf, 0, 0);
     uint16_t *window = xmalloc((size_t)B * (T + nf) * sizeof(uint16_t));
@@ -33,8 +37,6 @@ int main(int argc, char **argv) {
     /* logits first, from a forward-only pass (the training pass turns them into dlogits) */
     size_t N = (size_t)B * T;
     float *logits = falloc((size_t)nf * N * V);
-    mtp_acts fa;
-    mtp_acts_init(&fa, &m.cfg, B, T, MTP_HEADS_NAIVE, 0);
     mtp_head_stats st;
     mtp_step(&m, &fa, window, NULL, NULL, 0, &st);
     for (int i = 0; i < nf; i++) memcpy(logits + i * N * V, fa.heads[i].logits, N * V * sizeof(float));

@@ -62,7 +62,8 @@ ANNOUNCE = re.compile(r"^mtp: (OpenBLAS|built-in matmul)")
 class Case:
     """One CLI run and what it must do."""
 
-    def __init__(self, name, argv, rc, names, also=None, out_dir=None, absent=(), no_tmp_in=(), timeout=TIMEOUT_S):
+    def __init__(self, name, argv, rc, names, also=None, out_dir=None, absent=(), no_tmp_in=(), timeout=TIMEOUT_S,
+                 env=None, present=()):
         self.name = name
         self.argv = argv
         self.rc = rc  # expected exit status
@@ -72,6 +73,8 @@ class Case:
         self.absent = list(absent)  # paths that must not exist afterwards
         self.no_tmp_in = list(no_tmp_in)  # directories that must hold no *.tmp.* afterwards
         self.timeout = timeout
+        self.env = env  # None: this process's environment (plus OMP_NUM_THREADS=1)
+        self.present = list(present)  # paths that must exist afterwards
 
 
 # ---------------------------------------------------------------------------------------
@@ -177,6 +180,26 @@ def build_cases(tmp):
     train_case("control: train --config GOOD", ["--config", good_cfg, "--data", good_shard], 0, [])
     one_tok = C.write("shard_one_token", ".bin", shard_bytes([7]))
     train_case("control: train on a 1-token shard (windows wrap)", ["--config", good_cfg, "--data", one_tok], 0, [])
+
+    # Valid files that take the reader's less common paths: F16 and BF16 tensors, and a
+    # header length that is not a multiple of 8 (every tensor unaligned in the mapping).
+    def bf16(a):
+        return (np.ascontiguousarray(a, dtype="<f4").view("<u4") >> 16).astype("<u2").tobytes()
+    mixed = []
+    for i, (n, d, shp, r) in enumerate(entries):
+        a = tensors[n]
+        mixed.append((n, "F16", shp, a.astype("<f2").tobytes()) if i % 3 == 1 else
+                     (n, "BF16", shp, bf16(a)) if i % 3 == 2 else (n, d, shp, r))
+    h, dd = st_layout(mixed)
+    ok_models = [("F16 and BF16 tensors", C.write("model_f16_bf16", ".safetensors", st_bytes(st_header_bytes(h, meta), dd)))]
+    hj = st_header_bytes(base_header, meta)
+    hj += b" " * (-len(hj) % 8 + 3)  # length = 3 mod 8
+    ok_models.append(("unaligned data (header length 3 mod 8)",
+                      C.write("model_unaligned", ".safetensors", st_bytes(hj, base_data, pad=False))))
+    for name, p in ok_models:
+        cases.append(Case(f"control: info, {name}", ["info", p], 0, []))
+        eval_case(f"control: eval, {name}", ["--model", p, "--data", good_shard], 0, [])
+        train_case(f"control: train, {name}", ["--model", p, "--data", good_shard], 0, [])
 
     # A finished run to resume from (made now: the resume cases need its state file).
     run_dir = os.path.join(tmp, "run")
@@ -486,6 +509,18 @@ def build_cases(tmp):
         ("state config invalid", state_dir("cfg", meta_edit={"config": cfg_with(n_heads=5)})),
         ("state config mismatches tensors", state_dir("cfgmis", meta_edit={"config": cfg_with(hidden_dim=64)})),
     ]
+    # Valid resumes. Without --out the run is saved back into DIR; the second one runs with an
+    # empty environment, so the argv strings sit at the very top of the stack (anything that
+    # reads past the end of the --resume argument faults there).
+    for name, env in (("with the default environment", None), ("with an empty environment", {})):
+        d = C.outdir("resume_ok")
+        os.makedirs(d)
+        for f in ("state.safetensors", "model.safetensors"):
+            with open(os.path.join(run_dir, f), "rb") as src, open(os.path.join(d, f), "wb") as dst:
+                dst.write(src.read())
+        cases.append(Case(f"control: resume a run without --out, {name}",
+                          ["train", "--threads", "1", "--quiet", "--steps", "2", "--resume", d], 0, [], env=env,
+                          present=[os.path.join(d, "metrics.jsonl")]))
     for name, d in resumes:
         out = C.outdir("resume_out")
         cases.append(Case(f"resume/{name}", ["train", "--resume", d, "--steps", "2", "--threads", "1", "--quiet",
@@ -613,7 +648,7 @@ def build_cases(tmp):
 
 
 def run_case(case, tmp):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1") if case.env is None else case.env
     try:
         p = subprocess.run([MTP] + case.argv, capture_output=True, timeout=case.timeout, cwd=tmp, env=env)
     except subprocess.TimeoutExpired:
@@ -650,6 +685,9 @@ def run_case(case, tmp):
                     why.append(f"left {f} in --out")
     elif p.returncode == 0 and case.out_dir and not os.path.exists(os.path.join(case.out_dir, "model.safetensors")):
         why.append("no model.safetensors written")
+    for a in case.present:
+        if not os.path.exists(a):
+            why.append(f"did not write {a}")
     for a in case.absent:
         if os.path.exists(a):
             why.append(f"left {a}")
