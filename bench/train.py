@@ -7,7 +7,8 @@ same run (issue #2's table). Every row runs in its own process, so peak RSS is t
 Rows: dim 384, n_layers 6, n_heads 6, hidden_dim 1024, B 8, T 256, vocab 256 and 8192;
 n_future_tokens 1, and 4 with the sequential (memory-efficient) and naive head orders.
 PyTorch runs tools/mtp_twin.py's model; its sequential order is the paper's recipe
-(backward each head into a detached trunk output, then one trunk backward)."""
+(backward each head into a detached trunk output, then one trunk backward). PyTorch gets the
+same OPENBLAS_CORETYPE that mtp chose (Debian's OpenBLAS misdetects recent CPUs)."""
 import argparse
 import json
 import os
@@ -66,8 +67,18 @@ def torch_row(vocab, n_future, schedule, steps, threads):
     return {"tok_per_s": B * T * (steps - 1) / el, "peak_rss_mb": rss}
 
 
-def run_json(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+def torch_env(mtp_backend):
+    """PyTorch loads the same Debian OpenBLAS: give it the kernel core mtp runs with, so the
+    baseline is not slowed by OpenBLAS's failure to recognise the CPU."""
+    env = dict(os.environ)
+    core = mtp_backend.rsplit("core ", 1)[-1].split(",")[0] if "core " in mtp_backend else ""
+    if core and "OPENBLAS_CORETYPE" not in env:
+        env["OPENBLAS_CORETYPE"] = core
+    return env
+
+
+def run_json(cmd, env=None):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -91,7 +102,7 @@ def main():
         m = run_json([a.mtp, "bench", "train", "--vocab", str(v), "--n-future", str(n), "--head-schedule", s,
                       "--steps", str(a.steps), "--threads", str(a.threads)])
         t = run_json([sys.executable, __file__, "--torch-row", str(v), str(n), s, "--steps", str(a.steps),
-                      "--threads", str(a.threads)])
+                      "--threads", str(a.threads)], env=torch_env(m["backend"]))
         mem[(v, n, s)] = m["peak_rss_mb"]
         print(f"{v:>5} {n:>2} {s:>10} | {m['tok_per_s']:>9.0f} {t['tok_per_s']:>11.0f} "
               f"{m['tok_per_s'] / t['tok_per_s']:>5.2f}x | {m['peak_rss_mb']:>7.0f} {t['peak_rss_mb']:>9.0f} "
