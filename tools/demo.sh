@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 tools/install_deps.sh
 make -s -j"$(nproc)"
 work=${1:-demo}
-steps=${MTP_DEMO_STEPS:-1500}
+steps=${MTP_DEMO_STEPS:-600}
 mkdir -p "$work"
 
 corpus=$(ls -d /usr/lib/python3.[0-9]* 2>/dev/null | sort -V | tail -n 1 || true)
@@ -23,7 +23,7 @@ JSON
 echo "== training a byte-level model with 4 future heads ($steps steps)"
 build/mtp train --config "$work/config.json" --data "$work/data/train.bin" \
     --val "$work/data/val.bin" --batch 16 --seq 128 --steps "$steps" --warmup 100 \
-    --lr 2e-3 --min-lr 2e-4 --eval-every 500 --save-every 500 --out "$work/run"
+    --lr 2e-3 --min-lr 2e-4 --eval-every 200 --save-every 200 --out "$work/run"
 build/mtp info "$work/run/model.safetensors"
 echo "== validation: loss and accuracy of each future head (head i predicts byte t+i)"
 build/mtp eval --model "$work/run/model.safetensors" --data "$work/data/val.bin" \
