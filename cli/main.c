@@ -14,6 +14,7 @@ static const struct {
     const char *help;
 } COMMANDS[] = {
     {"train", cmd_train, "train a multi-token model (new from --config, or from --model)"},
+    {"generate", cmd_generate, "continue prompts: plain or self-speculative decoding"},
     {"eval", cmd_eval, "per-head loss and accuracy of a model on a token shard"},
     {"info", cmd_info, "config and parameter counts of a model file"},
     {"prepare", cmd_prepare, "turn text/code files into byte-level token shards"},

@@ -175,6 +175,47 @@ void mtp_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const fl
     }
 }
 
+float mtp_dot(const float *a, const float *b, int n) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) acc[l] += a[i + l] * b[i + l];
+    for (int l = 0; i < n; i++, l++) acc[l] += a[i] * b[i];
+    float s = 0;
+    for (int l = 0; l < 16; l++) s += acc[l];
+    return s;
+}
+
+void mtp_matmul_rows(float *out, const float *x, const float *w, int R, int C, int OC, float beta) {
+    /* weight rows split across threads; each is read from memory once and reused from
+     * cache for every input row */
+#pragma omp parallel for schedule(static) if (OC >= 64)
+    for (int o = 0; o < OC; o++) {
+        const float *wo = w + (size_t)o * C;
+        for (int r = 0; r < R; r++) {
+            float d = mtp_dot(x + (size_t)r * C, wo, C);
+            float *dst = out + (size_t)r * OC + o;
+            *dst = beta == 0 ? d : *dst + d;
+        }
+    }
+}
+
+void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, int hd) {
+    int half = hd / 2;
+    for (int n = 0; n < R; n++) {
+        MTP_ASSERT(pos[n] >= 0 && pos[n] < r->T);
+        const float *cs = r->cos + (size_t)pos[n] * half, *sn = r->sin + (size_t)pos[n] * half;
+        for (int h = 0; h < nh; h++) {
+            float *v = x + (size_t)n * nh * hd + h * hd;
+            for (int j = 0; j < half; j++) {
+                float a = v[2 * j], b = v[2 * j + 1];
+                v[2 * j] = a * cs[j] - b * sn[j];
+                v[2 * j + 1] = a * sn[j] + b * cs[j];
+            }
+        }
+    }
+}
+
 void mtp_swiglu_fwd(float *g, const float *h1, const float *h3, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {

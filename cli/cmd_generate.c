@@ -1,0 +1,292 @@
+/* cmd_generate.c: `mtp generate`: prompts in, continuations out, plain or self-speculative.
+ * Byte-level models (vocab 256) take and print text; others take --prompt-tokens. */
+#define _GNU_SOURCE
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "checkpoint.h"
+#include "commands.h"
+#include "generate.h"
+
+static const char *HELP =
+    "usage: mtp generate --model FILE.safetensors (--prompt TEXT | --prompt-file FILE |\n"
+    "                    --prompt-tokens IDS)... [options]\n"
+    "  Each --prompt / --prompt-tokens (repeatable) is one sequence; all are decoded as one\n"
+    "  batch. Text prompts need a byte-level model (vocab 256).\n"
+    "  --prompt-file FILE  the file is one prompt; with --lines, each non-empty line is one\n"
+    "  -n, --max-tokens N  tokens to generate per prompt      [128]\n"
+    "  --spec S            none | block | tree                [block if the model has future heads]\n"
+    "  --draft K           future heads used (1 + drafted tokens) [all]\n"
+    "  --tree W1,W2,..     tree: candidates at drafted depth 1, 2, ..  [4,2,1,1,..]\n"
+    "  --temp T            0 = greedy (exact speculation); > 0 samples [0]\n"
+    "  --top-k K --top-p P sampling filters                   [off]\n"
+    "  --seed S            sampling seed                      [1]\n"
+    "  --threads N         threads                            [all cores]\n"
+    "  --json              one JSON object per prompt: tokens, text, tokens_per_forward,\n"
+    "                      accept (per drafted depth), tok_per_s, ttft_s\n"
+    "  --quiet             no statistics on stderr\n";
+
+typedef struct {
+    uint16_t **tok;
+    int *len, n;
+} prompt_list;
+
+static void add_prompt(prompt_list *p, uint16_t *tok, int len) {
+    p->tok = xrealloc(p->tok, (p->n + 1) * sizeof *p->tok);
+    p->len = xrealloc(p->len, (p->n + 1) * sizeof *p->len);
+    p->tok[p->n] = tok;
+    p->len[p->n++] = len;
+}
+
+static void add_text(prompt_list *p, const char *s, size_t n) {
+    uint16_t *t = xmalloc((n ? n : 1) * sizeof(uint16_t));
+    for (size_t i = 0; i < n; i++) t[i] = (unsigned char)s[i];
+    add_prompt(p, t, (int)n);
+}
+
+static int add_ids(prompt_list *p, const char *s) {
+    int cap = 16, n = 0;
+    uint16_t *t = xmalloc(cap * sizeof(uint16_t));
+    for (const char *c = s; *c;) {
+        char *end;
+        long v = strtol(c, &end, 10);
+        if (end == c || v < 0 || v > 65535 || (*end && *end != ',')) {
+            free(t);
+            return -1;
+        }
+        if (n == cap) t = xrealloc(t, (cap *= 2) * sizeof(uint16_t));
+        t[n++] = (uint16_t)v;
+        c = *end ? end + 1 : end;
+    }
+    add_prompt(p, t, n);
+    return 0;
+}
+
+typedef struct {
+    int stream; /* print text as it arrives (one byte-level prompt, not --json) */
+} stream_ctx;
+
+static void on_tokens(int seq, const uint16_t *tok, int n, void *ctx) {
+    stream_ctx *c = ctx;
+    if (!c->stream || seq != 0) return;
+    for (int i = 0; i < n; i++) putchar(tok[i]);
+    fflush(stdout);
+}
+
+/* Bytes as a JSON-safe UTF-8 string: invalid sequences become U+FFFD. */
+static char *utf8_clean(const uint16_t *t, int n) {
+    char *out = xmalloc((size_t)n * 3 + 1), *w = out;
+    for (int i = 0; i < n;) {
+        int b = t[i], len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+        int ok = len > 0 && i + len <= n && b > 0;
+        for (int k = 1; ok && k < len; k++) ok = t[i + k] < 256 && (t[i + k] & 0xC0) == 0x80;
+        if (ok) {
+            for (int k = 0; k < len; k++) *w++ = (char)t[i + k];
+            i += len;
+        } else {
+            memcpy(w, "\xEF\xBF\xBD", 3);
+            w += 3;
+            i++;
+        }
+    }
+    *w = 0;
+    return out;
+}
+
+static double tokens_per_forward(const mtp_gen_result *r) {
+    return r->forwards ? (double)r->n / r->forwards : 0;
+}
+
+static void print_json(int i, const mtp_gen_result *r, int depths, int bytes) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "prompt", i);
+    cJSON *t = cJSON_AddArrayToObject(o, "tokens");
+    for (int k = 0; k < r->n; k++) cJSON_AddItemToArray(t, cJSON_CreateNumber(r->tokens[k]));
+    if (bytes) {
+        char *s = utf8_clean(r->tokens, r->n);
+        cJSON_AddStringToObject(o, "text", s);
+        free(s);
+    } else {
+        cJSON_AddNullToObject(o, "text");
+    }
+    cJSON_AddNumberToObject(o, "forwards", (double)r->forwards);
+    cJSON_AddNumberToObject(o, "tokens_per_forward", tokens_per_forward(r));
+    cJSON *a = cJSON_AddArrayToObject(o, "accept");
+    for (int d = 1; d <= depths; d++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(r->drafted[d] ? (double)r->accepted[d] / r->drafted[d] : 0));
+    double decode_s = r->total_s - r->first_token_s;
+    cJSON_AddNumberToObject(o, "tok_per_s", r->n > 1 && decode_s > 0 ? (r->n - 1) / decode_s : 0);
+    cJSON_AddNumberToObject(o, "ttft_s", r->first_token_s);
+    cJSON_AddNumberToObject(o, "total_s", r->total_s);
+    char *s = cJSON_PrintUnformatted(o);
+    puts(s);
+    cJSON_free(s);
+    cJSON_Delete(o);
+}
+
+static void print_stats(const mtp_gen_result *res, int n, int depths) {
+    int64_t tokens = 0, fw = 0;
+    double t = 0, ttft = 0;
+    for (int i = 0; i < n; i++) {
+        tokens += res[i].n;
+        fw = res[i].forwards > fw ? res[i].forwards : fw;
+        t = res[i].total_s > t ? res[i].total_s : t;
+        ttft = res[i].first_token_s > ttft ? res[i].first_token_s : ttft;
+    }
+    fprintf(stderr, "\n[%lld tokens, %d prompt(s), %lld passes | %.2f tokens/pass per prompt | "
+                    "%.1f tok/s | first token %.1f ms",
+            (long long)tokens, n, (long long)fw, fw ? (double)tokens / n / fw : 0,
+            t > ttft ? (tokens - n) / (t - ttft) : 0, 1e3 * ttft);
+    if (depths) {
+        fprintf(stderr, " | accepted at depth");
+        for (int d = 1; d <= depths; d++) {
+            int64_t dr = 0, ac = 0;
+            for (int i = 0; i < n; i++) dr += res[i].drafted[d], ac += res[i].accepted[d];
+            fprintf(stderr, " %d: %.0f%%", d, dr ? 100.0 * ac / dr : 0);
+        }
+    }
+    fprintf(stderr, "]\n");
+}
+
+int cmd_generate(int argc, char **argv) {
+    static const struct option LONG[] = {
+        {"model", 1, 0, 'm'}, {"prompt", 1, 0, 'p'}, {"prompt-file", 1, 0, 'f'},
+        {"prompt-tokens", 1, 0, 'i'}, {"lines", 0, 0, 'L'}, {"max-tokens", 1, 0, 'n'},
+        {"spec", 1, 0, 'S'}, {"draft", 1, 0, 'd'}, {"tree", 1, 0, 'T'}, {"temp", 1, 0, 't'},
+        {"top-k", 1, 0, 'k'}, {"top-p", 1, 0, 'P'}, {"seed", 1, 0, 's'}, {"threads", 1, 0, 'j'},
+        {"json", 0, 0, 'J'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    const char *model = NULL, *spec = NULL, *files[64];
+    const char *texts[256], *ids[256];
+    int nfiles = 0, ntexts = 0, nids = 0, lines = 0, threads = 0, json = 0, quiet = 0, c, bad = 0;
+    mtp_gen_opts o = {.max_tokens = 128, .seed = 1, .sampling = {0, 0, 1}};
+    float tree[MTP_MAX_FUTURE];
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":n:", LONG, NULL)) != -1 && !bad) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'p':
+            if (ntexts == 256) return usage_error("generate", "--prompt: at most 256");
+            texts[ntexts++] = optarg;
+            break;
+        case 'i':
+            if (nids == 256) return usage_error("generate", "--prompt-tokens: at most 256");
+            ids[nids++] = optarg;
+            break;
+        case 'f':
+            if (nfiles == 64) return usage_error("generate", "--prompt-file: at most 64");
+            files[nfiles++] = optarg;
+            break;
+        case 'L': lines = 1; break;
+        case 'n': bad = arg_int("generate", "--max-tokens", optarg, 0, 1 << 24, &o.max_tokens); break;
+        case 'S': spec = optarg; break;
+        case 'd': bad = arg_int("generate", "--draft", optarg, 1, MTP_MAX_FUTURE, &o.draft); break;
+        case 'T':
+            o.tree_depths = arg_floats("generate", "--tree", optarg, tree, MTP_MAX_FUTURE - 1);
+            bad = o.tree_depths <= 0;
+            for (int d = 0; d < o.tree_depths && !bad; d++) {
+                o.tree_width[d] = (int)tree[d];
+                if (o.tree_width[d] < 1 || o.tree_width[d] != tree[d])
+                    bad = usage_error("generate", "--tree: widths are integers >= 1, got '%s'", optarg);
+            }
+            break;
+        case 't': bad = arg_float("generate", "--temp", optarg, 0, 100, &o.sampling.temp); break;
+        case 'k': bad = arg_int("generate", "--top-k", optarg, 0, 1 << 20, &o.sampling.top_k); break;
+        case 'P': bad = arg_float("generate", "--top-p", optarg, 0.000001, 1, &o.sampling.top_p); break;
+        case 's': bad = arg_u64("generate", "--seed", optarg, &o.seed); break;
+        case 'j': bad = arg_int("generate", "--threads", optarg, 1, 1024, &threads); break;
+        case 'J': json = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(HELP, stdout); return 0;
+        default: return options_error("generate", c, argv);
+        }
+    }
+    if (bad) return EXIT_USAGE;
+    if (optind < argc) return usage_error("generate", "unexpected argument '%s'", argv[optind]);
+    if (!model) return usage_error("generate", "--model is required");
+    if (ntexts + nids + nfiles == 0)
+        return usage_error("generate", "give a prompt: --prompt, --prompt-file or --prompt-tokens");
+    if (spec && strcmp(spec, "none") && strcmp(spec, "block") && strcmp(spec, "tree"))
+        return usage_error("generate", "--spec: expected none, block or tree, got '%s'", spec);
+
+    mtp_model m;
+    mtp_err err;
+    if (mtp_model_load(&m, model, &err)) {
+        fprintf(stderr, "mtp generate: %s\n", err.msg);
+        return EXIT_BAD_INPUT;
+    }
+    int bytes = m.cfg.vocab_size == 256, rc = 0;
+    if (!spec) spec = m.cfg.n_future > 1 ? "block" : "none";
+    o.spec = !strcmp(spec, "block") ? MTP_SPEC_BLOCK : !strcmp(spec, "tree") ? MTP_SPEC_TREE : MTP_SPEC_NONE;
+    if (o.spec != MTP_SPEC_NONE && m.cfg.n_future < 2) {
+        mtp_model_free(&m);
+        return usage_error("generate", "--spec %s needs a model with future heads (this one has 1)", spec);
+    }
+    if (o.draft > m.cfg.n_future) {
+        int nf = m.cfg.n_future;
+        mtp_model_free(&m);
+        return usage_error("generate", "--draft %d: the model has %d future heads", o.draft, nf);
+    }
+    prompt_list p = {0};
+    if ((ntexts || nfiles) && !bytes)
+        rc = usage_error("generate", "text prompts need a byte-level model (vocab 256); use --prompt-tokens");
+    for (int i = 0; i < ntexts && !rc; i++) add_text(&p, texts[i], strlen(texts[i]));
+    for (int i = 0; i < nids && !rc; i++)
+        if (add_ids(&p, ids[i]))
+            rc = usage_error("generate", "--prompt-tokens: expected comma-separated ids, got '%s'", ids[i]);
+    for (int i = 0; i < nfiles && !rc; i++) {
+        char *data;
+        size_t len;
+        if (mtp_read_file(files[i], &data, &len, &err)) {
+            fprintf(stderr, "mtp generate: %s\n", err.msg);
+            rc = EXIT_BAD_INPUT;
+            break;
+        }
+        if (!lines) {
+            add_text(&p, data, len);
+        } else {
+            for (char *s = data, *e; s < data + len; s = e + 1) {
+                e = memchr(s, '\n', data + len - s);
+                if (!e) e = data + len;
+                if (e > s) add_text(&p, s, e - s);
+            }
+        }
+        free(data);
+    }
+    mtp_gen_result *res = NULL;
+    if (!rc) {
+        cli_setup_threads(threads, 0);
+        res = xcalloc(p.n, sizeof *res);
+        stream_ctx sc = {bytes && p.n == 1 && !json};
+        if (mtp_generate(&m, (const uint16_t *const *)p.tok, p.len, p.n, &o, res, on_tokens, &sc, &err)) {
+            fprintf(stderr, "mtp generate: %s\n", err.msg);
+            rc = EXIT_BAD_INPUT;
+        }
+    }
+    if (!rc) {
+        int depths = o.spec == MTP_SPEC_NONE ? 0 : (o.draft ? o.draft : m.cfg.n_future) - 1;
+        if (o.spec == MTP_SPEC_TREE && o.tree_depths && o.tree_depths < depths) depths = o.tree_depths;
+        for (int i = 0; i < p.n; i++) {
+            if (json) {
+                print_json(i, &res[i], depths, bytes);
+            } else if (!(bytes && p.n == 1)) {
+                printf("--- prompt %d\n", i + 1);
+                for (int k = 0; k < res[i].n; k++)
+                    bytes ? (void)putchar(res[i].tokens[k]) : (void)printf("%s%u", k ? "," : "", res[i].tokens[k]);
+                putchar('\n');
+            }
+        }
+        if (!quiet && !json) print_stats(res, p.n, depths);
+    }
+    for (int i = 0; res && i < p.n; i++) free(res[i].tokens);
+    free(res);
+    for (int i = 0; i < p.n; i++) free(p.tok[i]);
+    free(p.tok);
+    free(p.len);
+    mtp_model_free(&m);
+    return rc;
+}

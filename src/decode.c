@@ -1,0 +1,171 @@
+/* decode.c: see decode.h. The block code mirrors block_forward in model.c, with row
+ * kernels and a cache in place of the (B, T) layout. */
+#include "decode.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int max_rows,
+                     mtp_err *err) {
+    const mtp_config *c = &m->cfg;
+    memset(d, 0, sizeof *d);
+    size_t kv = mtp_kv_dim(c), dim = c->dim, f = c->hidden_dim, R = max_rows;
+    size_t cache = (size_t)c->n_layers * n_seq * cap * kv;
+    if (mtp_check_fits(2 * cache * sizeof(float), "the KV cache", err)) return -1;
+    d->m = m;
+    d->n_seq = n_seq;
+    d->cap = cap;
+    d->max_rows = max_rows;
+    d->len = xcalloc(n_seq, sizeof(int));
+    d->kc = falloc(cache);
+    d->vc = falloc(cache);
+    mtp_rope_init(&d->rope, cap, mtp_head_dim(c), c->rope_theta);
+    d->z = falloc(R * dim);
+    d->x = falloc(R * dim);
+    d->xn = falloc(R * dim);
+    d->q = falloc(R * dim);
+    d->k = falloc(R * kv);
+    d->v = falloc(R * kv);
+    d->ao = falloc(R * dim);
+    d->h1 = falloc(R * f);
+    d->h3 = falloc(R * f);
+    d->zn = falloc(R * c->n_future * dim);
+    d->scores = falloc(R * c->n_heads * (size_t)cap);
+    d->chain = xmalloc(R * (size_t)cap * sizeof(int));
+    d->nkeys = xmalloc(R * sizeof(int));
+    return 0;
+}
+
+void mtp_decoder_free(mtp_decoder *d) {
+    free(d->len);
+    free(d->kc);
+    free(d->vc);
+    mtp_rope_free(&d->rope);
+    float *bufs[] = {d->z, d->x, d->xn, d->q, d->k, d->v, d->ao, d->h1, d->h3, d->zn, d->scores};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+    free(d->chain);
+    free(d->nkeys);
+    memset(d, 0, sizeof *d);
+}
+
+static float *cache_at(const mtp_decoder *d, float *base, int block, int seq, int slot) {
+    size_t kv = mtp_kv_dim(&d->m->cfg);
+    return base + (((size_t)block * d->n_seq + seq) * d->cap + slot) * kv;
+}
+
+void mtp_decoder_move(mtp_decoder *d, int seq, int dst, int src) {
+    size_t bytes = mtp_kv_dim(&d->m->cfg) * sizeof(float);
+    for (int b = 0; b < d->m->cfg.n_layers; b++) {
+        memmove(cache_at(d, d->kc, b, seq, dst), cache_at(d, d->kc, b, seq, src), bytes);
+        memmove(cache_at(d, d->vc, b, seq, dst), cache_at(d, d->vc, b, seq, src), bytes);
+    }
+}
+
+/* The slots each row attends to, in order: committed prefix, ancestors, itself. */
+static void build_chains(mtp_decoder *d, const mtp_row *rows, int R) {
+    for (int r = 0; r < R; r++) {
+        int *ch = d->chain + (size_t)r * d->cap, depth = 0;
+        for (int a = r; a >= 0; a = rows[a].parent) {
+            MTP_ASSERT(rows[a].parent < a && rows[a].seq == rows[r].seq);
+            depth++;
+        }
+        int n = d->len[rows[r].seq];
+        MTP_ASSERT(n + depth <= d->cap);
+        for (int i = 0; i < n; i++) ch[i] = i;
+        int at = n + depth;
+        for (int a = r; a >= 0; a = rows[a].parent) ch[--at] = rows[a].slot;
+        d->nkeys[r] = n + depth;
+    }
+}
+
+/* ao (R, dim): each row's attention over its chain, one (row, head) per task. */
+static void attention_rows(mtp_decoder *d, int block, const mtp_row *rows, int R) {
+    const mtp_config *c = &d->m->cfg;
+    int H = c->n_heads, hd = mtp_head_dim(c), group = H / c->n_kv_heads, kvd = mtp_kv_dim(c);
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for schedule(static)
+    for (int rh = 0; rh < R * H; rh++) {
+        int r = rh / H, h = rh % H, g = h / group, n = d->nkeys[r], seq = rows[r].seq;
+        const int *ch = d->chain + (size_t)r * d->cap;
+        const float *q = d->q + (size_t)r * c->dim + h * hd;
+        float *s = d->scores + (size_t)rh * d->cap, mx = -INFINITY, sum = 0;
+        const float *kbase = cache_at(d, d->kc, block, seq, 0) + g * hd;
+        const float *vbase = cache_at(d, d->vc, block, seq, 0) + g * hd;
+        for (int j = 0; j < n; j++) {
+            s[j] = mtp_dot(q, kbase + (size_t)ch[j] * kvd, hd) * scale;
+            mx = s[j] > mx ? s[j] : mx;
+        }
+        for (int j = 0; j < n; j++) sum += s[j] = expf(s[j] - mx);
+        float inv = 1.0f / sum, *o = d->ao + (size_t)r * c->dim + h * hd;
+        for (int e = 0; e < hd; e++) o[e] = 0;
+        for (int j = 0; j < n; j++) {
+            const float *v = vbase + (size_t)ch[j] * kvd;
+            float p = s[j] * inv;
+            for (int e = 0; e < hd; e++) o[e] += p * v[e];
+        }
+    }
+}
+
+/* x (R, dim) <- block(x), writing keys and values to the rows' slots in the block's cache. */
+static void block_rows(mtp_decoder *d, int block, const mtp_row *rows, int R, const int *pos) {
+    const mtp_config *c = &d->m->cfg;
+    int dim = c->dim, kvd = mtp_kv_dim(c), f = c->hidden_dim, hd = mtp_head_dim(c);
+    mtp_block_ptrs w = mtp_block_at(&d->m->lay, d->m->params, block);
+    mtp_rmsnorm_fwd(d->xn, d->ao, d->x, w.attn_norm, R, dim, c->norm_eps); /* ao: rstd scratch */
+    mtp_matmul_rows(d->q, d->xn, w.wq, R, dim, dim, 0);
+    mtp_matmul_rows(d->k, d->xn, w.wk, R, dim, kvd, 0);
+    mtp_matmul_rows(d->v, d->xn, w.wv, R, dim, kvd, 0);
+    mtp_rope_rows(d->q, &d->rope, pos, R, c->n_heads, hd);
+    mtp_rope_rows(d->k, &d->rope, pos, R, c->n_kv_heads, hd);
+    for (int r = 0; r < R; r++) {
+        memcpy(cache_at(d, d->kc, block, rows[r].seq, rows[r].slot), d->k + (size_t)r * kvd, kvd * sizeof(float));
+        memcpy(cache_at(d, d->vc, block, rows[r].seq, rows[r].slot), d->v + (size_t)r * kvd, kvd * sizeof(float));
+    }
+    attention_rows(d, block, rows, R);
+    mtp_matmul_rows(d->x, d->ao, w.wo, R, dim, dim, 1);
+    mtp_rmsnorm_fwd(d->xn, d->ao, d->x, w.ffn_norm, R, dim, c->norm_eps);
+    mtp_matmul_rows(d->h1, d->xn, w.w1, R, dim, f, 0);
+    mtp_matmul_rows(d->h3, d->xn, w.w3, R, dim, f, 0);
+    mtp_swiglu_fwd(d->h1, d->h1, d->h3, (size_t)R * f);
+    mtp_matmul_rows(d->x, d->h1, w.w2, R, f, dim, 1);
+}
+
+void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int n_heads, float *logits) {
+    const mtp_config *c = &d->m->cfg;
+    int dim = c->dim, V = c->vocab_size, nt = mtp_n_trunk(c);
+    MTP_ASSERT(R > 0 && R <= d->max_rows && n_heads >= 1 && n_heads <= c->n_future);
+    int pos[R];
+    for (int r = 0; r < R; r++) {
+        MTP_ASSERT(rows[r].token < V && rows[r].seq >= 0 && rows[r].seq < d->n_seq);
+        MTP_ASSERT(rows[r].slot >= d->len[rows[r].seq] && rows[r].slot < d->cap);
+        pos[r] = rows[r].pos;
+        memcpy(d->x + (size_t)r * dim, d->m->params + d->m->lay.tok_emb + (size_t)rows[r].token * dim,
+               dim * sizeof(float));
+    }
+    build_chains(d, rows, R);
+    for (int l = 0; l < nt; l++) block_rows(d, l, rows, R, pos);
+    memcpy(d->z, d->x, (size_t)R * dim * sizeof(float));
+
+    /* future heads, each on the trunk output; normed outputs of the rows that want
+     * logits are gathered so that the unembedding reads its weights once */
+    int nwant = 0;
+    for (int r = 0; r < R; r++) nwant += rows[r].logits >= 0;
+    for (int r = 0; r < R; r++) MTP_ASSERT(rows[r].logits < nwant); /* indices 0..nwant-1 */
+    float *rstd = d->ao; /* scratch */
+    for (int h = 1; h <= n_heads; h++) {
+        if (h > 1) memcpy(d->x, d->z, (size_t)R * dim * sizeof(float));
+        block_rows(d, nt + h - 1, rows, R, pos);
+        for (int r = 0; r < R; r++) {
+            if (rows[r].logits < 0) continue;
+            float *zn = d->zn + ((size_t)rows[r].logits * n_heads + h - 1) * dim;
+            mtp_rmsnorm_fwd(zn, rstd, d->x + (size_t)r * dim, d->m->params + d->m->lay.norm, 1, dim,
+                            c->norm_eps);
+        }
+    }
+    if (nwant)
+        mtp_matmul_rows(logits, d->zn, d->m->params + d->m->lay.output, nwant * n_heads, dim, V, 0);
+}

@@ -1,0 +1,60 @@
+/* decode.h: KV-cached forward passes for generation. A pass takes any set of new tokens
+ * ("rows") from any of the decoder's sequences; each row names its position, the cache
+ * slot its keys and values go to, and its parent row in the same pass (or -1: the
+ * sequence's committed prefix). A row attends to the committed prefix, then its chain of
+ * ancestors, then itself, in that order: a causal block of drafts is a chain, a tree of
+ * candidates is a tree, and a plain step is one row.
+ *
+ * Every block has a cache, trunk and future heads alike: a head is a full transformer
+ * layer attending over the whole prefix, so its cache must hold every position even
+ * though it only drafts at the last one. A pass runs future heads 1..n_heads; heads it
+ * does not run cost nothing (plain decoding runs head 1 only).
+ *
+ * All kernels are batch-invariant (ops.h), so a row's logits are bit-identical whether it
+ * is decoded alone, in a batch, or as part of a speculative verification. */
+#ifndef MTP_DECODE_H
+#define MTP_DECODE_H
+
+#include <stdint.h>
+
+#include "model.h"
+
+typedef struct {
+    int seq;        /* which sequence's cache */
+    int pos;        /* position (rotary angle; equals the slot once committed) */
+    int slot;       /* cache slot for this row's keys and values */
+    int parent;     /* earlier row of this pass it follows, or -1 (the committed prefix) */
+    int logits;     /* index into the logits output, or -1; the rows that want logits
+                       number them 0, 1, ... (each index once) */
+    uint16_t token;
+} mtp_row;
+
+typedef struct {
+    const mtp_model *m;
+    int n_seq, cap, max_rows;
+    int *len;            /* (n_seq) committed prefix: slots [0, len) in position order */
+    float *kc, *vc;      /* (n_layers, n_seq, cap, kv_dim), keys after rotary */
+    mtp_rope rope;       /* positions 0..cap-1 */
+    /* scratch for max_rows rows */
+    float *z, *x, *xn, *q, *k, *v, *ao, *h1, *h3, *zn; /* (R,dim|kv|hidden); zn (R*n,dim) */
+    float *scores;       /* (R * n_heads, cap) attention weights */
+    int *chain;          /* (R, cap) keys each row attends to, as slots */
+    int *nkeys;          /* (R) */
+} mtp_decoder;
+
+/* cap: slots per sequence (at most max_seq_len); max_rows: rows per pass. */
+int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int max_rows,
+                     mtp_err *err);
+void mtp_decoder_free(mtp_decoder *d);
+
+/* One pass: rows (R <= max_rows) through the trunk and future heads 1..n_heads, writing
+ * their keys and values into every block they pass; for rows with logits >= 0,
+ * logits[(row.logits * n_heads + h - 1) * V ...] receives head h's logits. Rows must be
+ * ordered so that a parent precedes its children. Does not change len. */
+void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int n_heads, float *logits);
+
+/* Copies the keys and values at slot src to slot dst of sequence seq in every block (to
+ * compact an accepted tree path into position order). */
+void mtp_decoder_move(mtp_decoder *d, int seq, int dst, int src);
+
+#endif

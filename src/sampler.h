@@ -1,0 +1,34 @@
+/* sampler.h: turning logits into a token: greedy argmax, or a distribution shaped by
+ * temperature, top-k and top-p (nucleus) and a draw from it; plus the residual
+ * distribution of speculative sampling. */
+#ifndef MTP_SAMPLER_H
+#define MTP_SAMPLER_H
+
+typedef struct {
+    float temp;  /* 0: greedy */
+    int top_k;   /* 0: off */
+    float top_p; /* 1: off */
+} mtp_sampling;
+
+/* Index of the largest logit (the first, on ties). */
+int mtp_argmax(const float *logits, int V);
+
+typedef struct {
+    float p;
+    int id;
+} mtp_prob_id;
+
+/* probs (V) = softmax(logits / temp), keeping only the top_k most likely tokens and the
+ * smallest set whose mass reaches top_p, renormalised. scratch (V) is working space. */
+void mtp_probs(float *probs, const float *logits, int V, const mtp_sampling *s,
+               mtp_prob_id *scratch);
+
+/* Token drawn from probs (summing to 1) with a uniform u in [0, 1). */
+int mtp_draw(const float *probs, int V, double u);
+
+/* In place: p <- normalise(max(0, p - q)), the distribution to draw from after a drafted
+ * token is rejected (Leviathan et al. 2023). Returns 0 if the residual is empty (p == q),
+ * in which case p is left unchanged. */
+int mtp_residual(float *p, const float *q, int V);
+
+#endif

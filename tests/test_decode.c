@@ -1,0 +1,343 @@
+/* test_decode.c: generation.
+ * - KV-cached logits (prompt in one pass, then token by token) equal a full recompute by
+ *   the training forward pass, for every future head;
+ * - a row's logits are bit-identical alone and among other rows (batch invariance);
+ * - block and tree speculation reproduce plain greedy output exactly, n_future 2..8,
+ *   several tree shapes, random and trained models, many prompts;
+ * - a batch decodes each prompt exactly as it decodes alone;
+ * - speculative sampling draws from head 1's distribution (chi-square against the exact
+ *   joint distribution of the first tokens);
+ * - bad prompts are refused with a message. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "data.h"
+#include "decode.h"
+#include "generate.h"
+#include "rng.h"
+#include "train.h"
+
+static int passed, failed;
+
+static void expect(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void expect(int ok, const char *fmt, ...) {
+    if (ok) {
+        passed++;
+        return;
+    }
+    failed++;
+    va_list ap;
+    va_start(ap, fmt);
+    printf("FAIL ");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+}
+
+static void make_model(mtp_model *m, int nf, int n_layers, int vocab, float std, uint64_t seed) {
+    char json[300];
+    snprintf(json, sizeof json,
+             "{\"dim\":32,\"n_layers\":%d,\"n_heads\":4,\"n_kv_heads\":2,\"vocab_size\":%d,"
+             "\"hidden_dim\":48,\"max_seq_len\":96,\"n_future_tokens\":%d}", n_layers, vocab, nf);
+    mtp_config c;
+    mtp_err err;
+    MTP_ASSERT(mtp_config_parse(&c, json, "test", &err) == 0);
+    MTP_ASSERT(mtp_model_init(m, &c, &err) == 0);
+    mtp_model_randomize(m, seed);
+    /* larger weights than the default init: decisive, varied distributions */
+    for (size_t i = 0; i < m->lay.total; i++)
+        if (m->params[i] != 1.0f) m->params[i] *= std / 0.02f;
+}
+
+/* Trains m briefly on a noisy periodic sequence, so that its heads agree often. */
+static void train_periodic(mtp_model *m, int steps) {
+    char path[] = "/tmp/mtp-test-decode-XXXXXX";
+    int fd = mkstemp(path);
+    MTP_ASSERT(fd >= 0);
+    close(fd);
+    enum { N = 8192 };
+    static uint16_t tok[N];
+    mtp_rng r = {3};
+    int V = m->cfg.vocab_size;
+    for (int i = 0; i < N; i++)
+        tok[i] = mtp_rng_uniform(&r) < 0.1 ? (uint16_t)mtp_rng_below(&r, V) : (uint16_t)((i * 7 / 3) % V);
+    mtp_err err;
+    MTP_ASSERT(mtp_shard_write(path, tok, N, &err) == 0);
+    mtp_train_opts o;
+    mtp_train_opts_default(&o);
+    snprintf(o.data, sizeof o.data, "%s", path);
+    o.batch = 4, o.seq = 48, o.steps = steps, o.warmup = 5, o.lr = 1e-2f, o.min_lr = 1e-3f;
+    MTP_ASSERT(mtp_train(m, &o, NULL, NULL, NULL, &err) == 0);
+    unlink(path);
+}
+
+/* ---- KV cache vs full forward ------------------------------------------------------ */
+
+static void test_cache_vs_full(int nf) {
+    mtp_model m;
+    make_model(&m, nf, nf + 2, 37, 0.05f, 11 + nf);
+    int T = 20, P = 7, V = 37;
+    mtp_err err;
+    uint16_t window[20 + 8];
+    mtp_rng r = {5};
+    for (int i = 0; i < T + nf; i++) window[i] = (uint16_t)mtp_rng_below(&r, V);
+    mtp_acts a;
+    MTP_ASSERT(mtp_acts_init(&a, &m.cfg, 1, T, MTP_HEADS_NAIVE, 0, &err) == 0);
+    mtp_step(&m, &a, window, NULL, NULL, 0, NULL);
+    mtp_decoder d;
+    MTP_ASSERT(mtp_decoder_init(&d, &m, 1, m.cfg.max_seq_len, T, &err) == 0);
+    float *lg = falloc((size_t)T * nf * V);
+    mtp_row rows[20];
+    /* the prompt in one pass, logits for every row; then one token per pass */
+    for (int j = 0; j < P; j++) rows[j] = (mtp_row){0, j, j, j - 1, j, window[j]};
+    mtp_decoder_forward(&d, rows, P, nf, lg);
+    d.len[0] = P;
+    for (int j = P; j < T; j++) {
+        mtp_row one = {0, j, j, -1, 0, window[j]};
+        mtp_decoder_forward(&d, &one, 1, nf, lg + (size_t)j * nf * V);
+        d.len[0] = j + 1;
+    }
+    double worst = 0;
+    for (int j = 0; j < T; j++)
+        for (int h = 1; h <= nf; h++)
+            for (int v = 0; v < V; v++) {
+                double x = lg[((size_t)j * nf + h - 1) * V + v], y = a.heads[h - 1].logits[(size_t)j * V + v];
+                worst = fmax(worst, fabs(x - y) / fmax(1.0, fabs(y)));
+            }
+    /* different kernels (BLAS vs batch-invariant rows), same float math: reordered sums */
+    expect(worst < 1e-4, "n_future %d: cached logits differ from a full forward by %.3g", nf, worst);
+    free(lg);
+    mtp_decoder_free(&d);
+    mtp_acts_free(&a);
+    mtp_model_free(&m);
+}
+
+/* ---- batch invariance ------------------------------------------------------------- */
+
+static void test_batch_invariance(void) {
+    mtp_model m;
+    make_model(&m, 3, 5, 41, 0.05f, 21);
+    int V = 41, nf = 3;
+    mtp_err err;
+    mtp_decoder d1, d2;
+    MTP_ASSERT(mtp_decoder_init(&d1, &m, 1, 64, 16, &err) == 0);
+    MTP_ASSERT(mtp_decoder_init(&d2, &m, 3, 64, 16, &err) == 0);
+    uint16_t toks[10] = {1, 5, 9, 2, 40, 7, 7, 3, 0, 11};
+    mtp_row rows[16];
+    float *l1 = falloc(16 * nf * V), *l2 = falloc(16 * nf * V);
+    for (int j = 0; j < 10; j++) rows[j] = (mtp_row){0, j, j, j - 1, j, toks[j]};
+    mtp_decoder_forward(&d1, rows, 10, nf, l1);
+    /* the same sequence as sequence 1 of 3, its rows between others' */
+    int R = 0;
+    for (int j = 0; j < 3; j++, R++) rows[R] = (mtp_row){0, j, j, j ? R - 1 : -1, R, (uint16_t)(j + 3)};
+    int first = R;
+    for (int j = 0; j < 10; j++, R++) rows[R] = (mtp_row){1, j, j, j ? R - 1 : -1, R, toks[j]};
+    rows[R] = (mtp_row){2, 0, 0, -1, R, 17};
+    R++;
+    mtp_decoder_forward(&d2, rows, R, nf, l2);
+    expect(!memcmp(l1, l2 + (size_t)first * nf * V, (size_t)10 * nf * V * sizeof(float)),
+           "a sequence's logits change when other rows share the pass");
+    free(l1);
+    free(l2);
+    mtp_decoder_free(&d1);
+    mtp_decoder_free(&d2);
+    mtp_model_free(&m);
+}
+
+/* ---- speculative greedy == plain greedy ------------------------------------------- */
+
+static int gen(const mtp_model *m, const uint16_t *const *prompts, const int *lens, int n,
+               mtp_gen_opts o, mtp_gen_result *res) {
+    mtp_err err;
+    int rc = mtp_generate(m, prompts, lens, n, &o, res, NULL, NULL, &err);
+    if (rc) printf("generate failed: %s\n", err.msg);
+    return rc;
+}
+
+static double mean_tpf(const mtp_gen_result *r, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (double)r[i].n / r[i].forwards;
+    return s / n;
+}
+
+static void test_exact_greedy(const mtp_model *m, const char *what) {
+    enum { NP = 6, NT = 40 };
+    int V = m->cfg.vocab_size, nf = m->cfg.n_future;
+    uint16_t buf[NP][12];
+    const uint16_t *prompts[NP];
+    int lens[NP];
+    mtp_rng r = {nf * 101};
+    for (int i = 0; i < NP; i++) {
+        lens[i] = 1 + (int)mtp_rng_below(&r, 11);
+        for (int j = 0; j < lens[i]; j++) buf[i][j] = (uint16_t)mtp_rng_below(&r, V);
+        prompts[i] = buf[i];
+    }
+    mtp_gen_result plain[NP], spec[NP], alone;
+    mtp_gen_opts o = {.spec = MTP_SPEC_NONE, .max_tokens = NT};
+    MTP_ASSERT(gen(m, prompts, lens, NP, o, plain) == 0);
+    struct {
+        mtp_spec spec;
+        int draft, depths, w[3];
+    } modes[] = {{MTP_SPEC_BLOCK, 0, 0, {0}}, {MTP_SPEC_BLOCK, 2, 0, {0}},
+                 {MTP_SPEC_TREE, 0, 0, {0}},  {MTP_SPEC_TREE, 0, 2, {2, 2}},
+                 {MTP_SPEC_TREE, 0, 3, {3, 1, 2}}, {MTP_SPEC_TREE, 0, 1, {5}}};
+    for (size_t k = 0; k < sizeof modes / sizeof *modes; k++) {
+        o = (mtp_gen_opts){.spec = modes[k].spec, .draft = modes[k].draft, .max_tokens = NT,
+                           .tree_depths = modes[k].depths};
+        memcpy(o.tree_width, modes[k].w, sizeof modes[k].w);
+        MTP_ASSERT(gen(m, prompts, lens, NP, o, spec) == 0);
+        int same = 1;
+        for (int i = 0; i < NP; i++)
+            same &= spec[i].n == NT && !memcmp(spec[i].tokens, plain[i].tokens, NT * sizeof(uint16_t));
+        expect(same, "%s n_future %d mode %zu: speculative output differs from plain greedy", what,
+               nf, k);
+        if (k == 0 || k == 2)
+            printf("  %s n_future %d %s: %.2f tokens/pass\n", what, nf,
+                   k == 0 ? "block" : "tree ", mean_tpf(spec, NP));
+        /* batched == alone, for one prompt */
+        MTP_ASSERT(gen(m, prompts + 3, lens + 3, 1, o, &alone) == 0);
+        expect(!memcmp(alone.tokens, spec[3].tokens, NT * sizeof(uint16_t)),
+               "%s n_future %d mode %zu: batched output differs from the prompt alone", what, nf, k);
+        free(alone.tokens);
+        for (int i = 0; i < NP; i++) free(spec[i].tokens);
+    }
+    for (int i = 0; i < NP; i++) free(plain[i].tokens);
+}
+
+/* ---- speculative sampling is exact -------------------------------------------------- */
+
+/* Exact P(t1 t2 t3 | prompt) under head 1 at temperature 1, from the decoder. */
+static void exact_joint(const mtp_model *m, const uint16_t *prompt, int P, double *joint) {
+    int V = m->cfg.vocab_size;
+    mtp_err err;
+    mtp_decoder d;
+    MTP_ASSERT(mtp_decoder_init(&d, m, 1, m->cfg.max_seq_len, P + 3, &err) == 0);
+    float *lg = falloc(V), *p = falloc(V);
+    mtp_prob_id *scr = xmalloc(V * sizeof *scr);
+    mtp_sampling s = {1, 0, 1};
+    mtp_row rows[16];
+    for (int a = 0; a < V; a++)
+        for (int b = 0; b < V; b++) {
+            uint16_t seq[16];
+            memcpy(seq, prompt, P * sizeof(uint16_t));
+            seq[P] = (uint16_t)a;
+            seq[P + 1] = (uint16_t)b;
+            double pr = 1;
+            for (int k = 0; k < 3; k++) { /* P(t_{k+1} | prompt, t_1..t_k) */
+                d.len[0] = 0;
+                for (int j = 0; j < P + k; j++)
+                    rows[j] = (mtp_row){0, j, j, j - 1, j == P + k - 1 ? 0 : -1, seq[j]};
+                mtp_decoder_forward(&d, rows, P + k, 1, lg);
+                mtp_probs(p, lg, V, &s, scr);
+                if (k < 2) {
+                    pr *= p[seq[P + k]];
+                } else {
+                    for (int c = 0; c < V; c++) joint[(a * V + b) * V + c] = pr * p[c];
+                }
+            }
+        }
+    free(lg);
+    free(p);
+    free(scr);
+    mtp_decoder_free(&d);
+}
+
+static void test_sampling(void) {
+    mtp_model m;
+    make_model(&m, 4, 5, 4, 0.3f, 77);
+    enum { V = 4, BATCH = 250, ROUNDS = 24 };
+    uint16_t prompt[3] = {1, 3, 0};
+    double joint[V * V * V];
+    exact_joint(&m, prompt, 3, joint);
+    const uint16_t *prompts[BATCH];
+    int lens[BATCH];
+    for (int i = 0; i < BATCH; i++) prompts[i] = prompt, lens[i] = 3;
+    mtp_spec modes[] = {MTP_SPEC_NONE, MTP_SPEC_BLOCK, MTP_SPEC_TREE};
+    const char *names[] = {"plain", "block", "tree"};
+    for (int k = 0; k < 3; k++) {
+        double count[V * V * V] = {0};
+        double acc = 0, drafted = 0;
+        mtp_gen_result res[BATCH];
+        for (int round = 0; round < ROUNDS; round++) {
+            mtp_gen_opts o = {.spec = modes[k], .max_tokens = 3, .seed = 1000 * round + 7,
+                              .sampling = {1, 0, 1}};
+            MTP_ASSERT(gen(&m, prompts, lens, BATCH, o, res) == 0);
+            for (int i = 0; i < BATCH; i++) {
+                count[(res[i].tokens[0] * V + res[i].tokens[1]) * V + res[i].tokens[2]]++;
+                acc += res[i].accepted[1];
+                drafted += res[i].drafted[1];
+                free(res[i].tokens);
+            }
+        }
+        /* chi-square over cells with expected count >= 5, the rest pooled */
+        double n = BATCH * ROUNDS, chi = 0, pool_e = 0, pool_o = 0;
+        int df = -1;
+        for (int c = 0; c < V * V * V; c++) {
+            double e = joint[c] * n;
+            if (e >= 5) {
+                chi += (count[c] - e) * (count[c] - e) / e;
+                df++;
+            } else {
+                pool_e += e;
+                pool_o += count[c];
+            }
+        }
+        if (pool_e > 0) chi += (pool_o - pool_e) * (pool_o - pool_e) / pool_e, df++;
+        /* 99.9% quantile of chi-square (Wilson-Hilferty), so a correct sampler fails 1 in 1000 */
+        double z = 3.09, crit = df * pow(1 - 2.0 / (9 * df) + z * sqrt(2.0 / (9 * df)), 3);
+        printf("  sampling %s: chi-square %.1f on %d dof (critical %.1f), depth-1 acceptance %.2f\n",
+               names[k], chi, df, crit, drafted ? acc / drafted : 0);
+        expect(chi < crit, "%s sampling: token frequencies differ from head 1's distribution", names[k]);
+        if (k) expect(acc > 0 && acc < drafted, "%s sampling: drafts never/always accepted", names[k]);
+    }
+    mtp_model_free(&m);
+}
+
+static void test_bad_prompts(void) {
+    mtp_model m;
+    make_model(&m, 2, 3, 10, 0.02f, 1);
+    mtp_gen_opts o = {.spec = MTP_SPEC_BLOCK, .max_tokens = 4};
+    mtp_gen_result res;
+    mtp_err err;
+    uint16_t big[100] = {0}, bad[2] = {1, 10};
+    const uint16_t *p[1] = {big};
+    int len = 0;
+    expect(mtp_generate(&m, p, &len, 1, &o, &res, NULL, NULL, &err) == -1 && strstr(err.msg, "empty"),
+           "empty prompt accepted");
+    len = 96;
+    expect(mtp_generate(&m, p, &len, 1, &o, &res, NULL, NULL, &err) == -1 && strstr(err.msg, "max_seq_len"),
+           "prompt as long as max_seq_len accepted");
+    p[0] = bad;
+    len = 2;
+    expect(mtp_generate(&m, p, &len, 1, &o, &res, NULL, NULL, &err) == -1 && strstr(err.msg, "out of range"),
+           "out-of-range token id accepted");
+    /* a prompt just short of max_seq_len: stops when the context is full, never overruns */
+    p[0] = big;
+    len = 94;
+    o.max_tokens = 50;
+    MTP_ASSERT(mtp_generate(&m, p, &len, 1, &o, &res, NULL, NULL, &err) == 0);
+    expect(res.hit_max_seq_len && res.n <= 3, "generation ran past max_seq_len (%d tokens)", res.n);
+    free(res.tokens);
+    mtp_model_free(&m);
+}
+
+int main(void) {
+    for (int nf = 1; nf <= 4; nf++) test_cache_vs_full(nf);
+    test_batch_invariance();
+    for (int nf = 2; nf <= 8; nf++) {
+        mtp_model m;
+        make_model(&m, nf, nf + 1, 8, 0.3f, 100 + nf);
+        test_exact_greedy(&m, "random ");
+        train_periodic(&m, 40);
+        test_exact_greedy(&m, "trained");
+        mtp_model_free(&m);
+    }
+    test_sampling();
+    test_bad_prompts();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
