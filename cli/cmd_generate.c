@@ -21,7 +21,7 @@ static const char *HELP =
     "  -n, --max-tokens N  tokens to generate per prompt      [128]\n"
     "  --spec S            none | block | tree                [block if the model has future heads]\n"
     "  --draft K           future heads used (1 + drafted tokens) [all]\n"
-    "  --tree W1,W2,..     tree: candidates at drafted depth 1, 2, ..  [4,2,1,1,..]\n"
+    "  --tree W1,W2,..     tree: candidates at drafted depth 1, 2, ..  [2,1,1,..]\n"
     "  --temp T            0 = greedy (exact speculation); > 0 samples [0]\n"
     "  --top-k K --top-p P sampling filters                   [off]\n"
     "  --seed S            sampling seed                      [1]\n"

@@ -40,7 +40,7 @@ typedef struct {
 } gen;
 
 void mtp_default_tree(int *width, int depths) {
-    for (int d = 0; d < depths; d++) width[d] = d == 0 ? 4 : d == 1 ? 2 : 1;
+    for (int d = 0; d < depths; d++) width[d] = d == 0 ? 2 : 1;
 }
 
 static int greedy(const gen *g) { return g->o->sampling.temp <= 0; }

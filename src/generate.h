@@ -48,7 +48,8 @@ typedef struct {
 /* Called after every pass with the tokens a sequence gained (n may be 0). */
 typedef void (*mtp_gen_cb)(int seq, const uint16_t *tokens, int n, void *ctx);
 
-/* The default tree shape for k drafted depths: 4, 2, 1, 1, ... candidates. */
+/* The default tree shape for k drafted depths: 2, 1, 1, ... candidates (small: on a CPU
+ * every extra row costs compute). */
 void mtp_default_tree(int *width, int depths);
 
 /* Generates for n prompts as one batch. Prompts must be non-empty, shorter than the
