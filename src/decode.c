@@ -25,6 +25,7 @@ int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int
     d->vc = falloc(cache);
     mtp_rope_init(&d->rope, cap, mtp_head_dim(c), c->rope_theta);
     d->z = falloc(R * dim);
+    d->zt = falloc(R * dim);
     d->x = falloc(R * dim);
     d->xn = falloc(R * dim);
     d->q = falloc(R * dim);
@@ -45,7 +46,7 @@ void mtp_decoder_free(mtp_decoder *d) {
     free(d->kc);
     free(d->vc);
     mtp_rope_free(&d->rope);
-    float *bufs[] = {d->z, d->x, d->xn, d->q, d->k, d->v, d->ao, d->h1, d->h3, d->zn, d->scores};
+    float *bufs[] = {d->z, d->zt, d->x, d->xn, d->q, d->k, d->v, d->ao, d->h1, d->h3, d->zn, d->scores};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
     free(d->chain);
     free(d->nkeys);
@@ -110,21 +111,30 @@ static void attention_rows(mtp_decoder *d, int block, const mtp_row *rows, int R
     }
 }
 
-/* x (R, dim) <- block(x), writing keys and values to the rows' slots in the block's cache. */
-static void block_rows(mtp_decoder *d, int block, const mtp_row *rows, int R, const int *pos) {
+/* Keys and values of x (R, dim) for a block, stored at the rows' slots; leaves the
+ * normed input in xn. */
+static void block_kv(mtp_decoder *d, int block, const mtp_row *rows, int R, const int *pos) {
     const mtp_config *c = &d->m->cfg;
-    int dim = c->dim, kvd = mtp_kv_dim(c), f = c->hidden_dim, hd = mtp_head_dim(c);
+    int dim = c->dim, kvd = mtp_kv_dim(c);
     mtp_block_ptrs w = mtp_block_at(&d->m->lay, d->m->params, block);
     mtp_rmsnorm_fwd(d->xn, d->ao, d->x, w.attn_norm, R, dim, c->norm_eps); /* ao: rstd scratch */
-    mtp_matmul_rows(d->q, d->xn, w.wq, R, dim, dim, 0);
     mtp_matmul_rows(d->k, d->xn, w.wk, R, dim, kvd, 0);
     mtp_matmul_rows(d->v, d->xn, w.wv, R, dim, kvd, 0);
-    mtp_rope_rows(d->q, &d->rope, pos, R, c->n_heads, hd);
-    mtp_rope_rows(d->k, &d->rope, pos, R, c->n_kv_heads, hd);
+    mtp_rope_rows(d->k, &d->rope, pos, R, c->n_kv_heads, mtp_head_dim(c));
     for (int r = 0; r < R; r++) {
         memcpy(cache_at(d, d->kc, block, rows[r].seq, rows[r].slot), d->k + (size_t)r * kvd, kvd * sizeof(float));
         memcpy(cache_at(d, d->vc, block, rows[r].seq, rows[r].slot), d->v + (size_t)r * kvd, kvd * sizeof(float));
     }
+}
+
+/* x (R, dim) <- block(x), writing keys and values to the rows' slots in the block's cache. */
+static void block_rows(mtp_decoder *d, int block, const mtp_row *rows, int R, const int *pos) {
+    const mtp_config *c = &d->m->cfg;
+    int dim = c->dim, f = c->hidden_dim;
+    mtp_block_ptrs w = mtp_block_at(&d->m->lay, d->m->params, block);
+    block_kv(d, block, rows, R, pos);
+    mtp_matmul_rows(d->q, d->xn, w.wq, R, dim, dim, 0);
+    mtp_rope_rows(d->q, &d->rope, pos, R, c->n_heads, mtp_head_dim(c));
     attention_rows(d, block, rows, R);
     mtp_matmul_rows(d->x, d->ao, w.wo, R, dim, dim, 1);
     mtp_rmsnorm_fwd(d->xn, d->ao, d->x, w.ffn_norm, R, dim, c->norm_eps);
@@ -134,10 +144,26 @@ static void block_rows(mtp_decoder *d, int block, const mtp_row *rows, int R, co
     mtp_matmul_rows(d->x, d->h1, w.w2, R, f, dim, 1);
 }
 
-void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int n_heads, float *logits) {
+/* Head h's logits for each row's block output in x: logits (R, nh) slots at column col. */
+static void head_logits(mtp_decoder *d, const mtp_row *rows, int R, int nh, int col, float *logits) {
+    const mtp_config *c = &d->m->cfg;
+    int dim = c->dim, nwant = 0;
+    for (int r = 0; r < R; r++) {
+        if (rows[r].logits < 0) continue;
+        float *zn = d->zn + ((size_t)rows[r].logits * nh + col) * dim;
+        mtp_rmsnorm_fwd(zn, d->ao, d->x + (size_t)r * dim, d->m->params + d->m->lay.norm, 1, dim,
+                        c->norm_eps);
+        nwant++;
+    }
+    if (nwant && col == nh - 1) /* all heads normed: one unembedding, weights read once */
+        mtp_matmul_rows(logits, d->zn, d->m->params + d->m->lay.output, nwant * nh, dim,
+                        c->vocab_size, 0);
+}
+
+void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_heads, float *logits) {
     const mtp_config *c = &d->m->cfg;
     int dim = c->dim, V = c->vocab_size, nt = mtp_n_trunk(c);
-    MTP_ASSERT(R > 0 && R <= d->max_rows && n_heads >= 1 && n_heads <= c->n_future);
+    MTP_ASSERT(R > 0 && R <= d->max_rows && kv_heads >= 1 && kv_heads <= c->n_future);
     int pos[R];
     for (int r = 0; r < R; r++) {
         MTP_ASSERT(rows[r].token < V && rows[r].seq >= 0 && rows[r].seq < d->n_seq);
@@ -150,22 +176,30 @@ void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int n_heads
     for (int l = 0; l < nt; l++) block_rows(d, l, rows, R, pos);
     memcpy(d->z, d->x, (size_t)R * dim * sizeof(float));
 
-    /* future heads, each on the trunk output; normed outputs of the rows that want
-     * logits are gathered so that the unembedding reads its weights once */
     int nwant = 0;
     for (int r = 0; r < R; r++) nwant += rows[r].logits >= 0;
     for (int r = 0; r < R; r++) MTP_ASSERT(rows[r].logits < nwant); /* indices 0..nwant-1 */
-    float *rstd = d->ao; /* scratch */
-    for (int h = 1; h <= n_heads; h++) {
-        if (h > 1) memcpy(d->x, d->z, (size_t)R * dim * sizeof(float));
-        block_rows(d, nt + h - 1, rows, R, pos);
-        for (int r = 0; r < R; r++) {
-            if (rows[r].logits < 0) continue;
-            float *zn = d->zn + ((size_t)rows[r].logits * n_heads + h - 1) * dim;
-            mtp_rmsnorm_fwd(zn, rstd, d->x + (size_t)r * dim, d->m->params + d->m->lay.norm, 1, dim,
-                            c->norm_eps);
-        }
+    (void)V;
+    /* the drafting heads' caches: keys and values from the trunk output */
+    for (int h = 2; h <= kv_heads; h++) block_kv(d, nt + h - 1, rows, R, pos);
+    block_rows(d, nt, rows, R, pos); /* head 1 */
+    head_logits(d, rows, R, 1, 0, logits);
+}
+
+void mtp_decoder_draft(mtp_decoder *d, const mtp_row *rows, const int *zrow, int R, int first,
+                       int last, float *logits) {
+    const mtp_config *c = &d->m->cfg;
+    int dim = c->dim, nt = mtp_n_trunk(c), nh = last - first + 1, pos[R];
+    MTP_ASSERT(R > 0 && R <= d->max_rows && first >= 1 && last <= c->n_future && nh >= 1);
+    for (int r = 0; r < R; r++) {
+        MTP_ASSERT(rows[r].logits == r && rows[r].parent < 0);
+        pos[r] = rows[r].pos;
+        memcpy(d->zt + (size_t)r * dim, d->z + (size_t)zrow[r] * dim, dim * sizeof(float));
     }
-    if (nwant)
-        mtp_matmul_rows(logits, d->zn, d->m->params + d->m->lay.output, nwant * n_heads, dim, V, 0);
+    build_chains(d, rows, R);
+    for (int h = first; h <= last; h++) {
+        memcpy(d->x, d->zt, (size_t)R * dim * sizeof(float));
+        block_rows(d, nt + h - 1, rows, R, pos);
+        head_logits(d, rows, R, nh, h - first, logits);
+    }
 }

@@ -7,8 +7,12 @@
  *
  * Every block has a cache, trunk and future heads alike: a head is a full transformer
  * layer attending over the whole prefix, so its cache must hold every position even
- * though it only drafts at the last one. A pass runs future heads 1..n_heads; heads it
- * does not run cost nothing (plain decoding runs head 1 only).
+ * though it only drafts at the last one. But a head's keys and values at a position need
+ * only the trunk output there (a norm and two projections), not the head's attention and
+ * feed-forward. So a pass runs head 1 fully on every row and only fills the other heads'
+ * caches ("kv heads"); once verification has picked the row to draft from, a draft pass
+ * runs the drafting heads fully on that one row. Heads a pass does not touch cost nothing
+ * (plain decoding runs head 1 only).
  *
  * All kernels are batch-invariant (ops.h), so a row's logits are bit-identical whether it
  * is decoded alone, in a batch, or as part of a speculative verification. */
@@ -36,7 +40,7 @@ typedef struct {
     float *kc, *vc;      /* (n_layers, n_seq, cap, kv_dim), keys after rotary */
     mtp_rope rope;       /* positions 0..cap-1 */
     /* scratch for max_rows rows */
-    float *z, *x, *xn, *q, *k, *v, *ao, *h1, *h3, *zn; /* (R,dim|kv|hidden); zn (R*n,dim) */
+    float *z, *zt, *x, *xn, *q, *k, *v, *ao, *h1, *h3, *zn; /* (R,dim|kv|hidden); zn (R*n,dim) */
     float *scores;       /* (R * n_heads, cap) attention weights */
     int *chain;          /* (R, cap) keys each row attends to, as slots */
     int *nkeys;          /* (R) */
@@ -47,11 +51,18 @@ int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int
                      mtp_err *err);
 void mtp_decoder_free(mtp_decoder *d);
 
-/* One pass: rows (R <= max_rows) through the trunk and future heads 1..n_heads, writing
- * their keys and values into every block they pass; for rows with logits >= 0,
- * logits[(row.logits * n_heads + h - 1) * V ...] receives head h's logits. Rows must be
- * ordered so that a parent precedes its children. Does not change len. */
-void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int n_heads, float *logits);
+/* One pass: rows (R <= max_rows) through the trunk and future head 1; heads 2..kv_heads
+ * only store their keys and values. For rows with logits >= 0, logits[row.logits * V ...]
+ * receives head 1's logits. Rows must be ordered so that a parent precedes its children.
+ * The trunk outputs stay available to mtp_decoder_draft. Does not change len. */
+void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_heads, float *logits);
+
+/* Future heads first..last run fully on R rows whose trunk outputs are rows zrow[i] of
+ * the last mtp_decoder_forward, at the rows' positions and slots (each row attends to its
+ * sequence's committed prefix, then itself: set len to the row's slot first).
+ * logits[(i * (last - first + 1) + h - first) * V ...] receives head h's logits. */
+void mtp_decoder_draft(mtp_decoder *d, const mtp_row *rows, const int *zrow, int R, int first,
+                       int last, float *logits);
 
 /* Copies the keys and values at slot src to slot dst of sequence seq in every block (to
  * compact an accepted tree path into position order). */

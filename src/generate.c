@@ -34,9 +34,10 @@ typedef struct {
     mtp_decoder dec;
     seq_state *st;
     mtp_gen_result *res;
-    float *logits, *p;             /* (rows * heads, V), (V) */
+    float *logits, *dlogits, *p;   /* head 1 (rows, V); drafting heads (n, depths, V); (V) */
     mtp_prob_id *scratch;          /* (V) */
-    mtp_row *rows;
+    mtp_row *rows, *drows;         /* a pass's rows; the draft pass's rows (n) */
+    int *zrow;                     /* (n) the pass row each draft row continues */
 } gen;
 
 void mtp_default_tree(int *width, int depths) {
@@ -45,9 +46,7 @@ void mtp_default_tree(int *width, int depths) {
 
 static int greedy(const gen *g) { return g->o->sampling.temp <= 0; }
 
-static const float *logits_of(const gen *g, int row, int head) {
-    return g->logits + ((size_t)row * g->heads + head - 1) * g->V;
-}
+static const float *logits_of(const gen *g, int row) { return g->logits + (size_t)row * g->V; }
 
 /* Appends tokens to a sequence's output, up to max_tokens. */
 static void emit(gen *g, int s, const uint16_t *tok, int n, mtp_gen_cb cb, void *ctx) {
@@ -60,20 +59,19 @@ static void emit(gen *g, int s, const uint16_t *tok, int n, mtp_gen_cb cb, void 
     if (cb) cb(s, tok, n, ctx);
 }
 
-/* From the logits of the row that ends the accepted prefix: head 1 picks the next token
- * (unless given), heads 2.. draft the candidates for the next pass. */
-static void choose_and_draft(gen *g, int s, int row, int have_next) {
+/* Head 1's choice from its logits: argmax, or a draw. */
+static uint16_t choose(gen *g, int s, const float *lg) {
+    if (greedy(g)) return (uint16_t)mtp_argmax(lg, g->V);
+    mtp_probs(g->p, lg, g->V, &g->o->sampling, g->scratch);
+    return (uint16_t)mtp_draw(g->p, g->V, mtp_rng_uniform(&g->st[s].rng));
+}
+
+/* The candidates for the next pass from draft row i's logits of heads 2..: the top
+ * tokens (greedy), or independent draws from each head's distribution q. */
+static void draft(gen *g, int s, int i) {
     seq_state *st = &g->st[s];
-    if (!have_next) {
-        if (greedy(g)) {
-            st->next = (uint16_t)mtp_argmax(logits_of(g, row, 1), g->V);
-        } else {
-            mtp_probs(g->p, logits_of(g, row, 1), g->V, &g->o->sampling, g->scratch);
-            st->next = (uint16_t)mtp_draw(g->p, g->V, mtp_rng_uniform(&st->rng));
-        }
-    }
     for (int d = 0; d < g->depths; d++) {
-        const float *lg = logits_of(g, row, d + 2);
+        const float *lg = g->dlogits + ((size_t)i * g->depths + d) * g->V;
         st->ncand[d] = g->width[d];
         if (greedy(g)) { /* the top width[d] tokens, best first */
             for (int c = 0; c < g->width[d]; c++) {
@@ -121,7 +119,7 @@ static int verify(gen *g, int s, int *path) {
     int cur = 0, a = 0;
     path[0] = 0;
     for (;;) {
-        const float *lg = logits_of(g, st->row0 + cur, 1);
+        const float *lg = logits_of(g, st->row0 + cur);
         int child = -1;
         if (greedy(g)) {
             int tok = mtp_argmax(lg, g->V);
@@ -160,6 +158,22 @@ static void forward(gen *g, int R) {
         if (r == 0 || g->rows[r].seq != g->rows[r - 1].seq) g->res[g->rows[r].seq].forwards++;
 }
 
+/* The draft pass: for every sequence s in todo (nt of them) whose committed prefix now
+ * ends with pass row zrow, the drafting heads run on that row and propose candidates.
+ * The row is the last committed token: len excludes it during the pass. */
+static void draft_pass(gen *g, const int *todo, int nt) {
+    if (g->depths == 0 || nt == 0) return;
+    for (int i = 0; i < nt; i++) {
+        int s = todo[i], slot = --g->dec.len[s];
+        g->drows[i] = (mtp_row){s, slot, slot, -1, i, 0};
+    }
+    mtp_decoder_draft(&g->dec, g->drows, g->zrow, nt, 2, g->heads, g->dlogits);
+    for (int i = 0; i < nt; i++) {
+        g->dec.len[todo[i]]++;
+        draft(g, todo[i], i);
+    }
+}
+
 static int check_prompts(const mtp_model *m, const uint16_t *const *prompts, const int *lens,
                          int n, mtp_err *err) {
     for (int s = 0; s < n; s++) {
@@ -191,6 +205,7 @@ int mtp_generate(const mtp_model *m, const uint16_t *const *prompts, const int *
     } else {
         for (int d = 0; d < g.depths; d++) g.width[d] = 1;
     }
+    g.heads = g.depths + 1; /* heads beyond the drafted depths are never needed */
     int max_nodes = 1, level = 1;
     for (int d = 0; d < g.depths; d++) {
         if (g.width[d] < 1) return mtp_fail(err, "tree width %d at depth %d", g.width[d], d + 1);
@@ -204,7 +219,11 @@ int mtp_generate(const mtp_model *m, const uint16_t *const *prompts, const int *
     int max_rows = prompt_rows > n * max_nodes ? prompt_rows : n * max_nodes;
     if (mtp_decoder_init(&g.dec, m, n, m->cfg.max_seq_len, max_rows, err)) return -1;
     g.st = xcalloc(n, sizeof(seq_state));
-    g.logits = falloc((size_t)max_rows * g.heads * g.V);
+    g.logits = falloc((size_t)max_rows * g.V);
+    g.dlogits = falloc((size_t)n * (g.depths > 0 ? g.depths : 1) * g.V);
+    g.drows = xmalloc(n * sizeof(mtp_row));
+    g.zrow = xmalloc(n * sizeof(int));
+    int *todo = xmalloc(n * sizeof(int));
     g.p = falloc(g.V);
     g.scratch = xmalloc(g.V * sizeof(mtp_prob_id));
     g.rows = xmalloc(max_rows * sizeof(mtp_row));
@@ -223,12 +242,18 @@ int mtp_generate(const mtp_model *m, const uint16_t *const *prompts, const int *
         for (int j = 0; j < lens[s]; j++, R++)
             g.rows[R] = (mtp_row){s, j, j, j ? R - 1 : -1, j == lens[s] - 1 ? s : -1, prompts[s][j]};
     forward(&g, R);
-    for (int s = 0; s < n; s++) {
+    int nt = 0;
+    for (int s = 0, row = 0; s < n; row += lens[s], s++) {
         g.dec.len[s] = lens[s];
         if (g.st[s].done) continue;
-        choose_and_draft(&g, s, s, 0);
-        emit(&g, s, &g.st[s].next, 1, cb, ctx);
-        res[s].first_token_s = mtp_now() - t0;
+        g.st[s].next = choose(&g, s, logits_of(&g, s));
+        g.zrow[nt] = row + lens[s] - 1;
+        todo[nt++] = s;
+    }
+    draft_pass(&g, todo, nt);
+    for (int i = 0; i < nt; i++) {
+        emit(&g, todo[i], &g.st[todo[i]].next, 1, cb, ctx);
+        res[todo[i]].first_token_s = mtp_now() - t0;
     }
 
     int path[MTP_MAX_TREE_NODES];
@@ -252,6 +277,7 @@ int mtp_generate(const mtp_model *m, const uint16_t *const *prompts, const int *
         }
         if (R == 0) break;
         forward(&g, R);
+        nt = 0;
         for (int s = 0; s < n; s++) {
             seq_state *st = &g.st[s];
             if (st->done) continue;
@@ -267,15 +293,21 @@ int mtp_generate(const mtp_model *m, const uint16_t *const *prompts, const int *
                 if (path[i] != i) mtp_decoder_move(&g.dec, s, base + i, base + path[i]);
             }
             g.dec.len[s] = base + a + 1;
-            choose_and_draft(&g, s, st->row0 + path[a], 1);
+            g.zrow[nt] = st->row0 + path[a];
+            todo[nt++] = s;
             out[a] = st->next;
             emit(&g, s, out, a + 1, cb, ctx);
         }
+        draft_pass(&g, todo, nt);
     }
     for (int s = 0; s < n; s++) res[s].total_s = mtp_now() - t0;
     for (int s = 0; s < n; s++) free(g.st[s].q);
     free(g.st);
     free(g.logits);
+    free(g.dlogits);
+    free(g.drows);
+    free(g.zrow);
+    free(todo);
     free(g.p);
     free(g.scratch);
     free(g.rows);

@@ -90,20 +90,24 @@ static void test_cache_vs_full(int nf) {
     mtp_step(&m, &a, window, NULL, NULL, 0, NULL);
     mtp_decoder d;
     MTP_ASSERT(mtp_decoder_init(&d, &m, 1, m.cfg.max_seq_len, T, &err) == 0);
-    float *lg = falloc((size_t)T * nf * V);
+    float *lg = falloc((size_t)T * nf * V), *h1 = falloc((size_t)T * V);
     mtp_row rows[20];
-    /* the prompt in one pass, logits for every row; then one token per pass */
+    /* the prompt in one pass (head 1 logits for every row); then one token per pass, each
+     * followed by a draft pass for heads 2..n on it */
     for (int j = 0; j < P; j++) rows[j] = (mtp_row){0, j, j, j - 1, j, window[j]};
-    mtp_decoder_forward(&d, rows, P, nf, lg);
+    mtp_decoder_forward(&d, rows, P, nf, h1);
+    for (int j = 0; j < P; j++) memcpy(lg + (size_t)j * nf * V, h1 + (size_t)j * V, V * sizeof(float));
     d.len[0] = P;
     for (int j = P; j < T; j++) {
         mtp_row one = {0, j, j, -1, 0, window[j]};
+        int zrow = 0;
         mtp_decoder_forward(&d, &one, 1, nf, lg + (size_t)j * nf * V);
+        if (nf > 1) mtp_decoder_draft(&d, &one, &zrow, 1, 2, nf, lg + ((size_t)j * nf + 1) * V);
         d.len[0] = j + 1;
     }
     double worst = 0;
     for (int j = 0; j < T; j++)
-        for (int h = 1; h <= nf; h++)
+        for (int h = 1; h <= (j < P ? 1 : nf); h++)
             for (int v = 0; v < V; v++) {
                 double x = lg[((size_t)j * nf + h - 1) * V + v], y = a.heads[h - 1].logits[(size_t)j * V + v];
                 worst = fmax(worst, fabs(x - y) / fmax(1.0, fabs(y)));
@@ -111,6 +115,7 @@ static void test_cache_vs_full(int nf) {
     /* different kernels (BLAS vs batch-invariant rows), same float math: reordered sums */
     expect(worst < 1e-4, "n_future %d: cached logits differ from a full forward by %.3g", nf, worst);
     free(lg);
+    free(h1);
     mtp_decoder_free(&d);
     mtp_acts_free(&a);
     mtp_model_free(&m);
@@ -139,8 +144,21 @@ static void test_batch_invariance(void) {
     rows[R] = (mtp_row){2, 0, 0, -1, R, 17};
     R++;
     mtp_decoder_forward(&d2, rows, R, nf, l2);
-    expect(!memcmp(l1, l2 + (size_t)first * nf * V, (size_t)10 * nf * V * sizeof(float)),
+    expect(!memcmp(l1, l2 + (size_t)first * V, (size_t)10 * V * sizeof(float)),
            "a sequence's logits change when other rows share the pass");
+    /* drafting heads on its last row, alone and beside another sequence's row */
+    d1.len[0] = 9;
+    mtp_row dr[2] = {{0, 9, 9, -1, 0, 0}, {0, 0, 0, -1, 1, 0}};
+    int z1[1] = {9}, z2[2] = {first + 9, 0};
+    mtp_decoder_draft(&d1, dr, z1, 1, 2, nf, l1);
+    d2.len[1] = 9;
+    d2.len[0] = 2;
+    dr[0].seq = 1;
+    dr[1] = (mtp_row){0, 2, 2, -1, 1, 0};
+    z2[1] = 2;
+    mtp_decoder_draft(&d2, dr, z2, 2, 2, nf, l2);
+    expect(!memcmp(l1, l2, (size_t)(nf - 1) * V * sizeof(float)),
+           "drafting heads' logits change when other rows share the pass");
     free(l1);
     free(l2);
     mtp_decoder_free(&d1);

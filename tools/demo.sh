@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build, then train a small byte-level model with
 # 4 future heads on a code corpus found on this machine (the Python standard library if
-# installed, else mtp's own sources) and report each head's validation loss and accuracy.
+# installed, else mtp's own sources), report each head's validation loss and accuracy,
+# then decode the same continuation with and without self-speculation and compare speeds.
 # Usage: tools/demo.sh [WORKDIR]     (default: demo/; MTP_DEMO_STEPS overrides the length)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +29,12 @@ build/mtp info "$work/run/model.safetensors"
 echo "== validation: loss and accuracy of each future head (head i predicts byte t+i)"
 build/mtp eval --model "$work/run/model.safetensors" --data "$work/data/val.bin" \
     --batch 8 --seq 128 --batches 16
+
+prompt=$'import os\nimport sys\n\n\ndef main(argv):\n    '
+for spec in none block tree; do
+    echo "== greedy continuation, --spec $spec"
+    build/mtp generate --model "$work/run/model.safetensors" --prompt "$prompt" -n 200 --spec $spec
+done
+echo "== decoding speed: plain vs self-speculative (outputs checked identical)"
+build/mtp bench decode --model "$work/run/model.safetensors" --data "$work/data/val.bin" \
+    --prompts 4 --prompt-len 64 -n 160
