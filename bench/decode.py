@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -79,7 +80,7 @@ def main():
     model.eval()
     tok = tw.read_shard(a.data).astype("int64")
     N = len(tok)
-    prompts = torch.tensor([tok[(N - a.prompt_len) // a.prompts * i:][:a.prompt_len] for i in range(a.prompts)])
+    prompts = torch.from_numpy(np.stack([tok[(N - a.prompt_len) // a.prompts * i:][:a.prompt_len] for i in range(a.prompts)]))
     results = {}
     for batch in (1, a.prompts):
         t0 = time.perf_counter()
