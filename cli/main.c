@@ -18,6 +18,7 @@ static const struct {
     {"eval", cmd_eval, "per-head loss and accuracy of a model on a token shard"},
     {"info", cmd_info, "config and parameter counts of a model file"},
     {"prepare", cmd_prepare, "turn text/code files into byte-level token shards"},
+    {"task", cmd_task, "the paper's synthetic tasks: samples, shards, test-set accuracy"},
     {"bench", cmd_bench, "benchmarks: 'mtp bench matmul', 'mtp bench train'"},
 };
 

@@ -1,0 +1,232 @@
+/* cmd_task.c: `mtp task poly|induction`: print samples, write training shards and test
+ * shards, and score a model on the fixed test sets (docs/tasks.md). */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "checkpoint.h"
+#include "commands.h"
+#include "data.h"
+#include "task_eval.h"
+#include "task_induction.h"
+#include "task_poly.h"
+
+static const char *HELP =
+    "usage: mtp task poly|induction [options]\n"
+    "  --print N          print N samples (fresh from --seed, or the test set with --test)\n"
+    "  --json             poly: one object per line: m, expr, answer (5 integers)\n"
+    "  --m M              poly: samples with exactly M operations   [1..5 at random]\n"
+    "  --test             print the fixed test set instead of fresh samples\n"
+    "  --seed S           training stream seed                      [1]\n"
+    "  --shard FILE --tokens N   write N tokens of training samples (never a test sample)\n"
+    "  --test-shard FILE  write the test set as a shard (for `mtp eval` per-head losses)\n"
+    "  --eval MODEL       accuracy on the test set (poly: per m, greedy, exact match of all\n"
+    "                     5 coefficients; induction: second token of repeated names)\n"
+    "  --m-max M          poly --eval: m = 1..M                     [10]\n"
+    "  --n N              test samples per m (poly) / stories (induction) [2000 / 1000]\n"
+    "  --threads N        threads\n";
+
+typedef struct {
+    int poly, print, json, m, test, m_max, n, threads;
+    uint64_t seed, tokens;
+    const char *shard, *test_shard, *eval;
+} task_opts;
+
+static void print_poly(const mtp_poly_sample *s, int json) {
+    char expr[4096];
+    mtp_poly_expr_text(s, expr, sizeof expr);
+    const uint8_t *c = s->answer.c;
+    if (json)
+        printf("{\"m\":%d,\"expr\":\"%s\",\"answer\":[%d,%d,%d,%d,%d]}\n", s->m, expr, c[0], c[1], c[2], c[3], c[4]);
+    else
+        printf("m=%d  %s = [%d,%d,%d,%d,%d]\n", s->m, expr, c[0], c[1], c[2], c[3], c[4]);
+}
+
+static void print_story(const mtp_story *s, int json) {
+    if (json) printf("{\"tokens\":[");
+    for (int i = 0; i < s->n; i++) {
+        if (json)
+            printf("%s%u", i ? "," : "", s->tok[i]);
+        else
+            printf("%s%s", i && s->tok[i] ? " " : "", mtp_induction_word(s->tok[i]));
+    }
+    if (json) {
+        printf("],\"scored\":[");
+        for (int i = 0; i < s->n_scored; i++) printf("%s%d", i ? "," : "", s->scored[i]);
+        printf("]}\n");
+    }
+}
+
+/* Appends sample tokens to buf until it holds n; returns the buffer. */
+static uint16_t *training_tokens(const task_opts *o, size_t n) {
+    uint16_t *buf = xmalloc(n * sizeof(uint16_t));
+    mtp_rng rng = {o->seed};
+    mtp_poly_test_index idx = {0};
+    if (o->poly) mtp_poly_test_index_init(&idx);
+    size_t have = 0;
+    while (have < n) {
+        const uint16_t *t;
+        int len;
+        mtp_poly_sample ps;
+        mtp_story st;
+        if (o->poly) {
+            mtp_poly_train_sample(&ps, &rng, &idx);
+            t = ps.tok, len = ps.n_tok;
+        } else {
+            mtp_story_draw(&st, &rng, 0);
+            t = st.tok, len = st.n;
+        }
+        for (int i = 0; i < len && have < n; i++) buf[have++] = t[i];
+    }
+    mtp_poly_test_index_free(&idx);
+    return buf;
+}
+
+static uint16_t *test_tokens(const task_opts *o, size_t *n) {
+    size_t cap = 1 << 20, have = 0;
+    uint16_t *buf = xmalloc(cap * sizeof(uint16_t));
+    for (int m = o->poly ? 1 : 0; m <= (o->poly ? POLY_TEST_MAX_M : 0); m++)
+        for (int i = 0; i < (o->poly ? POLY_TEST_PER_M : INDUCTION_TEST_STORIES); i++) {
+            mtp_poly_sample ps;
+            mtp_story st;
+            const uint16_t *t;
+            int len;
+            if (o->poly) {
+                mtp_poly_test_sample(&ps, m, i);
+                t = ps.tok, len = ps.n_tok;
+            } else {
+                mtp_story_test(&st, i);
+                t = st.tok, len = st.n;
+            }
+            if (have + len > cap) buf = xrealloc(buf, (cap *= 2) * sizeof(uint16_t));
+            memcpy(buf + have, t, len * sizeof(uint16_t));
+            have += len;
+        }
+    *n = have;
+    return buf;
+}
+
+static int run_eval(const task_opts *o) {
+    mtp_model m;
+    mtp_err err;
+    if (mtp_model_load(&m, o->eval, &err)) {
+        fprintf(stderr, "mtp task: %s\n", err.msg);
+        return EXIT_BAD_INPUT;
+    }
+    int rc = 0;
+    if (o->poly) {
+        double acc[POLY_MAX_M + 1] = {0};
+        int n = o->n ? o->n : POLY_TEST_PER_M;
+        rc = mtp_poly_eval(&m, o->m_max, n, acc, &err);
+        if (rc == 0) {
+            double in = 0, out = 0;
+            int nin = 0, nout = 0;
+            printf(o->json ? "{\"acc\":[" : "m    accuracy (%d expressions each)\n", n);
+            for (int k = 1; k <= o->m_max; k++) {
+                if (o->json)
+                    printf("%s%.4f", k > 1 ? "," : "", acc[k]);
+                else
+                    printf("%-4d %.4f\n", k, acc[k]);
+                if (k <= POLY_TRAIN_MAX_M) in += acc[k], nin++;
+                else out += acc[k], nout++;
+            }
+            in = nin ? in / nin : 0, out = nout ? out / nout : 0;
+            if (o->json)
+                printf("],\"in_domain\":%.4f,\"out_of_domain\":%.4f}\n", in, out);
+            else
+                printf("in domain (m <= %d): %.4f   out of domain: %.4f\n", POLY_TRAIN_MAX_M, in, out);
+        }
+    } else {
+        double acc = 0;
+        rc = mtp_induction_eval(&m, o->n ? o->n : INDUCTION_TEST_STORIES, &acc, &err);
+        if (rc == 0) printf(o->json ? "{\"induction_acc\":%.4f}\n" : "induction accuracy %.4f\n", acc);
+    }
+    if (rc) fprintf(stderr, "mtp task: %s\n", err.msg);
+    mtp_model_free(&m);
+    return rc ? EXIT_BAD_INPUT : 0;
+}
+
+int cmd_task(int argc, char **argv) {
+    static const struct option LONG[] = {
+        {"print", 1, 0, 'p'}, {"json", 0, 0, 'j'}, {"m", 1, 0, 'm'}, {"test", 0, 0, 't'},
+        {"seed", 1, 0, 's'}, {"shard", 1, 0, 'S'}, {"tokens", 1, 0, 'T'}, {"test-shard", 1, 0, 'X'},
+        {"eval", 1, 0, 'e'}, {"m-max", 1, 0, 'M'}, {"n", 1, 0, 'n'}, {"threads", 1, 0, 'h'},
+        {"help", 0, 0, 'H'}, {0, 0, 0, 0}};
+    if (argc < 2 || !strcmp(argv[1], "--help")) {
+        fputs(HELP, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    task_opts o = {.m_max = POLY_TEST_MAX_M, .seed = 1};
+    if (!strcmp(argv[1], "poly"))
+        o.poly = 1;
+    else if (strcmp(argv[1], "induction"))
+        return usage_error("task", "unknown task '%s' (poly, induction)", argv[1]);
+    int c, bad = 0;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc - 1, argv + 1, ":", LONG, NULL)) != -1 && !bad) {
+        switch (c) {
+        case 'p': bad = arg_int("task", "--print", optarg, 0, 1 << 24, &o.print); break;
+        case 'j': o.json = 1; break;
+        case 'm': bad = arg_int("task", "--m", optarg, 1, POLY_MAX_M, &o.m); break;
+        case 't': o.test = 1; break;
+        case 's': bad = arg_u64("task", "--seed", optarg, &o.seed); break;
+        case 'S': o.shard = optarg; break;
+        case 'T': bad = arg_u64("task", "--tokens", optarg, &o.tokens); break;
+        case 'X': o.test_shard = optarg; break;
+        case 'e': o.eval = optarg; break;
+        case 'M': bad = arg_int("task", "--m-max", optarg, 1, POLY_MAX_M, &o.m_max); break;
+        case 'n': bad = arg_int("task", "--n", optarg, 1, 1 << 20, &o.n); break;
+        case 'h': bad = arg_int("task", "--threads", optarg, 1, 1024, &o.threads); break;
+        case 'H': fputs(HELP, stdout); return 0;
+        default: return options_error("task", c, argv + 1);
+        }
+    }
+    if (bad) return EXIT_USAGE;
+    if (optind < argc - 1) return usage_error("task", "unexpected argument '%s'", argv[optind + 1]);
+    if (!o.print && !o.shard && !o.test_shard && !o.eval)
+        return usage_error("task", "nothing to do: give --print, --shard, --test-shard or --eval");
+    if (o.shard && (o.tokens == 0 || o.tokens > INT32_MAX))
+        return usage_error("task", "--shard needs --tokens N (1..2^31-1)");
+    if (o.test && o.m > POLY_TEST_MAX_M)
+        return usage_error("task", "--m %d: the test set has m = 1..%d", o.m, POLY_TEST_MAX_M);
+    cli_setup_threads(o.threads, 0);
+    mtp_rng rng = {o.seed};
+    for (int i = 0; i < o.print; i++) {
+        if (o.poly) {
+            mtp_poly_sample s;
+            int m = o.m ? o.m : 1 + (int)mtp_rng_below(&rng, POLY_TRAIN_MAX_M);
+            if (o.test)
+                mtp_poly_test_sample(&s, o.m ? o.m : 1 + i / POLY_TEST_PER_M % POLY_TEST_MAX_M,
+                                     i % POLY_TEST_PER_M);
+            else
+                mtp_poly_sample_draw(&s, m, &rng);
+            print_poly(&s, o.json);
+        } else {
+            mtp_story s;
+            if (o.test)
+                mtp_story_test(&s, i % INDUCTION_TEST_STORIES);
+            else
+                mtp_story_draw(&s, &rng, 0);
+            print_story(&s, o.json);
+        }
+    }
+    mtp_err err;
+    if (o.shard) {
+        uint16_t *t = training_tokens(&o, o.tokens);
+        int rc = mtp_shard_write(o.shard, t, o.tokens, &err);
+        free(t);
+        if (rc) return fprintf(stderr, "mtp task: %s\n", err.msg), EXIT_BAD_INPUT;
+    }
+    if (o.test_shard) {
+        size_t n;
+        uint16_t *t = test_tokens(&o, &n);
+        int rc = mtp_shard_write(o.test_shard, t, n, &err);
+        free(t);
+        if (rc) return fprintf(stderr, "mtp task: %s\n", err.msg), EXIT_BAD_INPUT;
+    }
+    return o.eval ? run_eval(&o) : 0;
+}

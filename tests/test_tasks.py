@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""The synthetic tasks, checked by an independent implementation:
+- every printed poly sample's answer equals this file's own F7[X]/(X^5) evaluation of the
+  printed expression (fresh samples for m = 1..10 and the fixed test set);
+- the training shard decodes into well-formed samples, none of them a test expression;
+- induction stories: every scored position is the first token of a name seen earlier,
+  followed by its second token; test names never occur in training stories."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--mtp", default="build/mtp")
+MTP = ap.parse_args().mtp
+passed = failed = 0
+
+
+def check(ok, what):
+    global passed, failed
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL", what)
+
+
+# ---- F7[X]/(X^5), written from the definition ------------------------------------------
+def add(p, q):
+    return [(a + b) % 7 for a, b in zip(p, q)]
+
+
+def mul(p, q):
+    r = [0] * 5
+    for i in range(5):
+        for j in range(5 - i):
+            r[i + j] = (r[i + j] + p[i] * q[j]) % 7
+    return r
+
+
+def compose(p, q):  # sum_i p_i q^i
+    r, power = [0] * 5, [1, 0, 0, 0, 0]
+    for i in range(5):
+        r = add(r, [p[i] * c % 7 for c in power])
+        power = mul(power, q)
+    return r
+
+
+def evaluate(s):
+    """Parses the fully parenthesised printed form; returns (value, rest)."""
+    if s[0] == "[":
+        end = s.index("]")
+        return [int(c) for c in s[1:end].split(",")], s[end + 1:]
+    assert s[0] == "("
+    if s[1] == "-":
+        v, rest = evaluate(s[2:])
+        assert rest[0] == ")"
+        return [(-c) % 7 for c in v], rest[1:]
+    a, rest = evaluate(s[1:])
+    op, rest = rest[0], rest[1:]
+    b, rest = evaluate(rest)
+    assert rest[0] == ")"
+    return {"+": add, "*": mul, "o": compose}[op](a, b), rest[1:]
+
+
+def count_ops(s):
+    return sum(s.count(c) for c in "-+*o")
+
+
+def poly_lines(*args):
+    out = subprocess.run([MTP, "task", "poly", "--json", *args], check=True, capture_output=True, text=True).stdout
+    return [json.loads(l) for l in out.splitlines()]
+
+
+for m in range(1, 11):
+    for sample in poly_lines("--print", "200", "--m", str(m), "--seed", str(m)) + \
+            poly_lines("--print", "100", "--m", str(m), "--test"):
+        v, rest = evaluate(sample["expr"])
+        if not (rest == "" and v == sample["answer"] and sample["m"] == m and count_ops(sample["expr"]) == m):
+            check(False, f"poly sample {sample}: independent answer {v}")
+            break
+    else:
+        check(True, "")
+mixed = poly_lines("--print", "500", "--seed", "9")
+check({s["m"] for s in mixed} == {1, 2, 3, 4, 5}, "fresh samples draw m from 1..5")
+
+with tempfile.TemporaryDirectory() as tmp:
+    shard = os.path.join(tmp, "train.bin")
+    subprocess.run([MTP, "task", "poly", "--shard", shard, "--tokens", "200000", "--seed", "4"], check=True)
+    tok = np.fromfile(shard, dtype=np.uint16, offset=1024)
+    check(len(tok) == 200000 and tok.max() < 18, "poly shard: length and vocabulary")
+    sym = "0123456[]()-+*o=\n."
+    text = "".join(sym[t] for t in tok)
+    samples = text.split("\n")[:-1]  # the last one is cut by the token budget
+    test = set()
+    for m in range(1, 6):
+        for s in poly_lines("--print", "2000", "--m", str(m), "--test"):
+            test.add(s["expr"].replace(",", ""))
+    exprs = [s.split("=")[0] for s in samples]
+    check(not any(e in test for e in exprs), "a training expression is in the test set")
+    ok = True
+    for s in samples[:2000]:
+        e, ans = s.split("=")
+        printed = "".join(c + ("," if c.isdigit() and n.isdigit() else "") for c, n in zip(e, e[1:] + " "))
+        v, _ = evaluate(printed)
+        ok &= v == [int(c) for c in ans]
+    check(ok, "training shard answers")
+
+    def stories(*args):
+        out = subprocess.run([MTP, "task", "induction", "--json", "--print", *args], check=True,
+                             capture_output=True, text=True).stdout
+        return [json.loads(l) for l in out.splitlines()]
+
+    train, test_st = stories("300", "--seed", "2"), stories("300", "--test")
+    ok, n_scored = True, 0
+    for st in train + test_st:
+        t = st["tokens"]
+        for p in st["scored"]:
+            first, second = t[p], t[p + 1]
+            seen = any(t[q] == first and t[q + 1] == second for q in range(p))
+            ok &= seen and first >= 57
+            n_scored += 1
+    check(ok and n_scored > 1000, f"induction: scored positions are repeated names ({n_scored})")
+
+    def names(sts):
+        found = set()
+        for st in sts:
+            t = st["tokens"]
+            for i in range(len(t) - 1):
+                if t[i] >= 57 and t[i + 1] >= 57:
+                    found.add((t[i], t[i + 1]))
+        return found
+
+    check(not (names(train) & names(test_st)), "induction: a test name occurs in training stories")
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
