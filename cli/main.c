@@ -19,6 +19,7 @@ static const struct {
     {"info", cmd_info, "config and parameter counts of a model file"},
     {"prepare", cmd_prepare, "turn text/code files into byte-level token shards"},
     {"task", cmd_task, "the paper's synthetic tasks: samples, shards, test-set accuracy"},
+    {"experiment", cmd_experiment, "rerun the paper's poly / induction experiments, with a report"},
     {"bench", cmd_bench, "benchmarks: 'mtp bench matmul', 'mtp bench train'"},
 };
 

@@ -1,0 +1,353 @@
+/* cmd_experiment.c: `mtp experiment poly|induction`: the paper's two small-model
+ * experiments (PAPER.md) end to end. Trains parameter-matched models with
+ * n_future_tokens 1, 2, 4 (induction: 1 and 2, at several model sizes) on the same
+ * tokens with the same compute, scores them on the fixed test sets, and writes
+ * DIR/report.md with the tables, the commands and wall times, and SVG plots in the
+ * spirit of the paper's Figures 7 and 8. Each run lives in its own folder and is
+ * skipped when done or resumed from its checkpoint, so an interrupted experiment
+ * continues where it stopped. */
+#define _GNU_SOURCE
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "backend.h"
+#include "checkpoint.h"
+#include "commands.h"
+#include "data.h"
+#include "eval.h"
+#include "svg.h"
+#include "task_eval.h"
+#include "task_induction.h"
+#include "task_poly.h"
+#include "train.h"
+
+static const char *HELP =
+    "usage: mtp experiment poly|induction --out DIR [--preset quick|laptop|big] [--seeds K]\n"
+    "                      [--threads N]\n"
+    "  poly: n_future_tokens 1, 2, 4 at equal n_layers; accuracy per m (1..10)\n"
+    "  induction: n_future_tokens 1, 2 at several model sizes; second-token accuracy\n"
+    "  Presets (docs/tasks.md): quick (minutes), laptop (hours on 2 cores), big.\n"
+    "  Rerunning the same command skips finished runs and resumes interrupted ones.\n";
+
+typedef struct {
+    int dims[4], n_dims, n_layers, n_heads, steps, batch, seq, eval_n;
+    float lr;
+} preset;
+
+static const struct {
+    const char *name;
+    preset poly, induction;
+} PRESETS[] = {
+    {"quick", {{64}, 1, 4, 4, 400, 16, 128, 200, 2e-3f}, {{32, 64}, 2, 4, 4, 400, 16, 256, 200, 2e-3f}},
+    {"laptop", {{192}, 1, 6, 6, 6000, 32, 128, 2000, 1e-3f}, {{32, 64, 128}, 3, 4, 4, 3000, 16, 256, 1000, 1e-3f}},
+    {"big", {{384}, 1, 8, 8, 30000, 64, 128, 2000, 6e-4f}, {{64, 128, 256, 512}, 4, 6, 8, 10000, 32, 256, 1000, 6e-4f}},
+};
+
+typedef struct {
+    double acc[POLY_MAX_M + 1]; /* poly: per m; induction: acc[0] */
+    double head_loss[4];
+    double wall_s;
+    size_t params_nonemb;
+} result;
+
+static int file_exists(const char *p) { return access(p, F_OK) == 0; }
+
+static void on_step(const mtp_train_report *r, void *ctx) {
+    const char *name = ctx;
+    if (r->is_val || (r->step % 100 && r->step != r->steps)) return;
+    fprintf(stderr, "  %s: step %lld/%lld loss %.4f (%.0f tok/s, eta %.0fs)\n", name,
+            (long long)r->step, (long long)r->steps, r->loss, r->tok_per_s, r->eta_s);
+}
+
+static int load_result(const char *path, result *res) {
+    char *text;
+    size_t len;
+    if (mtp_read_file(path, &text, &len, NULL)) return -1;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    if (!j) return -1;
+    const cJSON *a = cJSON_GetObjectItem(j, "acc"), *h = cJSON_GetObjectItem(j, "head_loss");
+    for (int i = 0; i < cJSON_GetArraySize(a) && i <= POLY_MAX_M; i++) res->acc[i] = cJSON_GetArrayItem(a, i)->valuedouble;
+    for (int i = 0; i < cJSON_GetArraySize(h) && i < 4; i++) res->head_loss[i] = cJSON_GetArrayItem(h, i)->valuedouble;
+    res->wall_s = cJSON_GetObjectItem(j, "wall_s") ? cJSON_GetObjectItem(j, "wall_s")->valuedouble : 0;
+    res->params_nonemb = (size_t)(cJSON_GetObjectItem(j, "params_nonemb") ? cJSON_GetObjectItem(j, "params_nonemb")->valuedouble : 0);
+    cJSON_Delete(j);
+    return 0;
+}
+
+static int save_result(const char *path, const result *res, int n_acc, int nf, mtp_err *err) {
+    char buf[2048];
+    int w = snprintf(buf, sizeof buf, "{\"acc\":[");
+    for (int i = 0; i < n_acc; i++) w += snprintf(buf + w, sizeof buf - w, "%s%.6f", i ? "," : "", res->acc[i]);
+    w += snprintf(buf + w, sizeof buf - w, "],\"head_loss\":[");
+    for (int i = 0; i < nf; i++) w += snprintf(buf + w, sizeof buf - w, "%s%.6f", i ? "," : "", res->head_loss[i]);
+    w += snprintf(buf + w, sizeof buf - w, "],\"wall_s\":%.1f,\"params_nonemb\":%zu}\n", res->wall_s, res->params_nonemb);
+    mtp_atomic_file af;
+    if (mtp_atomic_open(&af, path, err)) return -1;
+    mtp_atomic_write(&af, buf, w);
+    return mtp_atomic_commit(&af, err);
+}
+
+/* One model: train (or resume), then score; results cached in RUN/result.json. */
+static int run_one(const char *dir, const char *name, int poly, const preset *p, int dim, int nf,
+                   uint64_t seed, const char *train_shard, const char *test_shard, result *res,
+                   mtp_err *err) {
+    char run[960], path[1300]; /* dir is at most 800 bytes (cmd_experiment) */
+    snprintf(run, sizeof run, "%s/%s", dir, name);
+    snprintf(path, sizeof path, "%s/result.json", run);
+    if (file_exists(path) && load_result(path, res) == 0) {
+        fprintf(stderr, "  %s: done earlier\n", name);
+        return 0;
+    }
+    double t0 = mtp_now();
+    mtp_model m;
+    mtp_train_opts o;
+    char state[1300];
+    snprintf(state, sizeof state, "%s/state.safetensors", run);
+    int resume = file_exists(state), rc;
+    if (resume) {
+        rc = mtp_train_peek_state(run, &m, &o, err);
+        snprintf(o.out, sizeof o.out, "%s", run);
+        o.save_every = 500;
+        fprintf(stderr, "  %s: resuming\n", name);
+    } else {
+        char cfg_json[400];
+        int vocab = poly ? POLY_VOCAB : mtp_induction_vocab();
+        snprintf(cfg_json, sizeof cfg_json,
+                 "{\"dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"vocab_size\":%d,\"multiple_of\":32,"
+                 "\"n_future_tokens\":%d,\"max_seq_len\":%d}",
+                 dim, p->n_layers, dim >= 64 ? p->n_heads : 2, vocab, nf, poly ? 512 : INDUCTION_MAX_TOKENS);
+        mtp_config cfg;
+        rc = mtp_config_parse(&cfg, cfg_json, name, err);
+        if (rc == 0) rc = mtp_model_init(&m, &cfg, err);
+        if (rc == 0) mtp_model_randomize(&m, seed);
+        mtp_train_opts_default(&o);
+        o.batch = p->batch, o.seq = p->seq, o.steps = p->steps, o.warmup = p->steps / 20;
+        o.lr = p->lr, o.min_lr = p->lr / 10, o.seed = seed, o.save_every = 500;
+        snprintf(o.data, sizeof o.data, "%s", train_shard);
+        snprintf(o.out, sizeof o.out, "%s", run);
+    }
+    if (rc) return -1;
+    rc = mtp_train(&m, &o, resume ? run : NULL, on_step, (void *)name, err);
+    if (rc == 0) {
+        memset(res, 0, sizeof *res);
+        mtp_param_counts pc = mtp_count_params(&m.lay, &m.cfg);
+        res->params_nonemb = pc.trunk + pc.heads;
+        if (poly)
+            rc = mtp_poly_eval(&m, POLY_TEST_MAX_M, p->eval_n, res->acc, err);
+        else
+            rc = mtp_induction_eval(&m, p->eval_n, &res->acc[0], err);
+    }
+    if (rc == 0) { /* per-head losses on the test set */
+        mtp_shard s;
+        mtp_head_stats hs;
+        rc = mtp_shard_open(&s, test_shard, m.cfg.vocab_size, err);
+        if (rc == 0) rc = mtp_eval(&m, &s, 8, p->seq, 8, &hs, err);
+        for (int i = 0; i < nf && rc == 0; i++) res->head_loss[i] = hs.loss[i];
+        mtp_shard_free(&s);
+    }
+    res->wall_s = mtp_now() - t0;
+    if (rc == 0) rc = save_result(path, res, poly ? POLY_TEST_MAX_M + 1 : 1, nf, err);
+    mtp_model_free(&m);
+    return rc;
+}
+
+static int write_shards(const char *dir, int poly, size_t train_tokens, char *train, char *test,
+                        size_t cap, mtp_err *err) {
+    snprintf(train, cap, "%s/train.bin", dir);
+    snprintf(test, cap, "%s/test.bin", dir);
+    if (file_exists(train) && file_exists(test)) return 0;
+    mtp_rng rng = {20240430};
+    uint16_t *t = xmalloc(train_tokens * sizeof(uint16_t));
+    mtp_poly_test_index idx = {0};
+    if (poly) mtp_poly_test_index_init(&idx);
+    size_t have = 0;
+    while (have < train_tokens) {
+        mtp_poly_sample ps;
+        mtp_story st;
+        const uint16_t *src = poly ? ps.tok : st.tok;
+        int len;
+        if (poly) mtp_poly_train_sample(&ps, &rng, &idx), len = ps.n_tok;
+        else mtp_story_draw(&st, &rng, 0), len = st.n;
+        for (int i = 0; i < len && have < train_tokens; i++) t[have++] = src[i];
+    }
+    mtp_poly_test_index_free(&idx);
+    int rc = mtp_shard_write(train, t, train_tokens, err);
+    /* the test set as a shard, for per-head losses */
+    have = 0;
+    for (int m = 1; m <= (poly ? POLY_TEST_MAX_M : 1) && rc == 0; m++)
+        for (int i = 0; i < (poly ? 200 : 400) && have + POLY_MAX_TOKENS < train_tokens; i++) {
+            mtp_poly_sample ps;
+            mtp_story st;
+            if (poly) mtp_poly_test_sample(&ps, m, i);
+            else mtp_story_test(&st, i);
+            const uint16_t *src = poly ? ps.tok : st.tok;
+            int len = poly ? ps.n_tok : st.n;
+            memcpy(t + have, src, len * sizeof(uint16_t));
+            have += len;
+        }
+    if (rc == 0) rc = mtp_shard_write(test, t, have, err);
+    free(t);
+    return rc;
+}
+
+int cmd_experiment(int argc, char **argv) {
+    static const struct option LONG[] = {{"out", 1, 0, 'o'}, {"preset", 1, 0, 'p'}, {"seeds", 1, 0, 's'},
+                                         {"threads", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    if (argc < 2 || !strcmp(argv[1], "--help")) {
+        fputs(HELP, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    int poly = !strcmp(argv[1], "poly");
+    if (!poly && strcmp(argv[1], "induction"))
+        return usage_error("experiment", "unknown experiment '%s' (poly, induction)", argv[1]);
+    const char *dir = NULL, *preset_name = "laptop";
+    int seeds = 1, threads = 0, c, bad = 0;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc - 1, argv + 1, ":", LONG, NULL)) != -1 && !bad) {
+        switch (c) {
+        case 'o': dir = optarg; break;
+        case 'p': preset_name = optarg; break;
+        case 's': bad = arg_int("experiment", "--seeds", optarg, 1, 16, &seeds); break;
+        case 't': bad = arg_int("experiment", "--threads", optarg, 1, 1024, &threads); break;
+        case 'h': fputs(HELP, stdout); return 0;
+        default: return options_error("experiment", c, argv + 1);
+        }
+    }
+    if (bad) return EXIT_USAGE;
+    if (!dir) return usage_error("experiment", "--out DIR is required");
+    if (strlen(dir) > 800) return usage_error("experiment", "--out: path too long");
+    const preset *p = NULL;
+    for (size_t i = 0; i < sizeof PRESETS / sizeof *PRESETS; i++)
+        if (!strcmp(PRESETS[i].name, preset_name)) p = poly ? &PRESETS[i].poly : &PRESETS[i].induction;
+    if (!p) return usage_error("experiment", "--preset: expected quick, laptop or big, got '%s'", preset_name);
+    if (mkdir(dir, 0777) && errno != EEXIST) {
+        fprintf(stderr, "mtp experiment: %s: %s\n", dir, strerror(errno));
+        return EXIT_BAD_INPUT;
+    }
+    cli_setup_threads(threads, 1);
+    mtp_err err;
+    char train[1000], test[1000];
+    size_t tokens = (size_t)p->steps * p->batch * p->seq + p->seq * 2;
+    if (write_shards(dir, poly, tokens, train, test, sizeof train, &err)) {
+        fprintf(stderr, "mtp experiment: %s\n", err.msg);
+        return EXIT_BAD_INPUT;
+    }
+    static const int NF_POLY[] = {1, 2, 4}, NF_IND[] = {1, 2};
+    const int *nfs = poly ? NF_POLY : NF_IND;
+    int n_nf = poly ? 3 : 2;
+    result res[4][3][16]; /* [dim][nf][seed] */
+    double t0 = mtp_now();
+    for (int di = 0; di < p->n_dims; di++)
+        for (int k = 0; k < n_nf; k++)
+            for (int s = 0; s < seeds; s++) {
+                char name[64];
+                snprintf(name, sizeof name, "%s-d%d-n%d-s%d", poly ? "poly" : "ind", p->dims[di], nfs[k], s + 1);
+                if (run_one(dir, name, poly, p, p->dims[di], nfs[k], 1000 + s, train, test, &res[di][k][s], &err)) {
+                    fprintf(stderr, "mtp experiment: %s: %s\n", name, err.msg);
+                    return EXIT_BAD_INPUT;
+                }
+            }
+    double wall = mtp_now() - t0;
+
+    /* the report */
+    char path[1300];
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "mtp experiment: %s: %s\n", path, strerror(errno));
+        return EXIT_BAD_INPUT;
+    }
+    fprintf(f, "# %s experiment (preset %s)\n\n", poly ? "Polynomial arithmetic" : "Induction", preset_name);
+    fprintf(f, "Command: `mtp experiment %s --out %s --preset %s --seeds %d`  \n", argv[1], dir, preset_name, seeds);
+    fprintf(f, "Models: n_layers %d (trunk + future heads, parameter-matched), dims", p->n_layers);
+    for (int di = 0; di < p->n_dims; di++) fprintf(f, " %d", p->dims[di]);
+    fprintf(f, "; %d steps of %d x %d tokens, lr %g cosine; %d seed(s); %d test samples%s.  \n",
+            p->steps, p->batch, p->seq, p->lr, seeds, p->eval_n, poly ? " per m" : " (stories)");
+    double total = 0;
+    for (int di = 0; di < p->n_dims; di++)
+        for (int k = 0; k < n_nf; k++)
+            for (int s = 0; s < seeds; s++) total += res[di][k][s].wall_s;
+    fprintf(f, "Wall time: %.0f s for the runs (this invocation %.0f s). %s\n\n", total, wall, mtp_backend_describe());
+    mtp_series series[3];
+    double xs[3][16], ys[3][16];
+    if (poly) {
+        fprintf(f, "Accuracy (exact match of all 5 coefficients, greedy), mean over seeds:\n\n| m |");
+        for (int k = 0; k < n_nf; k++) fprintf(f, " n=%d |", nfs[k]);
+        fprintf(f, "\n|---|");
+        for (int k = 0; k < n_nf; k++) fprintf(f, "---|");
+        fprintf(f, "\n");
+        double in[3] = {0}, out[3] = {0};
+        for (int mm = 1; mm <= POLY_TEST_MAX_M; mm++) {
+            fprintf(f, "| %d%s |", mm, mm > POLY_TRAIN_MAX_M ? " (ood)" : "");
+            for (int k = 0; k < n_nf; k++) {
+                double a = 0;
+                for (int s = 0; s < seeds; s++) a += res[0][k][s].acc[mm] / seeds;
+                fprintf(f, " %.3f |", a);
+                xs[k][mm - 1] = mm, ys[k][mm - 1] = a;
+                (mm <= POLY_TRAIN_MAX_M ? in : out)[k] += a / (mm <= POLY_TRAIN_MAX_M ? POLY_TRAIN_MAX_M : POLY_TEST_MAX_M - POLY_TRAIN_MAX_M);
+            }
+            fprintf(f, "\n");
+        }
+        fprintf(f, "| in domain (m<=5) |");
+        for (int k = 0; k < n_nf; k++) fprintf(f, " %.3f |", in[k]);
+        fprintf(f, "\n| out of domain (m>5) |");
+        for (int k = 0; k < n_nf; k++) fprintf(f, " %.3f |", out[k]);
+        fprintf(f, "\n\n![accuracy vs m](poly_accuracy.svg)\n\n");
+        char names[3][16];
+        for (int k = 0; k < n_nf; k++) {
+            snprintf(names[k], sizeof names[k], "n=%d", nfs[k]);
+            series[k] = (mtp_series){names[k], xs[k], ys[k], POLY_TEST_MAX_M};
+        }
+        snprintf(path, sizeof path, "%s/poly_accuracy.svg", dir);
+        if (mtp_svg_plot(path, "Polynomial arithmetic: accuracy vs operations", "m (operations; > 5 out of domain)",
+                         "accuracy", series, n_nf, 0, 1, &err))
+            fprintf(stderr, "mtp experiment: %s\n", err.msg);
+    } else {
+        fprintf(f, "Accuracy on the second token of repeated names, mean over seeds:\n\n| dim | non-embedding params |");
+        for (int k = 0; k < n_nf; k++) fprintf(f, " n=%d |", nfs[k]);
+        fprintf(f, "\n|---|---|");
+        for (int k = 0; k < n_nf; k++) fprintf(f, "---|");
+        fprintf(f, "\n");
+        for (int di = 0; di < p->n_dims; di++) {
+            fprintf(f, "| %d | %zu |", p->dims[di], res[di][0][0].params_nonemb);
+            for (int k = 0; k < n_nf; k++) {
+                double a = 0;
+                for (int s = 0; s < seeds; s++) a += res[di][k][s].acc[0] / seeds;
+                fprintf(f, " %.3f |", a);
+                xs[k][di] = (double)res[di][k][0].params_nonemb, ys[k][di] = a;
+            }
+            fprintf(f, "\n");
+        }
+        fprintf(f, "\n![induction accuracy vs model size](induction_accuracy.svg)\n\n");
+        char names[3][16];
+        for (int k = 0; k < n_nf; k++) {
+            snprintf(names[k], sizeof names[k], "n=%d", nfs[k]);
+            series[k] = (mtp_series){names[k], xs[k], ys[k], p->n_dims};
+        }
+        snprintf(path, sizeof path, "%s/induction_accuracy.svg", dir);
+        if (mtp_svg_plot(path, "Induction: accuracy vs model size", "non-embedding parameters (log)",
+                         "second-token accuracy", series, n_nf, 1, 1, &err))
+            fprintf(stderr, "mtp experiment: %s\n", err.msg);
+    }
+    fprintf(f, "Per-head test loss (nats; head i predicts token t+i), seed 1:\n\n| run | head losses |\n|---|---|\n");
+    for (int di = 0; di < p->n_dims; di++)
+        for (int k = 0; k < n_nf; k++) {
+            fprintf(f, "| d%d n=%d |", p->dims[di], nfs[k]);
+            for (int i = 0; i < nfs[k]; i++) fprintf(f, " %.4f", res[di][k][0].head_loss[i]);
+            fprintf(f, " |\n");
+        }
+    fprintf(f, "\nRe-evaluate a saved model: `mtp task %s --eval %s/<run>/model.safetensors --n %d`.\n",
+            poly ? "poly" : "induction", dir, p->eval_n);
+    fclose(f);
+    printf("report: %s/report.md\n", dir);
+    return 0;
+}
