@@ -23,6 +23,7 @@
 #include "data.h"
 #include "eval.h"
 #include "svg.h"
+#include "task_data.h"
 #include "task_eval.h"
 #include "task_induction.h"
 #include "task_poly.h"
@@ -164,35 +165,12 @@ static int write_shards(const char *dir, int poly, size_t train_tokens, char *tr
     snprintf(train, cap, "%s/train.bin", dir);
     snprintf(test, cap, "%s/test.bin", dir);
     if (file_exists(train) && file_exists(test)) return 0;
-    mtp_rng rng = {20240430};
-    uint16_t *t = xmalloc(train_tokens * sizeof(uint16_t));
-    mtp_poly_test_index idx = {0};
-    if (poly) mtp_poly_test_index_init(&idx);
-    size_t have = 0;
-    while (have < train_tokens) {
-        mtp_poly_sample ps;
-        mtp_story st;
-        const uint16_t *src = poly ? ps.tok : st.tok;
-        int len;
-        if (poly) mtp_poly_train_sample(&ps, &rng, &idx), len = ps.n_tok;
-        else mtp_story_draw(&st, &rng, 0), len = st.n;
-        for (int i = 0; i < len && have < train_tokens; i++) t[have++] = src[i];
-    }
-    mtp_poly_test_index_free(&idx);
+    mtp_task task = poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION;
+    uint16_t *t = mtp_task_train_tokens(task, 20240430, train_tokens);
     int rc = mtp_shard_write(train, t, train_tokens, err);
-    /* the test set as a shard, for per-head losses */
-    have = 0;
-    for (int m = 1; m <= (poly ? POLY_TEST_MAX_M : 1) && rc == 0; m++)
-        for (int i = 0; i < (poly ? 200 : 400) && have + POLY_MAX_TOKENS < train_tokens; i++) {
-            mtp_poly_sample ps;
-            mtp_story st;
-            if (poly) mtp_poly_test_sample(&ps, m, i);
-            else mtp_story_test(&st, i);
-            const uint16_t *src = poly ? ps.tok : st.tok;
-            int len = poly ? ps.n_tok : st.n;
-            memcpy(t + have, src, len * sizeof(uint16_t));
-            have += len;
-        }
+    free(t);
+    size_t have; /* a slice of the test set, for per-head losses */
+    t = mtp_task_test_tokens(task, poly ? 200 : 400, &have);
     if (rc == 0) rc = mtp_shard_write(test, t, have, err);
     free(t);
     return rc;

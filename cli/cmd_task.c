@@ -10,6 +10,7 @@
 #include "checkpoint.h"
 #include "commands.h"
 #include "data.h"
+#include "task_data.h"
 #include "task_eval.h"
 #include "task_induction.h"
 #include "task_poly.h"
@@ -58,55 +59,6 @@ static void print_story(const mtp_story *s, int json) {
         for (int i = 0; i < s->n_scored; i++) printf("%s%d", i ? "," : "", s->scored[i]);
         printf("]}\n");
     }
-}
-
-/* Appends sample tokens to buf until it holds n; returns the buffer. */
-static uint16_t *training_tokens(const task_opts *o, size_t n) {
-    uint16_t *buf = xmalloc(n * sizeof(uint16_t));
-    mtp_rng rng = {o->seed};
-    mtp_poly_test_index idx = {0};
-    if (o->poly) mtp_poly_test_index_init(&idx);
-    size_t have = 0;
-    while (have < n) {
-        const uint16_t *t;
-        int len;
-        mtp_poly_sample ps;
-        mtp_story st;
-        if (o->poly) {
-            mtp_poly_train_sample(&ps, &rng, &idx);
-            t = ps.tok, len = ps.n_tok;
-        } else {
-            mtp_story_draw(&st, &rng, 0);
-            t = st.tok, len = st.n;
-        }
-        for (int i = 0; i < len && have < n; i++) buf[have++] = t[i];
-    }
-    mtp_poly_test_index_free(&idx);
-    return buf;
-}
-
-static uint16_t *test_tokens(const task_opts *o, size_t *n) {
-    size_t cap = 1 << 20, have = 0;
-    uint16_t *buf = xmalloc(cap * sizeof(uint16_t));
-    for (int m = o->poly ? 1 : 0; m <= (o->poly ? POLY_TEST_MAX_M : 0); m++)
-        for (int i = 0; i < (o->poly ? POLY_TEST_PER_M : INDUCTION_TEST_STORIES); i++) {
-            mtp_poly_sample ps;
-            mtp_story st;
-            const uint16_t *t;
-            int len;
-            if (o->poly) {
-                mtp_poly_test_sample(&ps, m, i);
-                t = ps.tok, len = ps.n_tok;
-            } else {
-                mtp_story_test(&st, i);
-                t = st.tok, len = st.n;
-            }
-            if (have + len > cap) buf = xrealloc(buf, (cap *= 2) * sizeof(uint16_t));
-            memcpy(buf + have, t, len * sizeof(uint16_t));
-            have += len;
-        }
-    *n = have;
-    return buf;
 }
 
 static int run_eval(const task_opts *o) {
@@ -216,14 +168,15 @@ int cmd_task(int argc, char **argv) {
     }
     mtp_err err;
     if (o.shard) {
-        uint16_t *t = training_tokens(&o, o.tokens);
+        uint16_t *t = mtp_task_train_tokens(o.poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION, o.seed, o.tokens);
         int rc = mtp_shard_write(o.shard, t, o.tokens, &err);
         free(t);
         if (rc) return fprintf(stderr, "mtp task: %s\n", err.msg), EXIT_BAD_INPUT;
     }
     if (o.test_shard) {
         size_t n;
-        uint16_t *t = test_tokens(&o, &n);
+        uint16_t *t = mtp_task_test_tokens(o.poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION,
+                                           o.poly ? POLY_TEST_PER_M : INDUCTION_TEST_STORIES, &n);
         int rc = mtp_shard_write(o.test_shard, t, n, &err);
         free(t);
         if (rc) return fprintf(stderr, "mtp task: %s\n", err.msg), EXIT_BAD_INPUT;
