@@ -77,13 +77,20 @@ static void on_tokens(int seq, const uint16_t *tok, int n, void *ctx) {
     fflush(stdout);
 }
 
-/* Bytes as a JSON-safe UTF-8 string: invalid sequences become U+FFFD. */
+/* Bytes as a JSON-safe UTF-8 string: invalid sequences (overlong forms, surrogates,
+ * beyond U+10FFFF, stray bytes) become U+FFFD. */
 static char *utf8_clean(const uint16_t *t, int n) {
     char *out = xmalloc((size_t)n * 3 + 1), *w = out;
     for (int i = 0; i < n;) {
-        int b = t[i], len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+        int b = t[i];
+        int len = b < 0x80 ? 1 : b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3 : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
         int ok = len > 0 && i + len <= n && b > 0;
         for (int k = 1; ok && k < len; k++) ok = t[i + k] < 256 && (t[i + k] & 0xC0) == 0x80;
+        if (ok && len > 2) { /* the second byte's range after E0, ED, F0, F4 */
+            int c = t[i + 1];
+            ok = !(b == 0xE0 && c < 0xA0) && !(b == 0xED && c > 0x9F) && !(b == 0xF0 && c < 0x90) &&
+                 !(b == 0xF4 && c > 0x8F);
+        }
         if (ok) {
             for (int k = 0; k < len; k++) *w++ = (char)t[i + k];
             i += len;
@@ -140,7 +147,7 @@ static void print_stats(const mtp_gen_result *res, int n, int depths) {
     fprintf(stderr, "\n[%lld tokens, %d prompt(s), %lld passes | %.2f tokens/pass per prompt | "
                     "%.1f tok/s | first token %.1f ms",
             (long long)tokens, n, (long long)fw, fw ? (double)tokens / n / fw : 0,
-            t > ttft ? (tokens - n) / (t - ttft) : 0, 1e3 * ttft);
+            t > ttft && tokens > n ? (tokens - n) / (t - ttft) : 0, 1e3 * ttft);
     if (depths) {
         fprintf(stderr, " | accepted at depth");
         for (int d = 1; d <= depths; d++) {
@@ -187,10 +194,11 @@ int cmd_generate(int argc, char **argv) {
         case 'd': bad = arg_int("generate", "--draft", optarg, 1, MTP_MAX_FUTURE, &o.draft); break;
         case 'T':
             o.tree_depths = arg_floats("generate", "--tree", optarg, tree, MTP_MAX_FUTURE - 1);
+            if (o.tree_depths == 0) usage_error("generate", "--tree: expected widths like 2,1,1");
             bad = o.tree_depths <= 0;
             for (int d = 0; d < o.tree_depths && !bad; d++) {
-                o.tree_width[d] = (int)tree[d];
-                if (o.tree_width[d] < 1 || o.tree_width[d] != tree[d])
+                o.tree_width[d] = tree[d] <= MTP_MAX_TREE_NODES ? (int)tree[d] : 0;
+                if (tree[d] < 1 || tree[d] > MTP_MAX_TREE_NODES || o.tree_width[d] != tree[d])
                     bad = usage_error("generate", "--tree: widths are integers >= 1, got '%s'", optarg);
             }
             break;
@@ -220,11 +228,23 @@ int cmd_generate(int argc, char **argv) {
         return EXIT_BAD_INPUT;
     }
     int bytes = m.cfg.vocab_size == 256, rc = 0;
-    if (!spec) spec = m.cfg.n_future > 1 ? "block" : "none";
+    if (!spec) spec = o.tree_depths ? "tree" : m.cfg.n_future > 1 ? "block" : "none";
     o.spec = !strcmp(spec, "block") ? MTP_SPEC_BLOCK : !strcmp(spec, "tree") ? MTP_SPEC_TREE : MTP_SPEC_NONE;
     if (o.spec != MTP_SPEC_NONE && m.cfg.n_future < 2) {
         mtp_model_free(&m);
         return usage_error("generate", "--spec %s needs a model with future heads (this one has 1)", spec);
+    }
+    if (o.spec == MTP_SPEC_TREE && o.tree_depths) { /* the tree must fit: widths and size */
+        long nodes = 1, level = 1;
+        for (int d = 0; d < o.tree_depths; d++) {
+            level *= o.tree_width[d];
+            nodes += level;
+            if (o.tree_width[d] > m.cfg.vocab_size || nodes > MTP_MAX_TREE_NODES) {
+                mtp_model_free(&m);
+                return usage_error("generate", "--tree: widths at most vocab_size (%d), at most %d nodes",
+                                   m.cfg.vocab_size, MTP_MAX_TREE_NODES);
+            }
+        }
     }
     if (o.draft > m.cfg.n_future) {
         int nf = m.cfg.n_future;
@@ -258,6 +278,11 @@ int cmd_generate(int argc, char **argv) {
         free(data);
     }
     mtp_gen_result *res = NULL;
+    if (!rc && p.n == 0) {
+        fprintf(stderr, "mtp generate: %s: no prompts (empty file or only empty lines)\n",
+                nfiles ? files[0] : "--prompt");
+        rc = EXIT_BAD_INPUT;
+    }
     if (!rc) {
         cli_setup_threads(threads, 0);
         res = xcalloc(p.n, sizeof *res);

@@ -15,7 +15,9 @@ int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int
     memset(d, 0, sizeof *d);
     size_t kv = mtp_kv_dim(c), dim = c->dim, f = c->hidden_dim, R = max_rows;
     size_t cache = (size_t)c->n_layers * n_seq * cap * kv;
-    if (mtp_check_fits(2 * cache * sizeof(float), "the KV cache", err)) return -1;
+    size_t scratch = R * (dim * (10 + c->n_future) + 2 * kv + 2 * f + (size_t)c->n_heads * cap + cap);
+    if (mtp_check_fits((2 * cache + scratch) * sizeof(float), "the KV cache and decoding buffers", err))
+        return -1;
     d->m = m;
     d->n_seq = n_seq;
     d->cap = cap;
@@ -38,6 +40,7 @@ int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int
     d->scores = falloc(R * c->n_heads * (size_t)cap);
     d->chain = xmalloc(R * (size_t)cap * sizeof(int));
     d->nkeys = xmalloc(R * sizeof(int));
+    d->pos = xmalloc(R * sizeof(int));
     return 0;
 }
 
@@ -50,6 +53,7 @@ void mtp_decoder_free(mtp_decoder *d) {
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
     free(d->chain);
     free(d->nkeys);
+    free(d->pos);
     memset(d, 0, sizeof *d);
 }
 
@@ -164,7 +168,7 @@ void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_head
     const mtp_config *c = &d->m->cfg;
     int dim = c->dim, V = c->vocab_size, nt = mtp_n_trunk(c);
     MTP_ASSERT(R > 0 && R <= d->max_rows && kv_heads >= 1 && kv_heads <= c->n_future);
-    int pos[R];
+    int *pos = d->pos;
     for (int r = 0; r < R; r++) {
         MTP_ASSERT(rows[r].token < V && rows[r].seq >= 0 && rows[r].seq < d->n_seq);
         MTP_ASSERT(rows[r].slot >= d->len[rows[r].seq] && rows[r].slot < d->cap);
@@ -189,7 +193,7 @@ void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_head
 void mtp_decoder_draft(mtp_decoder *d, const mtp_row *rows, const int *zrow, int R, int first,
                        int last, float *logits) {
     const mtp_config *c = &d->m->cfg;
-    int dim = c->dim, nt = mtp_n_trunk(c), nh = last - first + 1, pos[R];
+    int dim = c->dim, nt = mtp_n_trunk(c), nh = last - first + 1, *pos = d->pos;
     MTP_ASSERT(R > 0 && R <= d->max_rows && first >= 1 && last <= c->n_future && nh >= 1);
     for (int r = 0; r < R; r++) {
         MTP_ASSERT(rows[r].logits == r && rows[r].parent < 0);

@@ -44,6 +44,7 @@ typedef struct {
     float *scores;       /* (R * n_heads, cap) attention weights */
     int *chain;          /* (R, cap) keys each row attends to, as slots */
     int *nkeys;          /* (R) */
+    int *pos;            /* (R) the rows' positions */
 } mtp_decoder;
 
 /* cap: slots per sequence (at most max_seq_len); max_rows: rows per pass. */

@@ -174,8 +174,11 @@ static void draft_pass(gen *g, const int *todo, int nt) {
     }
 }
 
+enum { PROMPT_CHUNK = 256 }; /* rows per pass while filling the caches with prompts */
+
 static int check_prompts(const mtp_model *m, const uint16_t *const *prompts, const int *lens,
                          int n, mtp_err *err) {
+    if (n <= 0) return mtp_fail(err, "no prompts");
     for (int s = 0; s < n; s++) {
         if (lens[s] <= 0) return mtp_fail(err, "prompt %d is empty", s + 1);
         if (lens[s] >= m->cfg.max_seq_len)
@@ -208,15 +211,15 @@ int mtp_generate(const mtp_model *m, const uint16_t *const *prompts, const int *
     g.heads = g.depths + 1; /* heads beyond the drafted depths are never needed */
     int max_nodes = 1, level = 1;
     for (int d = 0; d < g.depths; d++) {
-        if (g.width[d] < 1) return mtp_fail(err, "tree width %d at depth %d", g.width[d], d + 1);
+        if (g.width[d] < 1 || g.width[d] > g.V)
+            return mtp_fail(err, "tree width %d at depth %d: expected 1..vocab_size (%d)", g.width[d],
+                            d + 1, g.V);
         level *= g.width[d];
         max_nodes += level;
         if (max_nodes > MTP_MAX_TREE_NODES)
             return mtp_fail(err, "tree of %d+ nodes; at most %d", max_nodes, MTP_MAX_TREE_NODES);
     }
-    int prompt_rows = 0;
-    for (int s = 0; s < n; s++) prompt_rows += lens[s];
-    int max_rows = prompt_rows > n * max_nodes ? prompt_rows : n * max_nodes;
+    int max_rows = PROMPT_CHUNK > n * max_nodes ? PROMPT_CHUNK : n * max_nodes;
     if (mtp_decoder_init(&g.dec, m, n, m->cfg.max_seq_len, max_rows, err)) return -1;
     g.st = xcalloc(n, sizeof(seq_state));
     g.logits = falloc((size_t)max_rows * g.V);
@@ -231,23 +234,40 @@ int mtp_generate(const mtp_model *m, const uint16_t *const *prompts, const int *
         memset(&res[s], 0, sizeof res[s]);
         res[s].tokens = xmalloc((o->max_tokens > 0 ? o->max_tokens : 1) * sizeof(uint16_t));
         g.st[s].q = falloc((size_t)(g.depths > 0 ? g.depths : 1) * g.V);
-        g.st[s].rng.s = o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)s;
+        mtp_rng mix = {o->seed ^ ((uint64_t)s * 0xD1B54A32D192ED03ull)};
+        g.st[s].rng.s = mtp_rng_u64(&mix); /* independent streams per (seed, sequence) */
         g.st[s].done = o->max_tokens <= 0;
     }
     double t0 = mtp_now();
 
-    /* the prompts, all sequences in one pass; only each last row needs logits */
+    /* the prompts but their last tokens fill the caches, in passes of at most
+     * PROMPT_CHUNK rows; then one pass over every prompt's last token gives head 1's
+     * first choice (batch-invariant kernels: chunking changes no bits) */
     int R = 0;
     for (int s = 0; s < n; s++)
-        for (int j = 0; j < lens[s]; j++, R++)
-            g.rows[R] = (mtp_row){s, j, j, j ? R - 1 : -1, j == lens[s] - 1 ? s : -1, prompts[s][j]};
-    forward(&g, R);
+        for (int j = 0; j < lens[s] - 1; j++) {
+            if (R == PROMPT_CHUNK) {
+                mtp_decoder_forward(&g.dec, g.rows, R, g.heads, g.logits);
+                for (int r = 0; r < R; r++) g.dec.len[g.rows[r].seq] = g.rows[r].slot + 1;
+                R = 0;
+            }
+            int first_in_pass = R == 0 || g.rows[R - 1].seq != s;
+            g.rows[R] = (mtp_row){s, j, j, first_in_pass ? -1 : R - 1, -1, prompts[s][j]};
+            R++;
+        }
+    if (R) mtp_decoder_forward(&g.dec, g.rows, R, g.heads, g.logits);
+    for (int r = 0; r < R; r++) g.dec.len[g.rows[r].seq] = g.rows[r].slot + 1;
+    for (int s = 0; s < n; s++) {
+        int j = lens[s] - 1;
+        g.rows[s] = (mtp_row){s, j, j, -1, s, prompts[s][j]};
+    }
+    forward(&g, n);
     int nt = 0;
-    for (int s = 0, row = 0; s < n; row += lens[s], s++) {
+    for (int s = 0; s < n; s++) {
         g.dec.len[s] = lens[s];
         if (g.st[s].done) continue;
         g.st[s].next = choose(&g, s, logits_of(&g, s));
-        g.zrow[nt] = row + lens[s] - 1;
+        g.zrow[nt] = s;
         todo[nt++] = s;
     }
     draft_pass(&g, todo, nt);

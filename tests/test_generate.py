@@ -65,6 +65,14 @@ with tempfile.TemporaryDirectory() as tmp:
     check(len(batch) == len(prompts) and all(b["tokens"] == a["tokens"] for b, a in zip(batch, alone)),
           "batched prompts differ from the same prompts alone")
 
+    # long prompts in one batch: the caches fill in chunks that cut across sequences
+    longs = [("static int f%d(void) { return %d; }\n" % (i, i)) * 3 for i in range(5)]
+    args = [a for p in longs for a in ("--prompt", p)]
+    batch = gen_json(model, *args, "-n", "20", "--spec", "tree")
+    alone = [gen_json(model, "--prompt", p, "-n", "20", "--spec", "none")[0] for p in longs]
+    check(all(b["tokens"] == a["tokens"] for b, a in zip(batch, alone)),
+          "long prompts batched (chunked prompt passes) differ from plain decoding alone")
+
     r = subprocess.run([MTP, "generate", "--model", model, "--prompt", prompts[0], "-n", "60", "--quiet"],
                        capture_output=True)
     j = gen_json(model, "--prompt", prompts[0], "-n", "60")[0]
@@ -74,6 +82,8 @@ with tempfile.TemporaryDirectory() as tmp:
     s2 = gen_json(model, "--prompt", prompts[1], "-n", "40", "--temp", "0.8", "--top-k", "20", "--seed", "3")
     check(s1[0]["tokens"] == s2[0]["tokens"], "sampling with the same seed is not reproducible")
 
+    with open(os.path.join(tmp, "blank.txt"), "w") as f:
+        f.write("\n\n")
     long_prompt = os.path.join(tmp, "long.txt")
     with open(long_prompt, "w") as f:
         f.write("x" * 200)
@@ -89,6 +99,9 @@ with tempfile.TemporaryDirectory() as tmp:
         (["--prompt", "a", "--temp", "-1"], 2, "--temp"),
         (["--prompt", "a", "--frobnicate"], 2, "--frobnicate"),
         ([], 2, "prompt"),
+        (["--prompt-file", os.path.join(tmp, "blank.txt"), "--lines"], 1, "no prompts"),
+        (["--prompt", "a", "--tree", ""], 2, "--tree"),
+        (["--prompt", "a", "--tree", "8,8,8"], 2, "--tree"),
     ]
     for args, code, needle in bad:
         r = run("generate", "--model", model, *args)
