@@ -3,26 +3,16 @@
 and tree print the same greedy tokens; a batch (--prompt-file --lines) equals each prompt
 alone; streamed text equals the JSON text; bad prompts and flags exit 1 or 2 with one
 line naming the problem."""
-import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--mtp", default="build/mtp")
-MTP = ap.parse_args().mtp
-passed = failed = 0
+from tally import Tally, mtp_binary
 
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL", what)
+MTP = mtp_binary()
+tally = Tally()
+check = tally.check
 
 
 def run(*args):
@@ -109,5 +99,4 @@ with tempfile.TemporaryDirectory() as tmp:
         check(r.returncode == code and len(lines) == 1 and needle in lines[0] and
               "Sanitizer" not in r.stderr, f"generate {args}: exit {r.returncode}, stderr {r.stderr!r}")
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+tally.finish()

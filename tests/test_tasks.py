@@ -5,28 +5,18 @@
 - the training shard decodes into well-formed samples, none of them a test expression;
 - induction stories: every scored position is the first token of a name seen earlier,
   followed by its second token; test names never occur in training stories."""
-import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 
 import numpy as np
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--mtp", default="build/mtp")
-MTP = ap.parse_args().mtp
-passed = failed = 0
+from tally import Tally, mtp_binary
 
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL", what)
+MTP = mtp_binary()
+tally = Tally()
+check = tally.check
 
 
 # ---- F7[X]/(X^5), written from the definition ------------------------------------------
@@ -137,5 +127,4 @@ with tempfile.TemporaryDirectory() as tmp:
 
     check(not (names(train) & names(test_st)), "induction: a test name occurs in training stories")
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+tally.finish()

@@ -2,7 +2,7 @@
 """mtp_twin.py: the PyTorch twin of the mtp model, the oracle the C code is tested against.
 
 What it is: an independent, deliberately plain float32 implementation of the model
-contract (multi-token prediction, Gloeckle et al. 2024; see docs and /work/shared/PAPER.md):
+contract (multi-token prediction, Gloeckle et al. 2024; see docs/ and the project's PAPER.md):
   - Config with the keys of Meta's params.json plus n_future_tokens and hidden_dim;
   - MTPModel (nn.Module): a Llama trunk, n "future heads" (each one transformer block
     applied in parallel to the trunk output z), the shared final `norm` and `output`;
