@@ -183,7 +183,6 @@ void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_head
     int nwant = 0;
     for (int r = 0; r < R; r++) nwant += rows[r].logits >= 0;
     for (int r = 0; r < R; r++) MTP_ASSERT(rows[r].logits < nwant); /* indices 0..nwant-1 */
-    (void)V;
     /* the drafting heads' caches: keys and values from the trunk output */
     for (int h = 2; h <= kv_heads; h++) block_kv(d, nt + h - 1, rows, R, pos);
     block_rows(d, nt, rows, R, pos); /* head 1 */

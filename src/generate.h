@@ -45,7 +45,7 @@ typedef struct {
     int hit_max_seq_len; /* stopped early: the model's context is full */
 } mtp_gen_result;
 
-/* Called after every pass with the tokens a sequence gained (n may be 0). */
+/* Called whenever a sequence gains tokens (n >= 1), in order. */
 typedef void (*mtp_gen_cb)(int seq, const uint16_t *tokens, int n, void *ctx);
 
 /* The default tree shape for k drafted depths: 2, 1, 1, ... candidates (small: on a CPU
