@@ -97,21 +97,10 @@ static void attention_rows(mtp_decoder *d, int block, const mtp_row *rows, int R
         int r = rh / H, h = rh % H, g = h / group, n = d->nkeys[r], seq = rows[r].seq;
         const int *ch = d->chain + (size_t)r * d->cap;
         const float *q = d->q + (size_t)r * c->dim + h * hd;
-        float *s = d->scores + (size_t)rh * d->cap, mx = -INFINITY, sum = 0;
         const float *kbase = cache_at(d, d->kc, block, seq, 0) + g * hd;
         const float *vbase = cache_at(d, d->vc, block, seq, 0) + g * hd;
-        for (int j = 0; j < n; j++) {
-            s[j] = mtp_dot(q, kbase + (size_t)ch[j] * kvd, hd) * scale;
-            mx = s[j] > mx ? s[j] : mx;
-        }
-        for (int j = 0; j < n; j++) sum += s[j] = expf(s[j] - mx);
-        float inv = 1.0f / sum, *o = d->ao + (size_t)r * c->dim + h * hd;
-        for (int e = 0; e < hd; e++) o[e] = 0;
-        for (int j = 0; j < n; j++) {
-            const float *v = vbase + (size_t)ch[j] * kvd;
-            float p = s[j] * inv;
-            for (int e = 0; e < hd; e++) o[e] += p * v[e];
-        }
+        mtp_attend_row(d->ao + (size_t)r * c->dim + h * hd, q, kbase, vbase, ch, n, kvd, hd, scale,
+                       d->scores + (size_t)rh * d->cap);
     }
 }
 

@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 #include "backend.h"
 #include "util.h"
+
+/* Element-wise and row-wise loops smaller than this run on one thread: the fork and join
+ * would cost more (decoding passes are a few rows). Results do not depend on it. */
+enum { PARALLEL_MIN = 1 << 16 };
 
 void mtp_embedding_fwd(float *out, const uint16_t *tokens, const float *wte, int N, int C) {
 #pragma omp parallel for schedule(static)
@@ -29,7 +29,7 @@ void mtp_embedding_bwd(float *dwte, const float *dout, const uint16_t *tokens, i
 
 void mtp_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C,
                      float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= PARALLEL_MIN)
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * C;
         float *o = out + (size_t)n * C;
@@ -179,137 +179,8 @@ void mtp_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const fl
     }
 }
 
-/* The decoding dot product: element i of the vectors goes to lane i % 16 (the tail to
- * lanes 0, 1, ...), each lane accumulates with fused multiply-adds in order, then the
- * lanes are summed. One recipe, AVX-512 or portable C: the result depends only on the
- * two vectors. */
-#if defined(__AVX512F__)
-float mtp_dot(const float *a, const float *b, int n) {
-    __m512 acc = _mm512_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
-    if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc);
-    }
-    return _mm512_reduce_add_ps(acc);
-}
-#else
-float mtp_dot(const float *a, const float *b, int n) {
-    float acc[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; l++) acc[l] = fmaf(a[i + l], b[i + l], acc[l]);
-    for (int l = 0; i < n; i++, l++) acc[l] = fmaf(a[i], b[i], acc[l]);
-    float s = 0;
-    for (int l = 0; l < 16; l++) s += acc[l];
-    return s;
-}
-#endif
-
-enum { RB = 4, OB = 4 }; /* rows x outputs per register block */
-
-#if defined(__AVX512F__)
-/* res[o][r] = x[r] . w[o] for 4 weight rows and nr <= 4 input rows, sharing every load.
- * Lane l of a row's accumulator sums elements l, l+16, ... with fused multiply-adds (the
- * tail through a masked load), then the lanes are reduced; every row count runs this
- * same sequence for each row, so a row's result does not depend on its neighbours. */
-static inline __attribute__((always_inline)) void dot_block(float res[OB][RB], const float *const x[RB],
-                                                            const float *const w[OB], int C, int nr) {
-    __m512 acc[OB][RB];
-    for (int o = 0; o < OB; o++)
-        for (int r = 0; r < nr; r++) acc[o][r] = _mm512_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= C; i += 16) {
-        __m512 xv[RB];
-        for (int r = 0; r < nr; r++) xv[r] = _mm512_loadu_ps(x[r] + i);
-        for (int o = 0; o < OB; o++) {
-            __m512 wv = _mm512_loadu_ps(w[o] + i);
-            for (int r = 0; r < nr; r++) acc[o][r] = _mm512_fmadd_ps(xv[r], wv, acc[o][r]);
-        }
-    }
-    if (i < C) {
-        __mmask16 m = (__mmask16)((1u << (C - i)) - 1);
-        __m512 xv[RB];
-        for (int r = 0; r < nr; r++) xv[r] = _mm512_maskz_loadu_ps(m, x[r] + i);
-        for (int o = 0; o < OB; o++) {
-            __m512 wv = _mm512_maskz_loadu_ps(m, w[o] + i);
-            for (int r = 0; r < nr; r++) acc[o][r] = _mm512_fmadd_ps(xv[r], wv, acc[o][r]);
-        }
-    }
-    for (int o = 0; o < OB; o++)
-        for (int r = 0; r < nr; r++) res[o][r] = _mm512_reduce_add_ps(acc[o][r]);
-}
-#else
-/* res[o][r] = mtp_dot(x[r], w[o], C) for 4 weight rows and nr <= 4 input rows, sharing
- * every load. Inlined with a constant nr, so each row count gets its own code; all of
- * them follow mtp_dot's recipe, hence the same bits. */
-static inline __attribute__((always_inline)) void dot_block(float res[OB][RB], const float *const x[RB],
-                                                            const float *const w[OB], int C, int nr) {
-    float acc[OB][RB][16] = {{{0}}};
-    int i = 0;
-    for (; i + 16 <= C; i += 16)
-        for (int o = 0; o < OB; o++)
-            for (int r = 0; r < nr; r++)
-                for (int l = 0; l < 16; l++) acc[o][r][l] = fmaf(x[r][i + l], w[o][i + l], acc[o][r][l]);
-    for (int l = 0; i < C; i++, l++)
-        for (int o = 0; o < OB; o++)
-            for (int r = 0; r < nr; r++) acc[o][r][l] = fmaf(x[r][i], w[o][i], acc[o][r][l]);
-    for (int o = 0; o < OB; o++)
-        for (int r = 0; r < nr; r++) {
-            float s = 0;
-            for (int l = 0; l < 16; l++) s += acc[o][r][l];
-            res[o][r] = s;
-        }
-}
-#endif
-
-void mtp_matmul_rows(float *out, const float *x, const float *w, int R, int C, int OC, float beta) {
-    /* blocks of 4 weight rows split across threads: each weight is read from memory once
-     * and used for every input row; a short last block repeats its last weight row */
-    int nob = (OC + OB - 1) / OB;
-#pragma omp parallel for schedule(static) if (nob >= 16)
-    for (int ob = 0; ob < nob; ob++) {
-        const float *wp[OB];
-        for (int o = 0; o < OB; o++) wp[o] = w + (size_t)(ob * OB + o < OC ? ob * OB + o : OC - 1) * C;
-        for (int r0 = 0; r0 < R; r0 += RB) {
-            const float *xp[RB];
-            int nr = R - r0 < RB ? R - r0 : RB;
-            for (int r = 0; r < RB; r++) xp[r] = x + (size_t)(r0 + r < R ? r0 + r : R - 1) * C;
-            float res[OB][RB] = {{0}};
-            switch (nr) { /* constant row counts: each case compiles to register-resident sums */
-            case 1: dot_block(res, xp, wp, C, 1); break;
-            case 2: dot_block(res, xp, wp, C, 2); break;
-            case 3: dot_block(res, xp, wp, C, 3); break;
-            default: dot_block(res, xp, wp, C, 4); break;
-            }
-            for (int o = 0; o < OB && ob * OB + o < OC; o++)
-                for (int r = 0; r < RB && r0 + r < R; r++) {
-                    float *dst = out + (size_t)(r0 + r) * OC + ob * OB + o;
-                    *dst = beta == 0 ? res[o][r] : *dst + res[o][r];
-                }
-        }
-    }
-}
-
-void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, int hd) {
-    int half = hd / 2;
-    for (int n = 0; n < R; n++) {
-        MTP_ASSERT(pos[n] >= 0 && pos[n] < r->T);
-        const float *cs = r->cos + (size_t)pos[n] * half, *sn = r->sin + (size_t)pos[n] * half;
-        for (int h = 0; h < nh; h++) {
-            float *v = x + (size_t)n * nh * hd + h * hd;
-            for (int j = 0; j < half; j++) {
-                float a = v[2 * j], b = v[2 * j + 1];
-                v[2 * j] = a * cs[j] - b * sn[j];
-                v[2 * j + 1] = a * sn[j] + b * cs[j];
-            }
-        }
-    }
-}
-
 void mtp_swiglu_fwd(float *g, const float *h1, const float *h3, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         float a = h1[i];
         g[i] = a / (1.0f + expf(-a)) * h3[i];

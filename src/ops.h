@@ -63,17 +63,19 @@ void mtp_swiglu_bwd(float *dh1, float *dh3, const float *dg, const float *h1, co
 void mtp_xent(float *losses, uint8_t *hits, float *logits, const uint16_t *targets, int N, int V,
               float grad_scale);
 
-/* ---- decoding kernels: batch-invariant ----------------------------------------------
+/* ---- decoding kernels (ops_decode.c): batch-invariant -------------------------------
  * A row's result is computed by the same instructions in the same order whether it is
  * alone or among others, and whatever the thread count, so speculative verification
  * reproduces plain decoding bit for bit. Each weight row is read once per call for all
  * rows (decoding at small batch is bound by reading weights). */
 
-/* The dot product every decoding kernel uses: 16 interleaved partial sums, fixed order. */
-float mtp_dot(const float *a, const float *b, int n);
 /* out (R,OC) = beta * out + x (R,C) @ w^T (OC,C) */
 void mtp_matmul_rows(float *out, const float *x, const float *w, int R, int C, int OC, float beta);
 /* x (R, nh*hd) rotated in place, row r at position pos[r] (< rope T) */
 void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, int hd);
+/* out (hd) = softmax_j(scale * q . k_j) weighted sum of v_j over n keys, key j's vectors at
+ * k + idx[j] * stride and v + idx[j] * stride; s: n floats of scratch (the weights) */
+void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
+                    int n, size_t stride, int hd, float scale, float *s);
 
 #endif

@@ -177,3 +177,21 @@ void mtp_xent_ref(float *losses, uint8_t *hits, float *logits, const uint16_t *t
                 l[j] = (float)((exp(l[j] - mx) / sum - (j == t)) * grad_scale);
     }
 }
+
+void mtp_attend_row_ref(float *out, const float *q, const float *k, const float *v,
+                        const int *idx, int n, size_t stride, int hd, float scale) {
+    double *p = xmalloc((size_t)n * sizeof(double)), mx = -INFINITY, sum = 0;
+    for (int j = 0; j < n; j++) {
+        double s = 0;
+        for (int e = 0; e < hd; e++) s += (double)q[e] * k[(size_t)idx[j] * stride + e];
+        p[j] = s * scale;
+        mx = p[j] > mx ? p[j] : mx;
+    }
+    for (int j = 0; j < n; j++) sum += p[j] = exp(p[j] - mx);
+    for (int e = 0; e < hd; e++) {
+        double o = 0;
+        for (int j = 0; j < n; j++) o += p[j] / sum * v[(size_t)idx[j] * stride + e];
+        out[e] = (float)o;
+    }
+    free(p);
+}

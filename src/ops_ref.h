@@ -23,6 +23,9 @@ void mtp_attention_fwd_ref(float *out, float *att, const float *q, const float *
 void mtp_attention_bwd_ref(float *dq, float *dk, float *dv, const float *dout, const float *att,
                            const float *q, const float *k, const float *v, int B, int T, int H,
                            int Hkv, int hd);
+/* one query over n keys and values at idx[j] * stride (mtp_attend_row) */
+void mtp_attend_row_ref(float *out, const float *q, const float *k, const float *v,
+                        const int *idx, int n, size_t stride, int hd, float scale);
 void mtp_swiglu_fwd_ref(float *g, const float *h1, const float *h3, size_t n);
 void mtp_swiglu_bwd_ref(float *dh1, float *dh3, const float *dg, const float *h1,
                         const float *h3, size_t n);

@@ -1,0 +1,245 @@
+/* ops_decode.c: the decoding kernels (ops.h). Each has one arithmetic recipe, written
+ * twice: AVX-512 intrinsics, and portable C that performs the same float operations in
+ * the same order (fused multiply-adds, the same summation trees). So a result depends
+ * only on its own inputs, not on the rows beside it or the thread count; and, with a
+ * compiler that does not contract or reorder float expressions (gcc's ISO C mode), not
+ * on whether the machine has AVX-512. */
+#include "ops.h"
+
+#include <math.h>
+#include <stddef.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "util.h"
+
+enum { L = 16 }; /* lanes: element i of a dot product is summed in lane i % 16 */
+
+/* The sum of 16 lanes, always by the same tree: (l, l+8), then (l, l+4), (l, l+2),
+ * (l, l+1); the order _mm512_reduce_add_ps uses. */
+static inline float lane_sum(const float a[L]) {
+    float s1[8], s2[4], s3[2];
+    for (int l = 0; l < 8; l++) s1[l] = a[l] + a[l + 8];
+    for (int l = 0; l < 4; l++) s2[l] = s1[l] + s1[l + 4];
+    for (int l = 0; l < 2; l++) s3[l] = s2[l] + s2[l + 2];
+    return s3[0] + s3[1];
+}
+
+/* exp(x) for x <= 0, the same bits in both versions: x = n ln2 + r, |r| <= ln2/2, Cephes'
+ * polynomial for exp(r), scaled by 2^n. */
+static const float EXP_LO = -104.0f, LOG2E = 1.44269504f, LN2_HI = 0.693359375f,
+                   LN2_LO = -2.12194440e-4f;
+static const float EXP_P[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                               4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+
+static inline float exp_neg(float x) {
+    x = x > EXP_LO ? x : EXP_LO;
+    float n = rintf(x * LOG2E);
+    float r = fmaf(-n, LN2_LO, fmaf(-n, LN2_HI, x));
+    float p = EXP_P[0];
+    for (int i = 1; i < 6; i++) p = fmaf(p, r, EXP_P[i]);
+    return ldexpf(fmaf(p, r * r, r) + 1.0f, (int)n);
+}
+
+enum { RB = 4, OB = 4, PREFETCH_BLOCKS = 2 }; /* matmul: rows x outputs per register block */
+
+#if defined(__AVX512F__)
+/* res[o][r] = x[r] . w[o] for 4 weight rows and nr <= 4 input rows, sharing every load.
+ * Lane l of a row's accumulator sums elements l, l+16, ... with fused multiply-adds (the
+ * tail through a masked load), then the lanes are reduced; every row count runs this
+ * same sequence for each row, so a row's result does not depend on its neighbours.
+ * ahead != 0: also prefetches the weights that far ahead, so that memory keeps streaming
+ * while the rows are computed. */
+static inline __attribute__((always_inline)) void dot_block(float res[OB][RB], const float *const x[RB],
+                                                            const float *const w[OB], int C, int nr,
+                                                            ptrdiff_t ahead) {
+    __m512 acc[OB][RB];
+    for (int o = 0; o < OB; o++)
+        for (int r = 0; r < nr; r++) acc[o][r] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + L <= C; i += L) {
+        if (ahead)
+            for (int o = 0; o < OB; o++) _mm_prefetch((const char *)(w[o] + i + ahead), _MM_HINT_T0);
+        __m512 xv[RB];
+        for (int r = 0; r < nr; r++) xv[r] = _mm512_loadu_ps(x[r] + i);
+        for (int o = 0; o < OB; o++) {
+            __m512 wv = _mm512_loadu_ps(w[o] + i);
+            for (int r = 0; r < nr; r++) acc[o][r] = _mm512_fmadd_ps(xv[r], wv, acc[o][r]);
+        }
+    }
+    if (i < C) {
+        __mmask16 m = (__mmask16)((1u << (C - i)) - 1);
+        __m512 xv[RB];
+        for (int r = 0; r < nr; r++) xv[r] = _mm512_maskz_loadu_ps(m, x[r] + i);
+        for (int o = 0; o < OB; o++) {
+            __m512 wv = _mm512_maskz_loadu_ps(m, w[o] + i);
+            for (int r = 0; r < nr; r++) acc[o][r] = _mm512_fmadd_ps(xv[r], wv, acc[o][r]);
+        }
+    }
+    for (int o = 0; o < OB; o++)
+        for (int r = 0; r < nr; r++) res[o][r] = _mm512_reduce_add_ps(acc[o][r]);
+}
+#else
+/* The same sums as the AVX-512 version. */
+static inline __attribute__((always_inline)) void dot_block(float res[OB][RB], const float *const x[RB],
+                                                            const float *const w[OB], int C, int nr,
+                                                            ptrdiff_t ahead) {
+    (void)ahead; /* no portable prefetch */
+    for (int o = 0; o < OB; o++)
+        for (int r = 0; r < nr; r++) {
+            float acc[L] = {0};
+            for (int i = 0; i < C; i++) acc[i % L] = fmaf(x[r][i], w[o][i], acc[i % L]);
+            res[o][r] = lane_sum(acc);
+        }
+}
+#endif
+
+void mtp_matmul_rows(float *out, const float *x, const float *w, int R, int C, int OC, float beta) {
+    /* blocks of 4 weight rows split across threads: each weight is read from memory once
+     * and used for every input row; a short last block repeats its last weight row */
+    int nob = (OC + OB - 1) / OB;
+#pragma omp parallel for schedule(static) if (nob >= 16)
+    for (int ob = 0; ob < nob; ob++) {
+        const float *wp[OB];
+        for (int o = 0; o < OB; o++) wp[o] = w + (size_t)(ob * OB + o < OC ? ob * OB + o : OC - 1) * C;
+        for (int r0 = 0; r0 < R; r0 += RB) {
+            const float *xp[RB];
+            int nr = R - r0 < RB ? R - r0 : RB;
+            for (int r = 0; r < RB; r++) xp[r] = x + (size_t)(r0 + r < R ? r0 + r : R - 1) * C;
+            float res[OB][RB] = {{0}};
+            /* the first row block streams the weights: it prefetches a later block's */
+            ptrdiff_t ahead = r0 == 0 && (ob + PREFETCH_BLOCKS + 1) * OB <= OC
+                                  ? (ptrdiff_t)PREFETCH_BLOCKS * OB * C : 0;
+            switch (nr) { /* constant row counts: each case compiles to register-resident sums */
+            case 1: dot_block(res, xp, wp, C, 1, ahead); break;
+            case 2: dot_block(res, xp, wp, C, 2, ahead); break;
+            case 3: dot_block(res, xp, wp, C, 3, ahead); break;
+            default: dot_block(res, xp, wp, C, 4, ahead); break;
+            }
+            for (int o = 0; o < OB && ob * OB + o < OC; o++)
+                for (int r = 0; r < RB && r0 + r < R; r++) {
+                    float *dst = out + (size_t)(r0 + r) * OC + ob * OB + o;
+                    *dst = beta == 0 ? res[o][r] : *dst + res[o][r];
+                }
+        }
+    }
+}
+
+void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, int hd) {
+    int half = hd / 2;
+    for (int n = 0; n < R; n++) {
+        MTP_ASSERT(pos[n] >= 0 && pos[n] < r->T);
+        const float *cs = r->cos + (size_t)pos[n] * half, *sn = r->sin + (size_t)pos[n] * half;
+        for (int h = 0; h < nh; h++) {
+            float *v = x + (size_t)n * nh * hd + h * hd;
+            for (int j = 0; j < half; j++) {
+                float a = v[2 * j], b = v[2 * j + 1];
+                v[2 * j] = a * cs[j] - b * sn[j];
+                v[2 * j + 1] = a * sn[j] + b * cs[j];
+            }
+        }
+    }
+}
+
+/* ---- one query's attention ------------------------------------------------------------
+ * Scores: each key's dot product with the query in 16 lanes, summed by lane_sum's tree,
+ * times scale. Weights: exp_neg(score - max), summed in 16 lanes (key j in lane j % 16)
+ * and lane_sum. Output element e: fused multiply-adds of (weight / sum) * v[e] over the
+ * keys in order. */
+
+#if defined(__AVX512F__)
+/* a[j] (16 keys' lane partials) -> lane j holds key j's lane_sum: pairs of keys are
+ * folded together level by level, with exactly lane_sum's pairing. */
+static inline __m512 sum16(const __m512 a[16]) {
+    __m512 u[8], w[4], y[2];
+    for (int i = 0; i < 8; i++) /* (l, l+8): keys 2i, 2i+1 in the two 256-bit halves */
+        u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE));
+    for (int i = 0; i < 4; i++) /* (l, l+4): keys 4i..4i+3 in the four 128-bit lanes */
+        w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0xDD));
+    for (int i = 0; i < 2; i++) /* (l, l+2) */
+        y[i] = _mm512_add_ps(_mm512_shuffle_ps(w[2 * i], w[2 * i + 1], 0x44),
+                             _mm512_shuffle_ps(w[2 * i], w[2 * i + 1], 0xEE));
+    /* (l, l+1): lane 4j + t now holds key 4t + j */
+    __m512 z = _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x88), _mm512_shuffle_ps(y[0], y[1], 0xDD));
+    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    return _mm512_permutexvar_ps(order, z);
+}
+
+static inline __m512 exp_neg16(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(EXP_LO));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    __m512 p = _mm512_set1_ps(EXP_P[0]);
+    for (int i = 1; i < 6; i++) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P[i]));
+    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(y, n);
+}
+
+static inline __mmask16 first(int n) { return (__mmask16)(n >= L ? 0xFFFF : (1u << n) - 1); }
+
+void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
+                    int n, size_t stride, int hd, float scale, float *s) {
+    int nc = (hd + L - 1) / L;
+    __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
+    for (int j0 = 0; j0 < n; j0 += L) {
+        __m512 a[L];
+        int nj = n - j0 < L ? n - j0 : L;
+        for (int j = 0; j < L; j++) a[j] = _mm512_setzero_ps();
+        for (int j = 0; j < nj; j++) {
+            const float *kj = k + (size_t)idx[j0 + j] * stride;
+            for (int c = 0; c < nc; c++) {
+                __mmask16 m = first(hd - c * L);
+                a[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + c * L), _mm512_maskz_loadu_ps(m, kj + c * L), a[j]);
+            }
+        }
+        __m512 sc = _mm512_mul_ps(sum16(a), _mm512_set1_ps(scale));
+        _mm512_mask_storeu_ps(s + j0, first(nj), sc);
+        mx = _mm512_mask_max_ps(mx, first(nj), mx, sc);
+    }
+    __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    for (int j0 = 0; j0 < n; j0 += L) {
+        __mmask16 f = first(n - j0);
+        __m512 e = exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(f, s + j0), top));
+        _mm512_mask_storeu_ps(s + j0, f, e);
+        sum = _mm512_mask_add_ps(sum, f, sum, e);
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (int j0 = 0; j0 < n; j0 += L) {
+        __mmask16 f = first(n - j0);
+        _mm512_mask_storeu_ps(s + j0, f, _mm512_mul_ps(_mm512_maskz_loadu_ps(f, s + j0), inv));
+    }
+    for (int c = 0; c < nc; c++) {
+        __mmask16 m = first(hd - c * L);
+        __m512 acc = _mm512_setzero_ps();
+        for (int j = 0; j < n; j++)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(s[j]), _mm512_maskz_loadu_ps(m, v + (size_t)idx[j] * stride + c * L), acc);
+        _mm512_mask_storeu_ps(out + c * L, m, acc);
+    }
+}
+#else
+void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
+                    int n, size_t stride, int hd, float scale, float *s) {
+    float mx = -INFINITY, sum[L] = {0};
+    for (int j = 0; j < n; j++) {
+        const float *kj = k + (size_t)idx[j] * stride;
+        float acc[L] = {0};
+        for (int i = 0; i < hd; i++) acc[i % L] = fmaf(q[i], kj[i], acc[i % L]);
+        s[j] = lane_sum(acc) * scale;
+        mx = s[j] > mx ? s[j] : mx;
+    }
+    for (int j = 0; j < n; j++) sum[j % L] += s[j] = exp_neg(s[j] - mx);
+    float inv = 1.0f / lane_sum(sum);
+    for (int j = 0; j < n; j++) s[j] *= inv;
+    for (int e = 0; e < hd; e++) out[e] = 0;
+    for (int j = 0; j < n; j++) {
+        const float *vj = v + (size_t)idx[j] * stride;
+        for (int e = 0; e < hd; e++) out[e] = fmaf(s[j], vj[e], out[e]);
+    }
+}
+#endif
