@@ -120,12 +120,17 @@ static void block_kv(mtp_decoder *d, int block, const mtp_row *rows, int R, cons
     }
 }
 
-/* x (R, dim) <- block(x), writing keys and values to the rows' slots in the block's cache. */
-static void block_rows(mtp_decoder *d, int block, const mtp_row *rows, int R, const int *pos) {
+/* x (R, dim) <- block(x). With have_kv 0 the block first writes the rows' keys and
+ * values to their slots in its cache; with 1 the cache already holds them. */
+static void block_rows(mtp_decoder *d, int block, const mtp_row *rows, int R, const int *pos,
+                       int have_kv) {
     const mtp_config *c = &d->m->cfg;
     int dim = c->dim, f = c->hidden_dim;
     mtp_block_ptrs w = mtp_block_at(&d->m->lay, d->m->params, block);
-    block_kv(d, block, rows, R, pos);
+    if (have_kv)
+        mtp_rmsnorm_fwd(d->xn, d->ao, d->x, w.attn_norm, R, dim, c->norm_eps); /* ao: scratch */
+    else
+        block_kv(d, block, rows, R, pos);
     mtp_matmul_rows(d->q, d->xn, w.wq, R, dim, dim, 0);
     mtp_rope_rows(d->q, &d->rope, pos, R, c->n_heads, mtp_head_dim(c));
     attention_rows(d, block, rows, R);
@@ -166,7 +171,7 @@ void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_head
                dim * sizeof(float));
     }
     build_chains(d, rows, R);
-    for (int l = 0; l < nt; l++) block_rows(d, l, rows, R, pos);
+    for (int l = 0; l < nt; l++) block_rows(d, l, rows, R, pos, 0);
     memcpy(d->z, d->x, (size_t)R * dim * sizeof(float));
 
     int nwant = 0;
@@ -174,7 +179,7 @@ void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_head
     for (int r = 0; r < R; r++) MTP_ASSERT(rows[r].logits < nwant); /* indices 0..nwant-1 */
     /* the drafting heads' caches: keys and values from the trunk output */
     for (int h = 2; h <= kv_heads; h++) block_kv(d, nt + h - 1, rows, R, pos);
-    block_rows(d, nt, rows, R, pos); /* head 1 */
+    block_rows(d, nt, rows, R, pos, 0); /* head 1 */
     head_logits(d, rows, R, 1, 0, logits);
 }
 
@@ -191,7 +196,7 @@ void mtp_decoder_draft(mtp_decoder *d, const mtp_row *rows, const int *zrow, int
     build_chains(d, rows, R);
     for (int h = first; h <= last; h++) {
         memcpy(d->x, d->zt, (size_t)R * dim * sizeof(float));
-        block_rows(d, nt + h - 1, rows, R, pos);
+        block_rows(d, nt + h - 1, rows, R, pos, 1); /* keys and values: from the forward */
         head_logits(d, rows, R, nh, h - first, logits);
     }
 }

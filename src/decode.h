@@ -60,7 +60,9 @@ void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_head
 
 /* Future heads first..last run fully on R rows whose trunk outputs are rows zrow[i] of
  * the last mtp_decoder_forward, at the rows' positions and slots (each row attends to its
- * sequence's committed prefix, then itself: set len to the row's slot first).
+ * sequence's committed prefix, then itself: set len to the row's slot first). The heads'
+ * keys and values there are the forward's (moved along with mtp_decoder_move), not
+ * recomputed.
  * logits[(i * (last - first + 1) + h - first) * V ...] receives head h's logits. */
 void mtp_decoder_draft(mtp_decoder *d, const mtp_row *rows, const int *zrow, int R, int first,
                        int last, float *logits);
