@@ -46,6 +46,25 @@ static inline float exp_neg(float x) {
 enum { RB = 4, OB = 4, PREFETCH_BLOCKS = 2 }; /* matmul: rows x outputs per register block */
 
 #if defined(__AVX512F__)
+/* a[j] (16 vectors of lane partials) -> lane j holds a[j]'s lane_sum: pairs of keys are
+ * folded together level by level, with exactly lane_sum's pairing. */
+static inline __m512 sum16(const __m512 a[16]) {
+    __m512 u[8], w[4], y[2];
+    for (int i = 0; i < 8; i++) /* (l, l+8): keys 2i, 2i+1 in the two 256-bit halves */
+        u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE));
+    for (int i = 0; i < 4; i++) /* (l, l+4): keys 4i..4i+3 in the four 128-bit lanes */
+        w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0xDD));
+    for (int i = 0; i < 2; i++) /* (l, l+2) */
+        y[i] = _mm512_add_ps(_mm512_shuffle_ps(w[2 * i], w[2 * i + 1], 0x44),
+                             _mm512_shuffle_ps(w[2 * i], w[2 * i + 1], 0xEE));
+    /* (l, l+1): lane 4j + t now holds key 4t + j */
+    __m512 z = _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x88), _mm512_shuffle_ps(y[0], y[1], 0xDD));
+    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    return _mm512_permutexvar_ps(order, z);
+}
+
 /* res[o][r] = x[r] . w[o] for 4 weight rows and nr <= 4 input rows, sharing every load.
  * Lane l of a row's accumulator sums elements l, l+16, ... with fused multiply-adds (the
  * tail through a masked load), then the lanes are reduced; every row count runs this
@@ -78,8 +97,10 @@ static inline __attribute__((always_inline)) void dot_block(float res[OB][RB], c
             for (int r = 0; r < nr; r++) acc[o][r] = _mm512_fmadd_ps(xv[r], wv, acc[o][r]);
         }
     }
+    __m512 all[OB * RB]; /* the 16 sums at once; rows beyond nr are zeros */
     for (int o = 0; o < OB; o++)
-        for (int r = 0; r < nr; r++) res[o][r] = _mm512_reduce_add_ps(acc[o][r]);
+        for (int r = 0; r < RB; r++) all[o * RB + r] = r < nr ? acc[o][r] : _mm512_setzero_ps();
+    _mm512_storeu_ps(&res[0][0], sum16(all));
 }
 #else
 /* The same sums as the AVX-512 version. */
@@ -150,25 +171,6 @@ void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, i
  * keys in order. */
 
 #if defined(__AVX512F__)
-/* a[j] (16 keys' lane partials) -> lane j holds key j's lane_sum: pairs of keys are
- * folded together level by level, with exactly lane_sum's pairing. */
-static inline __m512 sum16(const __m512 a[16]) {
-    __m512 u[8], w[4], y[2];
-    for (int i = 0; i < 8; i++) /* (l, l+8): keys 2i, 2i+1 in the two 256-bit halves */
-        u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
-                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE));
-    for (int i = 0; i < 4; i++) /* (l, l+4): keys 4i..4i+3 in the four 128-bit lanes */
-        w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0x88),
-                             _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0xDD));
-    for (int i = 0; i < 2; i++) /* (l, l+2) */
-        y[i] = _mm512_add_ps(_mm512_shuffle_ps(w[2 * i], w[2 * i + 1], 0x44),
-                             _mm512_shuffle_ps(w[2 * i], w[2 * i + 1], 0xEE));
-    /* (l, l+1): lane 4j + t now holds key 4t + j */
-    __m512 z = _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x88), _mm512_shuffle_ps(y[0], y[1], 0xDD));
-    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-    return _mm512_permutexvar_ps(order, z);
-}
-
 static inline __m512 exp_neg16(__m512 x) {
     x = _mm512_max_ps(x, _mm512_set1_ps(EXP_LO));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
