@@ -46,20 +46,20 @@ static inline float exp_neg(float x) {
 enum { RB = 4, OB = 4, PREFETCH_BLOCKS = 2 }; /* matmul: rows x outputs per register block */
 
 #if defined(__AVX512F__)
-/* a[j] (16 vectors of lane partials) -> lane j holds a[j]'s lane_sum: pairs of keys are
- * folded together level by level, with exactly lane_sum's pairing. */
+/* a[j] (16 vectors of lane partials) -> lane j holds a[j]'s lane_sum: pairs of vectors
+ * are folded together level by level, with exactly lane_sum's pairing. */
 static inline __m512 sum16(const __m512 a[16]) {
     __m512 u[8], w[4], y[2];
-    for (int i = 0; i < 8; i++) /* (l, l+8): keys 2i, 2i+1 in the two 256-bit halves */
+    for (int i = 0; i < 8; i++) /* (l, l+8): vectors 2i, 2i+1 in the two 256-bit halves */
         u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
                              _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE));
-    for (int i = 0; i < 4; i++) /* (l, l+4): keys 4i..4i+3 in the four 128-bit lanes */
+    for (int i = 0; i < 4; i++) /* (l, l+4): vectors 4i..4i+3 in the four 128-bit lanes */
         w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0x88),
                              _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0xDD));
     for (int i = 0; i < 2; i++) /* (l, l+2) */
         y[i] = _mm512_add_ps(_mm512_shuffle_ps(w[2 * i], w[2 * i + 1], 0x44),
                              _mm512_shuffle_ps(w[2 * i], w[2 * i + 1], 0xEE));
-    /* (l, l+1): lane 4j + t now holds key 4t + j */
+    /* (l, l+1): lane 4j + t now holds vector 4t + j */
     __m512 z = _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x88), _mm512_shuffle_ps(y[0], y[1], 0xDD));
     const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
     return _mm512_permutexvar_ps(order, z);
