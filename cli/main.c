@@ -20,7 +20,7 @@ static const struct {
     {"prepare", cmd_prepare, "turn text/code files into byte-level token shards"},
     {"task", cmd_task, "the paper's synthetic tasks: samples, shards, test-set accuracy"},
     {"experiment", cmd_experiment, "rerun the paper's poly / induction experiments, with a report"},
-    {"bench", cmd_bench, "benchmarks: 'mtp bench matmul', 'mtp bench train'"},
+    {"bench", cmd_bench, "benchmarks: 'mtp bench matmul', 'mtp bench train', 'mtp bench decode'"},
 };
 
 static void usage(FILE *f) {
