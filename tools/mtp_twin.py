@@ -589,7 +589,7 @@ def main(argv=None) -> int:
     p.add_argument("--eps", type=float, default=1e-8)
     p.add_argument("--out", required=True, help="directory; writes model.safetensors")
     p.add_argument("--no-shuffle", action="store_true", help="accepted for drop-in use; always sequential")
-    p.add_argument("--threads", type=int, default=1, help="accepted for drop-in use")
+    p.add_argument("--threads", type=int, default=1, help="PyTorch threads")
     a = ap.parse_args(argv)
 
     if a.cmd == "selftest":
@@ -610,6 +610,7 @@ def main(argv=None) -> int:
         loss, acc = evaluate(model, tokens, a.batch, a.seq, a.batches)
         print(json.dumps({"head_loss": loss, "head_acc": acc}))
         return 0
+    torch.set_num_threads(a.threads)
     train(model, tokens, batch=a.batch, seq=a.seq, steps=a.steps, lr=a.lr, min_lr=a.min_lr,
           schedule=a.lr_schedule, warmup=a.warmup, weight_decay=a.weight_decay, grad_clip=a.grad_clip,
           beta1=a.beta1, beta2=a.beta2, eps=a.eps, log=print)
