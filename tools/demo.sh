@@ -18,7 +18,7 @@ echo "== corpus: $corpus"
 build/mtp prepare --out "$work/data" --max-mb 24 $corpus
 
 cat > "$work/config.json" <<'JSON'
-{"dim": 256, "n_layers": 6, "n_heads": 8, "n_kv_heads": 4, "vocab_size": 256,
+{"dim": 256, "n_layers": 10, "n_heads": 8, "n_kv_heads": 4, "vocab_size": 256,
  "multiple_of": 64, "n_future_tokens": 4, "max_seq_len": 256}
 JSON
 echo "== training a byte-level model with 4 future heads ($steps steps)"
