@@ -31,10 +31,12 @@
 
 static const char *HELP =
     "usage: mtp experiment poly|induction --out DIR [--preset quick|laptop|big] [--seeds K]\n"
-    "                      [--threads N]\n"
+    "                      [--steps N] [--pause P] [--threads N]\n"
     "  poly: n_future_tokens 1, 2, 4 at equal n_layers; accuracy per m (1..10)\n"
     "  induction: n_future_tokens 1, 2 at several model sizes; second-token accuracy\n"
     "  Presets (docs/tasks.md): quick (minutes), laptop (hours on 2 cores), big.\n"
+    "  --steps N: train N steps instead of the preset's; --pause P: poly with P pause\n"
+    "  tokens before the answer (the paper's appendix K).\n"
     "  Rerunning the same command skips finished runs and resumes interrupted ones.\n";
 
 typedef struct {
@@ -97,7 +99,7 @@ static int save_result(const char *path, const result *res, int n_acc, int nf, m
 }
 
 /* One model: train (or resume), then score; results cached in RUN/result.json. */
-static int run_one(const char *dir, const char *name, int poly, const preset *p, int dim, int nf,
+static int run_one(const char *dir, const char *name, int poly, int pause, const preset *p, int dim, int nf,
                    uint64_t seed, const char *train_shard, const char *test_shard, result *res,
                    mtp_err *err) {
     char run[960], path[1300]; /* dir is at most 800 bytes (cmd_experiment) */
@@ -142,7 +144,7 @@ static int run_one(const char *dir, const char *name, int poly, const preset *p,
         mtp_param_counts pc = mtp_count_params(&m.lay, &m.cfg);
         res->params_nonemb = pc.trunk + pc.heads;
         if (poly)
-            rc = mtp_poly_eval(&m, POLY_TEST_MAX_M, p->eval_n, res->acc, err);
+            rc = mtp_poly_eval(&m, POLY_TEST_MAX_M, p->eval_n, pause, res->acc, err);
         else
             rc = mtp_induction_eval(&m, p->eval_n, &res->acc[0], err);
     }
@@ -160,25 +162,51 @@ static int run_one(const char *dir, const char *name, int poly, const preset *p,
     return rc;
 }
 
-static int write_shards(const char *dir, int poly, size_t train_tokens, char *train, char *test,
-                        size_t cap, mtp_err *err) {
+static int write_shards(const char *dir, int poly, int pause, size_t train_tokens, char *train,
+                        char *test, size_t cap, mtp_err *err) {
     snprintf(train, cap, "%s/train.bin", dir);
     snprintf(test, cap, "%s/test.bin", dir);
     if (file_exists(train) && file_exists(test)) return 0;
     mtp_task task = poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION;
-    uint16_t *t = mtp_task_train_tokens(task, 20240430, train_tokens);
+    uint16_t *t = mtp_task_train_tokens(task, 20240430, pause, train_tokens);
     int rc = mtp_shard_write(train, t, train_tokens, err);
     free(t);
     size_t have; /* a slice of the test set, for per-head losses */
-    t = mtp_task_test_tokens(task, poly ? 200 : 400, &have);
+    t = mtp_task_test_tokens(task, poly ? 200 : 400, pause, &have);
     if (rc == 0) rc = mtp_shard_write(test, t, have, err);
     free(t);
     return rc;
 }
 
+/* DIR/settings records what the runs in DIR were trained with, so that a rerun with
+ * other settings stops instead of mixing them. */
+static int check_settings(const char *dir, const char *task, const char *preset_name, int steps,
+                          int pause) {
+    char path[1300], want[200];
+    snprintf(path, sizeof path, "%s/settings", dir);
+    int n = snprintf(want, sizeof want, "%s preset %s steps %d pause %d\n", task, preset_name, steps, pause);
+    char *have;
+    size_t len;
+    mtp_err err;
+    if (mtp_read_file(path, &have, &len, NULL) == 0) {
+        int same = len == (size_t)n && !memcmp(have, want, n);
+        if (!same)
+            fprintf(stderr, "mtp experiment: %s holds runs with other settings (%.*s); use another --out\n",
+                    dir, (int)strcspn(have, "\n"), have);
+        free(have);
+        return same ? 0 : -1;
+    }
+    mtp_atomic_file af;
+    int rc = mtp_atomic_open(&af, path, &err);
+    if (rc == 0) mtp_atomic_write(&af, want, n), rc = mtp_atomic_commit(&af, &err);
+    if (rc) fprintf(stderr, "mtp experiment: %s\n", err.msg);
+    return rc;
+}
+
 int cmd_experiment(int argc, char **argv) {
     static const struct option LONG[] = {{"out", 1, 0, 'o'}, {"preset", 1, 0, 'p'}, {"seeds", 1, 0, 's'},
-                                         {"threads", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+                                         {"threads", 1, 0, 't'}, {"steps", 1, 0, 'n'}, {"pause", 1, 0, 'P'},
+                                         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     if (argc < 2 || !strcmp(argv[1], "--help")) {
         fputs(HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;
@@ -187,7 +215,7 @@ int cmd_experiment(int argc, char **argv) {
     if (!poly && strcmp(argv[1], "induction"))
         return usage_error("experiment", "unknown experiment '%s' (poly, induction)", argv[1]);
     const char *dir = NULL, *preset_name = "laptop";
-    int seeds = 1, threads = 0, c, bad = 0;
+    int seeds = 1, threads = 0, steps = 0, pause = 0, c, bad = 0;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc - 1, argv + 1, ":", LONG, NULL)) != -1 && !bad) {
@@ -196,6 +224,8 @@ int cmd_experiment(int argc, char **argv) {
         case 'p': preset_name = optarg; break;
         case 's': bad = arg_int("experiment", "--seeds", optarg, 1, 16, &seeds); break;
         case 't': bad = arg_int("experiment", "--threads", optarg, 1, 1024, &threads); break;
+        case 'n': bad = arg_int("experiment", "--steps", optarg, 1, 1 << 24, &steps); break;
+        case 'P': bad = arg_int("experiment", "--pause", optarg, 0, POLY_MAX_PAUSE, &pause); break;
         case 'h': fputs(HELP, stdout); return 0;
         default: return options_error("experiment", c, argv + 1);
         }
@@ -203,19 +233,22 @@ int cmd_experiment(int argc, char **argv) {
     if (bad) return EXIT_USAGE;
     if (!dir) return usage_error("experiment", "--out DIR is required");
     if (strlen(dir) > 800) return usage_error("experiment", "--out: path too long");
-    const preset *p = NULL;
+    if (pause && !poly) return usage_error("experiment", "--pause: only the poly task has pause tokens");
+    preset pr, *p = NULL;
     for (size_t i = 0; i < sizeof PRESETS / sizeof *PRESETS; i++)
-        if (!strcmp(PRESETS[i].name, preset_name)) p = poly ? &PRESETS[i].poly : &PRESETS[i].induction;
+        if (!strcmp(PRESETS[i].name, preset_name)) pr = poly ? PRESETS[i].poly : PRESETS[i].induction, p = &pr;
     if (!p) return usage_error("experiment", "--preset: expected quick, laptop or big, got '%s'", preset_name);
+    if (steps) p->steps = steps;
     if (mkdir(dir, 0777) && errno != EEXIST) {
         fprintf(stderr, "mtp experiment: %s: %s\n", dir, strerror(errno));
         return EXIT_BAD_INPUT;
     }
+    if (check_settings(dir, argv[1], preset_name, p->steps, pause)) return EXIT_BAD_INPUT;
     cli_setup_threads(threads, 1);
     mtp_err err;
     char train[1000], test[1000];
     size_t tokens = (size_t)p->steps * p->batch * p->seq + p->seq * 2;
-    if (write_shards(dir, poly, tokens, train, test, sizeof train, &err)) {
+    if (write_shards(dir, poly, pause, tokens, train, test, sizeof train, &err)) {
         fprintf(stderr, "mtp experiment: %s\n", err.msg);
         return EXIT_BAD_INPUT;
     }
@@ -229,7 +262,7 @@ int cmd_experiment(int argc, char **argv) {
             for (int s = 0; s < seeds; s++) {
                 char name[64];
                 snprintf(name, sizeof name, "%s-d%d-n%d-s%d", poly ? "poly" : "ind", p->dims[di], nfs[k], s + 1);
-                if (run_one(dir, name, poly, p, p->dims[di], nfs[k], 1000 + s, train, test, &res[di][k][s], &err)) {
+                if (run_one(dir, name, poly, pause, p, p->dims[di], nfs[k], 1000 + s, train, test, &res[di][k][s], &err)) {
                     fprintf(stderr, "mtp experiment: %s: %s\n", name, err.msg);
                     return EXIT_BAD_INPUT;
                 }
@@ -245,11 +278,17 @@ int cmd_experiment(int argc, char **argv) {
         return EXIT_BAD_INPUT;
     }
     fprintf(f, "# %s experiment (preset %s)\n\n", poly ? "Polynomial arithmetic" : "Induction", preset_name);
-    fprintf(f, "Command: `mtp experiment %s --out %s --preset %s --seeds %d`  \n", argv[1], dir, preset_name, seeds);
+    char extra[64] = "";
+    if (steps) snprintf(extra, sizeof extra, " --steps %d", steps);
+    if (pause) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --pause %d", pause);
+    fprintf(f, "Command: `mtp experiment %s --out %s --preset %s --seeds %d%s`  \n", argv[1], dir, preset_name,
+            seeds, extra);
     fprintf(f, "Models: n_layers %d (trunk + future heads, parameter-matched), dims", p->n_layers);
     for (int di = 0; di < p->n_dims; di++) fprintf(f, " %d", p->dims[di]);
-    fprintf(f, "; %d steps of %d x %d tokens, lr %g cosine; %d seed(s); %d test samples%s.  \n",
-            p->steps, p->batch, p->seq, p->lr, seeds, p->eval_n, poly ? " per m" : " (stories)");
+    fprintf(f, "; %d steps of %d x %d tokens, lr %g cosine; %d seed(s); %d test samples%s", p->steps, p->batch,
+            p->seq, p->lr, seeds, p->eval_n, poly ? " per m" : " (stories)");
+    if (pause) fprintf(f, "; %d pause tokens before each answer", pause);
+    fprintf(f, ".  \n");
     double total = 0;
     for (int di = 0; di < p->n_dims; di++)
         for (int k = 0; k < n_nf; k++)

@@ -26,24 +26,29 @@ static const char *HELP =
     "  --test-shard FILE  write the test set as a shard (for `mtp eval` per-head losses)\n"
     "  --eval MODEL       accuracy on the test set (poly: per m, greedy, exact match of all\n"
     "                     5 coefficients; induction: second token of repeated names)\n"
+    "  --pause P          poly: P pause tokens '.' between '=' and the answer, in samples,\n"
+    "                     shards and --eval prompts (the paper's appendix K)  [0]\n"
     "  --m-max M          poly --eval: m = 1..M                     [10]\n"
     "  --n N              test samples per m (poly) / stories (induction) [2000 / 1000]\n"
     "  --threads N        threads\n";
 
 typedef struct {
-    int poly, print, json, m, test, m_max, n, threads;
+    int poly, print, json, m, test, m_max, n, threads, pause;
     uint64_t seed, tokens;
     const char *shard, *test_shard, *eval;
 } task_opts;
 
-static void print_poly(const mtp_poly_sample *s, int json) {
-    char expr[4096];
+/* JSON: the expression and answer only; text: also the pauses between them */
+static void print_poly(const mtp_poly_sample *s, int json, int pause) {
+    char expr[4096], dots[POLY_MAX_PAUSE + 2] = " ";
     mtp_poly_expr_text(s, expr, sizeof expr);
+    memset(dots + 1, '.', pause);
+    dots[pause ? pause + 1 : 0] = 0;
     const uint8_t *c = s->answer.c;
     if (json)
         printf("{\"m\":%d,\"expr\":\"%s\",\"answer\":[%d,%d,%d,%d,%d]}\n", s->m, expr, c[0], c[1], c[2], c[3], c[4]);
     else
-        printf("m=%d  %s = [%d,%d,%d,%d,%d]\n", s->m, expr, c[0], c[1], c[2], c[3], c[4]);
+        printf("m=%d  %s =%s [%d,%d,%d,%d,%d]\n", s->m, expr, dots, c[0], c[1], c[2], c[3], c[4]);
 }
 
 static void print_story(const mtp_story *s, int json) {
@@ -72,7 +77,7 @@ static int run_eval(const task_opts *o) {
     if (o->poly) {
         double acc[POLY_MAX_M + 1] = {0};
         int n = o->n ? o->n : POLY_TEST_PER_M;
-        rc = mtp_poly_eval(&m, o->m_max, n, acc, &err);
+        rc = mtp_poly_eval(&m, o->m_max, n, o->pause, acc, &err);
         if (rc == 0) {
             double in = 0, out = 0;
             int nin = 0, nout = 0;
@@ -106,7 +111,7 @@ int cmd_task(int argc, char **argv) {
         {"print", 1, 0, 'p'}, {"json", 0, 0, 'j'}, {"m", 1, 0, 'm'}, {"test", 0, 0, 't'},
         {"seed", 1, 0, 's'}, {"shard", 1, 0, 'S'}, {"tokens", 1, 0, 'T'}, {"test-shard", 1, 0, 'X'},
         {"eval", 1, 0, 'e'}, {"m-max", 1, 0, 'M'}, {"n", 1, 0, 'n'}, {"threads", 1, 0, 'h'},
-        {"help", 0, 0, 'H'}, {0, 0, 0, 0}};
+        {"pause", 1, 0, 'P'}, {"help", 0, 0, 'H'}, {0, 0, 0, 0}};
     if (argc < 2 || !strcmp(argv[1], "--help")) {
         fputs(HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;
@@ -133,6 +138,7 @@ int cmd_task(int argc, char **argv) {
         case 'M': bad = arg_int("task", "--m-max", optarg, 1, POLY_MAX_M, &o.m_max); break;
         case 'n': bad = arg_int("task", "--n", optarg, 1, 1 << 20, &o.n); break;
         case 'h': bad = arg_int("task", "--threads", optarg, 1, 1024, &o.threads); break;
+        case 'P': bad = arg_int("task", "--pause", optarg, 0, POLY_MAX_PAUSE, &o.pause); break;
         case 'H': fputs(HELP, stdout); return 0;
         default: return options_error("task", c, argv + 1);
         }
@@ -143,6 +149,7 @@ int cmd_task(int argc, char **argv) {
         return usage_error("task", "nothing to do: give --print, --shard, --test-shard or --eval");
     if (o.shard && (o.tokens == 0 || o.tokens > INT32_MAX))
         return usage_error("task", "--shard needs --tokens N (1..2^31-1)");
+    if (o.pause && !o.poly) return usage_error("task", "--pause: only the poly task has pause tokens");
     if (o.test && o.m > POLY_TEST_MAX_M)
         return usage_error("task", "--m %d: the test set has m = 1..%d", o.m, POLY_TEST_MAX_M);
     cli_setup_threads(o.threads, 0);
@@ -156,7 +163,7 @@ int cmd_task(int argc, char **argv) {
                                      i % POLY_TEST_PER_M);
             else
                 mtp_poly_sample_draw(&s, m, &rng);
-            print_poly(&s, o.json);
+            print_poly(&s, o.json, o.pause);
         } else {
             mtp_story s;
             if (o.test)
@@ -168,7 +175,8 @@ int cmd_task(int argc, char **argv) {
     }
     mtp_err err;
     if (o.shard) {
-        uint16_t *t = mtp_task_train_tokens(o.poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION, o.seed, o.tokens);
+        uint16_t *t = mtp_task_train_tokens(o.poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION, o.seed, o.pause,
+                                            o.tokens);
         int rc = mtp_shard_write(o.shard, t, o.tokens, &err);
         free(t);
         if (rc) return fprintf(stderr, "mtp task: %s\n", err.msg), EXIT_BAD_INPUT;
@@ -176,7 +184,7 @@ int cmd_task(int argc, char **argv) {
     if (o.test_shard) {
         size_t n;
         uint16_t *t = mtp_task_test_tokens(o.poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION,
-                                           o.poly ? POLY_TEST_PER_M : INDUCTION_TEST_STORIES, &n);
+                                           o.poly ? POLY_TEST_PER_M : INDUCTION_TEST_STORIES, o.pause, &n);
         int rc = mtp_shard_write(o.test_shard, t, n, &err);
         free(t);
         if (rc) return fprintf(stderr, "mtp task: %s\n", err.msg), EXIT_BAD_INPUT;

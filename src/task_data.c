@@ -7,7 +7,8 @@
 #include "task_poly.h"
 #include "util.h"
 
-uint16_t *mtp_task_train_tokens(mtp_task task, uint64_t seed, size_t n) {
+uint16_t *mtp_task_train_tokens(mtp_task task, uint64_t seed, int pause, size_t n) {
+    MTP_ASSERT(task == MTP_TASK_POLY || pause == 0);
     uint16_t *buf = xmalloc((n ? n : 1) * sizeof(uint16_t));
     mtp_rng rng = {seed};
     mtp_poly_test_index idx = {0};
@@ -18,7 +19,7 @@ uint16_t *mtp_task_train_tokens(mtp_task task, uint64_t seed, size_t n) {
         const uint16_t *t = task == MTP_TASK_POLY ? ps.tok : st.tok;
         int len;
         if (task == MTP_TASK_POLY)
-            mtp_poly_train_sample(&ps, &rng, &idx), len = ps.n_tok;
+            mtp_poly_train_sample(&ps, &rng, &idx), mtp_poly_add_pauses(&ps, pause), len = ps.n_tok;
         else
             mtp_story_draw(&st, &rng, 0), len = st.n;
         for (int i = 0; i < len && have < n; i++) buf[have++] = t[i];
@@ -27,7 +28,8 @@ uint16_t *mtp_task_train_tokens(mtp_task task, uint64_t seed, size_t n) {
     return buf;
 }
 
-uint16_t *mtp_task_test_tokens(mtp_task task, int per_m, size_t *n) {
+uint16_t *mtp_task_test_tokens(mtp_task task, int per_m, int pause, size_t *n) {
+    MTP_ASSERT(task == MTP_TASK_POLY || pause == 0);
     int poly = task == MTP_TASK_POLY, groups = poly ? POLY_TEST_MAX_M : 1;
     size_t cap = (size_t)groups * per_m * (poly ? POLY_MAX_TOKENS : INDUCTION_MAX_TOKENS), have = 0;
     uint16_t *buf = xmalloc(cap * sizeof(uint16_t));
@@ -38,7 +40,7 @@ uint16_t *mtp_task_test_tokens(mtp_task task, int per_m, size_t *n) {
             const uint16_t *t = poly ? ps.tok : st.tok;
             int len;
             if (poly)
-                mtp_poly_test_sample(&ps, g, i), len = ps.n_tok;
+                mtp_poly_test_sample(&ps, g, i), mtp_poly_add_pauses(&ps, pause), len = ps.n_tok;
             else
                 mtp_story_test(&st, i), len = st.n;
             memcpy(buf + have, t, len * sizeof(uint16_t));

@@ -11,7 +11,8 @@
 
 enum { EVAL_BATCH = 100 };
 
-int mtp_poly_eval(const mtp_model *m, int m_max, int n_per_m, double *acc, mtp_err *err) {
+int mtp_poly_eval(const mtp_model *m, int m_max, int n_per_m, int pause, double *acc,
+                  mtp_err *err) {
     if (m->cfg.vocab_size < POLY_VOCAB)
         return mtp_fail(err, "the model's vocab_size %d is smaller than the poly task's %d",
                         m->cfg.vocab_size, POLY_VOCAB);
@@ -27,6 +28,7 @@ int mtp_poly_eval(const mtp_model *m, int m_max, int n_per_m, double *acc, mtp_e
             int n = n_per_m - first < EVAL_BATCH ? n_per_m - first : EVAL_BATCH;
             for (int i = 0; i < n; i++) {
                 mtp_poly_test_sample(&s[i], mm, first + i);
+                mtp_poly_add_pauses(&s[i], pause);
                 prompts[i] = s[i].tok;
                 lens[i] = s[i].n_prompt;
             }

@@ -76,14 +76,22 @@ void mtp_poly_sample_draw(mtp_poly_sample *s, int m, mtp_rng *rng) {
     put(s, POLY_END);
 }
 
+void mtp_poly_add_pauses(mtp_poly_sample *s, int n) {
+    MTP_ASSERT(n >= 0 && n <= POLY_MAX_PAUSE && s->n_tok + n <= POLY_MAX_TOKENS);
+    memmove(s->tok + s->n_prompt + n, s->tok + s->n_prompt, (s->n_tok - s->n_prompt) * sizeof *s->tok);
+    for (int i = 0; i < n; i++) s->tok[s->n_prompt + i] = POLY_PAUSE;
+    s->n_prompt += n;
+    s->n_tok += n;
+}
+
 void mtp_poly_expr_text(const mtp_poly_sample *s, char *out, int cap) {
     static const char SYM[] = "0123456[]()-+*o=\n.";
     int w = 0;
-    for (int i = 0; i < s->n_prompt - 1 && w < cap - 3; i++) {
+    for (int i = 0; s->tok[i] != POLY_EQ && w < cap - 3; i++) {
         int t = s->tok[i];
         out[w++] = SYM[t];
         /* commas between a leaf's coefficients */
-        if (t < 7 && i + 1 < s->n_prompt && s->tok[i + 1] < 7) out[w++] = ',';
+        if (t < 7 && s->tok[i + 1] < 7) out[w++] = ',';
     }
     out[w] = 0;
 }

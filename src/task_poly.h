@@ -7,7 +7,9 @@
  *   0..6 the coefficients, 7 '[', 8 ']', 9 '(', 10 ')', 11 '-', 12 '+', 13 '*', 14 'o',
  *   15 '=', 16 end of sample (newline), 17 '.' (pause, reserved)
  * A sample is the expression, '=', the 5 answer digits, end. A leaf [c0..c4] is
- * '[' c0 c1 c2 c3 c4 ']' (the printed form adds commas). */
+ * '[' c0 c1 c2 c3 c4 ']' (the printed form adds commas). With pause tokens (the paper's
+ * appendix K) the prompt ends with P '.' after '=': P more positions to compute in
+ * before the answer. */
 #ifndef MTP_TASK_POLY_H
 #define MTP_TASK_POLY_H
 
@@ -21,7 +23,8 @@ enum {
 };
 
 #define POLY_MAX_M 16
-#define POLY_MAX_TOKENS 512 /* a sample with m <= POLY_MAX_M fits */
+#define POLY_MAX_PAUSE 64
+#define POLY_MAX_TOKENS 512 /* a sample with m <= POLY_MAX_M and POLY_MAX_PAUSE pauses fits */
 
 typedef struct {
     uint8_t c[5]; /* coefficients of X^0..X^4, each in 0..6 */
@@ -35,13 +38,16 @@ mtp_poly mtp_poly_compose(mtp_poly p, mtp_poly q); /* p(q(X)) mod X^5 */
 typedef struct {
     int m;                           /* operations */
     uint16_t tok[POLY_MAX_TOKENS];   /* expression '=' answer end */
-    int n_tok, n_prompt;             /* all tokens; those up to and including '=' */
+    int n_tok, n_prompt;             /* all tokens; those up to '=' and the pauses */
     mtp_poly answer;
 } mtp_poly_sample;
 
 /* A random expression with m operations (operators uniform over the four; a binary
  * operator splits the remaining operations between its operands uniformly). */
 void mtp_poly_sample_draw(mtp_poly_sample *s, int m, mtp_rng *rng);
+
+/* Inserts n (<= POLY_MAX_PAUSE) pause tokens after the prompt's '='. */
+void mtp_poly_add_pauses(mtp_poly_sample *s, int n);
 
 /* The expression in the printed form ([c0,c1,c2,c3,c4], (-E), (E+E), (E*E), (EoE)). */
 void mtp_poly_expr_text(const mtp_poly_sample *s, char *out, int cap);

@@ -4,7 +4,10 @@
   printed expression (fresh samples for m = 1..10 and the fixed test set);
 - the training shard decodes into well-formed samples, none of them a test expression;
 - induction stories: every scored position is the first token of a name seen earlier,
-  followed by its second token; test names never occur in training stories."""
+  followed by its second token; test names never occur in training stories;
+- pause tokens sit between '=' and the answer and change nothing else;
+- `mtp experiment` end to end at a few steps: report, plot, resumption, a refused change
+  of settings, and accuracies that re-evaluating the saved model reproduces."""
 import json
 import os
 import subprocess
@@ -100,6 +103,15 @@ with tempfile.TemporaryDirectory() as tmp:
         ok &= v == [int(c) for c in ans]
     check(ok, "training shard answers")
 
+    paused = os.path.join(tmp, "paused.bin")
+    subprocess.run([MTP, "task", "poly", "--shard", paused, "--tokens", "200000", "--seed", "4", "--pause", "3"],
+                   check=True)
+    ptext = "".join(sym[t] for t in np.fromfile(paused, dtype=np.uint16, offset=1024))
+    psamples = ptext.split("\n")[:1000]
+    check(all(s.count("=...") == 1 and s.count(".") == 3 for s in psamples)
+          and [s.replace(".", "") for s in psamples] == samples[:1000],
+          "pause tokens: three after '=', the samples otherwise unchanged")
+
     def stories(*args):
         out = subprocess.run([MTP, "task", "induction", "--json", "--print", *args], check=True,
                              capture_output=True, text=True).stdout
@@ -126,5 +138,28 @@ with tempfile.TemporaryDirectory() as tmp:
         return found
 
     check(not (names(train) & names(test_st)), "induction: a test name occurs in training stories")
+
+    # the experiment runner, end to end at a few steps
+    exp = os.path.join(tmp, "exp")
+    run = [MTP, "experiment", "poly", "--out", exp, "--preset", "quick", "--steps", "4", "--pause", "2"]
+    first = subprocess.run(run, capture_output=True, text=True)
+    report = open(os.path.join(exp, "report.md")).read() if first.returncode == 0 else ""
+    check(first.returncode == 0 and "--pause 2" in report and "2 pause tokens" in report
+          and "| 10 (ood) |" in report and os.path.getsize(os.path.join(exp, "poly_accuracy.svg")) > 500,
+          "experiment poly: report and plot " + first.stderr[-300:])
+    again = subprocess.run(run, capture_output=True, text=True)
+    check(again.returncode == 0 and again.stderr.count("done earlier") == 3, "experiment: a rerun reuses finished runs")
+    other = subprocess.run(run[:-1] + ["1"], capture_output=True, text=True)
+    check(other.returncode != 0 and "other settings" in other.stderr, "experiment: other settings in DIR refused")
+    saved = json.load(open(os.path.join(exp, "poly-d64-n2-s1", "result.json")))["acc"]
+    evaluated = subprocess.run([MTP, "task", "poly", "--eval", os.path.join(exp, "poly-d64-n2-s1", "model.safetensors"),
+                                "--n", "200", "--pause", "2", "--json"], check=True, capture_output=True, text=True)
+    again_acc = json.loads(evaluated.stdout)["acc"]
+    check(all(abs(a - b) < 1e-4 for a, b in zip(saved[1:], again_acc)) and len(again_acc) == 10,
+          "experiment: re-evaluating the saved model gives the report's accuracies")
+    ind = subprocess.run([MTP, "experiment", "induction", "--out", os.path.join(tmp, "ind"), "--preset", "quick",
+                          "--steps", "3"], capture_output=True, text=True)
+    check(ind.returncode == 0 and "| 64 |" in open(os.path.join(tmp, "ind", "report.md")).read(),
+          "experiment induction: report " + ind.stderr[-300:])
 
 tally.finish()
