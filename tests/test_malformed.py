@@ -590,6 +590,17 @@ def build_cases(tmp):
     usage("bench matmul --threads 0", ["bench", "matmul", "--threads", "0"], ["--threads"])
     # Without the fix this runs the whole matmul benchmark (seconds): keep it bounded.
     usage("bench matmul --frobnicate", ["bench", "matmul", "--frobnicate"], ["--frobnicate"])
+    usage("task poly --pause 65", ["task", "poly", "--print", "1", "--pause", "65"], ["--pause"])
+    usage("task induction --pause 1", ["task", "induction", "--print", "1", "--pause", "1"], ["--pause"])
+    usage("task poly --m 0", ["task", "poly", "--print", "1", "--m", "0"], ["--m"])
+    usage("task poly without an action", ["task", "poly"], ["--print"])
+    usage("experiment induction --pause 1", ["experiment", "induction", "--out", os.path.join(tmp, "exp_p"),
+                                             "--pause", "1"], ["--pause"])
+    usage("experiment poly --steps 0", ["experiment", "poly", "--out", os.path.join(tmp, "exp_s"), "--steps", "0"],
+          ["--steps"])
+    usage("experiment poly --preset huge", ["experiment", "poly", "--out", os.path.join(tmp, "exp_h"), "--preset",
+                                            "huge"], ["--preset"])
+    usage("experiment without --out", ["experiment", "poly"], ["--out"])
     usage("prepare without --out", ["prepare", good_cfg], ["--out"])
     usage("prepare without inputs", ["prepare", "--out", os.path.join(tmp, "prep_none")], ["file or directory"])
     usage("prepare --val-fraction 0.9", ["prepare", "--out", os.path.join(tmp, "prep_vf"), "--val-fraction", "0.9",
