@@ -24,7 +24,7 @@ static const char *HELP =
     "                        --n-future 4 --batch 8 --seq 256 --steps 6\n"
     "                        --head-schedule sequential|naive --threads N]\n"
     "       mtp bench decode --model M --data SHARD [--prompts 8 --prompt-len 64 -n 128 --repeat 3\n"
-    "                        --threads N]\n"
+    "                        --precision fp32|bf16 --threads N]\n"
     "  train prints one JSON line: tok_per_s (steps after the first), peak_rss_mb\n"
     "  decode: plain vs block vs tree greedy decoding of the same prompts (windows of the\n"
     "  shard), at batch 1 (one prompt at a time) and batch = --prompts; outputs checked equal;\n"
@@ -170,9 +170,9 @@ static int bench_decode(int argc, char **argv) {
     static const struct option LONG[] = {{"model", 1, 0, 'm'}, {"data", 1, 0, 'd'},
                                          {"prompts", 1, 0, 'p'}, {"prompt-len", 1, 0, 'l'},
                                          {"max-tokens", 1, 0, 'n'}, {"threads", 1, 0, 't'},
-                                         {"repeat", 1, 0, 'r'}, {0, 0, 0, 0}};
+                                         {"repeat", 1, 0, 'r'}, {"precision", 1, 0, 'P'}, {0, 0, 0, 0}};
     const char *model = NULL, *data = NULL;
-    int np = 8, plen = 64, ntok = 128, threads = 0, repeat = 3, c, bad = 0;
+    int np = 8, plen = 64, ntok = 128, threads = 0, repeat = 3, bf16 = 0, c, bad = 0;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":n:", LONG, NULL)) != -1 && !bad) {
@@ -184,6 +184,7 @@ static int bench_decode(int argc, char **argv) {
         case 'n': bad = arg_int("bench", "--max-tokens", optarg, 2, 1 << 20, &ntok); break;
         case 't': bad = arg_int("bench", "--threads", optarg, 1, 1024, &threads); break;
         case 'r': bad = arg_int("bench", "--repeat", optarg, 1, 99, &repeat); break;
+        case 'P': bad = arg_precision("bench", optarg, &bf16); break;
         default: return options_error("bench", c, argv);
         }
     }
@@ -215,8 +216,9 @@ static int bench_decode(int argc, char **argv) {
     } modes[] = {{"plain", MTP_SPEC_NONE}, {"block", MTP_SPEC_BLOCK}, {"tree", MTP_SPEC_TREE}};
     int nmodes = nf > 1 ? 3 : 1, rc = 0;
     printf("%s\n%s: %zu parameters, n_future %d; %d prompts of %d tokens, %d new tokens each, greedy;\n"
-           "decoding tok/s after the first token, median of %d interleaved rounds\n",
-           mtp_backend_describe(), model, m.lay.total, nf, np, plen, ntok, repeat);
+           "%s weights%s; decoding tok/s after the first token, median of %d interleaved rounds\n",
+           mtp_backend_describe(), model, m.lay.total, nf, np, plen, ntok, bf16 ? "bf16" : "fp32",
+           bf16 ? (mtp_amx_available() ? " (AMX)" : " (portable: no AMX)") : "", repeat);
     printf("%-6s %-6s %9s %8s %8s %8s  %s\n", "batch", "mode", "tok/s", "speedup", "tok/pass",
            "of ideal", "accepted at depth 1..");
     uint16_t *ref = xmalloc((size_t)np * ntok * sizeof(uint16_t));
@@ -225,7 +227,7 @@ static int bench_decode(int argc, char **argv) {
         double tps[3][99], tpf[3] = {0}, acc[3][MTP_MAX_FUTURE] = {{0}}, dr[3][MTP_MAX_FUTURE] = {{0}};
         for (int round = 0; round < repeat && rc == 0; round++)
             for (int k = 0; k < nmodes && rc == 0; k++) {
-                mtp_gen_opts o = {.spec = modes[k].spec, .max_tokens = ntok, .sampling = {0, 0, 1}};
+                mtp_gen_opts o = {.spec = modes[k].spec, .max_tokens = ntok, .sampling = {0, 0, 1}, .bf16 = bf16};
                 double tokens = 0, fw = 0, secs = 0;
                 for (int first = 0; first < np && rc == 0; first += batch) {
                     rc = mtp_generate(&m, prompts + first, lens + first, batch, &o, res, NULL, NULL, &err);

@@ -25,6 +25,8 @@ static const char *HELP =
     "  --temp T            0 = greedy (exact speculation); > 0 samples [0]\n"
     "  --top-k K --top-p P sampling filters                   [off]\n"
     "  --seed S            sampling seed                      [1]\n"
+    "  --precision P       fp32 | bf16: bf16 copies of the weights, rows rounded to bf16,\n"
+    "                      fp32 sums (Intel AMX where the CPU has it)   [fp32]\n"
     "  --threads N         threads                            [all cores]\n"
     "  --json              one JSON object per prompt: tokens, text, tokens_per_forward,\n"
     "                      accept (per drafted depth), tok_per_s, ttft_s\n"
@@ -165,7 +167,8 @@ int cmd_generate(int argc, char **argv) {
         {"prompt-tokens", 1, 0, 'i'}, {"lines", 0, 0, 'L'}, {"max-tokens", 1, 0, 'n'},
         {"spec", 1, 0, 'S'}, {"draft", 1, 0, 'd'}, {"tree", 1, 0, 'T'}, {"temp", 1, 0, 't'},
         {"top-k", 1, 0, 'k'}, {"top-p", 1, 0, 'P'}, {"seed", 1, 0, 's'}, {"threads", 1, 0, 'j'},
-        {"json", 0, 0, 'J'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"json", 0, 0, 'J'}, {"quiet", 0, 0, 'q'}, {"precision", 1, 0, 'b'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
     const char *model = NULL, *spec = NULL, *files[64];
     const char *texts[256], *ids[256];
     int nfiles = 0, ntexts = 0, nids = 0, lines = 0, threads = 0, json = 0, quiet = 0, c, bad = 0;
@@ -209,6 +212,7 @@ int cmd_generate(int argc, char **argv) {
         case 'j': bad = arg_int("generate", "--threads", optarg, 1, 1024, &threads); break;
         case 'J': json = 1; break;
         case 'q': quiet = 1; break;
+        case 'b': bad = arg_precision("generate", optarg, &o.bf16); break;
         case 'h': fputs(HELP, stdout); return 0;
         default: return options_error("generate", c, argv);
         }

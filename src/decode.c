@@ -44,7 +44,36 @@ int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int
     return 0;
 }
 
+void mtp_decoder_use_bf16(mtp_decoder *d) {
+    const mtp_config *c = &d->m->cfg;
+    int dim = c->dim, kvd = mtp_kv_dim(c), f = c->hidden_dim;
+    if (d->bf16) return;
+    d->bf16 = xcalloc(c->n_layers, sizeof *d->bf16);
+    for (int l = 0; l < c->n_layers; l++) {
+        mtp_block_ptrs w = mtp_block_at(&d->m->lay, d->m->params, l);
+        mtp_bf16_block *b = &d->bf16[l];
+        mtp_bf16_pack(&b->wq, w.wq, dim, dim);
+        mtp_bf16_pack(&b->wk, w.wk, dim, kvd);
+        mtp_bf16_pack(&b->wv, w.wv, dim, kvd);
+        mtp_bf16_pack(&b->wo, w.wo, dim, dim);
+        mtp_bf16_pack(&b->w1, w.w1, dim, f);
+        mtp_bf16_pack(&b->w2, w.w2, f, dim);
+        mtp_bf16_pack(&b->w3, w.w3, dim, f);
+    }
+    mtp_bf16_pack(&d->bf16_out, d->m->params + d->m->lay.output, dim, c->vocab_size);
+    int rows = d->max_rows * c->n_future; /* head_logits: every head of every row at once */
+    d->bf16_rows = xcalloc(mtp_bf16_scratch(rows, dim > f ? dim : f), sizeof(uint16_t));
+}
+
 void mtp_decoder_free(mtp_decoder *d) {
+    for (int l = 0; d->bf16 && l < d->m->cfg.n_layers; l++) {
+        mtp_bf16_block *b = &d->bf16[l];
+        mtp_bf16_matrix *ms[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w1, &b->w2, &b->w3};
+        for (int i = 0; i < 7; i++) mtp_bf16_free(ms[i]);
+    }
+    free(d->bf16);
+    mtp_bf16_free(&d->bf16_out);
+    free(d->bf16_rows);
     free(d->len);
     free(d->kc);
     free(d->vc);
@@ -55,6 +84,15 @@ void mtp_decoder_free(mtp_decoder *d) {
     free(d->nkeys);
     free(d->pos);
     memset(d, 0, sizeof *d);
+}
+
+/* out (R,OC) = beta * out + x @ w^T: fp32 w, or its bf16 copy wb if the decoder has one */
+static void matmul(const mtp_decoder *d, float *out, const float *x, const float *w,
+                   const mtp_bf16_matrix *wb, int R, int C, int OC, float beta) {
+    if (d->bf16)
+        mtp_matmul_rows_bf16(out, x, wb, R, beta, d->bf16_rows);
+    else
+        mtp_matmul_rows(out, x, w, R, C, OC, beta);
 }
 
 static float *cache_at(const mtp_decoder *d, float *base, int block, int seq, int slot) {
@@ -111,8 +149,9 @@ static void block_kv(mtp_decoder *d, int block, const mtp_row *rows, int R, cons
     int dim = c->dim, kvd = mtp_kv_dim(c);
     mtp_block_ptrs w = mtp_block_at(&d->m->lay, d->m->params, block);
     mtp_rmsnorm_fwd(d->xn, d->ao, d->x, w.attn_norm, R, dim, c->norm_eps); /* ao: rstd scratch */
-    mtp_matmul_rows(d->k, d->xn, w.wk, R, dim, kvd, 0);
-    mtp_matmul_rows(d->v, d->xn, w.wv, R, dim, kvd, 0);
+    const mtp_bf16_block *b = d->bf16 ? &d->bf16[block] : NULL;
+    matmul(d, d->k, d->xn, w.wk, b ? &b->wk : NULL, R, dim, kvd, 0);
+    matmul(d, d->v, d->xn, w.wv, b ? &b->wv : NULL, R, dim, kvd, 0);
     mtp_rope_rows(d->k, &d->rope, pos, R, c->n_kv_heads, mtp_head_dim(c));
     for (int r = 0; r < R; r++) {
         memcpy(cache_at(d, d->kc, block, rows[r].seq, rows[r].slot), d->k + (size_t)r * kvd, kvd * sizeof(float));
@@ -131,15 +170,16 @@ static void block_rows(mtp_decoder *d, int block, const mtp_row *rows, int R, co
         mtp_rmsnorm_fwd(d->xn, d->ao, d->x, w.attn_norm, R, dim, c->norm_eps); /* ao: scratch */
     else
         block_kv(d, block, rows, R, pos);
-    mtp_matmul_rows(d->q, d->xn, w.wq, R, dim, dim, 0);
+    const mtp_bf16_block *b = d->bf16 ? &d->bf16[block] : NULL;
+    matmul(d, d->q, d->xn, w.wq, b ? &b->wq : NULL, R, dim, dim, 0);
     mtp_rope_rows(d->q, &d->rope, pos, R, c->n_heads, mtp_head_dim(c));
     attention_rows(d, block, rows, R);
-    mtp_matmul_rows(d->x, d->ao, w.wo, R, dim, dim, 1);
+    matmul(d, d->x, d->ao, w.wo, b ? &b->wo : NULL, R, dim, dim, 1);
     mtp_rmsnorm_fwd(d->xn, d->ao, d->x, w.ffn_norm, R, dim, c->norm_eps);
-    mtp_matmul_rows(d->h1, d->xn, w.w1, R, dim, f, 0);
-    mtp_matmul_rows(d->h3, d->xn, w.w3, R, dim, f, 0);
+    matmul(d, d->h1, d->xn, w.w1, b ? &b->w1 : NULL, R, dim, f, 0);
+    matmul(d, d->h3, d->xn, w.w3, b ? &b->w3 : NULL, R, dim, f, 0);
     mtp_swiglu_fwd(d->h1, d->h1, d->h3, (size_t)R * f);
-    mtp_matmul_rows(d->x, d->h1, w.w2, R, f, dim, 1);
+    matmul(d, d->x, d->h1, w.w2, b ? &b->w2 : NULL, R, f, dim, 1);
 }
 
 /* Head h's logits for each row's block output in x: logits (R, nh) slots at column col. */
@@ -154,8 +194,8 @@ static void head_logits(mtp_decoder *d, const mtp_row *rows, int R, int nh, int 
         nwant++;
     }
     if (nwant && col == nh - 1) /* all heads normed: one unembedding, weights read once */
-        mtp_matmul_rows(logits, d->zn, d->m->params + d->m->lay.output, nwant * nh, dim,
-                        c->vocab_size, 0);
+        matmul(d, logits, d->zn, d->m->params + d->m->lay.output, &d->bf16_out, nwant * nh, dim,
+               c->vocab_size, 0);
 }
 
 void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_heads, float *logits) {

@@ -33,6 +33,11 @@ typedef struct {
     uint16_t token;
 } mtp_row;
 
+/* A block's matrices packed for bf16 decoding (mtp_decoder_use_bf16). */
+typedef struct {
+    mtp_bf16_matrix wq, wk, wv, wo, w1, w2, w3;
+} mtp_bf16_block;
+
 typedef struct {
     const mtp_model *m;
     int n_seq, cap, max_rows;
@@ -45,12 +50,21 @@ typedef struct {
     int *chain;          /* (R, cap) keys each row attends to, as slots */
     int *nkeys;          /* (R) */
     int *pos;            /* (R) the rows' positions */
+    mtp_bf16_block *bf16;    /* NULL: fp32 weights; else (n_layers) packed copies */
+    mtp_bf16_matrix bf16_out; /* the unembedding, packed */
+    uint16_t *bf16_rows;      /* scratch: rows rounded to bf16 */
 } mtp_decoder;
 
 /* cap: slots per sequence (at most max_seq_len); max_rows: rows per pass. */
 int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int max_rows,
                      mtp_err *err);
 void mtp_decoder_free(mtp_decoder *d);
+
+/* From now on the decoder multiplies by bf16 copies of the weights (rows rounded to bf16,
+ * sums in fp32): half the bytes to read, and with Intel AMX up to 16 rows per weight read
+ * (ops.h). Every pass of the decoder then uses them, so speculative output still equals
+ * plain output exactly; it differs from fp32 decoding by bf16 rounding. */
+void mtp_decoder_use_bf16(mtp_decoder *d);
 
 /* One pass: rows (R <= max_rows) through the trunk and future head 1; heads 2..kv_heads
  * only store their keys and values. For rows with logits >= 0, logits[row.logits * V ...]

@@ -33,6 +33,7 @@ typedef struct {
     mtp_sampling sampling;
     uint64_t seed;                      /* sequence i draws from its own stream (seed, i) */
     int max_tokens;
+    int bf16;                           /* multiply by bf16 copies of the weights (decode.h) */
 } mtp_gen_opts;
 
 typedef struct {

@@ -10,6 +10,7 @@
 
 #include "backend.h"
 #include "util.h"
+#include "vexp.h"
 
 /* Element-wise and row-wise loops smaller than this run on one thread: the fork and join
  * would cost more (decoding passes are a few rows). Results do not depend on it. */
@@ -179,11 +180,22 @@ void mtp_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const fl
     }
 }
 
+/* silu through vexp.h's exp: 16 at a time where the CPU allows, the same bits either way
+ * (a call per element to expf cost more than a decoding step's matrix products) */
 void mtp_swiglu_fwd(float *g, const float *h1, const float *h3, size_t n) {
+    size_t n16 = 0;
+#if defined(__AVX512F__)
+    n16 = n / 16 * 16;
 #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n16; i += 16) {
+        __m512 a = _mm512_loadu_ps(h1 + i);
+        __m512 s = _mm512_div_ps(a, _mm512_add_ps(_mm512_set1_ps(1.0f), vexp16(_mm512_sub_ps(_mm512_setzero_ps(), a))));
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(s, _mm512_loadu_ps(h3 + i)));
+    }
+#endif
+    for (size_t i = n16; i < n; i++) {
         float a = h1[i];
-        g[i] = a / (1.0f + expf(-a)) * h3[i];
+        g[i] = a / (1.0f + vexp1(-a)) * h3[i];
     }
 }
 

@@ -71,6 +71,23 @@ void mtp_xent(float *losses, uint8_t *hits, float *logits, const uint16_t *targe
 
 /* out (R,OC) = beta * out + x (R,C) @ w^T (OC,C) */
 void mtp_matmul_rows(float *out, const float *x, const float *w, int R, int C, int OC, float beta);
+/* bf16 decoding (ops_bf16.c): weights packed once into bf16 tiles; rows rounded to bf16
+ * per call; products summed in fp32. With Intel AMX (mtp_amx_available), up to 16 rows
+ * cost about one read of the packed weights; elsewhere a portable loop. */
+typedef struct {
+    uint16_t *p;
+    int C, OC;
+} mtp_bf16_matrix;
+void mtp_bf16_pack(mtp_bf16_matrix *m, const float *w, int C, int OC); /* w (OC,C) */
+void mtp_bf16_free(mtp_bf16_matrix *m);
+uint16_t mtp_bf16_round(float f);                                    /* nearest, ties even */
+float mtp_bf16_weight(const mtp_bf16_matrix *m, int o, int k);       /* w[o][k] as packed */
+int mtp_amx_available(void); /* MTP_NO_AMX in the environment: 0 */
+void mtp_amx_disable(void);  /* from now on the portable path (tests) */
+size_t mtp_bf16_scratch(int R, int C); /* uint16_t elements of scratch (zeroed once) */
+/* out (R,OC) = beta * out + bf16(x) (R,C) @ w^T */
+void mtp_matmul_rows_bf16(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
+                          uint16_t *scratch);
 /* x (R, nh*hd) rotated in place, row r at position pos[r] (< rope T) */
 void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, int hd);
 /* out (hd) = softmax_j(scale * q . k_j) weighted sum of v_j over n keys, key j's vectors at

@@ -14,6 +14,7 @@
 #endif
 
 #include "util.h"
+#include "vexp.h"
 
 enum { L = 16 }; /* lanes: element i of a dot product is summed in lane i % 16 */
 
@@ -25,22 +26,6 @@ static inline float lane_sum(const float a[L]) {
     for (int l = 0; l < 4; l++) s2[l] = s1[l] + s1[l + 4];
     for (int l = 0; l < 2; l++) s3[l] = s2[l] + s2[l + 2];
     return s3[0] + s3[1];
-}
-
-/* exp(x) for x <= 0, the same bits in both versions: x = n ln2 + r, |r| <= ln2/2, Cephes'
- * polynomial for exp(r), scaled by 2^n. */
-static const float EXP_LO = -104.0f, LOG2E = 1.44269504f, LN2_HI = 0.693359375f,
-                   LN2_LO = -2.12194440e-4f;
-static const float EXP_P[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
-                               4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
-
-static inline float exp_neg(float x) {
-    x = x > EXP_LO ? x : EXP_LO;
-    float n = rintf(x * LOG2E);
-    float r = fmaf(-n, LN2_LO, fmaf(-n, LN2_HI, x));
-    float p = EXP_P[0];
-    for (int i = 1; i < 6; i++) p = fmaf(p, r, EXP_P[i]);
-    return ldexpf(fmaf(p, r * r, r) + 1.0f, (int)n);
 }
 
 enum { RB = 4, OB = 4, PREFETCH_BLOCKS = 2 }; /* matmul: rows x outputs per register block */
@@ -166,23 +151,11 @@ void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, i
 
 /* ---- one query's attention ------------------------------------------------------------
  * Scores: each key's dot product with the query in 16 lanes, summed by lane_sum's tree,
- * times scale. Weights: exp_neg(score - max), summed in 16 lanes (key j in lane j % 16)
+ * times scale. Weights: vexp1(score - max), summed in 16 lanes (key j in lane j % 16)
  * and lane_sum. Output element e: fused multiply-adds of (weight / sum) * v[e] over the
  * keys in order. */
 
 #if defined(__AVX512F__)
-static inline __m512 exp_neg16(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(EXP_LO));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
-    __m512 p = _mm512_set1_ps(EXP_P[0]);
-    for (int i = 1; i < 6; i++) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P[i]));
-    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(y, n);
-}
-
 static inline __mmask16 first(int n) { return (__mmask16)(n >= L ? 0xFFFF : (1u << n) - 1); }
 
 void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
@@ -207,7 +180,7 @@ void mtp_attend_row(float *out, const float *q, const float *k, const float *v, 
     __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
     for (int j0 = 0; j0 < n; j0 += L) {
         __mmask16 f = first(n - j0);
-        __m512 e = exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(f, s + j0), top));
+        __m512 e = vexp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(f, s + j0), top));
         _mm512_mask_storeu_ps(s + j0, f, e);
         sum = _mm512_mask_add_ps(sum, f, sum, e);
     }
@@ -235,7 +208,7 @@ void mtp_attend_row(float *out, const float *q, const float *k, const float *v, 
         s[j] = lane_sum(acc) * scale;
         mx = s[j] > mx ? s[j] : mx;
     }
-    for (int j = 0; j < n; j++) sum[j % L] += s[j] = exp_neg(s[j] - mx);
+    for (int j = 0; j < n; j++) sum[j % L] += s[j] = vexp1(s[j] - mx);
     float inv = 1.0f / lane_sum(sum);
     for (int j = 0; j < n; j++) s[j] *= inv;
     for (int e = 0; e < hd; e++) out[e] = 0;

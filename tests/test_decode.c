@@ -77,7 +77,7 @@ static void train_periodic(mtp_model *m, int steps) {
 
 /* ---- KV cache vs full forward ------------------------------------------------------ */
 
-static void test_cache_vs_full(int nf) {
+static void test_cache_vs_full(int nf, int bf16) {
     mtp_model m;
     make_model(&m, nf, nf + 2, 37, 0.05f, 11 + nf);
     int T = 20, P = 7, V = 37;
@@ -90,6 +90,7 @@ static void test_cache_vs_full(int nf) {
     mtp_step(&m, &a, window, NULL, NULL, 0, NULL);
     mtp_decoder d;
     MTP_ASSERT(mtp_decoder_init(&d, &m, 1, m.cfg.max_seq_len, T, &err) == 0);
+    if (bf16) mtp_decoder_use_bf16(&d);
     float *lg = falloc((size_t)T * nf * V), *h1 = falloc((size_t)T * V);
     mtp_row rows[20];
     /* the prompt in one pass (head 1 logits for every row); then one token per pass, each
@@ -112,8 +113,11 @@ static void test_cache_vs_full(int nf) {
                 double x = lg[((size_t)j * nf + h - 1) * V + v], y = a.heads[h - 1].logits[(size_t)j * V + v];
                 worst = fmax(worst, fabs(x - y) / fmax(1.0, fabs(y)));
             }
-    /* different kernels (BLAS vs batch-invariant rows), same float math: reordered sums */
-    expect(worst < 1e-4, "n_future %d: cached logits differ from a full forward by %.3g", nf, worst);
+    /* different kernels (BLAS vs batch-invariant rows), same float math: reordered sums;
+     * bf16: weights and rows rounded to 8 significant bits */
+    expect(worst < (bf16 ? 2e-2 : 1e-4), "n_future %d%s: cached logits differ from a full forward by %.3g", nf,
+           bf16 ? " (bf16)" : "", worst);
+    if (bf16) printf("  bf16 decoding, n_future %d: logits within %.2g of fp32\n", nf, worst);
     free(lg);
     free(h1);
     mtp_decoder_free(&d);
@@ -182,7 +186,7 @@ static double mean_tpf(const mtp_gen_result *r, int n) {
     return s / n;
 }
 
-static void test_exact_greedy(const mtp_model *m, const char *what) {
+static void test_exact_greedy(const mtp_model *m, const char *what, int bf16) {
     enum { NP = 6, NT = 40 };
     int V = m->cfg.vocab_size, nf = m->cfg.n_future;
     uint16_t buf[NP][12];
@@ -195,7 +199,7 @@ static void test_exact_greedy(const mtp_model *m, const char *what) {
         prompts[i] = buf[i];
     }
     mtp_gen_result plain[NP], spec[NP], alone;
-    mtp_gen_opts o = {.spec = MTP_SPEC_NONE, .max_tokens = NT};
+    mtp_gen_opts o = {.spec = MTP_SPEC_NONE, .max_tokens = NT, .bf16 = bf16};
     MTP_ASSERT(gen(m, prompts, lens, NP, o, plain) == 0);
     struct {
         mtp_spec spec;
@@ -205,7 +209,7 @@ static void test_exact_greedy(const mtp_model *m, const char *what) {
                  {MTP_SPEC_TREE, 0, 3, {3, 1, 2}}, {MTP_SPEC_TREE, 0, 1, {5}}};
     for (size_t k = 0; k < sizeof modes / sizeof *modes; k++) {
         o = (mtp_gen_opts){.spec = modes[k].spec, .draft = modes[k].draft, .max_tokens = NT,
-                           .tree_depths = modes[k].depths};
+                           .tree_depths = modes[k].depths, .bf16 = bf16};
         memcpy(o.tree_width, modes[k].w, sizeof modes[k].w);
         MTP_ASSERT(gen(m, prompts, lens, NP, o, spec) == 0);
         int same = 1;
@@ -344,14 +348,26 @@ static void test_bad_prompts(void) {
 }
 
 int main(void) {
-    for (int nf = 1; nf <= 4; nf++) test_cache_vs_full(nf);
+    for (int nf = 1; nf <= 4; nf++) test_cache_vs_full(nf, 0);
     test_batch_invariance();
     for (int nf = 2; nf <= 8; nf++) {
         mtp_model m;
         make_model(&m, nf, nf + 1, 8, 0.3f, 100 + nf);
-        test_exact_greedy(&m, "random ");
+        test_exact_greedy(&m, "random ", 0);
         train_periodic(&m, 40);
-        test_exact_greedy(&m, "trained");
+        test_exact_greedy(&m, "trained", 0);
+        test_exact_greedy(&m, "bf16   ", 1);
+        mtp_model_free(&m);
+    }
+    /* bf16 decoding: on AMX if the CPU has it, then on the portable path */
+    for (int pass = 0; pass < 1 + mtp_amx_available(); pass++) {
+        if (pass) mtp_amx_disable();
+        printf("  bf16 path: %s\n", mtp_amx_available() ? "AMX" : "portable");
+        for (int nf = 1; nf <= 4; nf += 3) test_cache_vs_full(nf, 1);
+        mtp_model m;
+        make_model(&m, 3, 4, 8, 0.3f, 103);
+        train_periodic(&m, 40);
+        test_exact_greedy(&m, pass ? "bf16 portable" : "bf16 (AMX)", 1);
         mtp_model_free(&m);
     }
     test_sampling();

@@ -93,6 +93,99 @@ static void test_matmul_rows(void) {
         }
 }
 
+static float bf16_float(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static void test_bf16_round(void) {
+    float one_and_half_ulp = 1.0f + 1.0f / 256, above = 1.0f + 1.0f / 256 + 1.0f / 65536;
+    expect(mtp_bf16_round(1.0f) == 0x3F80 && mtp_bf16_round(-2.0f) == 0xC000, "bf16: exact values");
+    expect(mtp_bf16_round(one_and_half_ulp) == 0x3F80 && mtp_bf16_round(above) == 0x3F81,
+           "bf16: halfway rounds to even, above halfway up");
+    expect(mtp_bf16_round(INFINITY) == 0x7F80 && isnan(bf16_float(mtp_bf16_round(NAN))), "bf16: inf and NaN kept");
+}
+
+/* Rows are rounded 16 at a time where the CPU allows: through an identity matrix the
+ * products are the rounded inputs themselves, which must match mtp_bf16_round. */
+static void test_bf16_rows_rounding(const char *path) {
+    enum { C = 16 };
+    float x[2 * C], w[C * C] = {0}, out[2 * C];
+    for (int k = 0; k < C; k++) w[k * C + k] = 1;
+    for (int i = 0; i < 2 * C; i++) { /* halfway and near-halfway cases, tiny, large (AMX flushes denormals) */
+        float base = (float)(1 + i / 4) * (i % 2 ? -1.0f : 1.0f), step = base / 256;
+        x[i] = i < 24 ? base + step * (0.5f + (float)(i % 3 - 1) / 4096) : i < 28 ? 1e-37f * (float)i : 3e38f / (float)i;
+    }
+    mtp_bf16_matrix m;
+    mtp_bf16_pack(&m, w, C, C);
+    uint16_t *scratch = xcalloc(mtp_bf16_scratch(2, C), sizeof(uint16_t));
+    mtp_matmul_rows_bf16(out, x, &m, 2, 0, scratch);
+    int ok = 1;
+    for (int i = 0; i < 2 * C; i++) ok &= out[i] == bf16_float(mtp_bf16_round(x[i]));
+    char what[80];
+    snprintf(what, sizeof what, "bf16 (%s): rows rounded like mtp_bf16_round", path);
+    expect(ok, what);
+    mtp_bf16_free(&m);
+    free(scratch);
+}
+
+/* The bf16 matmul on the active path (AMX where the CPU has it, portable otherwise)
+ * against a double-precision sum of the same bf16-rounded products; rows' bits do not
+ * depend on the other rows (up to and beyond one 16-row tile) or the thread count. */
+static void test_matmul_rows_bf16(const char *path) {
+    static const int CS[] = {1, 31, 32, 33, 100}, OCS[] = {1, 15, 16, 17, 130};
+    enum { R = 40 };
+    for (size_t ci = 0; ci < sizeof CS / sizeof *CS; ci++)
+        for (size_t oi = 0; oi < sizeof OCS / sizeof *OCS; oi++) {
+            int C = CS[ci], OC = OCS[oi];
+            float *x = rnd((size_t)R * C, 1), *w = rnd((size_t)OC * C, 1), *base = rnd((size_t)R * OC, 1);
+            float *got = falloc((size_t)R * OC), *want = falloc((size_t)R * OC), *one = falloc(OC);
+            uint16_t *scratch = xcalloc(mtp_bf16_scratch(R, C), sizeof(uint16_t));
+            mtp_bf16_matrix m;
+            mtp_bf16_pack(&m, w, C, OC);
+            int packed = 1;
+            for (int o = 0; o < OC; o++)
+                for (int k = 0; k < C; k++) packed &= mtp_bf16_weight(&m, o, k) == bf16_float(mtp_bf16_round(w[(size_t)o * C + k]));
+            char what[140];
+            snprintf(what, sizeof what, "bf16 pack C %d OC %d: every weight in place", C, OC);
+            expect(packed, what);
+            for (int beta = 0; beta < 2; beta++) {
+                memcpy(got, base, (size_t)R * OC * sizeof(float));
+                mtp_matmul_rows_bf16(got, x, &m, R, (float)beta, scratch);
+                for (int r = 0; r < R; r++)
+                    for (int o = 0; o < OC; o++) {
+                        double s = beta ? base[(size_t)r * OC + o] : 0;
+                        for (int k = 0; k < C; k++)
+                            s += (double)bf16_float(mtp_bf16_round(x[(size_t)r * C + k])) * mtp_bf16_weight(&m, o, k);
+                        want[(size_t)r * OC + o] = (float)s;
+                    }
+                snprintf(what, sizeof what, "matmul_rows_bf16 (%s) C %d OC %d beta %d vs reference", path, C, OC, beta);
+                expect(close_to(got, want, (size_t)R * OC), what);
+            }
+            mtp_matmul_rows_bf16(got, x, &m, R, 0, scratch);
+            int same = 1;
+            for (int threads = 1; threads <= 2; threads++) {
+                set_threads(threads);
+                for (int r = 0; r < R; r += 7) {
+                    mtp_matmul_rows_bf16(one, x + (size_t)r * C, &m, 1, 0, scratch);
+                    same &= !memcmp(one, got + (size_t)r * OC, OC * sizeof(float));
+                }
+                for (int n = 1; n < R; n += 6) {
+                    mtp_matmul_rows_bf16(want, x, &m, n, 0, scratch);
+                    same &= !memcmp(want, got, (size_t)n * OC * sizeof(float));
+                }
+            }
+            set_threads(max_threads);
+            snprintf(what, sizeof what, "matmul_rows_bf16 (%s) C %d OC %d: a row's bits do not depend on the others",
+                     path, C, OC);
+            expect(same, what);
+            mtp_bf16_free(&m);
+            free(x), free(w), free(base), free(got), free(want), free(one), free(scratch);
+        }
+}
+
 static void test_rope_rows(void) {
     enum { R = 9, T = 5, NH = 3, HD = 8 };
     mtp_rope rope;
@@ -139,6 +232,16 @@ int main(void) {
     max_threads = omp_get_max_threads();
 #endif
     test_matmul_rows();
+    test_bf16_round();
+    if (mtp_amx_available()) {
+        test_matmul_rows_bf16("AMX");
+        test_bf16_rows_rounding("AMX");
+        mtp_amx_disable();
+    } else {
+        printf("no AMX on this CPU (or MTP_NO_AMX set): bf16 tests cover the portable path only\n");
+    }
+    test_matmul_rows_bf16("portable");
+    test_bf16_rows_rounding("portable");
     test_rope_rows();
     test_attend_row();
     printf("%d passed, %d failed\n", passed, failed);
