@@ -152,17 +152,95 @@ void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, i
 /* ---- one query's attention ------------------------------------------------------------
  * Scores: each key's dot product with the query in 16 lanes, summed by lane_sum's tree,
  * times scale. Weights: vexp1(score - max), summed in 16 lanes (key j in lane j % 16)
- * and lane_sum. Output element e: fused multiply-adds of (weight / sum) * v[e] over the
- * keys in order. */
+ * and lane_sum. Output element e: fused multiply-adds of (weight / sum) * v[e], key j into
+ * partial sum j % 4 (four independent chains: the adds need not wait on each other), then
+ * (p0 + p1) + (p2 + p3). */
+
+enum { PV = 4 }; /* partial sums of the weighted values */
 
 #if defined(__AVX512F__)
 static inline __mmask16 first(int n) { return (__mmask16)(n >= L ? 0xFFFF : (1u << n) - 1); }
 
+/* out (hd) = sum_j s[j] v_j in the recipe's partial sums, one 16-lane column at a time */
+static void weigh_values(float *out, const float *s, const float *v, const int *idx, int n,
+                         size_t stride, int hd) {
+    for (int c = 0; c < (hd + L - 1) / L; c++) {
+        __mmask16 m = first(hd - c * L);
+        __m512 p0 = _mm512_setzero_ps(), p1 = p0, p2 = p0, p3 = p0;
+#define WV(j) _mm512_set1_ps(s[j]), _mm512_maskz_loadu_ps(m, v + (size_t)idx[j] * stride + c * L)
+        int j = 0;
+        for (; j + PV <= n; j += PV) {
+            p0 = _mm512_fmadd_ps(WV(j), p0);
+            p1 = _mm512_fmadd_ps(WV(j + 1), p1);
+            p2 = _mm512_fmadd_ps(WV(j + 2), p2);
+            p3 = _mm512_fmadd_ps(WV(j + 3), p3);
+        }
+        if (j < n) p0 = _mm512_fmadd_ps(WV(j), p0);
+        if (j + 1 < n) p1 = _mm512_fmadd_ps(WV(j + 1), p1);
+        if (j + 2 < n) p2 = _mm512_fmadd_ps(WV(j + 2), p2);
+#undef WV
+        _mm512_mask_storeu_ps(out + c * L, m, _mm512_add_ps(_mm512_add_ps(p0, p1), _mm512_add_ps(p2, p3)));
+    }
+}
+
+/* The same sums for hd = 16 nc (nc <= 4, a constant where inlined), key by key: a key's
+ * vectors are adjacent in memory, and its row index is read once. */
+static inline __attribute__((always_inline)) void weigh_values_by_key(float *out, const float *s,
+                                                                     const float *v, const int *idx,
+                                                                     int n, size_t stride, int nc) {
+    __m512 p[4][PV];
+    for (int c = 0; c < nc; c++)
+        for (int t = 0; t < PV; t++) p[c][t] = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + PV <= n; j += PV)
+        for (int t = 0; t < PV; t++) {
+            const float *vj = v + (size_t)idx[j + t] * stride;
+            __m512 w = _mm512_set1_ps(s[j + t]);
+            for (int c = 0; c < nc; c++) p[c][t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + c * L), p[c][t]);
+        }
+    for (int t = 0; j + t < n; t++) {
+        const float *vj = v + (size_t)idx[j + t] * stride;
+        __m512 w = _mm512_set1_ps(s[j + t]);
+        for (int c = 0; c < nc; c++) p[c][t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + c * L), p[c][t]);
+    }
+    for (int c = 0; c < nc; c++)
+        _mm512_storeu_ps(out + c * L, _mm512_add_ps(_mm512_add_ps(p[c][0], p[c][1]), _mm512_add_ps(p[c][2], p[c][3])));
+}
+
+/* Scores of 16 keys: the query's nc vectors stay in registers, the 16 lane sums too
+ * (constant indices once unrolled). nc is a constant where inlined. */
+static inline __attribute__((always_inline)) __m512 scores16(const __m512 *qv, int nc, const float *k,
+                                                             const int *idx, size_t stride) {
+    __m512 a[L];
+#pragma GCC unroll 16
+    for (int j = 0; j < L; j++) {
+        const float *kj = k + (size_t)idx[j] * stride;
+        a[j] = _mm512_fmadd_ps(qv[0], _mm512_loadu_ps(kj), _mm512_setzero_ps());
+        for (int c = 1; c < nc; c++) a[j] = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kj + c * L), a[j]);
+    }
+    return sum16(a);
+}
+
 void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
                     int n, size_t stride, int hd, float scale, float *s) {
-    int nc = (hd + L - 1) / L;
-    __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
-    for (int j0 = 0; j0 < n; j0 += L) {
+    int nc = (hd + L - 1) / L, j0 = 0;
+    __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps(), qv[8];
+    if (hd % L == 0 && nc <= 8) { /* whole blocks of 16 keys, whole vectors: the fast path */
+        for (int c = 0; c < nc; c++) qv[c] = _mm512_loadu_ps(q + c * L);
+        for (; j0 + L <= n; j0 += L) {
+            __m512 sc;
+            switch (nc) {
+            case 1: sc = scores16(qv, 1, k, idx + j0, stride); break;
+            case 2: sc = scores16(qv, 2, k, idx + j0, stride); break;
+            case 4: sc = scores16(qv, 4, k, idx + j0, stride); break;
+            default: sc = scores16(qv, nc, k, idx + j0, stride); break;
+            }
+            sc = _mm512_mul_ps(sc, _mm512_set1_ps(scale));
+            _mm512_storeu_ps(s + j0, sc);
+            mx = _mm512_max_ps(mx, sc);
+        }
+    }
+    for (; j0 < n; j0 += L) { /* the same sums, one key at a time, masked */
         __m512 a[L];
         int nj = n - j0 < L ? n - j0 : L;
         for (int j = 0; j < L; j++) a[j] = _mm512_setzero_ps();
@@ -178,23 +256,22 @@ void mtp_attend_row(float *out, const float *q, const float *k, const float *v, 
         mx = _mm512_mask_max_ps(mx, first(nj), mx, sc);
     }
     __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-    for (int j0 = 0; j0 < n; j0 += L) {
+    for (j0 = 0; j0 < n; j0 += L) {
         __mmask16 f = first(n - j0);
         __m512 e = vexp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(f, s + j0), top));
         _mm512_mask_storeu_ps(s + j0, f, e);
         sum = _mm512_mask_add_ps(sum, f, sum, e);
     }
     __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
-    for (int j0 = 0; j0 < n; j0 += L) {
+    for (j0 = 0; j0 < n; j0 += L) {
         __mmask16 f = first(n - j0);
         _mm512_mask_storeu_ps(s + j0, f, _mm512_mul_ps(_mm512_maskz_loadu_ps(f, s + j0), inv));
     }
-    for (int c = 0; c < nc; c++) {
-        __mmask16 m = first(hd - c * L);
-        __m512 acc = _mm512_setzero_ps();
-        for (int j = 0; j < n; j++)
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(s[j]), _mm512_maskz_loadu_ps(m, v + (size_t)idx[j] * stride + c * L), acc);
-        _mm512_mask_storeu_ps(out + c * L, m, acc);
+    switch (hd % L ? 0 : nc) { /* constant nc: both of a key's vectors at once */
+    case 1: weigh_values_by_key(out, s, v, idx, n, stride, 1); break;
+    case 2: weigh_values_by_key(out, s, v, idx, n, stride, 2); break;
+    case 4: weigh_values_by_key(out, s, v, idx, n, stride, 4); break;
+    default: weigh_values(out, s, v, idx, n, stride, hd); break;
     }
 }
 #else
@@ -211,10 +288,10 @@ void mtp_attend_row(float *out, const float *q, const float *k, const float *v, 
     for (int j = 0; j < n; j++) sum[j % L] += s[j] = vexp1(s[j] - mx);
     float inv = 1.0f / lane_sum(sum);
     for (int j = 0; j < n; j++) s[j] *= inv;
-    for (int e = 0; e < hd; e++) out[e] = 0;
-    for (int j = 0; j < n; j++) {
-        const float *vj = v + (size_t)idx[j] * stride;
-        for (int e = 0; e < hd; e++) out[e] = fmaf(s[j], vj[e], out[e]);
+    for (int e = 0; e < hd; e++) {
+        float p[PV] = {0};
+        for (int j = 0; j < n; j++) p[j % PV] = fmaf(s[j], v[(size_t)idx[j] * stride + e], p[j % PV]);
+        out[e] = (p[0] + p[1]) + (p[2] + p[3]);
     }
 }
 #endif
