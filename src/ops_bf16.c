@@ -53,6 +53,7 @@ void mtp_bf16_pack(mtp_bf16_matrix *m, const float *w, int C, int OC) {
     size_t nkb = tiles_k(C), nob = (size_t)(OC + NB * TN - 1) / (NB * TN) * NB;
     m->C = C, m->OC = OC;
     m->p = xmalloc(nob * nkb * TILE * sizeof(uint16_t));
+#pragma omp parallel for schedule(static) if (nob * nkb >= 64)
     for (size_t ob = 0; ob < nob; ob++)
         for (size_t kb = 0; kb < nkb; kb++) {
             uint16_t *t = m->p + (ob * nkb + kb) * TILE;

@@ -38,3 +38,8 @@ done
 echo "== decoding speed: plain vs self-speculative (outputs checked identical)"
 build/mtp bench decode --model "$work/run/model.safetensors" --data "$work/data/val.bin" \
     --prompts 4 --prompt-len 64 -n 160
+if grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null; then
+    echo "== the same with bf16 weights on AMX (--precision bf16)"
+    build/mtp bench decode --model "$work/run/model.safetensors" --data "$work/data/val.bin" \
+        --prompts 4 --prompt-len 64 -n 160 --precision bf16
+fi
