@@ -130,7 +130,9 @@ static void attention_rows(mtp_decoder *d, int block, const mtp_row *rows, int R
     const mtp_config *c = &d->m->cfg;
     int H = c->n_heads, hd = mtp_head_dim(c), group = H / c->n_kv_heads, kvd = mtp_kv_dim(c);
     float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for schedule(static)
+    size_t work = 0; /* multiply-adds: below a few tens of thousands, a fork and join costs more */
+    for (int r = 0; r < R; r++) work += (size_t)d->nkeys[r] * H * hd * 2;
+#pragma omp parallel for schedule(static) if (work >= 1u << 16)
     for (int rh = 0; rh < R * H; rh++) {
         int r = rh / H, h = rh % H, g = h / group, n = d->nkeys[r], seq = rows[r].seq;
         const int *ch = d->chain + (size_t)r * d->cap;

@@ -130,7 +130,7 @@ AMX_TARGET static void matmul_amx(float *out, const uint16_t *xb, const mtp_bf16
                                   float beta) {
     int OC = w->OC, ngroups = (OC + NB * TN - 1) / (NB * TN);
     size_t nkb = tiles_k(w->C), ld = nkb * TK;
-#pragma omp parallel if (ngroups >= 2)
+#pragma omp parallel if (ngroups * nkb >= 64) /* smaller: not worth a fork and join */
     {
         tile_config cfg = {.palette = 1};
         for (int t = 0; t < 8; t++) cfg.rows[t] = TN, cfg.colsb[t] = 64;

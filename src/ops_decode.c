@@ -106,7 +106,7 @@ void mtp_matmul_rows(float *out, const float *x, const float *w, int R, int C, i
     /* blocks of 4 weight rows split across threads: each weight is read from memory once
      * and used for every input row; a short last block repeats its last weight row */
     int nob = (OC + OB - 1) / OB;
-#pragma omp parallel for schedule(static) if (nob >= 16)
+#pragma omp parallel for schedule(static) if ((size_t)OC * C >= 1u << 17) /* smaller: not worth a fork and join */
     for (int ob = 0; ob < nob; ob++) {
         const float *wp[OB];
         for (int o = 0; o < OB; o++) wp[o] = w + (size_t)(ob * OB + o < OC ? ob * OB + o : OC - 1) * C;
