@@ -31,12 +31,14 @@
 
 static const char *HELP =
     "usage: mtp experiment poly|induction --out DIR [--preset quick|laptop|big] [--seeds K]\n"
-    "                      [--steps N] [--pause P] [--threads N]\n"
+    "                      [--steps N] [--lr LR] [--pause P] [--report-only] [--threads N]\n"
     "  poly: n_future_tokens 1, 2, 4 at equal n_layers; accuracy per m (1..10)\n"
     "  induction: n_future_tokens 1, 2 at several model sizes; second-token accuracy\n"
     "  Presets (docs/tasks.md): quick (minutes), laptop (hours on 2 cores), big.\n"
-    "  --steps N: train N steps instead of the preset's; --pause P: poly with P pause\n"
-    "  tokens before the answer (the paper's appendix K).\n"
+    "  --steps N, --lr LR: instead of the preset's (peak lr; the cosine ends at LR/10);\n"
+    "  --pause P: poly with P pause tokens before the answer (the paper's appendix K).\n"
+    "  --report-only: write the report from the runs finished so far, training nothing\n"
+    "  (to look at a long experiment while it runs; unfinished runs are marked).\n"
     "  Rerunning the same command skips finished runs and resumes interrupted ones.\n";
 
 typedef struct {
@@ -58,6 +60,7 @@ typedef struct {
     double head_loss[4];
     double wall_s;
     size_t params_nonemb;
+    int done; /* 0: not finished (--report-only) */
 } result;
 
 static int file_exists(const char *p) { return access(p, F_OK) == 0; }
@@ -81,6 +84,7 @@ static int load_result(const char *path, result *res) {
     for (int i = 0; i < cJSON_GetArraySize(h) && i < 4; i++) res->head_loss[i] = cJSON_GetArrayItem(h, i)->valuedouble;
     res->wall_s = cJSON_GetObjectItem(j, "wall_s") ? cJSON_GetObjectItem(j, "wall_s")->valuedouble : 0;
     res->params_nonemb = (size_t)(cJSON_GetObjectItem(j, "params_nonemb") ? cJSON_GetObjectItem(j, "params_nonemb")->valuedouble : 0);
+    res->done = 1;
     cJSON_Delete(j);
     return 0;
 }
@@ -98,15 +102,21 @@ static int save_result(const char *path, const result *res, int n_acc, int nf, m
     return mtp_atomic_commit(&af, err);
 }
 
-/* One model: train (or resume), then score; results cached in RUN/result.json. */
-static int run_one(const char *dir, const char *name, int poly, int pause, const preset *p, int dim, int nf,
-                   uint64_t seed, const char *train_shard, const char *test_shard, result *res,
+/* One model: train (or resume), then score; results cached in RUN/result.json. With
+ * train 0, only loads a finished run's result (res->done 0 if there is none). */
+static int run_one(const char *dir, const char *name, int poly, int pause, int train, const preset *p, int dim,
+                   int nf, uint64_t seed, const char *train_shard, const char *test_shard, result *res,
                    mtp_err *err) {
     char run[960], path[1300]; /* dir is at most 800 bytes (cmd_experiment) */
     snprintf(run, sizeof run, "%s/%s", dir, name);
     snprintf(path, sizeof path, "%s/result.json", run);
     if (file_exists(path) && load_result(path, res) == 0) {
         fprintf(stderr, "  %s: done earlier\n", name);
+        return 0;
+    }
+    if (!train) {
+        memset(res, 0, sizeof *res);
+        fprintf(stderr, "  %s: not finished\n", name);
         return 0;
     }
     double t0 = mtp_now();
@@ -157,6 +167,7 @@ static int run_one(const char *dir, const char *name, int poly, int pause, const
         mtp_shard_free(&s);
     }
     res->wall_s = mtp_now() - t0;
+    res->done = rc == 0;
     if (rc == 0) rc = save_result(path, res, poly ? POLY_TEST_MAX_M + 1 : 1, nf, err);
     mtp_model_free(&m);
     return rc;
@@ -181,10 +192,10 @@ static int write_shards(const char *dir, int poly, int pause, size_t train_token
 /* DIR/settings records what the runs in DIR were trained with, so that a rerun with
  * other settings stops instead of mixing them. */
 static int check_settings(const char *dir, const char *task, const char *preset_name, int steps,
-                          int pause) {
+                          float lr, int pause) {
     char path[1300], want[200];
     snprintf(path, sizeof path, "%s/settings", dir);
-    int n = snprintf(want, sizeof want, "%s preset %s steps %d pause %d\n", task, preset_name, steps, pause);
+    int n = snprintf(want, sizeof want, "%s preset %s steps %d lr %g pause %d\n", task, preset_name, steps, lr, pause);
     char *have;
     size_t len;
     mtp_err err;
@@ -206,6 +217,7 @@ static int check_settings(const char *dir, const char *task, const char *preset_
 int cmd_experiment(int argc, char **argv) {
     static const struct option LONG[] = {{"out", 1, 0, 'o'}, {"preset", 1, 0, 'p'}, {"seeds", 1, 0, 's'},
                                          {"threads", 1, 0, 't'}, {"steps", 1, 0, 'n'}, {"pause", 1, 0, 'P'},
+                                         {"lr", 1, 0, 'L'}, {"report-only", 0, 0, 'R'},
                                          {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     if (argc < 2 || !strcmp(argv[1], "--help")) {
         fputs(HELP, argc < 2 ? stderr : stdout);
@@ -215,7 +227,8 @@ int cmd_experiment(int argc, char **argv) {
     if (!poly && strcmp(argv[1], "induction"))
         return usage_error("experiment", "unknown experiment '%s' (poly, induction)", argv[1]);
     const char *dir = NULL, *preset_name = "laptop";
-    int seeds = 1, threads = 0, steps = 0, pause = 0, c, bad = 0;
+    int seeds = 1, threads = 0, steps = 0, pause = 0, report_only = 0, c, bad = 0;
+    float lr = 0;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc - 1, argv + 1, ":", LONG, NULL)) != -1 && !bad) {
@@ -226,6 +239,8 @@ int cmd_experiment(int argc, char **argv) {
         case 't': bad = arg_int("experiment", "--threads", optarg, 1, 1024, &threads); break;
         case 'n': bad = arg_int("experiment", "--steps", optarg, 1, 1 << 24, &steps); break;
         case 'P': bad = arg_int("experiment", "--pause", optarg, 0, POLY_MAX_PAUSE, &pause); break;
+        case 'L': bad = arg_float("experiment", "--lr", optarg, 1e-7, 1, &lr); break;
+        case 'R': report_only = 1; break;
         case 'h': fputs(HELP, stdout); return 0;
         default: return options_error("experiment", c, argv + 1);
         }
@@ -239,11 +254,12 @@ int cmd_experiment(int argc, char **argv) {
         if (!strcmp(PRESETS[i].name, preset_name)) pr = poly ? PRESETS[i].poly : PRESETS[i].induction, p = &pr;
     if (!p) return usage_error("experiment", "--preset: expected quick, laptop or big, got '%s'", preset_name);
     if (steps) p->steps = steps;
+    if (lr) p->lr = lr;
     if (mkdir(dir, 0777) && errno != EEXIST) {
         fprintf(stderr, "mtp experiment: %s: %s\n", dir, strerror(errno));
         return EXIT_BAD_INPUT;
     }
-    if (check_settings(dir, argv[1], preset_name, p->steps, pause)) return EXIT_BAD_INPUT;
+    if (check_settings(dir, argv[1], preset_name, p->steps, p->lr, pause)) return EXIT_BAD_INPUT;
     cli_setup_threads(threads, 1);
     mtp_err err;
     char train[1000], test[1000];
@@ -262,12 +278,16 @@ int cmd_experiment(int argc, char **argv) {
             for (int s = 0; s < seeds; s++) {
                 char name[64];
                 snprintf(name, sizeof name, "%s-d%d-n%d-s%d", poly ? "poly" : "ind", p->dims[di], nfs[k], s + 1);
-                if (run_one(dir, name, poly, pause, p, p->dims[di], nfs[k], 1000 + s, train, test, &res[di][k][s], &err)) {
+                if (run_one(dir, name, poly, pause, !report_only, p, p->dims[di], nfs[k], 1000 + s, train, test, &res[di][k][s], &err)) {
                     fprintf(stderr, "mtp experiment: %s: %s\n", name, err.msg);
                     return EXIT_BAD_INPUT;
                 }
             }
     double wall = mtp_now() - t0;
+    int col_done[3] = {1, 1, 1}, all_done = 1; /* a column of the tables: one n_future */
+    for (int di = 0; di < p->n_dims; di++)
+        for (int k = 0; k < n_nf; k++)
+            for (int s = 0; s < seeds; s++) col_done[k] &= res[di][k][s].done, all_done &= res[di][k][s].done;
 
     /* the report */
     char path[1300];
@@ -280,6 +300,7 @@ int cmd_experiment(int argc, char **argv) {
     fprintf(f, "# %s experiment (preset %s)\n\n", poly ? "Polynomial arithmetic" : "Induction", preset_name);
     char extra[64] = "";
     if (steps) snprintf(extra, sizeof extra, " --steps %d", steps);
+    if (lr) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --lr %g", lr);
     if (pause) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --pause %d", pause);
     fprintf(f, "Command: `mtp experiment %s --out %s --preset %s --seeds %d%s`  \n", argv[1], dir, preset_name,
             seeds, extra);
@@ -294,6 +315,8 @@ int cmd_experiment(int argc, char **argv) {
         for (int k = 0; k < n_nf; k++)
             for (int s = 0; s < seeds; s++) total += res[di][k][s].wall_s;
     fprintf(f, "Wall time: %.0f s for the runs (this invocation %.0f s). %s\n\n", total, wall, mtp_backend_describe());
+    if (!all_done)
+        fprintf(f, "**Partial report** (`--report-only`): columns marked - have runs that had not finished.\n\n");
     mtp_series series[3];
     double xs[3][16], ys[3][16];
     if (poly) {
@@ -308,25 +331,26 @@ int cmd_experiment(int argc, char **argv) {
             for (int k = 0; k < n_nf; k++) {
                 double a = 0;
                 for (int s = 0; s < seeds; s++) a += res[0][k][s].acc[mm] / seeds;
-                fprintf(f, " %.3f |", a);
+                fprintf(f, col_done[k] ? " %.3f |" : " - |", a);
                 xs[k][mm - 1] = mm, ys[k][mm - 1] = a;
                 (mm <= POLY_TRAIN_MAX_M ? in : out)[k] += a / (mm <= POLY_TRAIN_MAX_M ? POLY_TRAIN_MAX_M : POLY_TEST_MAX_M - POLY_TRAIN_MAX_M);
             }
             fprintf(f, "\n");
         }
         fprintf(f, "| in domain (m<=5) |");
-        for (int k = 0; k < n_nf; k++) fprintf(f, " %.3f |", in[k]);
+        for (int k = 0; k < n_nf; k++) fprintf(f, col_done[k] ? " %.3f |" : " - |", in[k]);
         fprintf(f, "\n| out of domain (m>5) |");
-        for (int k = 0; k < n_nf; k++) fprintf(f, " %.3f |", out[k]);
+        for (int k = 0; k < n_nf; k++) fprintf(f, col_done[k] ? " %.3f |" : " - |", out[k]);
         fprintf(f, "\n\n![accuracy vs m](poly_accuracy.svg)\n\n");
         char names[3][16];
+        int ns = 0;
         for (int k = 0; k < n_nf; k++) {
             snprintf(names[k], sizeof names[k], "n=%d", nfs[k]);
-            series[k] = (mtp_series){names[k], xs[k], ys[k], POLY_TEST_MAX_M};
+            if (col_done[k]) series[ns++] = (mtp_series){names[k], xs[k], ys[k], POLY_TEST_MAX_M};
         }
         snprintf(path, sizeof path, "%s/poly_accuracy.svg", dir);
-        if (mtp_svg_plot(path, "Polynomial arithmetic: accuracy vs operations", "m (operations; > 5 out of domain)",
-                         "accuracy", series, n_nf, 0, 1, &err))
+        if (ns && mtp_svg_plot(path, "Polynomial arithmetic: accuracy vs operations",
+                               "m (operations; > 5 out of domain)", "accuracy", series, ns, 0, 1, &err))
             fprintf(stderr, "mtp experiment: %s\n", err.msg);
     } else {
         fprintf(f, "Accuracy on the second token of repeated names, mean over seeds:\n\n| dim | non-embedding params |");
@@ -339,25 +363,27 @@ int cmd_experiment(int argc, char **argv) {
             for (int k = 0; k < n_nf; k++) {
                 double a = 0;
                 for (int s = 0; s < seeds; s++) a += res[di][k][s].acc[0] / seeds;
-                fprintf(f, " %.3f |", a);
+                fprintf(f, col_done[k] ? " %.3f |" : " - |", a);
                 xs[k][di] = (double)res[di][k][0].params_nonemb, ys[k][di] = a;
             }
             fprintf(f, "\n");
         }
         fprintf(f, "\n![induction accuracy vs model size](induction_accuracy.svg)\n\n");
         char names[3][16];
+        int ns = 0;
         for (int k = 0; k < n_nf; k++) {
             snprintf(names[k], sizeof names[k], "n=%d", nfs[k]);
-            series[k] = (mtp_series){names[k], xs[k], ys[k], p->n_dims};
+            if (col_done[k]) series[ns++] = (mtp_series){names[k], xs[k], ys[k], p->n_dims};
         }
         snprintf(path, sizeof path, "%s/induction_accuracy.svg", dir);
-        if (mtp_svg_plot(path, "Induction: accuracy vs model size", "non-embedding parameters (log)",
-                         "second-token accuracy", series, n_nf, 1, 1, &err))
+        if (ns && mtp_svg_plot(path, "Induction: accuracy vs model size", "non-embedding parameters (log)",
+                               "second-token accuracy", series, ns, 1, 1, &err))
             fprintf(stderr, "mtp experiment: %s\n", err.msg);
     }
     fprintf(f, "Per-head test loss (nats; head i predicts token t+i), seed 1:\n\n| run | head losses |\n|---|---|\n");
     for (int di = 0; di < p->n_dims; di++)
         for (int k = 0; k < n_nf; k++) {
+            if (!res[di][k][0].done) continue;
             fprintf(f, "| d%d n=%d |", p->dims[di], nfs[k]);
             for (int i = 0; i < nfs[k]; i++) fprintf(f, " %.4f", res[di][k][0].head_loss[i]);
             fprintf(f, " |\n");

@@ -601,6 +601,7 @@ def build_cases(tmp):
     usage("experiment poly --preset huge", ["experiment", "poly", "--out", os.path.join(tmp, "exp_h"), "--preset",
                                             "huge"], ["--preset"])
     usage("experiment without --out", ["experiment", "poly"], ["--out"])
+    usage("experiment poly --lr 0", ["experiment", "poly", "--out", os.path.join(tmp, "exp_l"), "--lr", "0"], ["--lr"])
     usage("prepare without --out", ["prepare", good_cfg], ["--out"])
     usage("prepare without inputs", ["prepare", "--out", os.path.join(tmp, "prep_none")], ["file or directory"])
     usage("prepare --val-fraction 0.9", ["prepare", "--out", os.path.join(tmp, "prep_vf"), "--val-fraction", "0.9",

@@ -149,6 +149,11 @@ with tempfile.TemporaryDirectory() as tmp:
           "experiment poly: report and plot " + first.stderr[-300:])
     again = subprocess.run(run, capture_output=True, text=True)
     check(again.returncode == 0 and again.stderr.count("done earlier") == 3, "experiment: a rerun reuses finished runs")
+    os.remove(os.path.join(exp, "poly-d64-n4-s1", "result.json"))
+    partial = subprocess.run(run + ["--report-only"], capture_output=True, text=True)
+    report = open(os.path.join(exp, "report.md")).read()
+    check(partial.returncode == 0 and "not finished" in partial.stderr and "Partial report" in report
+          and "| 1 | " in report and report.count(" - |") >= 12, "experiment --report-only: unfinished runs marked")
     other = subprocess.run(run[:-1] + ["1"], capture_output=True, text=True)
     check(other.returncode != 0 and "other settings" in other.stderr, "experiment: other settings in DIR refused")
     saved = json.load(open(os.path.join(exp, "poly-d64-n2-s1", "result.json")))["acc"]
