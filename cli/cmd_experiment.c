@@ -31,11 +31,13 @@
 
 static const char *HELP =
     "usage: mtp experiment poly|induction --out DIR [--preset quick|laptop|big] [--seeds K]\n"
-    "                      [--steps N] [--lr LR] [--pause P] [--report-only] [--threads N]\n"
+    "                      [--steps N] [--lr LR] [--eval-n N] [--pause P] [--report-only]\n"
+    "                      [--threads N]\n"
     "  poly: n_future_tokens 1, 2, 4 at equal n_layers; accuracy per m (1..10)\n"
     "  induction: n_future_tokens 1, 2 at several model sizes; second-token accuracy\n"
     "  Presets (docs/tasks.md): quick (minutes), laptop (hours on 2 cores), big.\n"
-    "  --steps N, --lr LR: instead of the preset's (peak lr; the cosine ends at LR/10);\n"
+    "  --steps N, --lr LR, --eval-n N: instead of the preset's (peak lr, the cosine ending\n"
+    "  at LR/10; test expressions per m / test stories);\n"
     "  --pause P: poly with P pause tokens before the answer (the paper's appendix K).\n"
     "  --report-only: write the report from the runs finished so far, training nothing\n"
     "  (to look at a long experiment while it runs; unfinished runs are marked).\n"
@@ -191,11 +193,12 @@ static int write_shards(const char *dir, int poly, int pause, size_t train_token
 
 /* DIR/settings records what the runs in DIR were trained with, so that a rerun with
  * other settings stops instead of mixing them. */
-static int check_settings(const char *dir, const char *task, const char *preset_name, int steps,
-                          float lr, int pause) {
+static int check_settings(const char *dir, const char *task, const char *preset_name, const preset *p,
+                          int pause) {
     char path[1300], want[200];
     snprintf(path, sizeof path, "%s/settings", dir);
-    int n = snprintf(want, sizeof want, "%s preset %s steps %d lr %g pause %d\n", task, preset_name, steps, lr, pause);
+    int n = snprintf(want, sizeof want, "%s preset %s steps %d lr %g eval %d pause %d\n", task, preset_name, p->steps,
+                     p->lr, p->eval_n, pause);
     char *have;
     size_t len;
     mtp_err err;
@@ -217,7 +220,7 @@ static int check_settings(const char *dir, const char *task, const char *preset_
 int cmd_experiment(int argc, char **argv) {
     static const struct option LONG[] = {{"out", 1, 0, 'o'}, {"preset", 1, 0, 'p'}, {"seeds", 1, 0, 's'},
                                          {"threads", 1, 0, 't'}, {"steps", 1, 0, 'n'}, {"pause", 1, 0, 'P'},
-                                         {"lr", 1, 0, 'L'}, {"report-only", 0, 0, 'R'},
+                                         {"lr", 1, 0, 'L'}, {"report-only", 0, 0, 'R'}, {"eval-n", 1, 0, 'e'},
                                          {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     if (argc < 2 || !strcmp(argv[1], "--help")) {
         fputs(HELP, argc < 2 ? stderr : stdout);
@@ -227,7 +230,7 @@ int cmd_experiment(int argc, char **argv) {
     if (!poly && strcmp(argv[1], "induction"))
         return usage_error("experiment", "unknown experiment '%s' (poly, induction)", argv[1]);
     const char *dir = NULL, *preset_name = "laptop";
-    int seeds = 1, threads = 0, steps = 0, pause = 0, report_only = 0, c, bad = 0;
+    int seeds = 1, threads = 0, steps = 0, pause = 0, report_only = 0, eval_n = 0, c, bad = 0;
     float lr = 0;
     optind = 1;
     opterr = 0;
@@ -241,6 +244,7 @@ int cmd_experiment(int argc, char **argv) {
         case 'P': bad = arg_int("experiment", "--pause", optarg, 0, POLY_MAX_PAUSE, &pause); break;
         case 'L': bad = arg_float("experiment", "--lr", optarg, 1e-7, 1, &lr); break;
         case 'R': report_only = 1; break;
+        case 'e': bad = arg_int("experiment", "--eval-n", optarg, 1, poly ? POLY_TEST_PER_M : INDUCTION_TEST_STORIES, &eval_n); break;
         case 'h': fputs(HELP, stdout); return 0;
         default: return options_error("experiment", c, argv + 1);
         }
@@ -255,11 +259,12 @@ int cmd_experiment(int argc, char **argv) {
     if (!p) return usage_error("experiment", "--preset: expected quick, laptop or big, got '%s'", preset_name);
     if (steps) p->steps = steps;
     if (lr) p->lr = lr;
+    if (eval_n) p->eval_n = eval_n;
     if (mkdir(dir, 0777) && errno != EEXIST) {
         fprintf(stderr, "mtp experiment: %s: %s\n", dir, strerror(errno));
         return EXIT_BAD_INPUT;
     }
-    if (check_settings(dir, argv[1], preset_name, p->steps, p->lr, pause)) return EXIT_BAD_INPUT;
+    if (check_settings(dir, argv[1], preset_name, p, pause)) return EXIT_BAD_INPUT;
     cli_setup_threads(threads, 1);
     mtp_err err;
     char train[1000], test[1000];
@@ -298,9 +303,10 @@ int cmd_experiment(int argc, char **argv) {
         return EXIT_BAD_INPUT;
     }
     fprintf(f, "# %s experiment (preset %s)\n\n", poly ? "Polynomial arithmetic" : "Induction", preset_name);
-    char extra[64] = "";
+    char extra[96] = "";
     if (steps) snprintf(extra, sizeof extra, " --steps %d", steps);
     if (lr) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --lr %g", lr);
+    if (eval_n) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --eval-n %d", eval_n);
     if (pause) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --pause %d", pause);
     fprintf(f, "Command: `mtp experiment %s --out %s --preset %s --seeds %d%s`  \n", argv[1], dir, preset_name,
             seeds, extra);

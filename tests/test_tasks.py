@@ -141,7 +141,7 @@ with tempfile.TemporaryDirectory() as tmp:
 
     # the experiment runner, end to end at a few steps
     exp = os.path.join(tmp, "exp")
-    run = [MTP, "experiment", "poly", "--out", exp, "--preset", "quick", "--steps", "4", "--pause", "2"]
+    run = [MTP, "experiment", "poly", "--out", exp, "--preset", "quick", "--steps", "4", "--eval-n", "20", "--pause", "2"]
     first = subprocess.run(run, capture_output=True, text=True)
     report = open(os.path.join(exp, "report.md")).read() if first.returncode == 0 else ""
     check(first.returncode == 0 and "--pause 2" in report and "2 pause tokens" in report
@@ -158,12 +158,12 @@ with tempfile.TemporaryDirectory() as tmp:
     check(other.returncode != 0 and "other settings" in other.stderr, "experiment: other settings in DIR refused")
     saved = json.load(open(os.path.join(exp, "poly-d64-n2-s1", "result.json")))["acc"]
     evaluated = subprocess.run([MTP, "task", "poly", "--eval", os.path.join(exp, "poly-d64-n2-s1", "model.safetensors"),
-                                "--n", "200", "--pause", "2", "--json"], check=True, capture_output=True, text=True)
+                                "--n", "20", "--pause", "2", "--json"], check=True, capture_output=True, text=True)
     again_acc = json.loads(evaluated.stdout)["acc"]
     check(all(abs(a - b) < 1e-4 for a, b in zip(saved[1:], again_acc)) and len(again_acc) == 10,
           "experiment: re-evaluating the saved model gives the report's accuracies")
     ind = subprocess.run([MTP, "experiment", "induction", "--out", os.path.join(tmp, "ind"), "--preset", "quick",
-                          "--steps", "3"], capture_output=True, text=True)
+                          "--steps", "3", "--eval-n", "20"], capture_output=True, text=True)
     check(ind.returncode == 0 and "| 64 |" in open(os.path.join(tmp, "ind", "report.md")).read(),
           "experiment induction: report " + ind.stderr[-300:])
 
