@@ -260,7 +260,17 @@ int cmd_experiment(int argc, char **argv) {
     if (steps) p->steps = steps;
     if (lr) p->lr = lr;
     if (eval_n) p->eval_n = eval_n;
-    if (mkdir(dir, 0777) && errno != EEXIST) {
+    size_t tokens = (size_t)p->steps * p->batch * p->seq + p->seq * 2;
+    if (tokens > INT32_MAX)
+        return usage_error("experiment", "--steps %d: %zu training tokens, more than a shard holds", p->steps, tokens);
+    if (report_only) { /* nothing is created: DIR must hold runs with these settings */
+        char path[1000];
+        snprintf(path, sizeof path, "%s/settings", dir);
+        if (!file_exists(path)) {
+            fprintf(stderr, "mtp experiment: %s holds no experiment (no settings file)\n", dir);
+            return EXIT_BAD_INPUT;
+        }
+    } else if (mkdir(dir, 0777) && errno != EEXIST) {
         fprintf(stderr, "mtp experiment: %s: %s\n", dir, strerror(errno));
         return EXIT_BAD_INPUT;
     }
@@ -268,8 +278,9 @@ int cmd_experiment(int argc, char **argv) {
     cli_setup_threads(threads, 1);
     mtp_err err;
     char train[1000], test[1000];
-    size_t tokens = (size_t)p->steps * p->batch * p->seq + p->seq * 2;
-    if (write_shards(dir, poly, pause, tokens, train, test, sizeof train, &err)) {
+    if (report_only) /* the runs' shards are only read by training and scoring */
+        snprintf(train, sizeof train, "%s/train.bin", dir), snprintf(test, sizeof test, "%s/test.bin", dir);
+    else if (write_shards(dir, poly, pause, tokens, train, test, sizeof train, &err)) {
         fprintf(stderr, "mtp experiment: %s\n", err.msg);
         return EXIT_BAD_INPUT;
     }
@@ -293,6 +304,8 @@ int cmd_experiment(int argc, char **argv) {
     for (int di = 0; di < p->n_dims; di++)
         for (int k = 0; k < n_nf; k++)
             for (int s = 0; s < seeds; s++) col_done[k] &= res[di][k][s].done, all_done &= res[di][k][s].done;
+    int any_done = 0;
+    for (int k = 0; k < n_nf; k++) any_done |= col_done[k];
 
     /* the report */
     char path[1300];
@@ -347,7 +360,7 @@ int cmd_experiment(int argc, char **argv) {
         for (int k = 0; k < n_nf; k++) fprintf(f, col_done[k] ? " %.3f |" : " - |", in[k]);
         fprintf(f, "\n| out of domain (m>5) |");
         for (int k = 0; k < n_nf; k++) fprintf(f, col_done[k] ? " %.3f |" : " - |", out[k]);
-        fprintf(f, "\n\n![accuracy vs m](poly_accuracy.svg)\n\n");
+        fprintf(f, any_done ? "\n\n![accuracy vs m](poly_accuracy.svg)\n\n" : "\n\n");
         char names[3][16];
         int ns = 0;
         for (int k = 0; k < n_nf; k++) {
@@ -374,7 +387,7 @@ int cmd_experiment(int argc, char **argv) {
             }
             fprintf(f, "\n");
         }
-        fprintf(f, "\n![induction accuracy vs model size](induction_accuracy.svg)\n\n");
+        fprintf(f, any_done ? "\n![induction accuracy vs model size](induction_accuracy.svg)\n\n" : "\n");
         char names[3][16];
         int ns = 0;
         for (int k = 0; k < n_nf; k++) {
@@ -394,8 +407,10 @@ int cmd_experiment(int argc, char **argv) {
             for (int i = 0; i < nfs[k]; i++) fprintf(f, " %.4f", res[di][k][0].head_loss[i]);
             fprintf(f, " |\n");
         }
-    fprintf(f, "\nRe-evaluate a saved model: `mtp task %s --eval %s/<run>/model.safetensors --n %d`.\n",
-            poly ? "poly" : "induction", dir, p->eval_n);
+    char pauses[32] = "";
+    if (pause) snprintf(pauses, sizeof pauses, " --pause %d", pause);
+    fprintf(f, "\nRe-evaluate a saved model: `mtp task %s --eval %s/<run>/model.safetensors --n %d%s`.\n",
+            poly ? "poly" : "induction", dir, p->eval_n, pauses);
     fclose(f);
     printf("report: %s/report.md\n", dir);
     return 0;

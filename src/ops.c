@@ -193,6 +193,7 @@ void mtp_swiglu_fwd(float *g, const float *h1, const float *h3, size_t n) {
         _mm512_storeu_ps(g + i, _mm512_mul_ps(s, _mm512_loadu_ps(h3 + i)));
     }
 #endif
+#pragma omp parallel for schedule(static) if (n - n16 >= PARALLEL_MIN)
     for (size_t i = n16; i < n; i++) {
         float a = h1[i];
         g[i] = a / (1.0f + vexp1(-a)) * h3[i];
@@ -203,7 +204,7 @@ void mtp_swiglu_bwd(float *dh1, float *dh3, const float *dg, const float *h1, co
                     size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float a = h1[i], s = 1.0f / (1.0f + expf(-a));
+        float a = h1[i], s = 1.0f / (1.0f + vexp1(-a)); /* the forward's sigmoid */
         dh1[i] += dg[i] * h3[i] * s * (1.0f + a * (1.0f - s));
         dh3[i] += dg[i] * a * s;
     }

@@ -135,7 +135,7 @@ static void test_bf16_rows_rounding(const char *path) {
  * against a double-precision sum of the same bf16-rounded products; rows' bits do not
  * depend on the other rows (up to and beyond one 16-row tile) or the thread count. */
 static void test_matmul_rows_bf16(const char *path) {
-    static const int CS[] = {1, 31, 32, 33, 100}, OCS[] = {1, 15, 16, 17, 130};
+    static const int CS[] = {1, 31, 32, 33, 100, 600}, OCS[] = {1, 15, 16, 17, 130, 260}; /* 600 x 260: two threads */
     enum { R = 40 };
     for (size_t ci = 0; ci < sizeof CS / sizeof *CS; ci++)
         for (size_t oi = 0; oi < sizeof OCS / sizeof *OCS; oi++) {
