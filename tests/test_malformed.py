@@ -601,6 +601,13 @@ def build_cases(tmp):
     usage("experiment poly --preset huge", ["experiment", "poly", "--out", os.path.join(tmp, "exp_h"), "--preset",
                                             "huge"], ["--preset"])
     usage("experiment without --out", ["experiment", "poly"], ["--out"])
+    noexp = os.path.join(tmp, "no_experiment_here")
+    cases.append(Case("experiment --report-only where no experiment ran", ["experiment", "poly", "--out", noexp,
+                                                                           "--report-only"], 1, [noexp],
+                      absent=[noexp]))
+    usage("experiment poly --steps 99999999 (more tokens than a shard)",
+          ["experiment", "poly", "--out", os.path.join(tmp, "exp_big"), "--preset", "quick", "--steps", "9999999"],
+          ["--steps"])
     usage("experiment poly --lr 0", ["experiment", "poly", "--out", os.path.join(tmp, "exp_l"), "--lr", "0"], ["--lr"])
     usage("prepare without --out", ["prepare", good_cfg], ["--out"])
     usage("prepare without inputs", ["prepare", "--out", os.path.join(tmp, "prep_none")], ["file or directory"])
