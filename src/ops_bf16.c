@@ -14,12 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__AVX512F__)
+#if defined(__x86_64__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 #if defined(__x86_64__) && defined(__linux__)
 #include <cpuid.h>
-#include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #define MTP_AMX_BUILD 1
