@@ -34,6 +34,14 @@ int mtp_backend_threads(void) {
 #endif
 }
 
+int mtp_backend_thread(void) {
+#if MTP_HAVE_OMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 const char *mtp_backend_describe(void) {
     static char buf[256]; /* constant after the first call: describes the process */
 #if MTP_HAVE_BLAS

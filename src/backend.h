@@ -8,6 +8,8 @@
 /* Sets the number of threads for OpenMP loops and the BLAS (<= 0: leave the default). */
 void mtp_backend_set_threads(int threads);
 int mtp_backend_threads(void);
+/* The calling thread's number inside a parallel region: 0..threads-1 (0 outside). */
+int mtp_backend_thread(void);
 
 /* One line: which BLAS and kernel core, how many threads. */
 const char *mtp_backend_describe(void);

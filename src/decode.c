@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "util.h"
 
 int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int max_rows,
@@ -63,6 +64,15 @@ void mtp_decoder_use_bf16(mtp_decoder *d) {
     mtp_bf16_pack(&d->bf16_out, d->m->params + d->m->lay.output, dim, c->vocab_size);
     int rows = d->max_rows * c->n_future; /* head_logits: every head of every row at once */
     d->bf16_rows = xcalloc(mtp_bf16_scratch(rows, dim > f ? dim : f), sizeof(uint16_t));
+    int hd = mtp_head_dim(c), nkv = c->n_kv_heads;
+    if (!mtp_attend_bf16_available(hd) || c->n_heads / nkv > 16) return;
+    for (int s = 0; s < d->n_seq; s++) MTP_ASSERT(d->len[s] == 0);
+    size_t seqs = (size_t)c->n_layers * d->n_seq;
+    d->kt = xcalloc(seqs * nkv * mtp_kv_tiles_size(d->cap, hd), sizeof(uint16_t));
+    d->vt = xcalloc(seqs * nkv * mtp_kv_tiles_size(d->cap, hd), sizeof(uint16_t));
+    d->attn_threads = mtp_backend_threads();
+    d->attn_scratch = falloc(d->attn_threads * mtp_attend_bf16_scratch(d->cap, hd));
+    d->tasks = xmalloc((size_t)d->max_rows * nkv * 3 * sizeof(int));
 }
 
 void mtp_decoder_free(mtp_decoder *d) {
@@ -74,6 +84,10 @@ void mtp_decoder_free(mtp_decoder *d) {
     free(d->bf16);
     mtp_bf16_free(&d->bf16_out);
     free(d->bf16_rows);
+    free(d->kt);
+    free(d->vt);
+    free(d->attn_scratch);
+    free(d->tasks);
     free(d->len);
     free(d->kc);
     free(d->vc);
@@ -100,11 +114,30 @@ static float *cache_at(const mtp_decoder *d, float *base, int block, int seq, in
     return base + (((size_t)block * d->n_seq + seq) * d->cap + slot) * kv;
 }
 
+/* One kv head's key or value tiles (mtp_attend_bf16) in a block's cache of a sequence. */
+static uint16_t *tiles_at(const mtp_decoder *d, uint16_t *base, int block, int seq, int kv_head) {
+    const mtp_config *c = &d->m->cfg;
+    size_t size = mtp_kv_tiles_size(d->cap, mtp_head_dim(c));
+    return base + (((size_t)block * d->n_seq + seq) * c->n_kv_heads + kv_head) * size;
+}
+
+/* The bf16 tiles of a slot's keys and values (if the decoder keeps them), from kc, vc. */
+static void put_kv_tiles(mtp_decoder *d, int block, int seq, int slot) {
+    if (!d->kt) return;
+    const mtp_config *c = &d->m->cfg;
+    int hd = mtp_head_dim(c);
+    const float *k = cache_at(d, d->kc, block, seq, slot), *v = cache_at(d, d->vc, block, seq, slot);
+    for (int g = 0; g < c->n_kv_heads; g++)
+        mtp_kv_tiles_put(tiles_at(d, d->kt, block, seq, g), tiles_at(d, d->vt, block, seq, g), hd, slot,
+                         k + g * hd, v + g * hd);
+}
+
 void mtp_decoder_move(mtp_decoder *d, int seq, int dst, int src) {
     size_t bytes = mtp_kv_dim(&d->m->cfg) * sizeof(float);
     for (int b = 0; b < d->m->cfg.n_layers; b++) {
         memmove(cache_at(d, d->kc, b, seq, dst), cache_at(d, d->kc, b, seq, src), bytes);
         memmove(cache_at(d, d->vc, b, seq, dst), cache_at(d, d->vc, b, seq, src), bytes);
+        put_kv_tiles(d, b, seq, dst);
     }
 }
 
@@ -125,6 +158,39 @@ static void build_chains(mtp_decoder *d, const mtp_row *rows, int R) {
     }
 }
 
+/* ao (R, dim) by mtp_attend_bf16: a task is up to 16 queries of one sequence and kv
+ * head (its rows times the kv head's query heads). */
+static void attention_rows_bf16(mtp_decoder *d, int block, const mtp_row *rows, int R, size_t work) {
+    const mtp_config *c = &d->m->cfg;
+    int hd = mtp_head_dim(c), group = c->n_heads / c->n_kv_heads, kvd = mtp_kv_dim(c);
+    int per = 16 / group, nt = 0, *t = d->tasks;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int r0 = 0, r1; r0 < R; r0 = r1) {
+        for (r1 = r0 + 1; r1 < R && r1 - r0 < per && rows[r1].seq == rows[r0].seq;) r1++;
+        for (int g = 0; g < c->n_kv_heads; g++, nt++) t[3 * nt] = r0, t[3 * nt + 1] = r1, t[3 * nt + 2] = g;
+    }
+    size_t scratch = mtp_attend_bf16_scratch(d->cap, hd);
+#pragma omp parallel for schedule(static) num_threads(d->attn_threads) if (work >= 1u << 18)
+    for (int i = 0; i < nt; i++) {
+        int r0 = t[3 * i], r1 = t[3 * i + 1], g = t[3 * i + 2], seq = rows[r0].seq, nq = 0;
+        float *out[16];
+        const float *q[16];
+        const int *chain[16];
+        int n[16];
+        for (int r = r0; r < r1; r++)
+            for (int h = g * group; h < (g + 1) * group; h++, nq++) {
+                out[nq] = d->ao + (size_t)r * c->dim + h * hd;
+                q[nq] = d->q + (size_t)r * c->dim + h * hd;
+                chain[nq] = d->chain + (size_t)r * d->cap;
+                n[nq] = d->nkeys[r];
+            }
+        mtp_kv_bf16 kv = {tiles_at(d, d->kt, block, seq, g), tiles_at(d, d->vt, block, seq, g),
+                          cache_at(d, d->vc, block, seq, 0) + g * hd, kvd, hd};
+        mtp_attend_bf16(out, q, chain, n, nq, &kv, d->cap, scale,
+                        d->attn_scratch + mtp_backend_thread() * scratch);
+    }
+}
+
 /* ao (R, dim): each row's attention over its chain, one (row, head) per task. */
 static void attention_rows(mtp_decoder *d, int block, const mtp_row *rows, int R) {
     const mtp_config *c = &d->m->cfg;
@@ -132,6 +198,10 @@ static void attention_rows(mtp_decoder *d, int block, const mtp_row *rows, int R
     float scale = 1.0f / sqrtf((float)hd);
     size_t work = 0; /* multiply-adds: below a few tens of thousands, a fork and join costs more */
     for (int r = 0; r < R; r++) work += (size_t)d->nkeys[r] * H * hd * 2;
+    if (d->kt) {
+        attention_rows_bf16(d, block, rows, R, work);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (work >= 1u << 16)
     for (int rh = 0; rh < R * H; rh++) {
         int r = rh / H, h = rh % H, g = h / group, n = d->nkeys[r], seq = rows[r].seq;
@@ -158,6 +228,7 @@ static void block_kv(mtp_decoder *d, int block, const mtp_row *rows, int R, cons
     for (int r = 0; r < R; r++) {
         memcpy(cache_at(d, d->kc, block, rows[r].seq, rows[r].slot), d->k + (size_t)r * kvd, kvd * sizeof(float));
         memcpy(cache_at(d, d->vc, block, rows[r].seq, rows[r].slot), d->v + (size_t)r * kvd, kvd * sizeof(float));
+        put_kv_tiles(d, block, rows[r].seq, rows[r].slot);
     }
 }
 

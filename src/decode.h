@@ -53,6 +53,12 @@ typedef struct {
     mtp_bf16_block *bf16;    /* NULL: fp32 weights; else (n_layers) packed copies */
     mtp_bf16_matrix bf16_out; /* the unembedding, packed */
     uint16_t *bf16_rows;      /* scratch: rows rounded to bf16 */
+    /* bf16 attention (mtp_attend_bf16), where the CPU and head size allow: the caches
+     * again in bf16, filled alongside kc and vc */
+    uint16_t *kt, *vt;   /* (n_layers, n_seq, n_kv_heads) key and value tiles */
+    int attn_threads;    /* scratch for this many threads: */
+    float *attn_scratch;
+    int *tasks;          /* (max_rows * n_kv_heads, 3) first row, end row, kv head */
 } mtp_decoder;
 
 /* cap: slots per sequence (at most max_seq_len); max_rows: rows per pass. */
@@ -62,8 +68,10 @@ void mtp_decoder_free(mtp_decoder *d);
 
 /* From now on the decoder multiplies by bf16 copies of the weights (rows rounded to bf16,
  * sums in fp32): half the bytes to read, and with Intel AMX up to 16 rows per weight read
- * (ops.h). Every pass of the decoder then uses them, so speculative output still equals
- * plain output exactly; it differs from fp32 decoding by bf16 rounding. */
+ * (ops.h). With AMX, and a head size that is a multiple of 32, attention also runs on
+ * tiles, over bf16 copies of the caches (mtp_attend_bf16). Every pass of the decoder then
+ * uses them, so speculative output still equals plain output exactly; it differs from
+ * fp32 decoding by bf16 rounding. Call before the first pass. */
 void mtp_decoder_use_bf16(mtp_decoder *d);
 
 /* One pass: rows (R <= max_rows) through the trunk and future head 1; heads 2..kv_heads

@@ -88,6 +88,29 @@ size_t mtp_bf16_scratch(int R, int C); /* uint16_t elements of scratch (zeroed o
 /* out (R,OC) = beta * out + bf16(x) (R,C) @ w^T */
 void mtp_matmul_rows_bf16(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
                           uint16_t *scratch);
+/* bf16 attention on Intel AMX (attend_bf16.c), for decoders in bf16: q and k rounded to
+ * bf16 for the scores; the softmax numerators and v rounded to bf16 over whole blocks of
+ * 32 positions, fp32 after the last whole block. Batch-invariant like the rest: a
+ * query's result depends on its own vector and on the keys and values at its positions,
+ * not on the slots holding them nor on the other queries. */
+typedef struct {
+    const uint16_t *k, *v; /* keys (rotated) and values of one kv head, bf16, in tiles */
+    const float *vf;       /* the values in fp32: slot s at vf + s * vf_ld */
+    size_t vf_ld;
+    int hd;
+} mtp_kv_bf16;
+int mtp_attend_bf16_available(int hd);           /* AMX, and hd a multiple of 32 */
+size_t mtp_attend_bf16_scratch(int cap, int hd); /* floats of scratch per call */
+int mtp_attend_bf16_slots(int cap);              /* cap rounded up to whole tiles */
+size_t mtp_kv_tiles_size(int cap, int hd);       /* uint16_t elements of k (or v) tiles */
+/* Rounds a slot's key and value (hd each) into one kv head's tiles. */
+void mtp_kv_tiles_put(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v);
+/* For nq <= 16 queries of one sequence and kv head: out[i] (hd) = softmax over the n[i]
+ * keys chain[i][0..n[i]-1] (the slots of positions 0..n[i]-1, in order; slots < cap) of
+ * scale * q[i] . k, weighing the values. */
+void mtp_attend_bf16(float *const *out, const float *const *q, const int *const *chain,
+                     const int *n, int nq, const mtp_kv_bf16 *kv, int cap, float scale,
+                     float *scratch);
 /* x (R, nh*hd) rotated in place, row r at position pos[r] (< rope T) */
 void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, int hd);
 /* out (hd) = softmax_j(scale * q . k_j) weighted sum of v_j over n keys, key j's vectors at

@@ -14,19 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) || defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-#if defined(__x86_64__) && defined(__linux__)
+#include "bf16.h"
+#include "util.h"
+
+#if MTP_AMX_BUILD
 #include <cpuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#define MTP_AMX_BUILD 1
-#else
-#define MTP_AMX_BUILD 0
 #endif
-
-#include "util.h"
 
 enum { TN = 16, TK = 32, TILE = TN * TK }; /* outputs x inputs per weight tile (bf16) */
 enum { NB = 4 }; /* output tiles accumulated at once (AMX): the packing pads to NB * TN */
@@ -37,13 +32,6 @@ uint16_t mtp_bf16_round(float f) {
     if ((u & 0x7F800000u) == 0x7F800000u) return (uint16_t)(u >> 16 | ((u & 0xFFFF) ? 0x40 : 0)); /* inf, NaN */
     u += 0x7FFF + (u >> 16 & 1); /* round to nearest, ties to even */
     return (uint16_t)(u >> 16);
-}
-
-static float bf16_value(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
 }
 
 static size_t tiles_k(int C) { return (size_t)(C + TK - 1) / TK; }
@@ -72,22 +60,8 @@ void mtp_bf16_free(mtp_bf16_matrix *m) {
 
 float mtp_bf16_weight(const mtp_bf16_matrix *m, int o, int k) {
     size_t t = ((size_t)(o / TN) * tiles_k(m->C) + k / TK) * TILE;
-    return bf16_value(m->p[t + (k % TK) / 2 * 2 * TN + (o % TN) * 2 + k % 2]);
+    return mtp_bf16_value(m->p[t + (k % TK) / 2 * 2 * TN + (o % TN) * 2 + k % 2]);
 }
-
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-/* mtp_bf16_round on 16 floats at once, the same bits */
-static inline __m256i round16(__m512i u) {
-    const __m512i exp = _mm512_set1_epi32(0x7F800000), low = _mm512_set1_epi32(0xFFFF);
-    __mmask16 special = _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, exp), exp);
-    __mmask16 payload = _mm512_test_epi32_mask(u, low);
-    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), odd)), 16);
-    __m512i keep = _mm512_srli_epi32(u, 16);
-    keep = _mm512_mask_or_epi32(keep, payload, keep, _mm512_set1_epi32(0x40));
-    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(special, r, keep));
-}
-#endif
 
 /* x (R,C) as bf16 rows of ld = nkb * 32 elements, zero-padded to ld. Rows R.. of the
  * last 16-row tile are left as they are: a row's sums never involve the other rows. */
@@ -96,9 +70,9 @@ static void rows_to_bf16(uint16_t *xb, const float *x, int R, int C, size_t ld) 
         const float *src = x + (size_t)r * C;
         uint16_t *dst = xb + r * ld;
         size_t k = 0;
-#if defined(__AVX512F__) && defined(__AVX512BW__)
+#if defined(__AVX512F__)
         for (; k + 16 <= (size_t)C; k += 16)
-            _mm256_storeu_si256((__m256i *)(dst + k), round16(_mm512_loadu_si512(src + k)));
+            _mm256_storeu_si256((__m256i *)(dst + k), mtp_bf16_round16(_mm512_loadu_ps(src + k)));
 #endif
         for (; k < (size_t)C; k++) dst[k] = mtp_bf16_round(src[k]);
         for (; k < ld; k++) dst[k] = 0;
@@ -107,14 +81,6 @@ static void rows_to_bf16(uint16_t *xb, const float *x, int R, int C, size_t ld) 
 
 /* ---- AMX ----------------------------------------------------------------------------- */
 #if MTP_AMX_BUILD
-#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f")))
-
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
 /* Tiles 0..3: 16 rows x 16 outputs each (fp32 sums) for 4 consecutive output blocks;
  * tile 4: 16 rows x 32 inputs of x, loaded once for the 4; tiles 5..7: weight tiles.
  * Four independent sums keep the tile unit busy. Each (row, output) is accumulated over
@@ -131,9 +97,7 @@ AMX_TARGET static void matmul_amx(float *out, const uint16_t *xb, const mtp_bf16
     size_t nkb = tiles_k(w->C), ld = nkb * TK;
 #pragma omp parallel if (ngroups * nkb >= 64) /* smaller: not worth a fork and join */
     {
-        tile_config cfg = {.palette = 1};
-        for (int t = 0; t < 8; t++) cfg.rows[t] = TN, cfg.colsb[t] = 64;
-        _tile_loadconfig(&cfg);
+        mtp_amx_configure();
         float acc[NB][TN * TN] __attribute__((aligned(64)));
 #pragma omp for schedule(static)
         for (int g = 0; g < ngroups; g++) {
@@ -202,7 +166,7 @@ static void matmul_portable(float *out, const uint16_t *xb, const mtp_bf16_matri
     for (int o = 0; o < w->OC; o++)
         for (int r = 0; r < R; r++) {
             float acc = 0;
-            for (int k = 0; k < w->C; k++) acc = fmaf(bf16_value(xb[r * ld + k]), mtp_bf16_weight(w, o, k), acc);
+            for (int k = 0; k < w->C; k++) acc = fmaf(mtp_bf16_value(xb[r * ld + k]), mtp_bf16_weight(w, o, k), acc);
             float *dst = out + (size_t)r * w->OC + o;
             *dst = beta == 0 ? acc : *dst + acc;
         }

@@ -38,11 +38,12 @@ static void expect(int ok, const char *fmt, ...) {
     va_end(ap);
 }
 
-static void make_model(mtp_model *m, int nf, int n_layers, int vocab, float std, uint64_t seed) {
+/* 4 attention heads of size hd (8 in most tests; 32 and 64 reach the AMX attention) */
+static void make_model_hd(mtp_model *m, int nf, int n_layers, int vocab, float std, uint64_t seed, int hd) {
     char json[300];
     snprintf(json, sizeof json,
-             "{\"dim\":32,\"n_layers\":%d,\"n_heads\":4,\"n_kv_heads\":2,\"vocab_size\":%d,"
-             "\"hidden_dim\":48,\"max_seq_len\":96,\"n_future_tokens\":%d}", n_layers, vocab, nf);
+             "{\"dim\":%d,\"n_layers\":%d,\"n_heads\":4,\"n_kv_heads\":2,\"vocab_size\":%d,"
+             "\"hidden_dim\":48,\"max_seq_len\":96,\"n_future_tokens\":%d}", 4 * hd, n_layers, vocab, nf);
     mtp_config c;
     mtp_err err;
     MTP_ASSERT(mtp_config_parse(&c, json, "test", &err) == 0);
@@ -51,6 +52,10 @@ static void make_model(mtp_model *m, int nf, int n_layers, int vocab, float std,
     /* larger weights than the default init: decisive, varied distributions */
     for (size_t i = 0; i < m->lay.total; i++)
         if (m->params[i] != 1.0f) m->params[i] *= std / 0.02f;
+}
+
+static void make_model(mtp_model *m, int nf, int n_layers, int vocab, float std, uint64_t seed) {
+    make_model_hd(m, nf, n_layers, vocab, std, seed, 8);
 }
 
 /* Trains m briefly on a noisy periodic sequence, so that its heads agree often. */
@@ -77,9 +82,9 @@ static void train_periodic(mtp_model *m, int steps) {
 
 /* ---- KV cache vs full forward ------------------------------------------------------ */
 
-static void test_cache_vs_full(int nf, int bf16) {
+static void test_cache_vs_full(int nf, int bf16, int hd) {
     mtp_model m;
-    make_model(&m, nf, nf + 2, 37, 0.05f, 11 + nf);
+    make_model_hd(&m, nf, nf + 2, 37, 0.05f, 11 + nf, hd);
     int T = 20, P = 7, V = 37;
     mtp_err err;
     uint16_t window[20 + 8];
@@ -348,7 +353,7 @@ static void test_bad_prompts(void) {
 }
 
 int main(void) {
-    for (int nf = 1; nf <= 4; nf++) test_cache_vs_full(nf, 0);
+    for (int nf = 1; nf <= 4; nf++) test_cache_vs_full(nf, 0, 8);
     test_batch_invariance();
     for (int nf = 2; nf <= 8; nf++) {
         mtp_model m;
@@ -363,12 +368,21 @@ int main(void) {
     for (int pass = 0; pass < 1 + mtp_amx_available(); pass++) {
         if (pass) mtp_amx_disable();
         printf("  bf16 path: %s\n", mtp_amx_available() ? "AMX" : "portable");
-        for (int nf = 1; nf <= 4; nf += 3) test_cache_vs_full(nf, 1);
+        for (int nf = 1; nf <= 4; nf += 3) test_cache_vs_full(nf, 1, 8);
         mtp_model m;
         make_model(&m, 3, 4, 8, 0.3f, 103);
         train_periodic(&m, 40);
         test_exact_greedy(&m, pass ? "bf16 portable" : "bf16 (AMX)", 1);
         mtp_model_free(&m);
+        /* heads of 32 and 64: attention on AMX tiles too (mtp_attend_bf16) */
+        for (int hd = 32; hd <= 64 && !pass; hd *= 2) {
+            printf("  bf16 with heads of %d: %s attention\n", hd, mtp_attend_bf16_available(hd) ? "AMX" : "fp32");
+            test_cache_vs_full(4, 1, hd);
+            make_model_hd(&m, 4, 5, 8, 0.3f, 104 + hd, hd);
+            train_periodic(&m, 40);
+            test_exact_greedy(&m, hd == 32 ? "bf16 hd 32" : "bf16 hd 64", 1);
+            mtp_model_free(&m);
+        }
     }
     test_sampling();
     test_bad_prompts();

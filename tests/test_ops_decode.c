@@ -227,6 +227,87 @@ static void test_attend_row(void) {
     free(k), free(v), free(q);
 }
 
+/* bf16 attention on AMX: a bf16-rounded reference, and the invariance a tree rests on:
+ * a tree's rows (drafts in slots after the prefix, among other queries) give the same bits
+ * as each row alone with its chain moved into position order (the later plain step). */
+static void attend_bf16_ref(float *out, const float *q, const float *k, const float *v,
+                            const int *chain, int n, size_t ld, int hd, float scale) {
+    float qr[64], *kr = falloc((size_t)n * hd), *vr = falloc((size_t)n * hd);
+    int *idx = xmalloc(n * sizeof(int));
+    for (int d = 0; d < hd; d++) qr[d] = bf16_float(mtp_bf16_round(q[d]));
+    for (int i = 0; i < n; i++) {
+        idx[i] = i;
+        for (int d = 0; d < hd; d++) {
+            kr[i * hd + d] = bf16_float(mtp_bf16_round(k[chain[i] * ld + d]));
+            vr[i * hd + d] = v[chain[i] * ld + d];
+        }
+    }
+    mtp_attend_row_ref(out, qr, kr, vr, idx, n, hd, hd, scale);
+    free(kr), free(vr), free(idx);
+}
+
+static void test_attend_bf16(void) {
+    enum { CAP = 100, KVH = 2, TREE = 7, QPER = 2 }; /* 2 query heads per kv head */
+    static const int PARENT[TREE] = {-1, 0, 0, 1, 2, 3, 4}, LENS[] = {1, 20, 28, 29, 31, 32, 33, 60, 64, 93};
+    for (int hd = 32; hd <= 64; hd *= 2) {
+        size_t ld = (size_t)KVH * hd, tsize = mtp_kv_tiles_size(CAP, hd);
+        float *k = rnd(CAP * ld, 1), *v = rnd(CAP * ld, 1), *q = rnd((size_t)TREE * QPER * hd, 2);
+        float *k2 = falloc(CAP * ld), *v2 = falloc(CAP * ld), *scratch = falloc(mtp_attend_bf16_scratch(CAP, hd));
+        uint16_t *kt = xcalloc(tsize, 2), *vt = xcalloc(tsize, 2), *kt2 = xcalloc(tsize, 2), *vt2 = xcalloc(tsize, 2);
+        float scale = 1.0f / sqrtf((float)hd), got[TREE * QPER][64], alone[64], want[64];
+        int ok_ref = 1, same = 1;
+        for (size_t li = 0; li < sizeof LENS / sizeof *LENS; li++) {
+            int len = LENS[li], chains[TREE][CAP], n[TREE * QPER];
+            for (int s = 0; s < CAP; s++) /* kv head 1 of the cache: ld > hd */
+                mtp_kv_tiles_put(kt, vt, hd, s, k + s * ld + hd, v + s * ld + hd);
+            mtp_kv_bf16 kv = {kt, vt, v + hd, ld, hd};
+            float *outs[TREE * QPER];
+            const float *qs[TREE * QPER];
+            const int *chs[TREE * QPER];
+            for (int r = 0; r < TREE; r++) {
+                int depth = 0, *ch = chains[r];
+                for (int a = r; PARENT[a] >= 0; a = PARENT[a]) depth++;
+                for (int i = 0; i < len; i++) ch[i] = i;
+                for (int a = r, at = len + depth; a >= 0; a = PARENT[a]) ch[at--] = len + a;
+                for (int h = 0; h < QPER; h++) {
+                    int m = r * QPER + h;
+                    outs[m] = got[m], qs[m] = q + m * hd, chs[m] = ch, n[m] = len + depth + 1;
+                }
+            }
+            mtp_attend_bf16(outs, qs, chs, n, TREE * QPER, &kv, CAP, scale, scratch);
+            for (int m = 0; m < TREE * QPER; m++) {
+                const int *ch = chs[m];
+                attend_bf16_ref(want, qs[m], k + hd, v + hd, ch, n[m], ld, hd, scale);
+                double worst = 0;
+                for (int d = 0; d < hd; d++) worst = fmax(worst, fabs(got[m][d] - want[d]));
+                ok_ref &= worst <= 2e-2;
+                /* the row alone, its chain's keys and values moved to their positions */
+                memcpy(k2, k, CAP * ld * sizeof(float));
+                memcpy(v2, v, CAP * ld * sizeof(float));
+                for (int i = len; i < n[m]; i++) {
+                    memcpy(k2 + i * ld, k + ch[i] * ld, ld * sizeof(float));
+                    memcpy(v2 + i * ld, v + ch[i] * ld, ld * sizeof(float));
+                }
+                for (int s = 0; s < CAP; s++) mtp_kv_tiles_put(kt2, vt2, hd, s, k2 + s * ld + hd, v2 + s * ld + hd);
+                int identity[CAP];
+                for (int i = 0; i < CAP; i++) identity[i] = i;
+                mtp_kv_bf16 kv2 = {kt2, vt2, v2 + hd, ld, hd};
+                float *o1[1] = {alone};
+                const float *q1[1] = {qs[m]};
+                const int *c1[1] = {identity};
+                mtp_attend_bf16(o1, q1, c1, &n[m], 1, &kv2, CAP, scale, scratch);
+                same &= !memcmp(alone, got[m], hd * sizeof(float));
+            }
+        }
+        char what[100];
+        snprintf(what, sizeof what, "attend_bf16 hd %d: a tree's 14 queries vs a bf16 reference", hd);
+        expect(ok_ref, what);
+        snprintf(what, sizeof what, "attend_bf16 hd %d: each tree row equals itself alone, in position order", hd);
+        expect(same, what);
+        free(k), free(v), free(q), free(k2), free(v2), free(scratch), free(kt), free(vt), free(kt2), free(vt2);
+    }
+}
+
 int main(void) {
 #if MTP_HAVE_OMP
     max_threads = omp_get_max_threads();
@@ -234,6 +315,7 @@ int main(void) {
     test_matmul_rows();
     test_bf16_round();
     if (mtp_amx_available()) {
+        if (mtp_attend_bf16_available(32)) test_attend_bf16();
         test_matmul_rows_bf16("AMX");
         test_bf16_rows_rounding("AMX");
         mtp_amx_disable();
