@@ -155,15 +155,19 @@ AMX_TARGET void mtp_attend_bf16(float *const *out, const float *const *q, const 
         nslots = last > nslots ? last : nslots;
     }
     MTP_ASSERT(nslots <= cap);
-    for (int s0 = 0; s0 < nslots; s0 += KS) {
+    for (int s0 = 0; s0 < nslots; s0 += 2 * KS) { /* two tiles of 16 slots: c is a multiple of 32 */
         const uint16_t *kt = kv->k + (size_t)s0 / KS * (hd / 32) * TILE;
         _tile_zero(0);
+        _tile_zero(1);
         for (int d0 = 0; d0 < hd; d0 += 32) {
-            _tile_loadd(1, qb + d0, (long)(hd * sizeof *qb));
-            _tile_loadd(2, kt + d0 / 32 * TILE, 64);
-            _tile_dpbf16ps(0, 1, 2);
+            _tile_loadd(2, qb + d0, (long)(hd * sizeof *qb));
+            _tile_loadd(3, kt + d0 / 32 * TILE, 64);
+            _tile_loadd(4, kt + (hd / 32 + d0 / 32) * TILE, 64);
+            _tile_dpbf16ps(0, 2, 3);
+            _tile_dpbf16ps(1, 2, 4);
         }
         _tile_stored(0, S + s0, (long)(c * sizeof *S));
+        _tile_stored(1, S + s0 + KS, (long)(c * sizeof *S));
     }
 
     for (int m = 0; m < nq; m++) {

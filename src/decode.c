@@ -10,6 +10,15 @@
 #include "backend.h"
 #include "util.h"
 
+/* Allocated and written now: decoding would otherwise fault the pages in token by token. */
+static void *touched(size_t bytes) {
+    void *p = xmalloc(bytes);
+    memset(p, 0, bytes);
+    return p;
+}
+
+static float *ftouched(size_t n) { return touched(n * sizeof(float)); }
+
 int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int max_rows,
                      mtp_err *err) {
     const mtp_config *c = &m->cfg;
@@ -24,21 +33,21 @@ int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int
     d->cap = cap;
     d->max_rows = max_rows;
     d->len = xcalloc(n_seq, sizeof(int));
-    d->kc = falloc(cache);
-    d->vc = falloc(cache);
+    d->kc = ftouched(cache);
+    d->vc = ftouched(cache);
     mtp_rope_init(&d->rope, cap, mtp_head_dim(c), c->rope_theta);
-    d->z = falloc(R * dim);
-    d->zt = falloc(R * dim);
-    d->x = falloc(R * dim);
-    d->xn = falloc(R * dim);
-    d->q = falloc(R * dim);
-    d->k = falloc(R * kv);
-    d->v = falloc(R * kv);
-    d->ao = falloc(R * dim);
-    d->h1 = falloc(R * f);
-    d->h3 = falloc(R * f);
-    d->zn = falloc(R * c->n_future * dim);
-    d->scores = falloc(R * c->n_heads * (size_t)cap);
+    d->z = ftouched(R * dim);
+    d->zt = ftouched(R * dim);
+    d->x = ftouched(R * dim);
+    d->xn = ftouched(R * dim);
+    d->q = ftouched(R * dim);
+    d->k = ftouched(R * kv);
+    d->v = ftouched(R * kv);
+    d->ao = ftouched(R * dim);
+    d->h1 = ftouched(R * f);
+    d->h3 = ftouched(R * f);
+    d->zn = ftouched(R * c->n_future * dim);
+    d->scores = ftouched(R * c->n_heads * (size_t)cap);
     d->chain = xmalloc(R * (size_t)cap * sizeof(int));
     d->nkeys = xmalloc(R * sizeof(int));
     d->pos = xmalloc(R * sizeof(int));
@@ -68,10 +77,10 @@ void mtp_decoder_use_bf16(mtp_decoder *d) {
     if (!mtp_attend_bf16_available(hd) || c->n_heads / nkv > 16) return;
     for (int s = 0; s < d->n_seq; s++) MTP_ASSERT(d->len[s] == 0);
     size_t seqs = (size_t)c->n_layers * d->n_seq;
-    d->kt = xcalloc(seqs * nkv * mtp_kv_tiles_size(d->cap, hd), sizeof(uint16_t));
-    d->vt = xcalloc(seqs * nkv * mtp_kv_tiles_size(d->cap, hd), sizeof(uint16_t));
+    d->kt = touched(seqs * nkv * mtp_kv_tiles_size(d->cap, hd) * sizeof(uint16_t));
+    d->vt = touched(seqs * nkv * mtp_kv_tiles_size(d->cap, hd) * sizeof(uint16_t));
     d->attn_threads = mtp_backend_threads();
-    d->attn_scratch = falloc(d->attn_threads * mtp_attend_bf16_scratch(d->cap, hd));
+    d->attn_scratch = ftouched(d->attn_threads * mtp_attend_bf16_scratch(d->cap, hd));
     d->tasks = xmalloc((size_t)d->max_rows * nkv * 3 * sizeof(int));
 }
 
