@@ -1,6 +1,8 @@
 /* ops_bf16.c: bf16 decoding matmul (ops.h). Weights are packed once into the tile layout
  * of Intel AMX: for each block of 16 outputs and 32 inputs, 16 rows of 64 bytes, row j
- * holding the pairs (w[o][2j], w[o][2j+1]) of the block's 16 outputs o. The rows (x) are
+ * holding the pairs (w[o][2j], w[o][2j+1]) of the block's 16 outputs o; the tiles of 64
+ * outputs (4 blocks) lie input block by input block, one stream for the matmul to read.
+ * The rows (x) are
  * rounded to bf16 per call. On a CPU with AMX one tile product multiplies up to 16 rows
  * by a block of weights at the cost of reading it, so a verification pass of 16 rows
  * costs little more than a plain step of one. Without AMX, a portable loop computes the
@@ -36,6 +38,9 @@ uint16_t mtp_bf16_round(float f) {
 
 static size_t tiles_k(int C) { return (size_t)(C + TK - 1) / TK; }
 
+/* Offset of the tile of output block ob, input block kb (nkb input blocks). */
+static size_t tile_at(size_t ob, size_t kb, size_t nkb) { return ((ob / NB * nkb + kb) * NB + ob % NB) * TILE; }
+
 void mtp_bf16_pack(mtp_bf16_matrix *m, const float *w, int C, int OC) {
     size_t nkb = tiles_k(C), nob = (size_t)(OC + NB * TN - 1) / (NB * TN) * NB;
     m->C = C, m->OC = OC;
@@ -43,7 +48,7 @@ void mtp_bf16_pack(mtp_bf16_matrix *m, const float *w, int C, int OC) {
 #pragma omp parallel for schedule(static) if (nob * nkb >= 64)
     for (size_t ob = 0; ob < nob; ob++)
         for (size_t kb = 0; kb < nkb; kb++) {
-            uint16_t *t = m->p + (ob * nkb + kb) * TILE;
+            uint16_t *t = m->p + tile_at(ob, kb, nkb);
             for (int j = 0; j < TK / 2; j++)
                 for (int n = 0; n < TN; n++)
                     for (int e = 0; e < 2; e++) {
@@ -59,7 +64,7 @@ void mtp_bf16_free(mtp_bf16_matrix *m) {
 }
 
 float mtp_bf16_weight(const mtp_bf16_matrix *m, int o, int k) {
-    size_t t = ((size_t)(o / TN) * tiles_k(m->C) + k / TK) * TILE;
+    size_t t = tile_at(o / TN, k / TK, tiles_k(m->C));
     return mtp_bf16_value(m->p[t + (k % TK) / 2 * 2 * TN + (o % TN) * 2 + k % 2]);
 }
 
@@ -87,7 +92,7 @@ static void rows_to_bf16(uint16_t *xb, const float *x, int R, int C, size_t ld) 
  * the input blocks in order, whatever the other rows. */
 #define AMX_DOT(acc, btile, j)                                                                  \
     do {                                                                                        \
-        _tile_loadd(btile, wt + ((size_t)(j) * nkb + kb) * TILE, 64);                             \
+        _tile_loadd(btile, wt + (kb * NB + (j)) * TILE, 64);                             \
         _tile_dpbf16ps(acc, 4, btile);                                                          \
     } while (0)
 
