@@ -222,13 +222,16 @@ static int bench_decode(int argc, char **argv) {
            bf16 ? (mtp_amx_available() ? " (AMX)" : " (portable: no AMX)") : "", repeat);
     printf("%-6s %-6s %9s %8s %8s %8s  %s\n", "batch", "mode", "tok/s", "speedup", "tok/pass",
            "of ideal", "accepted at depth 1..");
+    mtp_bf16_weights bw = {0}; /* packed once for every call */
+    if (bf16) mtp_bf16_weights_init(&bw, &m);
     uint16_t *ref = xmalloc((size_t)np * ntok * sizeof(uint16_t));
     mtp_gen_result *res = xcalloc(np, sizeof *res);
     for (int batch = 1; batch <= np && rc == 0; batch = batch == 1 && np > 1 ? np : np + 1) {
         double tps[3][99], tpf[3] = {0}, acc[3][MTP_MAX_FUTURE] = {{0}}, dr[3][MTP_MAX_FUTURE] = {{0}};
         for (int round = 0; round < repeat && rc == 0; round++)
             for (int k = 0; k < nmodes && rc == 0; k++) {
-                mtp_gen_opts o = {.spec = modes[k].spec, .max_tokens = ntok, .sampling = {0, 0, 1}, .bf16 = bf16};
+                mtp_gen_opts o = {.spec = modes[k].spec, .max_tokens = ntok, .sampling = {0, 0, 1},
+                                   .bf16 = bf16, .bf16_weights = bf16 ? &bw : NULL};
                 double tokens = 0, fw = 0, secs = 0;
                 for (int first = 0; first < np && rc == 0; first += batch) {
                     rc = mtp_generate(&m, prompts + first, lens + first, batch, &o, res, NULL, NULL, &err);
@@ -268,6 +271,7 @@ static int bench_decode(int argc, char **argv) {
     if (rc) fprintf(stderr, "mtp bench: %s\n", err.msg);
     free(ref);
     free(res);
+    mtp_bf16_weights_free(&bw);
     mtp_shard_free(&s);
     mtp_model_free(&m);
     return rc ? EXIT_BAD_INPUT : 0;

@@ -54,14 +54,14 @@ int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int
     return 0;
 }
 
-void mtp_decoder_use_bf16(mtp_decoder *d) {
-    const mtp_config *c = &d->m->cfg;
+void mtp_bf16_weights_init(mtp_bf16_weights *bw, const mtp_model *m) {
+    const mtp_config *c = &m->cfg;
     int dim = c->dim, kvd = mtp_kv_dim(c), f = c->hidden_dim;
-    if (d->bf16) return;
-    d->bf16 = xcalloc(c->n_layers, sizeof *d->bf16);
+    bw->n_layers = c->n_layers;
+    bw->blocks = xcalloc(c->n_layers, sizeof *bw->blocks);
     for (int l = 0; l < c->n_layers; l++) {
-        mtp_block_ptrs w = mtp_block_at(&d->m->lay, d->m->params, l);
-        mtp_bf16_block *b = &d->bf16[l];
+        mtp_block_ptrs w = mtp_block_at(&m->lay, m->params, l);
+        mtp_bf16_block *b = &bw->blocks[l];
         mtp_bf16_pack(&b->wq, w.wq, dim, dim);
         mtp_bf16_pack(&b->wk, w.wk, dim, kvd);
         mtp_bf16_pack(&b->wv, w.wv, dim, kvd);
@@ -70,7 +70,30 @@ void mtp_decoder_use_bf16(mtp_decoder *d) {
         mtp_bf16_pack(&b->w2, w.w2, f, dim);
         mtp_bf16_pack(&b->w3, w.w3, dim, f);
     }
-    mtp_bf16_pack(&d->bf16_out, d->m->params + d->m->lay.output, dim, c->vocab_size);
+    mtp_bf16_pack(&bw->out, m->params + m->lay.output, dim, c->vocab_size);
+}
+
+void mtp_bf16_weights_free(mtp_bf16_weights *bw) {
+    for (int l = 0; bw->blocks && l < bw->n_layers; l++) {
+        mtp_bf16_block *b = &bw->blocks[l];
+        mtp_bf16_matrix *ms[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w1, &b->w2, &b->w3};
+        for (int i = 0; i < 7; i++) mtp_bf16_free(ms[i]);
+    }
+    free(bw->blocks);
+    mtp_bf16_free(&bw->out);
+    memset(bw, 0, sizeof *bw);
+}
+
+void mtp_decoder_use_bf16(mtp_decoder *d, const mtp_bf16_weights *w) {
+    const mtp_config *c = &d->m->cfg;
+    int dim = c->dim, f = c->hidden_dim;
+    if (d->bf16) return;
+    if (!w) {
+        mtp_bf16_weights_init(&d->own_bf16, d->m);
+        w = &d->own_bf16;
+    }
+    MTP_ASSERT(w->n_layers == c->n_layers);
+    d->bf16 = w;
     int rows = d->max_rows * c->n_future; /* head_logits: every head of every row at once */
     d->bf16_rows = xcalloc(mtp_bf16_scratch(rows, dim > f ? dim : f), sizeof(uint16_t));
     int hd = mtp_head_dim(c), nkv = c->n_kv_heads;
@@ -85,13 +108,7 @@ void mtp_decoder_use_bf16(mtp_decoder *d) {
 }
 
 void mtp_decoder_free(mtp_decoder *d) {
-    for (int l = 0; d->bf16 && l < d->m->cfg.n_layers; l++) {
-        mtp_bf16_block *b = &d->bf16[l];
-        mtp_bf16_matrix *ms[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w1, &b->w2, &b->w3};
-        for (int i = 0; i < 7; i++) mtp_bf16_free(ms[i]);
-    }
-    free(d->bf16);
-    mtp_bf16_free(&d->bf16_out);
+    mtp_bf16_weights_free(&d->own_bf16);
     free(d->bf16_rows);
     free(d->kt);
     free(d->vt);
@@ -230,7 +247,7 @@ static void block_kv(mtp_decoder *d, int block, const mtp_row *rows, int R, cons
     int dim = c->dim, kvd = mtp_kv_dim(c);
     mtp_block_ptrs w = mtp_block_at(&d->m->lay, d->m->params, block);
     mtp_rmsnorm_fwd(d->xn, d->ao, d->x, w.attn_norm, R, dim, c->norm_eps); /* ao: rstd scratch */
-    const mtp_bf16_block *b = d->bf16 ? &d->bf16[block] : NULL;
+    const mtp_bf16_block *b = d->bf16 ? &d->bf16->blocks[block] : NULL;
     matmul(d, d->k, d->xn, w.wk, b ? &b->wk : NULL, R, dim, kvd, 0);
     matmul(d, d->v, d->xn, w.wv, b ? &b->wv : NULL, R, dim, kvd, 0);
     mtp_rope_rows(d->k, &d->rope, pos, R, c->n_kv_heads, mtp_head_dim(c));
@@ -252,7 +269,7 @@ static void block_rows(mtp_decoder *d, int block, const mtp_row *rows, int R, co
         mtp_rmsnorm_fwd(d->xn, d->ao, d->x, w.attn_norm, R, dim, c->norm_eps); /* ao: scratch */
     else
         block_kv(d, block, rows, R, pos);
-    const mtp_bf16_block *b = d->bf16 ? &d->bf16[block] : NULL;
+    const mtp_bf16_block *b = d->bf16 ? &d->bf16->blocks[block] : NULL;
     matmul(d, d->q, d->xn, w.wq, b ? &b->wq : NULL, R, dim, dim, 0);
     mtp_rope_rows(d->q, &d->rope, pos, R, c->n_heads, mtp_head_dim(c));
     attention_rows(d, block, rows, R);
@@ -276,8 +293,8 @@ static void head_logits(mtp_decoder *d, const mtp_row *rows, int R, int nh, int 
         nwant++;
     }
     if (nwant && col == nh - 1) /* all heads normed: one unembedding, weights read once */
-        matmul(d, logits, d->zn, d->m->params + d->m->lay.output, &d->bf16_out, nwant * nh, dim,
-               c->vocab_size, 0);
+        matmul(d, logits, d->zn, d->m->params + d->m->lay.output, d->bf16 ? &d->bf16->out : NULL,
+               nwant * nh, dim, c->vocab_size, 0);
 }
 
 void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_heads, float *logits) {

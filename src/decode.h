@@ -33,10 +33,20 @@ typedef struct {
     uint16_t token;
 } mtp_row;
 
-/* A block's matrices packed for bf16 decoding (mtp_decoder_use_bf16). */
+/* A model's matrices packed for bf16 decoding: made once, shared by any number of
+ * decoders (mtp_decoder_use_bf16) while the model lives. */
 typedef struct {
     mtp_bf16_matrix wq, wk, wv, wo, w1, w2, w3;
 } mtp_bf16_block;
+
+typedef struct {
+    int n_layers;
+    mtp_bf16_block *blocks; /* (n_layers) */
+    mtp_bf16_matrix out;    /* the unembedding */
+} mtp_bf16_weights;
+
+void mtp_bf16_weights_init(mtp_bf16_weights *w, const mtp_model *m);
+void mtp_bf16_weights_free(mtp_bf16_weights *w);
 
 typedef struct {
     const mtp_model *m;
@@ -50,9 +60,9 @@ typedef struct {
     int *chain;          /* (R, cap) keys each row attends to, as slots */
     int *nkeys;          /* (R) */
     int *pos;            /* (R) the rows' positions */
-    mtp_bf16_block *bf16;    /* NULL: fp32 weights; else (n_layers) packed copies */
-    mtp_bf16_matrix bf16_out; /* the unembedding, packed */
-    uint16_t *bf16_rows;      /* scratch: rows rounded to bf16 */
+    const mtp_bf16_weights *bf16; /* NULL: fp32 weights; else packed copies, not owned */
+    mtp_bf16_weights own_bf16;    /* the copies mtp_decoder_use_bf16(d, NULL) made */
+    uint16_t *bf16_rows;          /* scratch: rows rounded to bf16 */
     /* bf16 attention (mtp_attend_bf16), where the CPU and head size allow: the caches
      * again in bf16, filled alongside kc and vc */
     uint16_t *kt, *vt;   /* (n_layers, n_seq, n_kv_heads) key and value tiles */
@@ -66,13 +76,14 @@ int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int
                      mtp_err *err);
 void mtp_decoder_free(mtp_decoder *d);
 
-/* From now on the decoder multiplies by bf16 copies of the weights (rows rounded to bf16,
+/* From now on the decoder multiplies by bf16 copies of the weights w (NULL: it packs its
+ * own; w must outlive the decoder) (rows rounded to bf16,
  * sums in fp32): half the bytes to read, and with Intel AMX up to 16 rows per weight read
  * (ops.h). With AMX, and a head size that is a multiple of 32, attention also runs on
  * tiles, over bf16 copies of the caches (mtp_attend_bf16). Every pass of the decoder then
  * uses them, so speculative output still equals plain output exactly; it differs from
  * fp32 decoding by bf16 rounding. Call before the first pass. */
-void mtp_decoder_use_bf16(mtp_decoder *d);
+void mtp_decoder_use_bf16(mtp_decoder *d, const mtp_bf16_weights *w);
 
 /* One pass: rows (R <= max_rows) through the trunk and future head 1; heads 2..kv_heads
  * only store their keys and values. For rows with logits >= 0, logits[row.logits * V ...]

@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 
+#include "decode.h"
 #include "model.h"
 #include "sampler.h"
 
@@ -34,6 +35,8 @@ typedef struct {
     uint64_t seed;                      /* sequence i draws from its own stream (seed, i) */
     int max_tokens;
     int bf16;                           /* multiply by bf16 copies of the weights (decode.h) */
+    const mtp_bf16_weights *bf16_weights; /* those copies, made once by the caller; NULL:
+                                             each call packs its own */
 } mtp_gen_opts;
 
 typedef struct {

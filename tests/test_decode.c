@@ -95,7 +95,9 @@ static void test_cache_vs_full(int nf, int bf16, int hd) {
     mtp_step(&m, &a, window, NULL, NULL, 0, NULL);
     mtp_decoder d;
     MTP_ASSERT(mtp_decoder_init(&d, &m, 1, m.cfg.max_seq_len, T, &err) == 0);
-    if (bf16) mtp_decoder_use_bf16(&d);
+    mtp_bf16_weights bw = {0}; /* packed by the caller here; by the decoder in generate */
+    if (bf16) mtp_bf16_weights_init(&bw, &m);
+    if (bf16) mtp_decoder_use_bf16(&d, &bw);
     float *lg = falloc((size_t)T * nf * V), *h1 = falloc((size_t)T * V);
     mtp_row rows[20];
     /* the prompt in one pass (head 1 logits for every row); then one token per pass, each
@@ -126,6 +128,7 @@ static void test_cache_vs_full(int nf, int bf16, int hd) {
     free(lg);
     free(h1);
     mtp_decoder_free(&d);
+    mtp_bf16_weights_free(&bw);
     mtp_acts_free(&a);
     mtp_model_free(&m);
 }
@@ -204,6 +207,8 @@ static void test_exact_greedy(const mtp_model *m, const char *what, int bf16) {
         prompts[i] = buf[i];
     }
     mtp_gen_result plain[NP], spec[NP], alone;
+    mtp_bf16_weights bw = {0}; /* plain packs its own copies; the modes share these */
+    if (bf16) mtp_bf16_weights_init(&bw, m);
     mtp_gen_opts o = {.spec = MTP_SPEC_NONE, .max_tokens = NT, .bf16 = bf16};
     MTP_ASSERT(gen(m, prompts, lens, NP, o, plain) == 0);
     struct {
@@ -214,7 +219,7 @@ static void test_exact_greedy(const mtp_model *m, const char *what, int bf16) {
                  {MTP_SPEC_TREE, 0, 3, {3, 1, 2}}, {MTP_SPEC_TREE, 0, 1, {5}}};
     for (size_t k = 0; k < sizeof modes / sizeof *modes; k++) {
         o = (mtp_gen_opts){.spec = modes[k].spec, .draft = modes[k].draft, .max_tokens = NT,
-                           .tree_depths = modes[k].depths, .bf16 = bf16};
+                           .tree_depths = modes[k].depths, .bf16 = bf16, .bf16_weights = bf16 ? &bw : NULL};
         memcpy(o.tree_width, modes[k].w, sizeof modes[k].w);
         MTP_ASSERT(gen(m, prompts, lens, NP, o, spec) == 0);
         int same = 1;
@@ -233,6 +238,7 @@ static void test_exact_greedy(const mtp_model *m, const char *what, int bf16) {
         for (int i = 0; i < NP; i++) free(spec[i].tokens);
     }
     for (int i = 0; i < NP; i++) free(plain[i].tokens);
+    mtp_bf16_weights_free(&bw);
 }
 
 /* ---- speculative sampling is exact -------------------------------------------------- */
