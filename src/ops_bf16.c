@@ -27,6 +27,7 @@
 
 enum { TN = 16, TK = 32, TILE = TN * TK }; /* outputs x inputs per weight tile (bf16) */
 enum { NB = 4 }; /* output tiles accumulated at once (AMX): the packing pads to NB * TN */
+enum { PF_K = 2 }; /* AMX: prefetch the weights this many input blocks ahead */
 
 uint16_t mtp_bf16_round(float f) {
     uint32_t u;
@@ -92,7 +93,10 @@ static void rows_to_bf16(uint16_t *xb, const float *x, int R, int C, size_t ld) 
  * the input blocks in order, whatever the other rows. */
 #define AMX_DOT(acc, btile, j)                                                                  \
     do {                                                                                        \
-        _tile_loadd(btile, wt + (kb * NB + (j)) * TILE, 64);                             \
+        const uint16_t *t_ = wt + (kb * NB + (j)) * TILE;                                        \
+        for (int l_ = 0; l_ < TILE * 2 / 64; l_++) /* the same tile PF_K blocks on */            \
+            _mm_prefetch((const char *)(t_ + PF_K * NB * TILE) + 64 * l_, _MM_HINT_T0);         \
+        _tile_loadd(btile, t_, 64);                                                             \
         _tile_dpbf16ps(acc, 4, btile);                                                          \
     } while (0)
 
