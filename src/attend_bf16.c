@@ -54,6 +54,7 @@ size_t mtp_kv_tiles_size(int cap, int hd) { return cap_blocks(cap) * hd; }
  * Value tiles: for each 32 slots and 16 dims, row j holding for each dim the pair
  * (v[slot 2j][dim], v[slot 2j+1][dim]): the B operand of P @ V. */
 void mtp_kv_tiles_put(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v) {
+    MTP_ASSERT(hd % 32 == 0 && slot >= 0);
     uint16_t *kb = kt + (size_t)(slot / KS) * (hd / 32) * TILE + (slot % KS) * 2;
     uint16_t *vb = vt + (size_t)(slot / VB) * (hd / 16) * TILE + (slot % VB) / 2 * 32 + slot % 2;
 #if MTP_AMX_ATTENTION
@@ -149,9 +150,13 @@ AMX_TARGET void mtp_attend_bf16(float *const *out, const float *const *q, const 
 
     memset(qb + (size_t)nq * hd, 0, (size_t)(QN - nq) * hd * sizeof *qb);
     for (int m = 0; m < nq; m++) {
+        MTP_ASSERT(n[m] >= 1 && n[m] <= cap);
         for (int d = 0; d < hd; d += 16)
             _mm256_storeu_si256((__m256i *)(qb + m * hd + d), mtp_bf16_round16(_mm512_loadu_ps(q[m] + d)));
-        int last = chain[m][n[m] - 1] + 1; /* a chain's largest slot is its own */
+        __m512i top = _mm512_setzero_si512(); /* the slots to score: up to the chain's largest */
+        for (int i = 0; i < n[m]; i += 16)
+            top = _mm512_max_epi32(top, _mm512_maskz_loadu_epi32(first(n[m] - i), chain[m] + i));
+        int last = _mm512_reduce_max_epi32(top) + 1;
         nslots = last > nslots ? last : nslots;
     }
     MTP_ASSERT(nslots <= cap);
@@ -243,6 +248,7 @@ AMX_TARGET void mtp_attend_bf16(float *const *out, const float *const *q, const 
             _mm512_storeu_ps(out[m] + d0, _mm512_mul_ps(sum, _mm512_set1_ps(inv[m])));
         }
     }
+    _tile_release();
 }
 #else
 void mtp_attend_bf16(float *const *out, const float *const *q, const int *const *chain,

@@ -84,27 +84,34 @@ void mtp_bf16_weights_free(mtp_bf16_weights *bw) {
     memset(bw, 0, sizeof *bw);
 }
 
-void mtp_decoder_use_bf16(mtp_decoder *d, const mtp_bf16_weights *w) {
+int mtp_decoder_use_bf16(mtp_decoder *d, const mtp_bf16_weights *w, mtp_err *err) {
     const mtp_config *c = &d->m->cfg;
-    int dim = c->dim, f = c->hidden_dim;
-    if (d->bf16) return;
+    int dim = c->dim, f = c->hidden_dim, hd = mtp_head_dim(c), nkv = c->n_kv_heads;
+    if (d->bf16) return 0;
+    for (int s = 0; s < d->n_seq; s++) MTP_ASSERT(d->len[s] == 0); /* before the first pass */
+    int rows = d->max_rows * c->n_future; /* head_logits: every head of every row at once */
+    size_t row_scratch = mtp_bf16_scratch(rows, dim > f ? dim : f);
+    int tiles = mtp_attend_bf16_available(hd) && c->n_heads / nkv <= 16; /* AMX attention */
+    size_t seqs = (size_t)c->n_layers * d->n_seq, kv_tiles = seqs * nkv * mtp_kv_tiles_size(d->cap, hd);
+    size_t attn_scratch = (size_t)mtp_backend_threads() * mtp_attend_bf16_scratch(d->cap, hd);
+    size_t bytes = row_scratch * sizeof(uint16_t) + (w ? 0 : d->m->lay.total * sizeof(uint16_t)) +
+                   (tiles ? 2 * kv_tiles * sizeof(uint16_t) + attn_scratch * sizeof(float) : 0);
+    if (mtp_check_fits(bytes, "the bf16 weights and caches", err)) return -1;
     if (!w) {
         mtp_bf16_weights_init(&d->own_bf16, d->m);
         w = &d->own_bf16;
     }
-    MTP_ASSERT(w->n_layers == c->n_layers);
+    MTP_ASSERT(w->n_layers == c->n_layers && w->out.C == dim && w->out.OC == c->vocab_size &&
+               w->blocks[0].w1.OC == f);
     d->bf16 = w;
-    int rows = d->max_rows * c->n_future; /* head_logits: every head of every row at once */
-    d->bf16_rows = xcalloc(mtp_bf16_scratch(rows, dim > f ? dim : f), sizeof(uint16_t));
-    int hd = mtp_head_dim(c), nkv = c->n_kv_heads;
-    if (!mtp_attend_bf16_available(hd) || c->n_heads / nkv > 16) return;
-    for (int s = 0; s < d->n_seq; s++) MTP_ASSERT(d->len[s] == 0);
-    size_t seqs = (size_t)c->n_layers * d->n_seq;
-    d->kt = touched(seqs * nkv * mtp_kv_tiles_size(d->cap, hd) * sizeof(uint16_t));
-    d->vt = touched(seqs * nkv * mtp_kv_tiles_size(d->cap, hd) * sizeof(uint16_t));
+    d->bf16_rows = xcalloc(row_scratch, sizeof(uint16_t));
+    if (!tiles) return 0;
+    d->kt = touched(kv_tiles * sizeof(uint16_t));
+    d->vt = touched(kv_tiles * sizeof(uint16_t));
     d->attn_threads = mtp_backend_threads();
-    d->attn_scratch = ftouched(d->attn_threads * mtp_attend_bf16_scratch(d->cap, hd));
+    d->attn_scratch = ftouched(attn_scratch);
     d->tasks = xmalloc((size_t)d->max_rows * nkv * 3 * sizeof(int));
+    return 0;
 }
 
 void mtp_decoder_free(mtp_decoder *d) {

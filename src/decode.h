@@ -82,8 +82,9 @@ void mtp_decoder_free(mtp_decoder *d);
  * (ops.h). With AMX, and a head size that is a multiple of 32, attention also runs on
  * tiles, over bf16 copies of the caches (mtp_attend_bf16). Every pass of the decoder then
  * uses them, so speculative output still equals plain output exactly; it differs from
- * fp32 decoding by bf16 rounding. Call before the first pass. */
-void mtp_decoder_use_bf16(mtp_decoder *d, const mtp_bf16_weights *w);
+ * fp32 decoding by bf16 rounding. Call before the first pass. Refuses (-1, err) what
+ * memory cannot hold. */
+int mtp_decoder_use_bf16(mtp_decoder *d, const mtp_bf16_weights *w, mtp_err *err);
 
 /* One pass: rows (R <= max_rows) through the trunk and future head 1; heads 2..kv_heads
  * only store their keys and values. For rows with logits >= 0, logits[row.logits * V ...]

@@ -221,7 +221,10 @@ int mtp_generate(const mtp_model *m, const uint16_t *const *prompts, const int *
     }
     int max_rows = PROMPT_CHUNK > n * max_nodes ? PROMPT_CHUNK : n * max_nodes;
     if (mtp_decoder_init(&g.dec, m, n, m->cfg.max_seq_len, max_rows, err)) return -1;
-    if (o->bf16) mtp_decoder_use_bf16(&g.dec, o->bf16_weights);
+    if (o->bf16 && mtp_decoder_use_bf16(&g.dec, o->bf16_weights, err)) {
+        mtp_decoder_free(&g.dec);
+        return -1;
+    }
     g.st = xcalloc(n, sizeof(seq_state));
     g.logits = falloc((size_t)max_rows * g.V);
     g.dlogits = falloc((size_t)n * (g.depths > 0 ? g.depths : 1) * g.V);

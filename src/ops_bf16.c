@@ -94,8 +94,9 @@ static void rows_to_bf16(uint16_t *xb, const float *x, int R, int C, size_t ld) 
 #define AMX_DOT(acc, btile, j)                                                                  \
     do {                                                                                        \
         const uint16_t *t_ = wt + (kb * NB + (j)) * TILE;                                        \
+        uintptr_t ahead_ = (uintptr_t)(t_) + PF_K * NB * TILE * 2; /* may pass the end: a hint */ \
         for (int l_ = 0; l_ < TILE * 2 / 64; l_++) /* the same tile PF_K blocks on */            \
-            _mm_prefetch((const char *)(t_ + PF_K * NB * TILE) + 64 * l_, _MM_HINT_T0);         \
+            _mm_prefetch((const char *)(ahead_ + 64 * l_), _MM_HINT_T0);                         \
         _tile_loadd(btile, t_, 64);                                                             \
         _tile_dpbf16ps(acc, 4, btile);                                                          \
     } while (0)

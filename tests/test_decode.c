@@ -97,7 +97,7 @@ static void test_cache_vs_full(int nf, int bf16, int hd) {
     MTP_ASSERT(mtp_decoder_init(&d, &m, 1, m.cfg.max_seq_len, T, &err) == 0);
     mtp_bf16_weights bw = {0}; /* packed by the caller here; by the decoder in generate */
     if (bf16) mtp_bf16_weights_init(&bw, &m);
-    if (bf16) mtp_decoder_use_bf16(&d, &bw);
+    if (bf16) MTP_ASSERT(mtp_decoder_use_bf16(&d, &bw, &err) == 0);
     float *lg = falloc((size_t)T * nf * V), *h1 = falloc((size_t)T * V);
     mtp_row rows[20];
     /* the prompt in one pass (head 1 logits for every row); then one token per pass, each
