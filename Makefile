@@ -2,6 +2,7 @@
 #   make            build/mtp (release, -O3 -march=native)
 #   make test       every tests/test_*.c program, then every tests/test_*.sh script
 #   make test-asan  the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-asan-native  the decoding kernel tests so, built for this CPU (AVX-512, AMX)
 #   make demo       the main job (see README)
 # Optional pieces are detected and announced; force them off with NO_BLAS=1 / NO_OMP=1.
 
@@ -63,7 +64,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(TEST_COMMON:tests/%.c=$(BUILD)/tests/%)
 TEST_SH  := $(sort $(wildcard tests/test_*.sh))
 
-.PHONY: all test test-asan clean demo announce
+.PHONY: all test test-asan test-asan-native clean demo announce
 all: announce $(BUILD)/mtp $(TEST_BIN) $(TEST_HELPERS)
 
 announce:
@@ -92,10 +93,18 @@ test-asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
 
+# test-asan builds without -march=native, so it checks the portable kernels; this checks
+# the decoding kernels' AVX-512 and AMX paths (where the CPU has them) under the sanitizers
+ASAN_NATIVE_TESTS := build-asan-native/tests/test_ops_decode build-asan-native/tests/test_decode
+test-asan-native:
+	$(MAKE) BUILD=build-asan-native OPT="-O1 -g -fno-omit-frame-pointer -march=native" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" $(ASAN_NATIVE_TESTS)
+	@set -e; for t in $(ASAN_NATIVE_TESTS); do echo "== $$t"; $$t; done
+
 demo:
 	bash tools/demo.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-asan-native
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_HELPERS:=.d)
