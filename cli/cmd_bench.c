@@ -28,7 +28,8 @@ static const char *HELP =
     "  train prints one JSON line: tok_per_s (steps after the first), peak_rss_mb\n"
     "  decode: plain vs block vs tree greedy decoding of the same prompts (windows of the\n"
     "  shard), at batch 1 (one prompt at a time) and batch = --prompts; outputs checked equal;\n"
-    "  tok/s after the first token (prefill excluded), median of --repeat interleaved rounds\n";
+    "  tok/s after the first token (prefill excluded), median of --repeat interleaved rounds;\n"
+    "  speed-up: the median of the rounds' ratios to plain\n";
 
 static double time_gemm(int transB, int M, int N, int K, const float *a, const float *b, float *c) {
     mtp_gemm(0, transB, M, N, K, 1, a, K, b, transB ? K : N, 0, c, N); /* warm-up */

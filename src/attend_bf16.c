@@ -32,12 +32,10 @@
 #define MTP_AMX_ATTENTION 0
 #endif
 
-enum { QN = 16, KS = 16, VB = 32, TILE = 512 }; /* queries, key slots, value positions a tile
-                                                   holds; bf16 elements of a tile */
+/* queries, key slots, value positions a tile holds; bf16 elements of a tile */
+enum { QN = MTP_ATTEND_BF16_QUERIES, KS = 16, VB = 32, TILE = 512 };
 
 static size_t cap_blocks(int cap) { return (size_t)(cap + VB - 1) / VB * VB; }
-
-int mtp_attend_bf16_slots(int cap) { return (int)cap_blocks(cap); }
 
 int mtp_attend_bf16_available(int hd) { return MTP_AMX_ATTENTION && hd % 32 == 0 && mtp_amx_available(); }
 

@@ -91,7 +91,7 @@ int mtp_decoder_use_bf16(mtp_decoder *d, const mtp_bf16_weights *w, mtp_err *err
     for (int s = 0; s < d->n_seq; s++) MTP_ASSERT(d->len[s] == 0); /* before the first pass */
     int rows = d->max_rows * c->n_future; /* head_logits: every head of every row at once */
     size_t row_scratch = mtp_bf16_scratch(rows, dim > f ? dim : f);
-    int tiles = mtp_attend_bf16_available(hd) && c->n_heads / nkv <= 16; /* AMX attention */
+    int tiles = mtp_attend_bf16_available(hd) && c->n_heads / nkv <= MTP_ATTEND_BF16_QUERIES;
     size_t seqs = (size_t)c->n_layers * d->n_seq, kv_tiles = seqs * nkv * mtp_kv_tiles_size(d->cap, hd);
     size_t attn_scratch = (size_t)mtp_backend_threads() * mtp_attend_bf16_scratch(d->cap, hd);
     size_t bytes = row_scratch * sizeof(uint16_t) + (w ? 0 : d->m->lay.total * sizeof(uint16_t)) +
@@ -191,12 +191,12 @@ static void build_chains(mtp_decoder *d, const mtp_row *rows, int R) {
     }
 }
 
-/* ao (R, dim) by mtp_attend_bf16: a task is up to 16 queries of one sequence and kv
- * head (its rows times the kv head's query heads). */
+/* ao (R, dim) by mtp_attend_bf16: a task is up to MTP_ATTEND_BF16_QUERIES queries of one
+ * sequence and kv head (its rows times the kv head's query heads). */
 static void attention_rows_bf16(mtp_decoder *d, int block, const mtp_row *rows, int R, size_t work) {
     const mtp_config *c = &d->m->cfg;
     int hd = mtp_head_dim(c), group = c->n_heads / c->n_kv_heads, kvd = mtp_kv_dim(c);
-    int per = 16 / group, nt = 0, *t = d->tasks;
+    int per = MTP_ATTEND_BF16_QUERIES / group, nt = 0, *t = d->tasks;
     float scale = 1.0f / sqrtf((float)hd);
     for (int r0 = 0, r1; r0 < R; r0 = r1) {
         for (r1 = r0 + 1; r1 < R && r1 - r0 < per && rows[r1].seq == rows[r0].seq;) r1++;
@@ -206,10 +206,10 @@ static void attention_rows_bf16(mtp_decoder *d, int block, const mtp_row *rows, 
 #pragma omp parallel for schedule(static) num_threads(d->attn_threads) if (work >= 1u << 18)
     for (int i = 0; i < nt; i++) {
         int r0 = t[3 * i], r1 = t[3 * i + 1], g = t[3 * i + 2], seq = rows[r0].seq, nq = 0;
-        float *out[16];
-        const float *q[16];
-        const int *chain[16];
-        int n[16];
+        float *out[MTP_ATTEND_BF16_QUERIES];
+        const float *q[MTP_ATTEND_BF16_QUERIES];
+        const int *chain[MTP_ATTEND_BF16_QUERIES];
+        int n[MTP_ATTEND_BF16_QUERIES];
         for (int r = r0; r < r1; r++)
             for (int h = g * group; h < (g + 1) * group; h++, nq++) {
                 out[nq] = d->ao + (size_t)r * c->dim + h * hd;

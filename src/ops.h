@@ -101,13 +101,13 @@ typedef struct {
 } mtp_kv_bf16;
 int mtp_attend_bf16_available(int hd);           /* AMX, and hd a multiple of 32 */
 size_t mtp_attend_bf16_scratch(int cap, int hd); /* floats of scratch per call */
-int mtp_attend_bf16_slots(int cap);              /* cap rounded up to whole tiles */
 size_t mtp_kv_tiles_size(int cap, int hd);       /* uint16_t elements of k (or v) tiles */
 /* Rounds a slot's key and value (hd each) into one kv head's tiles. Slots 2j and 2j+1
  * share tile rows: not from two threads at once. */
 void mtp_kv_tiles_put(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v);
-/* For nq <= 16 queries of one sequence and kv head: out[i] (hd) = softmax over the n[i]
- * keys chain[i][0..n[i]-1] (the slots of positions 0..n[i]-1, in order; slots < cap) of
+enum { MTP_ATTEND_BF16_QUERIES = 16 }; /* queries per call: one tile's rows */
+/* For nq <= MTP_ATTEND_BF16_QUERIES queries of one sequence and kv head: out[i] (hd) =
+ * softmax over the n[i] keys chain[i][0..n[i]-1] (the slots of positions 0..n[i]-1, in order; slots < cap) of
  * scale * q[i] . k, weighing the values. */
 void mtp_attend_bf16(float *const *out, const float *const *q, const int *const *chain,
                      const int *n, int nq, const mtp_kv_bf16 *kv, int cap, float scale,

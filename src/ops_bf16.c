@@ -2,10 +2,9 @@
  * of Intel AMX: for each block of 16 outputs and 32 inputs, 16 rows of 64 bytes, row j
  * holding the pairs (w[o][2j], w[o][2j+1]) of the block's 16 outputs o; the tiles of 64
  * outputs (4 blocks) lie input block by input block, one stream for the matmul to read.
- * The rows (x) are
- * rounded to bf16 per call. On a CPU with AMX one tile product multiplies up to 16 rows
- * by a block of weights at the cost of reading it, so a verification pass of 16 rows
- * costs little more than a plain step of one. Without AMX, a portable loop computes the
+ * The rows (x) are rounded to bf16 per call. On a CPU with AMX one tile product
+ * multiplies up to 16 rows by a block of weights at the cost of reading it, so a
+ * verification pass of 16 rows costs little more than a plain step of one. Without AMX, a portable loop computes the
  * same rounded products (its sums in a different order: a run uses one path throughout).
  * Both are batch-invariant: each output element is accumulated on its own, in an order
  * that does not depend on the other rows. */
