@@ -107,8 +107,8 @@ size_t mtp_kv_tiles_size(int cap, int hd);       /* uint16_t elements of k (or v
 void mtp_kv_tiles_put(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v);
 enum { MTP_ATTEND_BF16_QUERIES = 16 }; /* queries per call: one tile's rows */
 /* For nq <= MTP_ATTEND_BF16_QUERIES queries of one sequence and kv head: out[i] (hd) =
- * softmax over the n[i] keys chain[i][0..n[i]-1] (the slots of positions 0..n[i]-1, in order; slots < cap) of
- * scale * q[i] . k, weighing the values. */
+ * softmax over the n[i] keys chain[i][0..n[i]-1] (the slots of positions 0..n[i]-1, in
+ * order; slots < cap) of scale * q[i] . k, weighing the values. */
 void mtp_attend_bf16(float *const *out, const float *const *q, const int *const *chain,
                      const int *n, int nq, const mtp_kv_bf16 *kv, int cap, float scale,
                      float *scratch);
