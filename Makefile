@@ -12,7 +12,9 @@ OPT      ?= -O3 -march=native
 WARN     := -Wall -Wextra -Wshadow -Wundef -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-unused-parameter
 SAN      ?=
-CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(SAN) $(WARN) -g -Isrc -MMD -MP
+# -ffp-contract=off: batch invariance needs a*b+c never fused behind our back (clang fuses
+# by default; gcc in ISO mode does not). Fused multiply-adds are written as fmaf or intrinsics.
+CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off $(OPT) $(SAN) $(WARN) -g -Isrc -MMD -MP
 LDFLAGS  += $(SAN)
 LDLIBS   += -lcjson -lm
 ifeq ($(CI),true)

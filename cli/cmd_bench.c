@@ -118,9 +118,9 @@ static int bench_train(int argc, char **argv) {
     const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     snprintf(o.data, sizeof o.data, "%s/mtp-bench-%ld.bin", tmpdir, (long)getpid());
     size_t n = (size_t)o.batch * o.seq * (o.steps + 1) + nf;
-    uint16_t *tok = xmalloc(n * sizeof(uint16_t));
+    mtp_token *tok = xmalloc(n * sizeof(mtp_token));
     mtp_rng r = {7};
-    for (size_t i = 0; i < n; i++) tok[i] = (uint16_t)mtp_rng_below(&r, vocab);
+    for (size_t i = 0; i < n; i++) tok[i] = (mtp_token)mtp_rng_below(&r, vocab);
     int rc = mtp_shard_write(o.data, tok, n, &err);
     free(tok);
     mtp_model m;
@@ -204,10 +204,13 @@ static int bench_decode(int argc, char **argv) {
         mtp_shard_free(&s);
         return usage_error("bench", "--prompt-len + --max-tokens exceed max_seq_len or the shard");
     }
-    const uint16_t *prompts[256];
+    const mtp_token *prompts[256];
     int lens[256];
+    mtp_token *prompt_buf = xmalloc((size_t)np * plen * sizeof(mtp_token));
     for (int i = 0; i < np; i++) { /* evenly spaced windows of the shard */
-        prompts[i] = s.tokens + (s.n - plen) / np * i;
+        mtp_token *p = prompt_buf + (size_t)i * plen;
+        for (int j = 0; j < plen; j++) p[j] = s.tokens[(s.n - plen) / np * i + j];
+        prompts[i] = p;
         lens[i] = plen;
     }
     int nf = m.cfg.n_future;
@@ -225,7 +228,7 @@ static int bench_decode(int argc, char **argv) {
            "of ideal", "accepted at depth 1..");
     mtp_bf16_weights bw = {0}; /* packed once for every call */
     if (bf16) mtp_bf16_weights_init(&bw, &m);
-    uint16_t *ref = xmalloc((size_t)np * ntok * sizeof(uint16_t));
+    mtp_token *ref = xmalloc((size_t)np * ntok * sizeof(mtp_token));
     mtp_gen_result *res = xcalloc(np, sizeof *res);
     for (int batch = 1; batch <= np && rc == 0; batch = batch == 1 && np > 1 ? np : np + 1) {
         double tps[3][99], tpf[3] = {0}, acc[3][MTP_MAX_FUTURE] = {{0}}, dr[3][MTP_MAX_FUTURE] = {{0}};
@@ -238,9 +241,9 @@ static int bench_decode(int argc, char **argv) {
                     rc = mtp_generate(&m, prompts + first, lens + first, batch, &o, res, NULL, NULL, &err);
                     if (rc == 0) secs += res[0].total_s - res[0].first_token_s;
                     for (int i = 0; i < batch && rc == 0; i++) {
-                        uint16_t *r = ref + (size_t)(first + i) * ntok;
-                        if (k == 0 && round == 0) memcpy(r, res[i].tokens, ntok * sizeof(uint16_t));
-                        if (res[i].n != ntok || memcmp(r, res[i].tokens, ntok * sizeof(uint16_t))) {
+                        mtp_token *r = ref + (size_t)(first + i) * ntok;
+                        if (k == 0 && round == 0) memcpy(r, res[i].tokens, ntok * sizeof(mtp_token));
+                        if (res[i].n != ntok || memcmp(r, res[i].tokens, ntok * sizeof(mtp_token))) {
                             rc = -1;
                             snprintf(err.msg, sizeof err.msg, "%s output differs from plain", modes[k].name);
                         }
@@ -271,6 +274,7 @@ static int bench_decode(int argc, char **argv) {
     }
     if (rc) fprintf(stderr, "mtp bench: %s\n", err.msg);
     free(ref);
+    free(prompt_buf);
     free(res);
     mtp_bf16_weights_free(&bw);
     mtp_shard_free(&s);

@@ -181,7 +181,7 @@ static int write_shards(const char *dir, int poly, int pause, size_t train_token
     snprintf(test, cap, "%s/test.bin", dir);
     if (file_exists(train) && file_exists(test)) return 0;
     mtp_task task = poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION;
-    uint16_t *t = mtp_task_train_tokens(task, 20240430, pause, train_tokens);
+    mtp_token *t = mtp_task_train_tokens(task, 20240430, pause, train_tokens);
     int rc = mtp_shard_write(train, t, train_tokens, err);
     free(t);
     size_t have; /* a slice of the test set, for per-head losses */

@@ -33,11 +33,11 @@ static const char *HELP =
     "  --quiet             no statistics on stderr\n";
 
 typedef struct {
-    uint16_t **tok;
+    mtp_token **tok;
     int *len, n;
 } prompt_list;
 
-static void add_prompt(prompt_list *p, uint16_t *tok, int len) {
+static void add_prompt(prompt_list *p, mtp_token *tok, int len) {
     p->tok = xrealloc(p->tok, (p->n + 1) * sizeof *p->tok);
     p->len = xrealloc(p->len, (p->n + 1) * sizeof *p->len);
     p->tok[p->n] = tok;
@@ -45,14 +45,14 @@ static void add_prompt(prompt_list *p, uint16_t *tok, int len) {
 }
 
 static void add_text(prompt_list *p, const char *s, size_t n) {
-    uint16_t *t = xmalloc((n ? n : 1) * sizeof(uint16_t));
+    mtp_token *t = xmalloc((n ? n : 1) * sizeof(mtp_token));
     for (size_t i = 0; i < n; i++) t[i] = (unsigned char)s[i];
     add_prompt(p, t, (int)n);
 }
 
 static int add_ids(prompt_list *p, const char *s) {
     int cap = 16, n = 0;
-    uint16_t *t = xmalloc(cap * sizeof(uint16_t));
+    mtp_token *t = xmalloc(cap * sizeof(mtp_token));
     for (const char *c = s; *c;) {
         char *end;
         long v = strtol(c, &end, 10);
@@ -60,8 +60,8 @@ static int add_ids(prompt_list *p, const char *s) {
             free(t);
             return -1;
         }
-        if (n == cap) t = xrealloc(t, (cap *= 2) * sizeof(uint16_t));
-        t[n++] = (uint16_t)v;
+        if (n == cap) t = xrealloc(t, (cap *= 2) * sizeof(mtp_token));
+        t[n++] = (mtp_token)v;
         c = *end ? end + 1 : end;
     }
     add_prompt(p, t, n);
@@ -72,7 +72,7 @@ typedef struct {
     int stream; /* print text as it arrives (one byte-level prompt, not --json) */
 } stream_ctx;
 
-static void on_tokens(int seq, const uint16_t *tok, int n, void *ctx) {
+static void on_tokens(int seq, const mtp_token *tok, int n, void *ctx) {
     stream_ctx *c = ctx;
     if (!c->stream || seq != 0) return;
     for (int i = 0; i < n; i++) putchar(tok[i]);
@@ -81,7 +81,7 @@ static void on_tokens(int seq, const uint16_t *tok, int n, void *ctx) {
 
 /* Bytes as a JSON-safe UTF-8 string: invalid sequences (overlong forms, surrogates,
  * beyond U+10FFFF, stray bytes) become U+FFFD. */
-static char *utf8_clean(const uint16_t *t, int n) {
+static char *utf8_clean(const mtp_token *t, int n) {
     char *out = xmalloc((size_t)n * 3 + 1), *w = out;
     for (int i = 0; i < n;) {
         int b = t[i];
@@ -291,7 +291,7 @@ int cmd_generate(int argc, char **argv) {
         cli_setup_threads(threads, 0);
         res = xcalloc(p.n, sizeof *res);
         stream_ctx sc = {bytes && p.n == 1 && !json};
-        if (mtp_generate(&m, (const uint16_t *const *)p.tok, p.len, p.n, &o, res, on_tokens, &sc, &err)) {
+        if (mtp_generate(&m, (const mtp_token *const *)p.tok, p.len, p.n, &o, res, on_tokens, &sc, &err)) {
             fprintf(stderr, "mtp generate: %s\n", err.msg);
             rc = EXIT_BAD_INPUT;
         }

@@ -175,7 +175,7 @@ int cmd_task(int argc, char **argv) {
     }
     mtp_err err;
     if (o.shard) {
-        uint16_t *t = mtp_task_train_tokens(o.poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION, o.seed, o.pause,
+        mtp_token *t = mtp_task_train_tokens(o.poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION, o.seed, o.pause,
                                             o.tokens);
         int rc = mtp_shard_write(o.shard, t, o.tokens, &err);
         free(t);
@@ -183,7 +183,7 @@ int cmd_task(int argc, char **argv) {
     }
     if (o.test_shard) {
         size_t n;
-        uint16_t *t = mtp_task_test_tokens(o.poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION,
+        mtp_token *t = mtp_task_test_tokens(o.poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION,
                                            o.poly ? POLY_TEST_PER_M : INDUCTION_TEST_STORIES, o.pause, &n);
         int rc = mtp_shard_write(o.test_shard, t, n, &err);
         free(t);

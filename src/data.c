@@ -60,13 +60,25 @@ void mtp_shard_free(mtp_shard *s) {
     memset(s, 0, sizeof *s);
 }
 
-int mtp_shard_write(const char *path, const uint16_t *tokens, size_t n, mtp_err *err) {
+int mtp_shard_write(const char *path, const mtp_token *tokens, size_t n, mtp_err *err) {
     if (n == 0 || n > INT32_MAX) return mtp_fail(err, "%s: a shard holds 1..2^31-1 tokens", path);
     int32_t hdr[MTP_SHARD_HEADER_INTS] = {MTP_SHARD_MAGIC, MTP_SHARD_VERSION, (int32_t)n};
     mtp_atomic_file af;
     if (mtp_atomic_open(&af, path, err)) return -1;
     mtp_atomic_write(&af, hdr, sizeof hdr);
-    mtp_atomic_write(&af, tokens, n * sizeof(uint16_t));
+    uint16_t buf[4096];
+    for (size_t i = 0; i < n; i += 4096) {
+        size_t m = n - i < 4096 ? n - i : 4096;
+        for (size_t j = 0; j < m; j++) {
+            if (tokens[i + j] > UINT16_MAX) {
+                mtp_atomic_abort(&af);
+                return mtp_fail(err, "%s: token id %u does not fit a uint16 shard", path,
+                                (unsigned)tokens[i + j]);
+            }
+            buf[j] = (uint16_t)tokens[i + j];
+        }
+        mtp_atomic_write(&af, buf, m * sizeof(uint16_t));
+    }
     return mtp_atomic_commit(&af, err);
 }
 
@@ -102,7 +114,7 @@ static void make_epoch_order(mtp_batcher *bt, int64_t epoch) {
     bt->perm_epoch = epoch;
 }
 
-void mtp_batcher_get(mtp_batcher *bt, uint64_t k, uint16_t *window) {
+void mtp_batcher_get(mtp_batcher *bt, uint64_t k, mtp_token *window) {
     int T = bt->T, W = T + bt->n_future;
     size_t n = bt->shard->n;
     for (int b = 0; b < bt->B; b++) {

@@ -24,7 +24,7 @@ typedef struct {
 int mtp_shard_open(mtp_shard *s, const char *path, int vocab_size, mtp_err *err);
 void mtp_shard_free(mtp_shard *s);
 /* Writes tokens as a shard, atomically. */
-int mtp_shard_write(const char *path, const uint16_t *tokens, size_t n, mtp_err *err);
+int mtp_shard_write(const char *path, const mtp_token *tokens, size_t n, mtp_err *err);
 
 /* Batch order. Window w covers tokens [w*T, w*T + T + n_future) of the shard (wrapping to
  * the start past the end). Sequential: batch k row b is window k*B + b (so it starts at
@@ -44,6 +44,6 @@ void mtp_batcher_init(mtp_batcher *bt, const mtp_shard *s, int B, int T, int n_f
                       int shuffle, uint64_t seed);
 void mtp_batcher_free(mtp_batcher *bt);
 /* Fills window (B, T + n_future) with batch k. */
-void mtp_batcher_get(mtp_batcher *bt, uint64_t k, uint16_t *window);
+void mtp_batcher_get(mtp_batcher *bt, uint64_t k, mtp_token *window);
 
 #endif

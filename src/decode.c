@@ -310,7 +310,7 @@ void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_head
     MTP_ASSERT(R > 0 && R <= d->max_rows && kv_heads >= 1 && kv_heads <= c->n_future);
     int *pos = d->pos;
     for (int r = 0; r < R; r++) {
-        MTP_ASSERT(rows[r].token < V && rows[r].seq >= 0 && rows[r].seq < d->n_seq);
+        MTP_ASSERT(rows[r].token < (mtp_token)V && rows[r].seq >= 0 && rows[r].seq < d->n_seq);
         MTP_ASSERT(rows[r].slot >= d->len[rows[r].seq] && rows[r].slot < d->cap);
         pos[r] = rows[r].pos;
         memcpy(d->x + (size_t)r * dim, d->m->params + d->m->lay.tok_emb + (size_t)rows[r].token * dim,

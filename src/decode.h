@@ -30,7 +30,7 @@ typedef struct {
     int parent;     /* earlier row of this pass it follows, or -1 (the committed prefix) */
     int logits;     /* index into the logits output, or -1; the rows that want logits
                        number them 0, 1, ... (each index once) */
-    uint16_t token;
+    mtp_token token;
 } mtp_row;
 
 /* A model's matrices packed for bf16 decoding: made once, shared by any number of

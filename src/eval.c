@@ -13,7 +13,7 @@ int mtp_eval(const mtp_model *m, const mtp_shard *s, int B, int T, int batches,
     if (mtp_acts_init(&a, c, B, T, MTP_HEADS_SEQUENTIAL, 0, err)) return -1;
     mtp_batcher bt;
     mtp_batcher_init(&bt, s, B, T, c->n_future, 0, 0);
-    uint16_t *window = xmalloc((size_t)B * (T + c->n_future) * sizeof(uint16_t));
+    mtp_token *window = xmalloc((size_t)B * (T + c->n_future) * sizeof(mtp_token));
     memset(out, 0, sizeof *out);
     for (int k = 0; k < batches; k++) {
         mtp_head_stats hs;

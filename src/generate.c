@@ -11,15 +11,15 @@
 typedef struct {
     int parent; /* node index; -1 for the root */
     int depth;  /* 0 for the root */
-    uint16_t token;
+    mtp_token token;
 } node;
 
 /* One sequence's decoding state between passes. */
 typedef struct {
     int done;
-    uint16_t next;  /* head 1's choice after the committed prefix: certain, not yet cached */
+    mtp_token next;  /* head 1's choice after the committed prefix: certain, not yet cached */
     int ncand[MTP_MAX_FUTURE];
-    uint16_t cand[MTP_MAX_FUTURE][MTP_MAX_TREE_NODES]; /* drafts at depth d+1 */
+    mtp_token cand[MTP_MAX_FUTURE][MTP_MAX_TREE_NODES]; /* drafts at depth d+1 */
     float *q;       /* (depths, V) the heads' distributions the drafts came from (sampling) */
     node nodes[MTP_MAX_TREE_NODES];
     int n_nodes, row0;
@@ -49,21 +49,21 @@ static int greedy(const gen *g) { return g->o->sampling.temp <= 0; }
 static const float *logits_of(const gen *g, int row) { return g->logits + (size_t)row * g->V; }
 
 /* Appends tokens to a sequence's output, up to max_tokens. */
-static void emit(gen *g, int s, const uint16_t *tok, int n, mtp_gen_cb cb, void *ctx) {
+static void emit(gen *g, int s, const mtp_token *tok, int n, mtp_gen_cb cb, void *ctx) {
     mtp_gen_result *r = &g->res[s];
     int room = g->o->max_tokens - r->n;
     if (n > room) n = room;
-    memcpy(r->tokens + r->n, tok, n * sizeof(uint16_t));
+    memcpy(r->tokens + r->n, tok, n * sizeof(mtp_token));
     r->n += n;
     if (r->n >= g->o->max_tokens) g->st[s].done = 1;
     if (cb) cb(s, tok, n, ctx);
 }
 
 /* Head 1's choice from its logits: argmax, or a draw. */
-static uint16_t choose(gen *g, int s, const float *lg) {
-    if (greedy(g)) return (uint16_t)mtp_argmax(lg, g->V);
+static mtp_token choose(gen *g, int s, const float *lg) {
+    if (greedy(g)) return (mtp_token)mtp_argmax(lg, g->V);
     mtp_probs(g->p, lg, g->V, &g->o->sampling, g->scratch);
-    return (uint16_t)mtp_draw(g->p, g->V, mtp_rng_uniform(&g->st[s].rng));
+    return (mtp_token)mtp_draw(g->p, g->V, mtp_rng_uniform(&g->st[s].rng));
 }
 
 /* The candidates for the next pass from draft row i's logits of heads 2..: the top
@@ -78,16 +78,16 @@ static void draft(gen *g, int s, int i) {
                 int best = -1;
                 for (int j = 0; j < g->V; j++) {
                     int taken = 0;
-                    for (int e = 0; e < c && !taken; e++) taken = st->cand[d][e] == j;
+                    for (int e = 0; e < c && !taken; e++) taken = st->cand[d][e] == (mtp_token)j;
                     if (!taken && (best < 0 || lg[j] > lg[best])) best = j;
                 }
-                st->cand[d][c] = (uint16_t)best;
+                st->cand[d][c] = (mtp_token)best;
             }
         } else { /* independent draws from the head's own distribution */
             float *q = st->q + (size_t)d * g->V;
             mtp_probs(q, lg, g->V, &g->o->sampling, g->scratch);
             for (int c = 0; c < g->width[d]; c++)
-                st->cand[d][c] = (uint16_t)mtp_draw(q, g->V, mtp_rng_uniform(&st->rng));
+                st->cand[d][c] = (mtp_token)mtp_draw(q, g->V, mtp_rng_uniform(&st->rng));
         }
     }
 }
@@ -124,9 +124,9 @@ static int verify(gen *g, int s, int *path) {
         if (greedy(g)) {
             int tok = mtp_argmax(lg, g->V);
             for (int c = cur + 1; c < st->n_nodes && child < 0; c++)
-                if (st->nodes[c].parent == cur && st->nodes[c].token == tok) child = c;
+                if (st->nodes[c].parent == cur && st->nodes[c].token == (mtp_token)tok) child = c;
             if (child < 0) {
-                st->next = (uint16_t)tok;
+                st->next = (mtp_token)tok;
                 return a;
             }
         } else {
@@ -143,7 +143,7 @@ static int verify(gen *g, int s, int *path) {
                     mtp_residual(g->p, q, g->V);
             }
             if (child < 0) {
-                st->next = (uint16_t)mtp_draw(g->p, g->V, mtp_rng_uniform(&st->rng));
+                st->next = (mtp_token)mtp_draw(g->p, g->V, mtp_rng_uniform(&st->rng));
                 return a;
             }
         }
@@ -176,7 +176,7 @@ static void draft_pass(gen *g, const int *todo, int nt) {
 
 enum { PROMPT_CHUNK = 256 }; /* rows per pass while filling the caches with prompts */
 
-static int check_prompts(const mtp_model *m, const uint16_t *const *prompts, const int *lens,
+static int check_prompts(const mtp_model *m, const mtp_token *const *prompts, const int *lens,
                          int n, mtp_err *err) {
     if (n <= 0) return mtp_fail(err, "no prompts");
     for (int s = 0; s < n; s++) {
@@ -185,14 +185,14 @@ static int check_prompts(const mtp_model *m, const uint16_t *const *prompts, con
             return mtp_fail(err, "prompt %d has %d tokens; the model's max_seq_len is %d", s + 1,
                             lens[s], m->cfg.max_seq_len);
         for (int j = 0; j < lens[s]; j++)
-            if (prompts[s][j] >= m->cfg.vocab_size)
+            if (prompts[s][j] >= (mtp_token)m->cfg.vocab_size)
                 return mtp_fail(err, "prompt %d: token id %u at position %d is out of range "
                                 "(vocab_size %d)", s + 1, prompts[s][j], j, m->cfg.vocab_size);
     }
     return 0;
 }
 
-int mtp_generate(const mtp_model *m, const uint16_t *const *prompts, const int *lens, int n,
+int mtp_generate(const mtp_model *m, const mtp_token *const *prompts, const int *lens, int n,
                  const mtp_gen_opts *o, mtp_gen_result *res, mtp_gen_cb cb, void *ctx,
                  mtp_err *err) {
     if (check_prompts(m, prompts, lens, n, err)) return -1;
@@ -236,7 +236,7 @@ int mtp_generate(const mtp_model *m, const uint16_t *const *prompts, const int *
     g.rows = xmalloc(max_rows * sizeof(mtp_row));
     for (int s = 0; s < n; s++) {
         memset(&res[s], 0, sizeof res[s]);
-        res[s].tokens = xmalloc((o->max_tokens > 0 ? o->max_tokens : 1) * sizeof(uint16_t));
+        res[s].tokens = xmalloc((o->max_tokens > 0 ? o->max_tokens : 1) * sizeof(mtp_token));
         g.st[s].q = falloc((size_t)(g.depths > 0 ? g.depths : 1) * g.V);
         mtp_rng mix = {o->seed ^ ((uint64_t)s * 0xD1B54A32D192ED03ull)};
         g.st[s].rng.s = mtp_rng_u64(&mix); /* independent streams per (seed, sequence) */
@@ -311,7 +311,7 @@ int mtp_generate(const mtp_model *m, const uint16_t *const *prompts, const int *
                 res[s].drafted[d]++;
                 res[s].accepted[d] += a >= d;
             }
-            uint16_t out[MTP_MAX_FUTURE + 1];
+            mtp_token out[MTP_MAX_FUTURE + 1];
             for (int i = 1; i <= a; i++) {
                 out[i - 1] = st->nodes[path[i]].token;
                 if (path[i] != i) mtp_decoder_move(&g.dec, s, base + i, base + path[i]);

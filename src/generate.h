@@ -40,7 +40,7 @@ typedef struct {
 } mtp_gen_opts;
 
 typedef struct {
-    uint16_t *tokens; /* (max_tokens) generated ids; owned, free() */
+    mtp_token *tokens; /* (max_tokens) generated ids; owned, free() */
     int n;
     int64_t forwards; /* forward passes, the prompt's included */
     int64_t drafted[MTP_MAX_FUTURE]; /* [d]: passes that drafted a token at depth d (1-based) */
@@ -50,7 +50,7 @@ typedef struct {
 } mtp_gen_result;
 
 /* Called whenever a sequence gains tokens (n >= 1), in order. */
-typedef void (*mtp_gen_cb)(int seq, const uint16_t *tokens, int n, void *ctx);
+typedef void (*mtp_gen_cb)(int seq, const mtp_token *tokens, int n, void *ctx);
 
 /* The default tree shape for k drafted depths: 2, 1, 1, ... candidates (small: on a CPU
  * every extra row costs compute). */
@@ -58,7 +58,7 @@ void mtp_default_tree(int *width, int depths);
 
 /* Generates for n prompts as one batch. Prompts must be non-empty, shorter than the
  * model's max_seq_len, with ids < vocab_size (checked: error naming the prompt). */
-int mtp_generate(const mtp_model *m, const uint16_t *const *prompts, const int *lens, int n,
+int mtp_generate(const mtp_model *m, const mtp_token *const *prompts, const int *lens, int n,
                  const mtp_gen_opts *o, mtp_gen_result *res, mtp_gen_cb cb, void *ctx,
                  mtp_err *err);
 

@@ -141,8 +141,8 @@ int mtp_acts_init(mtp_acts *a, const mtp_config *c, int B, int T, mtp_head_sched
     carver cv = {a->arena, 0, count.used};
     carve_all(&cv, a, c);
     size_t N = (size_t)B * T;
-    a->inputs = xmalloc(N * sizeof(uint16_t));
-    a->targets = xmalloc(N * c->n_future * sizeof(uint16_t));
+    a->inputs = xmalloc(N * sizeof(mtp_token));
+    a->targets = xmalloc(N * c->n_future * sizeof(mtp_token));
     a->hits = xmalloc(N);
     mtp_rope_init(&a->rope, T, mtp_head_dim(c), c->rope_theta);
     return 0;
@@ -259,7 +259,7 @@ static void head_backward(const mtp_model *m, mtp_acts *a, mtp_head_acts *h, int
     block_backward(c, &w, &gw, &h->blk, a, a->dz, a->dhout);
 }
 
-void mtp_step(const mtp_model *m, mtp_acts *a, const uint16_t *window, const float *head_weight,
+void mtp_step(const mtp_model *m, mtp_acts *a, const mtp_token *window, const float *head_weight,
               float *grads, float grad_scale, mtp_head_stats *stats) {
     const mtp_config *c = &m->cfg;
     int B = a->B, T = a->T, N = B * T, d = c->dim, nf = c->n_future, nt = mtp_n_trunk(c);
@@ -267,7 +267,7 @@ void mtp_step(const mtp_model *m, mtp_acts *a, const uint16_t *window, const flo
     MTP_ASSERT(!backward || a->backward);
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
-            const uint16_t *row = window + (size_t)b * (T + nf);
+            const mtp_token *row = window + (size_t)b * (T + nf);
             a->inputs[b * T + t] = row[t];
             for (int i = 1; i <= nf; i++) a->targets[(size_t)(i - 1) * N + b * T + t] = row[t + i];
         }

@@ -58,8 +58,8 @@ typedef struct {
     float *arena;
     size_t arena_floats;
     mtp_rope rope;
-    uint16_t *inputs;    /* (N) */
-    uint16_t *targets;   /* (n_future, N): head i's target at row n is targets[(i-1)*N + n] */
+    mtp_token *inputs;    /* (N) */
+    mtp_token *targets;   /* (n_future, N): head i's target at row n is targets[(i-1)*N + n] */
     float *res;          /* (n_trunk+1, N, dim) residual stream: embedding, each trunk block out */
     mtp_block_acts *trunk;
     mtp_head_acts *heads; /* 1 set (sequential) or n_future sets (naive) */
@@ -94,7 +94,7 @@ typedef struct {
  * window[b][i..T+i). Token ids must be < vocab_size (the data layer checks).
  * head_weight (n_future, NULL = all 1): loss = sum_i head_weight[i] * mean CE_i.
  * grads (lay.total) are ACCUMULATED (+=) with the gradient of grad_scale * loss. */
-void mtp_step(const mtp_model *m, mtp_acts *a, const uint16_t *window, const float *head_weight,
+void mtp_step(const mtp_model *m, mtp_acts *a, const mtp_token *window, const float *head_weight,
               float *grads, float grad_scale, mtp_head_stats *stats);
 
 #endif

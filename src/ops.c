@@ -16,13 +16,13 @@
  * would cost more (decoding passes are a few rows). Results do not depend on it. */
 enum { PARALLEL_MIN = 1 << 16 };
 
-void mtp_embedding_fwd(float *out, const uint16_t *tokens, const float *wte, int N, int C) {
+void mtp_embedding_fwd(float *out, const mtp_token *tokens, const float *wte, int N, int C) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++)
         memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C, C * sizeof(float));
 }
 
-void mtp_embedding_bwd(float *dwte, const float *dout, const uint16_t *tokens, int N, int C) {
+void mtp_embedding_bwd(float *dwte, const float *dout, const mtp_token *tokens, int N, int C) {
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++)
         for (int n = 0; n < N; n++) dwte[(size_t)tokens[n] * C + c] += dout[(size_t)n * C + c];
@@ -214,7 +214,7 @@ void mtp_swiglu_bwd(float *dh1, float *dh3, const float *dg, const float *h1, co
     }
 }
 
-void mtp_xent(float *losses, uint8_t *hits, float *logits, const uint16_t *targets, int N, int V,
+void mtp_xent(float *losses, uint8_t *hits, float *logits, const mtp_token *targets, int N, int V,
               float grad_scale) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {

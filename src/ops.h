@@ -10,10 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h" /* mtp_token */
+
 /* out (N,C) = wte[tokens] ; tokens (N) already validated < V */
-void mtp_embedding_fwd(float *out, const uint16_t *tokens, const float *wte, int N, int C);
+void mtp_embedding_fwd(float *out, const mtp_token *tokens, const float *wte, int N, int C);
 /* dwte (V,C) += scatter of dout (N,C) */
-void mtp_embedding_bwd(float *dwte, const float *dout, const uint16_t *tokens, int N, int C);
+void mtp_embedding_bwd(float *dwte, const float *dout, const mtp_token *tokens, int N, int C);
 
 /* out (N,C) = x * rsqrt(mean(x^2) + eps) * w ; rstd (N) saved for backward */
 void mtp_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C,
@@ -60,7 +62,7 @@ void mtp_swiglu_bwd(float *dh1, float *dh3, const float *dg, const float *h1, co
 /* Cross-entropy of logits (N,V) against targets (N): losses (N) in nats, hits (N) 1 where
  * the argmax equals the target (either may be NULL). If grad_scale != 0, in place:
  * logits become dlogits = (softmax - onehot) * grad_scale. */
-void mtp_xent(float *losses, uint8_t *hits, float *logits, const uint16_t *targets, int N, int V,
+void mtp_xent(float *losses, uint8_t *hits, float *logits, const mtp_token *targets, int N, int V,
               float grad_scale);
 
 /* ---- decoding kernels (ops_decode.c): batch-invariant -------------------------------

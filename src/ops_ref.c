@@ -7,12 +7,12 @@
 
 #include "util.h"
 
-void mtp_embedding_fwd_ref(float *out, const uint16_t *tokens, const float *wte, int N, int C) {
+void mtp_embedding_fwd_ref(float *out, const mtp_token *tokens, const float *wte, int N, int C) {
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++) out[(size_t)n * C + c] = wte[(size_t)tokens[n] * C + c];
 }
 
-void mtp_embedding_bwd_ref(float *dwte, const float *dout, const uint16_t *tokens, int N, int C) {
+void mtp_embedding_bwd_ref(float *dwte, const float *dout, const mtp_token *tokens, int N, int C) {
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++) dwte[(size_t)tokens[n] * C + c] += dout[(size_t)n * C + c];
 }
@@ -160,7 +160,7 @@ void mtp_swiglu_bwd_ref(float *dh1, float *dh3, const float *dg, const float *h1
     }
 }
 
-void mtp_xent_ref(float *losses, uint8_t *hits, float *logits, const uint16_t *targets, int N,
+void mtp_xent_ref(float *losses, uint8_t *hits, float *logits, const mtp_token *targets, int N,
                   int V, float grad_scale) {
     for (int n = 0; n < N; n++) {
         float *l = logits + (size_t)n * V;

@@ -6,8 +6,8 @@
 
 #include "ops.h"
 
-void mtp_embedding_fwd_ref(float *out, const uint16_t *tokens, const float *wte, int N, int C);
-void mtp_embedding_bwd_ref(float *dwte, const float *dout, const uint16_t *tokens, int N, int C);
+void mtp_embedding_fwd_ref(float *out, const mtp_token *tokens, const float *wte, int N, int C);
+void mtp_embedding_bwd_ref(float *dwte, const float *dout, const mtp_token *tokens, int N, int C);
 void mtp_rmsnorm_fwd_ref(float *out, float *rstd, const float *x, const float *w, int N, int C,
                          float eps);
 void mtp_rmsnorm_bwd_ref(float *dx, float *dw, const float *dout, const float *x, const float *w,
@@ -29,7 +29,7 @@ void mtp_attend_row_ref(float *out, const float *q, const float *k, const float 
 void mtp_swiglu_fwd_ref(float *g, const float *h1, const float *h3, size_t n);
 void mtp_swiglu_bwd_ref(float *dh1, float *dh3, const float *dg, const float *h1,
                         const float *h3, size_t n);
-void mtp_xent_ref(float *losses, uint8_t *hits, float *logits, const uint16_t *targets, int N,
+void mtp_xent_ref(float *losses, uint8_t *hits, float *logits, const mtp_token *targets, int N,
                   int V, float grad_scale);
 
 #endif

@@ -13,7 +13,7 @@
 #include "data.h"
 
 typedef struct {
-    uint16_t *tok;
+    mtp_token *tok;
     size_t n, cap;
 } tokbuf;
 
@@ -27,7 +27,7 @@ typedef struct {
 static void push(tokbuf *b, const unsigned char *p, size_t n) {
     if (b->n + n + 1 > b->cap) {
         b->cap = (b->n + n + 1) * 2;
-        b->tok = xrealloc(b->tok, b->cap * sizeof(uint16_t));
+        b->tok = xrealloc(b->tok, b->cap * sizeof(mtp_token));
     }
     for (size_t i = 0; i < n; i++) b->tok[b->n++] = p[i];
     b->tok[b->n++] = '\n'; /* files are separated by a newline */
@@ -101,8 +101,8 @@ int mtp_prepare_bytes(const char *const *inputs, int n_inputs, const char *out_d
         size_t nval = (size_t)(all.n * val_fraction) + 1;
         if (nval >= all.n) nval = all.n - 1;
         w.train = (tokbuf){all.tok, all.n - nval, all.cap};
-        w.val = (tokbuf){xmalloc(nval * sizeof(uint16_t)), nval, nval};
-        memcpy(w.val.tok, all.tok + w.train.n, nval * sizeof(uint16_t));
+        w.val = (tokbuf){xmalloc(nval * sizeof(mtp_token)), nval, nval};
+        memcpy(w.val.tok, all.tok + w.train.n, nval * sizeof(mtp_token));
     }
     if (rc == 0 && mkdir(out_dir, 0777) != 0 && errno != EEXIST)
         rc = mtp_fail(err, "%s: %s", out_dir, strerror(errno));

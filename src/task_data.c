@@ -7,16 +7,16 @@
 #include "task_poly.h"
 #include "util.h"
 
-uint16_t *mtp_task_train_tokens(mtp_task task, uint64_t seed, int pause, size_t n) {
+mtp_token *mtp_task_train_tokens(mtp_task task, uint64_t seed, int pause, size_t n) {
     MTP_ASSERT(task == MTP_TASK_POLY || pause == 0);
-    uint16_t *buf = xmalloc((n ? n : 1) * sizeof(uint16_t));
+    mtp_token *buf = xmalloc((n ? n : 1) * sizeof(mtp_token));
     mtp_rng rng = {seed};
     mtp_poly_test_index idx = {0};
     if (task == MTP_TASK_POLY) mtp_poly_test_index_init(&idx);
     mtp_poly_sample ps;
     mtp_story st;
     for (size_t have = 0; have < n;) {
-        const uint16_t *t = task == MTP_TASK_POLY ? ps.tok : st.tok;
+        const mtp_token *t = task == MTP_TASK_POLY ? ps.tok : st.tok;
         int len;
         if (task == MTP_TASK_POLY)
             mtp_poly_train_sample(&ps, &rng, &idx), mtp_poly_add_pauses(&ps, pause), len = ps.n_tok;
@@ -28,22 +28,22 @@ uint16_t *mtp_task_train_tokens(mtp_task task, uint64_t seed, int pause, size_t 
     return buf;
 }
 
-uint16_t *mtp_task_test_tokens(mtp_task task, int per_m, int pause, size_t *n) {
+mtp_token *mtp_task_test_tokens(mtp_task task, int per_m, int pause, size_t *n) {
     MTP_ASSERT(task == MTP_TASK_POLY || pause == 0);
     int poly = task == MTP_TASK_POLY, groups = poly ? POLY_TEST_MAX_M : 1;
     size_t cap = (size_t)groups * per_m * (poly ? POLY_MAX_TOKENS : INDUCTION_MAX_TOKENS), have = 0;
-    uint16_t *buf = xmalloc(cap * sizeof(uint16_t));
+    mtp_token *buf = xmalloc(cap * sizeof(mtp_token));
     mtp_poly_sample ps;
     mtp_story st;
     for (int g = 1; g <= groups; g++)
         for (int i = 0; i < per_m; i++) {
-            const uint16_t *t = poly ? ps.tok : st.tok;
+            const mtp_token *t = poly ? ps.tok : st.tok;
             int len;
             if (poly)
                 mtp_poly_test_sample(&ps, g, i), mtp_poly_add_pauses(&ps, pause), len = ps.n_tok;
             else
                 mtp_story_test(&st, i), len = st.n;
-            memcpy(buf + have, t, len * sizeof(uint16_t));
+            memcpy(buf + have, t, len * sizeof(mtp_token));
             have += len;
         }
     *n = have;

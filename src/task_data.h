@@ -6,13 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h" /* mtp_token */
+
 typedef enum { MTP_TASK_POLY, MTP_TASK_INDUCTION } mtp_task;
 
 /* n tokens of training samples drawn from seed (malloc'd; the last sample may be cut);
  * poly samples with `pause` pause tokens (0 for induction). */
-uint16_t *mtp_task_train_tokens(mtp_task task, uint64_t seed, int pause, size_t n);
+mtp_token *mtp_task_train_tokens(mtp_task task, uint64_t seed, int pause, size_t n);
 /* The first `per_m` test expressions of every m (poly) or the first `per_m` test stories
  * (induction), back to back; *n receives the count (malloc'd). */
-uint16_t *mtp_task_test_tokens(mtp_task task, int per_m, int pause, size_t *n);
+mtp_token *mtp_task_test_tokens(mtp_task task, int per_m, int pause, size_t *n);
 
 #endif

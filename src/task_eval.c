@@ -17,7 +17,7 @@ int mtp_poly_eval(const mtp_model *m, int m_max, int n_per_m, int pause, double 
         return mtp_fail(err, "the model's vocab_size %d is smaller than the poly task's %d",
                         m->cfg.vocab_size, POLY_VOCAB);
     mtp_poly_sample *s = xmalloc(EVAL_BATCH * sizeof *s);
-    const uint16_t *prompts[EVAL_BATCH];
+    const mtp_token *prompts[EVAL_BATCH];
     int lens[EVAL_BATCH];
     mtp_gen_result res[EVAL_BATCH];
     mtp_gen_opts o = {.spec = MTP_SPEC_NONE, .max_tokens = 5, .sampling = {0, 0, 1}};
@@ -67,7 +67,7 @@ int mtp_induction_eval(const mtp_model *m, int n, double *acc, mtp_err *err) {
         d.len[0] = 0;
         mtp_decoder_forward(&d, rows, s.n, 1, logits);
         for (int p = 0, j = 0; p < s.n; p++)
-            if (want[p]) correct += mtp_argmax(logits + (size_t)j++ * V, V) == s.tok[p + 1];
+            if (want[p]) correct += (mtp_token)mtp_argmax(logits + (size_t)j++ * V, V) == s.tok[p + 1];
         total += s.n_scored;
     }
     *acc = total ? (double)correct / total : 0;

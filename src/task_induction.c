@@ -27,15 +27,15 @@ const char *mtp_induction_word(int tok) {
     return SYLLABLES[tok - SYL0];
 }
 
-static uint16_t word(const char *w) {
+static mtp_token word(const char *w) {
     for (int i = 0; i < N_WORDS; i++)
-        if (!strcmp(WORDS[i], w)) return (uint16_t)(i + 1);
+        if (!strcmp(WORDS[i], w)) return (mtp_token)(i + 1);
     MTP_ASSERT(!"unknown word");
     return 0;
 }
 
 typedef struct {
-    uint16_t a, b; /* syllable tokens */
+    mtp_token a, b; /* syllable tokens */
     int seen;
 } name;
 
@@ -88,8 +88,8 @@ void mtp_story_draw(mtp_story *s, mtp_rng *rng, int test) {
         do {
             a = (int)mtp_rng_below(rng, INDUCTION_SYLLABLES);
             b = (int)mtp_rng_below(rng, INDUCTION_SYLLABLES);
-        } while ((a + b) % 2 != test || (c == 1 && a == nm[0].a - SYL0 && b == nm[0].b - SYL0));
-        nm[c] = (name){(uint16_t)(SYL0 + a), (uint16_t)(SYL0 + b), 0};
+        } while ((a + b) % 2 != test || (c == 1 && a == (int)nm[0].a - SYL0 && b == (int)nm[0].b - SYL0));
+        nm[c] = (name){(mtp_token)(SYL0 + a), (mtp_token)(SYL0 + b), 0};
     }
     say(s, "once upon a time there was a little {girl|boy} named A .", nm, rng);
     if (chars == 2) say(s, "A had a friend named B .", nm, rng);

@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include "util.h" /* mtp_token */
+
 #include "rng.h"
 
 #define INDUCTION_SYLLABLES 40
@@ -21,7 +23,7 @@ int mtp_induction_vocab(void);            /* vocab_size of the task */
 const char *mtp_induction_word(int tok);  /* a token's text */
 
 typedef struct {
-    uint16_t tok[INDUCTION_MAX_TOKENS];
+    mtp_token tok[INDUCTION_MAX_TOKENS];
     int n;
     int scored[INDUCTION_MAX_TOKENS]; /* positions p whose NEXT token (a name's second) is scored */
     int n_scored;

@@ -34,7 +34,7 @@ mtp_poly mtp_poly_compose(mtp_poly p, mtp_poly q) {
     return r;
 }
 
-static void put(mtp_poly_sample *s, uint16_t t) {
+static void put(mtp_poly_sample *s, mtp_token t) {
     MTP_ASSERT(s->n_tok < POLY_MAX_TOKENS);
     s->tok[s->n_tok++] = t;
 }

@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+#include "util.h" /* mtp_token */
+
 #include "rng.h"
 
 enum {
@@ -37,7 +39,7 @@ mtp_poly mtp_poly_compose(mtp_poly p, mtp_poly q); /* p(q(X)) mod X^5 */
 
 typedef struct {
     int m;                           /* operations */
-    uint16_t tok[POLY_MAX_TOKENS];   /* expression '=' answer end */
+    mtp_token tok[POLY_MAX_TOKENS];   /* expression '=' answer end */
     int n_tok, n_prompt;             /* all tokens; those up to '=' and the pauses */
     mtp_poly answer;
 } mtp_poly_sample;

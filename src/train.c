@@ -206,7 +206,7 @@ typedef struct {
     float *grads, *mom, *vel;
     mtp_shard data, val;
     mtp_batcher batcher;
-    uint16_t *window;
+    mtp_token *window;
     FILE *metrics;
 } trainer;
 
@@ -305,7 +305,7 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
         trainer_free(&t);
         return -1;
     }
-    t.window = xmalloc((size_t)o->batch * (o->seq + c->n_future) * sizeof(uint16_t));
+    t.window = xmalloc((size_t)o->batch * (o->seq + c->n_future) * sizeof(mtp_token));
     mtp_batcher_init(&t.batcher, &t.data, o->batch, o->seq, c->n_future, o->shuffle, o->seed);
 
     int64_t end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;

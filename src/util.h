@@ -9,6 +9,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* A token id: 32 bits (Llama 3's vocabulary has 128,256 entries). */
+typedef uint32_t mtp_token;
+
 typedef struct {
     char msg[512]; /* one line, names the file or flag at fault */
 } mtp_err;

@@ -31,7 +31,7 @@ int main(int argc, char **argv) {
     }
     mtp_batcher bt;
     mtp_batcher_init(&bt, &s, B, T, nf, 0, 0);
-    uint16_t *window = xmalloc((size_t)B * (T + nf) * sizeof(uint16_t));
+    mtp_token *window = xmalloc((size_t)B * (T + nf) * sizeof(mtp_token));
     mtp_batcher_get(&bt, 0, window);
 
     /* logits first, from a forward-only pass (the training pass turns them into dlogits) */

@@ -65,11 +65,11 @@ static void train_periodic(mtp_model *m, int steps) {
     MTP_ASSERT(fd >= 0);
     close(fd);
     enum { N = 8192 };
-    static uint16_t tok[N];
+    static mtp_token tok[N];
     mtp_rng r = {3};
     int V = m->cfg.vocab_size;
     for (int i = 0; i < N; i++)
-        tok[i] = mtp_rng_uniform(&r) < 0.1 ? (uint16_t)mtp_rng_below(&r, V) : (uint16_t)((i * 7 / 3) % V);
+        tok[i] = mtp_rng_uniform(&r) < 0.1 ? (mtp_token)mtp_rng_below(&r, V) : (mtp_token)((i * 7 / 3) % V);
     mtp_err err;
     MTP_ASSERT(mtp_shard_write(path, tok, N, &err) == 0);
     mtp_train_opts o;
@@ -87,9 +87,9 @@ static void test_cache_vs_full(int nf, int bf16, int hd) {
     make_model_hd(&m, nf, nf + 2, 37, 0.05f, 11 + nf, hd);
     int T = 20, P = 7, V = 37;
     mtp_err err;
-    uint16_t window[20 + 8];
+    mtp_token window[20 + 8];
     mtp_rng r = {5};
-    for (int i = 0; i < T + nf; i++) window[i] = (uint16_t)mtp_rng_below(&r, V);
+    for (int i = 0; i < T + nf; i++) window[i] = (mtp_token)mtp_rng_below(&r, V);
     mtp_acts a;
     MTP_ASSERT(mtp_acts_init(&a, &m.cfg, 1, T, MTP_HEADS_NAIVE, 0, &err) == 0);
     mtp_step(&m, &a, window, NULL, NULL, 0, NULL);
@@ -143,14 +143,14 @@ static void test_batch_invariance(void) {
     mtp_decoder d1, d2;
     MTP_ASSERT(mtp_decoder_init(&d1, &m, 1, 64, 16, &err) == 0);
     MTP_ASSERT(mtp_decoder_init(&d2, &m, 3, 64, 16, &err) == 0);
-    uint16_t toks[10] = {1, 5, 9, 2, 40, 7, 7, 3, 0, 11};
+    mtp_token toks[10] = {1, 5, 9, 2, 40, 7, 7, 3, 0, 11};
     mtp_row rows[16];
     float *l1 = falloc(16 * nf * V), *l2 = falloc(16 * nf * V);
     for (int j = 0; j < 10; j++) rows[j] = (mtp_row){0, j, j, j - 1, j, toks[j]};
     mtp_decoder_forward(&d1, rows, 10, nf, l1);
     /* the same sequence as sequence 1 of 3, its rows between others' */
     int R = 0;
-    for (int j = 0; j < 3; j++, R++) rows[R] = (mtp_row){0, j, j, j ? R - 1 : -1, R, (uint16_t)(j + 3)};
+    for (int j = 0; j < 3; j++, R++) rows[R] = (mtp_row){0, j, j, j ? R - 1 : -1, R, (mtp_token)(j + 3)};
     int first = R;
     for (int j = 0; j < 10; j++, R++) rows[R] = (mtp_row){1, j, j, j ? R - 1 : -1, R, toks[j]};
     rows[R] = (mtp_row){2, 0, 0, -1, R, 17};
@@ -180,7 +180,7 @@ static void test_batch_invariance(void) {
 
 /* ---- speculative greedy == plain greedy ------------------------------------------- */
 
-static int gen(const mtp_model *m, const uint16_t *const *prompts, const int *lens, int n,
+static int gen(const mtp_model *m, const mtp_token *const *prompts, const int *lens, int n,
                mtp_gen_opts o, mtp_gen_result *res) {
     mtp_err err;
     int rc = mtp_generate(m, prompts, lens, n, &o, res, NULL, NULL, &err);
@@ -197,13 +197,13 @@ static double mean_tpf(const mtp_gen_result *r, int n) {
 static void test_exact_greedy(const mtp_model *m, const char *what, int bf16) {
     enum { NP = 6, NT = 40 };
     int V = m->cfg.vocab_size, nf = m->cfg.n_future;
-    uint16_t buf[NP][12];
-    const uint16_t *prompts[NP];
+    mtp_token buf[NP][12];
+    const mtp_token *prompts[NP];
     int lens[NP];
     mtp_rng r = {nf * 101};
     for (int i = 0; i < NP; i++) {
         lens[i] = 1 + (int)mtp_rng_below(&r, 11);
-        for (int j = 0; j < lens[i]; j++) buf[i][j] = (uint16_t)mtp_rng_below(&r, V);
+        for (int j = 0; j < lens[i]; j++) buf[i][j] = (mtp_token)mtp_rng_below(&r, V);
         prompts[i] = buf[i];
     }
     mtp_gen_result plain[NP], spec[NP], alone;
@@ -224,7 +224,7 @@ static void test_exact_greedy(const mtp_model *m, const char *what, int bf16) {
         MTP_ASSERT(gen(m, prompts, lens, NP, o, spec) == 0);
         int same = 1;
         for (int i = 0; i < NP; i++)
-            same &= spec[i].n == NT && !memcmp(spec[i].tokens, plain[i].tokens, NT * sizeof(uint16_t));
+            same &= spec[i].n == NT && !memcmp(spec[i].tokens, plain[i].tokens, NT * sizeof(mtp_token));
         expect(same, "%s n_future %d mode %zu: speculative output differs from plain greedy", what,
                nf, k);
         if (k == 0 || k == 2)
@@ -232,7 +232,7 @@ static void test_exact_greedy(const mtp_model *m, const char *what, int bf16) {
                    k == 0 ? "block" : "tree ", mean_tpf(spec, NP));
         /* batched == alone, for one prompt */
         MTP_ASSERT(gen(m, prompts + 3, lens + 3, 1, o, &alone) == 0);
-        expect(!memcmp(alone.tokens, spec[3].tokens, NT * sizeof(uint16_t)),
+        expect(!memcmp(alone.tokens, spec[3].tokens, NT * sizeof(mtp_token)),
                "%s n_future %d mode %zu: batched output differs from the prompt alone", what, nf, k);
         free(alone.tokens);
         for (int i = 0; i < NP; i++) free(spec[i].tokens);
@@ -244,7 +244,7 @@ static void test_exact_greedy(const mtp_model *m, const char *what, int bf16) {
 /* ---- speculative sampling is exact -------------------------------------------------- */
 
 /* Exact P(t1 t2 t3 | prompt) under head 1 at temperature 1, from the decoder. */
-static void exact_joint(const mtp_model *m, const uint16_t *prompt, int P, double *joint) {
+static void exact_joint(const mtp_model *m, const mtp_token *prompt, int P, double *joint) {
     int V = m->cfg.vocab_size;
     mtp_err err;
     mtp_decoder d;
@@ -255,10 +255,10 @@ static void exact_joint(const mtp_model *m, const uint16_t *prompt, int P, doubl
     mtp_row rows[16];
     for (int a = 0; a < V; a++)
         for (int b = 0; b < V; b++) {
-            uint16_t seq[16];
-            memcpy(seq, prompt, P * sizeof(uint16_t));
-            seq[P] = (uint16_t)a;
-            seq[P + 1] = (uint16_t)b;
+            mtp_token seq[16];
+            memcpy(seq, prompt, P * sizeof(mtp_token));
+            seq[P] = (mtp_token)a;
+            seq[P + 1] = (mtp_token)b;
             double pr = 1;
             for (int k = 0; k < 3; k++) { /* P(t_{k+1} | prompt, t_1..t_k) */
                 d.len[0] = 0;
@@ -283,10 +283,10 @@ static void test_sampling(void) {
     mtp_model m;
     make_model(&m, 4, 5, 4, 0.3f, 77);
     enum { V = 4, BATCH = 250, ROUNDS = 24 };
-    uint16_t prompt[3] = {1, 3, 0};
+    mtp_token prompt[3] = {1, 3, 0};
     double joint[V * V * V];
     exact_joint(&m, prompt, 3, joint);
-    const uint16_t *prompts[BATCH];
+    const mtp_token *prompts[BATCH];
     int lens[BATCH];
     for (int i = 0; i < BATCH; i++) prompts[i] = prompt, lens[i] = 3;
     mtp_spec modes[] = {MTP_SPEC_NONE, MTP_SPEC_BLOCK, MTP_SPEC_TREE};
@@ -336,8 +336,8 @@ static void test_bad_prompts(void) {
     mtp_gen_opts o = {.spec = MTP_SPEC_BLOCK, .max_tokens = 4};
     mtp_gen_result res;
     mtp_err err;
-    uint16_t big[100] = {0}, bad[2] = {1, 10};
-    const uint16_t *p[1] = {big};
+    mtp_token big[100] = {0}, bad[2] = {1, 10};
+    const mtp_token *p[1] = {big};
     int len = 0;
     expect(mtp_generate(&m, p, &len, 1, &o, &res, NULL, NULL, &err) == -1 && strstr(err.msg, "empty"),
            "empty prompt accepted");

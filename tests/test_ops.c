@@ -249,7 +249,7 @@ static void test_swiglu(void) {
 
 typedef struct {
     float *logits, *tmp, *losses;
-    uint16_t *targets;
+    mtp_token *targets;
 } xent_ctx;
 
 static double xent_loss(void *p) {
@@ -264,9 +264,9 @@ static double xent_loss(void *p) {
 static void test_xent(void) {
     float *logits = rnd(N * V, 3), *l1 = dup(logits, N * V), *l2 = dup(logits, N * V);
     float *loss1 = zeros(N), *loss2 = zeros(N), *tmp = zeros(N * V);
-    uint16_t targets[N];
+    mtp_token targets[N];
     uint8_t hit1[N], hit2[N];
-    for (int n = 0; n < N; n++) targets[n] = (uint16_t)mtp_rng_below(&rng, V);
+    for (int n = 0; n < N; n++) targets[n] = (mtp_token)mtp_rng_below(&rng, V);
     mtp_xent(loss1, hit1, l1, targets, N, V, 0.5f);
     mtp_xent_ref(loss2, hit2, l2, targets, N, V, 0.5f);
     check("xent losses", loss1, loss2, N, TOL_FAST);
@@ -284,7 +284,7 @@ static void test_xent(void) {
 
 typedef struct {
     float *wte, *r, *out;
-    uint16_t *tok;
+    mtp_token *tok;
 } emb_ctx;
 
 static double embedding_loss(void *p) {
@@ -294,8 +294,8 @@ static double embedding_loss(void *p) {
 }
 
 static void test_embedding(void) {
-    uint16_t tok[N];
-    for (int n = 0; n < N; n++) tok[n] = (uint16_t)mtp_rng_below(&rng, 5); /* repeats */
+    mtp_token tok[N];
+    for (int n = 0; n < N; n++) tok[n] = (mtp_token)mtp_rng_below(&rng, 5); /* repeats */
     float *wte = rnd(V * C, 1), *r = rnd(N * C, 1), *o1 = zeros(N * C), *o2 = zeros(N * C);
     mtp_embedding_fwd(o1, tok, wte, N, C);
     mtp_embedding_fwd_ref(o2, tok, wte, N, C);
