@@ -14,7 +14,7 @@ WARN     := -Wall -Wextra -Wshadow -Wundef -Wstrict-prototypes -Wmissing-prototy
 SAN      ?=
 # -ffp-contract=off: batch invariance needs a*b+c never fused behind our back (clang fuses
 # by default; gcc in ISO mode does not). Fused multiply-adds are written as fmaf or intrinsics.
-CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off $(OPT) $(SAN) $(WARN) -g -Isrc -MMD -MP
+CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off $(OPT) $(SAN) $(WARN) -g -Iinclude -Isrc -Itests -MMD -MP
 LDFLAGS  += $(SAN)
 LDLIBS   += -lcjson -lm
 ifeq ($(CI),true)
@@ -56,12 +56,17 @@ CFLAGS += -DMTP_HAVE_BLAS=0
 BLAS_MSG := no BLAS (built-in matmul, slow)
 endif
 
-LIB_SRC  := $(wildcard src/*.c)
+# The library: src/<layer>/*.c (tools/check_layers.sh says which layer may use which).
+# The plain reference kernels (tests/oracle) are the tests' oracle, not library code; the
+# CLI links them too, for `mtp bench matmul`'s baseline.
+LIB_SRC  := $(wildcard src/*/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
+ORACLE_SRC := $(wildcard tests/oracle/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_COMMON := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+ORACLE_OBJ := $(ORACLE_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(TEST_COMMON:tests/%.c=$(BUILD)/tests/%)
 TEST_SH  := $(sort $(wildcard tests/test_*.sh))
@@ -75,10 +80,10 @@ announce:
 $(BUILD)/libmtp.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
-$(BUILD)/mtp: $(CLI_OBJ) $(BUILD)/libmtp.a
+$(BUILD)/mtp: $(CLI_OBJ) $(ORACLE_OBJ) $(BUILD)/libmtp.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libmtp.a
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(ORACLE_OBJ) $(BUILD)/libmtp.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c
@@ -109,4 +114,4 @@ demo:
 clean:
 	rm -rf build build-asan build-asan-native
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_HELPERS:=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ORACLE_OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_HELPERS:=.d)

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "kernels/backend.h"
 
 int usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;

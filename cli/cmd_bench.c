@@ -10,13 +10,13 @@
 
 #include "args.h"
 #include "commands.h"
-#include "backend.h"
-#include "checkpoint.h"
-#include "data.h"
-#include "generate.h"
-#include "ops_ref.h"
-#include "rng.h"
-#include "train.h"
+#include "kernels/backend.h"
+#include "model/checkpoint.h"
+#include "formats/data.h"
+#include "decode/generate.h"
+#include "oracle/ops_ref.h"
+#include "core/rng.h"
+#include "train/train.h"
 
 static const char *HELP =
     "usage: mtp bench matmul [--threads N]\n"

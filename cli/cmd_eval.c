@@ -6,8 +6,8 @@
 
 #include "args.h"
 #include "commands.h"
-#include "checkpoint.h"
-#include "eval.h"
+#include "model/checkpoint.h"
+#include "train/eval.h"
 
 static const char *HELP =
     "usage: mtp eval --model FILE.safetensors --data SHARD [options]\n"

@@ -17,17 +17,17 @@
 #include <unistd.h>
 
 #include "args.h"
-#include "backend.h"
-#include "checkpoint.h"
+#include "kernels/backend.h"
+#include "model/checkpoint.h"
 #include "commands.h"
-#include "data.h"
-#include "eval.h"
+#include "formats/data.h"
+#include "train/eval.h"
 #include "svg.h"
-#include "task_data.h"
-#include "task_eval.h"
-#include "task_induction.h"
-#include "task_poly.h"
-#include "train.h"
+#include "tasks/task_data.h"
+#include "tasks/task_eval.h"
+#include "tasks/task_induction.h"
+#include "tasks/task_poly.h"
+#include "train/train.h"
 
 static const char *HELP =
     "usage: mtp experiment poly|induction --out DIR [--preset quick|laptop|big] [--seeds K]\n"

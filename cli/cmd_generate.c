@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "args.h"
-#include "checkpoint.h"
+#include "model/checkpoint.h"
 #include "commands.h"
-#include "generate.h"
+#include "decode/generate.h"
 
 static const char *HELP =
     "usage: mtp generate --model FILE.safetensors (--prompt TEXT | --prompt-file FILE |\n"

@@ -4,7 +4,7 @@
 
 #include "args.h"
 #include "commands.h"
-#include "checkpoint.h"
+#include "model/checkpoint.h"
 
 int cmd_info(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--help")) {

@@ -7,13 +7,13 @@
 #include <string.h>
 
 #include "args.h"
-#include "checkpoint.h"
+#include "model/checkpoint.h"
 #include "commands.h"
-#include "data.h"
-#include "task_data.h"
-#include "task_eval.h"
-#include "task_induction.h"
-#include "task_poly.h"
+#include "formats/data.h"
+#include "tasks/task_data.h"
+#include "tasks/task_eval.h"
+#include "tasks/task_induction.h"
+#include "tasks/task_poly.h"
 
 static const char *HELP =
     "usage: mtp task poly|induction [options]\n"

@@ -8,8 +8,8 @@
 
 #include "args.h"
 #include "commands.h"
-#include "checkpoint.h"
-#include "train.h"
+#include "model/checkpoint.h"
+#include "train/train.h"
 
 static const char *HELP =
     "usage: mtp train (--config FILE.json | --model FILE.safetensors | --resume DIR) --data SHARD\n"

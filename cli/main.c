@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "args.h"
-#include "backend.h"
+#include "kernels/backend.h"
 #include "commands.h"
 
 static const struct {

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "data.h"
+#include "model/checkpoint.h"
+#include "formats/data.h"
 
 int main(int argc, char **argv) {
     if (argc != 7) {

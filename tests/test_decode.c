@@ -15,11 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data.h"
-#include "decode.h"
-#include "generate.h"
-#include "rng.h"
-#include "train.h"
+#include "formats/data.h"
+#include "decode/decode.h"
+#include "decode/generate.h"
+#include "core/rng.h"
+#include "train/train.h"
 
 static int passed, failed;
 

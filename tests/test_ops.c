@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "ops.h"
-#include "ops_ref.h"
-#include "rng.h"
-#include "util.h"
+#include "kernels/backend.h"
+#include "kernels/ops.h"
+#include "oracle/ops_ref.h"
+#include "core/rng.h"
+#include "core/util.h"
 
 /* Tolerances, each with its reason, as a fraction of the largest magnitude compared. */
 static const double TOL_FAST = 2e-5; /* float kernels vs double references: reordered sums */

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops.h"
-#include "ops_ref.h"
-#include "rng.h"
-#include "util.h"
+#include "kernels/ops.h"
+#include "oracle/ops_ref.h"
+#include "core/rng.h"
+#include "core/util.h"
 
 #if MTP_HAVE_OMP
 #include <omp.h>

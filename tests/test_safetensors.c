@@ -1,4 +1,4 @@
-/* test_safetensors.c: checks the safetensors reader and writer (src/safetensors.c):
+/* test_safetensors.c: checks the safetensors reader and writer (src/formats/safetensors.c):
  * write/read round trips, hand-made BF16/F16/unaligned files, and a corpus of malformed
  * files that must each be refused with a message naming the file. It does not test
  * model loading (that lives with the model tests). Runs in a fresh temp directory. */
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "safetensors.h"
+#include "formats/safetensors.h"
 
 static int n_pass, n_fail, group_pass, group_fail;
 static char dir[1024], path[1400];

@@ -1,0 +1,257 @@
+/* attend_bf16.c: attention for bf16 decoding on Intel AMX (ops.h).
+ *
+ * Scores: S (16 queries x 16 slots) = Q (16 x 32 dims, bf16) @ K^T (32 x 16, bf16), every
+ * query of a sequence against every slot it may read. Each query then takes the scores of
+ * its chain (prefix, ancestors, itself, in position order) and the softmax runs in fp32.
+ *
+ * Values: out (16 queries x 16 dims) = P (16 x 32 positions, the softmax numerators as
+ * bf16) @ V (32 x 16, bf16), summed over the whole blocks of 32 positions, then the
+ * positions after the last whole block (fewer than 32) in fp32, then divided by the sum.
+ *
+ * Batch invariance: a query's result may depend only on its vector and the keys and
+ * values at its positions, not on the slots they sit in (a tree's drafts sit in slots
+ * after the prefix) nor on the other queries. A score is one tile element: its own key
+ * and query. The value sum runs over blocks of *positions*, each query getting exactly
+ * one product per block, in block order: a block whose positions all sit in their own
+ * slots is read from the cache and shared by every query; for a query whose block holds
+ * drafts in other slots, the block is assembled from its chain and multiplied with only
+ * that query's row of P (the others zero: adding +-0 leaves a sum unchanged). The same
+ * bits either way, so a tree row equals the plain step that later decodes its token. */
+#include "kernels/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "kernels/bf16.h"
+#include "core/util.h"
+#include "kernels/vexp.h"
+
+#if MTP_AMX_BUILD && defined(__AVX512F__)
+#define MTP_AMX_ATTENTION 1
+#else
+#define MTP_AMX_ATTENTION 0
+#endif
+
+/* queries, key slots, value positions a tile holds; bf16 elements of a tile */
+enum { QN = MTP_ATTEND_BF16_QUERIES, KS = 16, VB = 32, TILE = 512 };
+
+static size_t cap_blocks(int cap) { return (size_t)(cap + VB - 1) / VB * VB; }
+
+int mtp_attend_bf16_available(int hd) { return MTP_AMX_ATTENTION && hd % 32 == 0 && mtp_amx_available(); }
+
+size_t mtp_attend_bf16_scratch(int cap, int hd) {
+    size_t c = cap_blocks(cap);
+    /* scores, numerators, block sums (fp32); numerators, Q, 3 tiles (bf16) */
+    return c * QN * 2 + (size_t)QN * hd + (c * QN + (size_t)QN * hd + 3 * TILE) / 2;
+}
+
+size_t mtp_kv_tiles_size(int cap, int hd) { return cap_blocks(cap) * hd; }
+
+/* Key tiles: for each 16 slots and 32 dims, 16 rows of 64 bytes, row j holding for each
+ * slot the pair (k[slot][2j], k[slot][2j+1]): the B operand of Q @ K^T.
+ * Value tiles: for each 32 slots and 16 dims, row j holding for each dim the pair
+ * (v[slot 2j][dim], v[slot 2j+1][dim]): the B operand of P @ V. */
+void mtp_kv_tiles_put(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v) {
+    MTP_ASSERT(hd % 32 == 0 && slot >= 0);
+    uint16_t *kb = kt + (size_t)(slot / KS) * (hd / 32) * TILE + (slot % KS) * 2;
+    uint16_t *vb = vt + (size_t)(slot / VB) * (hd / 16) * TILE + (slot % VB) / 2 * 32 + slot % 2;
+#if MTP_AMX_ATTENTION
+    const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32(16));
+    for (int d = 0; d < hd; d += 32) { /* a 32-dim pair per key-tile row: 16 words, 64 bytes apart */
+        __m512i pairs = _mm512_inserti64x4(_mm512_castsi256_si512(mtp_bf16_round16(_mm512_loadu_ps(k + d))),
+                                           mtp_bf16_round16(_mm512_loadu_ps(k + d + 16)), 1);
+        _mm512_i32scatter_epi32(kb + d / 32 * TILE, rows, pairs, 4);
+    }
+    const __m512i half = _mm512_set1_epi32(slot % 2 ? 0x0000FFFF : (int)0xFFFF0000);
+    for (int d = 0; d < hd; d += 16) { /* one half of each word of a value-tile row */
+        uint16_t *row = vb - slot % 2 + d / 16 * TILE;
+        __m512i x = _mm512_sll_epi32(_mm512_cvtepu16_epi32(mtp_bf16_round16(_mm512_loadu_ps(v + d))),
+                                     _mm_cvtsi32_si128(16 * (slot % 2)));
+        _mm512_storeu_si512(row, _mm512_or_si512(_mm512_and_si512(_mm512_loadu_si512(row), half), x));
+    }
+#else
+    for (int d = 0; d < hd; d++) {
+        kb[d / 32 * TILE + (d % 32) / 2 * 32 + d % 2] = mtp_bf16_round(k[d]);
+        vb[d / 16 * TILE + (d % 16) * 2] = mtp_bf16_round(v[d]);
+    }
+#endif
+}
+
+#if MTP_AMX_ATTENTION
+static inline __mmask16 first(int n) { return (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1); }
+
+/* Positions below the first that is not in its own slot. */
+AMX_TARGET static int in_place(const int *ch, int n) {
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 f = first(n - i);
+        __m512i want = _mm512_add_epi32(_mm512_set1_epi32(i), lane);
+        __mmask16 off = _mm512_mask_cmpneq_epi32_mask(f, _mm512_maskz_loadu_epi32(f, ch + i), want);
+        if (off) return i + __builtin_ctz(off);
+    }
+    return n;
+}
+
+/* Softmax numerators of one query over its chain: p[i] = exp(scale s_i - max), in fp32,
+ * from its row of scores s (by slot); the first `placed` positions sit in their own slots.
+ * Returns their sum (the same lanes and tree whatever the slots). */
+AMX_TARGET static float numerators(float *p, const float *s, const int *ch, int n, int placed, float scale) {
+    __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 f = first(n - i);
+        __m512 x = i + 16 <= placed ? _mm512_loadu_ps(s + i)
+                                    : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), f, _mm512_maskz_loadu_epi32(f, ch + i), s, 4);
+        x = _mm512_mul_ps(x, _mm512_set1_ps(scale));
+        _mm512_mask_storeu_ps(p + i, f, x);
+        mx = _mm512_mask_max_ps(mx, f, mx, x);
+    }
+    __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 f = first(n - i);
+        __m512 e = vexp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(f, p + i), top));
+        _mm512_mask_storeu_ps(p + i, f, e);
+        sum = _mm512_mask_add_ps(sum, f, sum, e);
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
+/* Two value tiles (dims d0..d0+31) of block b as a chain sees them: position i's values
+ * from slot ch[i]. Rounded as mtp_kv_tiles_put rounds, so equal to the cache's tiles
+ * where the positions sit in their own slots. */
+AMX_TARGET static void assemble_values(uint16_t *vt, const mtp_kv_bf16 *kv, const int *ch, int b, int d0) {
+    for (int j = 0; j < VB / 2; j++) {
+        const float *v0 = kv->vf + (size_t)ch[b * VB + 2 * j] * kv->vf_ld + d0;
+        const float *v1 = kv->vf + (size_t)ch[b * VB + 2 * j + 1] * kv->vf_ld + d0;
+        for (int t = 0; t < 2; t++) {
+            __m512i lo = _mm512_cvtepu16_epi32(mtp_bf16_round16(_mm512_loadu_ps(v0 + 16 * t)));
+            __m512i hi = _mm512_cvtepu16_epi32(mtp_bf16_round16(_mm512_loadu_ps(v1 + 16 * t)));
+            _mm512_storeu_si512(vt + t * TILE + j * 32, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+    }
+}
+
+AMX_TARGET void mtp_attend_bf16(float *const *out, const float *const *q, const int *const *chain,
+                                const int *n, int nq, const mtp_kv_bf16 *kv, int cap, float scale,
+                                float *scratch) {
+    MTP_ASSERT(nq >= 1 && nq <= QN && kv->hd % 32 == 0);
+    int hd = kv->hd, nslots = 0, maxfull = 0, nfull[QN], placed[QN];
+    size_t c = cap_blocks(cap);
+    float *S = scratch;              /* (16, c) scores by slot */
+    float *p = S + c * QN;           /* (16, c) numerators by position */
+    float *acc = p + c * QN;         /* (16, hd) sums over whole blocks */
+    uint16_t *P = (uint16_t *)(acc + QN * hd); /* (16, c) numerators as bf16 */
+    uint16_t *qb = P + c * QN;       /* (16, hd) queries as bf16 */
+    uint16_t *a1 = qb + (size_t)QN * hd, *vt = a1 + TILE; /* a P tile; two value tiles */
+    float inv[QN];
+    mtp_amx_configure();
+
+    memset(qb + (size_t)nq * hd, 0, (size_t)(QN - nq) * hd * sizeof *qb);
+    for (int m = 0; m < nq; m++) {
+        MTP_ASSERT(n[m] >= 1 && n[m] <= cap);
+        for (int d = 0; d < hd; d += 16)
+            _mm256_storeu_si256((__m256i *)(qb + m * hd + d), mtp_bf16_round16(_mm512_loadu_ps(q[m] + d)));
+        __m512i top = _mm512_setzero_si512(); /* the slots to score: up to the chain's largest */
+        for (int i = 0; i < n[m]; i += 16)
+            top = _mm512_max_epi32(top, _mm512_maskz_loadu_epi32(first(n[m] - i), chain[m] + i));
+        int last = _mm512_reduce_max_epi32(top) + 1;
+        nslots = last > nslots ? last : nslots;
+    }
+    MTP_ASSERT(nslots <= cap);
+    for (int s0 = 0; s0 < nslots; s0 += 2 * KS) { /* two tiles of 16 slots: c is a multiple of 32 */
+        const uint16_t *kt = kv->k + (size_t)s0 / KS * (hd / 32) * TILE;
+        _tile_zero(0);
+        _tile_zero(1);
+        for (int d0 = 0; d0 < hd; d0 += 32) {
+            _tile_loadd(2, qb + d0, (long)(hd * sizeof *qb));
+            _tile_loadd(3, kt + d0 / 32 * TILE, 64);
+            _tile_loadd(4, kt + (hd / 32 + d0 / 32) * TILE, 64);
+            _tile_dpbf16ps(0, 2, 3);
+            _tile_dpbf16ps(1, 2, 4);
+        }
+        _tile_stored(0, S + s0, (long)(c * sizeof *S));
+        _tile_stored(1, S + s0 + KS, (long)(c * sizeof *S));
+    }
+
+    for (int m = 0; m < nq; m++) {
+        int fi = in_place(chain[m], n[m]);
+        inv[m] = 1.0f / numerators(p + m * c, S + m * c, chain[m], n[m], fi, scale);
+        nfull[m] = n[m] / VB;
+        placed[m] = fi / VB; /* whole blocks read from the cache */
+        maxfull = nfull[m] > maxfull ? nfull[m] : maxfull;
+    }
+    for (int m = 0; m < QN; m++) {
+        int full = m < nq ? nfull[m] * VB : 0;
+        uint16_t *Pm = P + m * c;
+        for (int i = 0; i < full; i += 16)
+            _mm256_storeu_si256((__m256i *)(Pm + i), mtp_bf16_round16(_mm512_loadu_ps(p + m * c + i)));
+        memset(Pm + full, 0, (maxfull * VB - full > 0 ? maxfull * VB - full : 0) * sizeof *Pm);
+    }
+
+    for (int d0 = 0; d0 < hd; d0 += 32) { /* two tiles of 16 dims */
+        _tile_zero(0);
+        _tile_zero(1);
+        for (int b = 0; b < maxfull; b++) {
+            const uint16_t *a = P + b * VB;
+            long lda = (long)(c * sizeof *P);
+            int own = 0; /* queries whose block b must be assembled */
+            for (int m = 0; m < nq; m++) own |= (b < nfull[m] && b >= placed[m]) << m;
+            if (own) { /* the shared product without them */
+                for (int m = 0; m < QN; m++)
+                    if (own >> m & 1) memset(a1 + m * VB, 0, VB * sizeof *a1);
+                    else memcpy(a1 + m * VB, a + m * c, VB * sizeof *a1);
+                a = a1, lda = 64;
+            }
+            const uint16_t *vb = kv->v + ((size_t)b * (hd / 16) + d0 / 16) * TILE;
+            _tile_loadd(2, a, lda);
+            _tile_loadd(3, vb, 64);
+            _tile_loadd(4, vb + TILE, 64);
+            _tile_dpbf16ps(0, 2, 3);
+            _tile_dpbf16ps(1, 2, 4);
+            for (int m = 0; own; m++, own >>= 1) {
+                if (!(own & 1)) continue;
+                memset(a1, 0, TILE * sizeof *a1);
+                memcpy(a1 + m * VB, P + m * c + b * VB, VB * sizeof *a1);
+                assemble_values(vt, kv, chain[m], b, d0);
+                _tile_loadd(2, a1, 64);
+                _tile_loadd(3, vt, 64);
+                _tile_loadd(4, vt + TILE, 64);
+                _tile_dpbf16ps(0, 2, 3);
+                _tile_dpbf16ps(1, 2, 4);
+            }
+        }
+        _tile_stored(0, acc + d0, (long)(hd * sizeof *acc));
+        _tile_stored(1, acc + d0 + 16, (long)(hd * sizeof *acc));
+    }
+
+    for (int m = 0; m < nq; m++) { /* the positions after the whole blocks, in fp32: 4 chains */
+        const float *pm = p + m * c;
+        for (int d0 = 0; d0 < hd; d0 += 16) {
+            __m512 t0 = _mm512_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
+            const int *ch = chain[m];
+#define TERM(i) _mm512_fmadd_ps(_mm512_set1_ps(pm[i]), _mm512_loadu_ps(kv->vf + (size_t)ch[i] * kv->vf_ld + d0),
+            int i = nfull[m] * VB; /* a multiple of 4: position i goes to chain i % 4 */
+            for (; i + 4 <= n[m]; i += 4) {
+                t0 = TERM(i) t0);
+                t1 = TERM(i + 1) t1);
+                t2 = TERM(i + 2) t2);
+                t3 = TERM(i + 3) t3);
+            }
+            if (i < n[m]) t0 = TERM(i) t0);
+            if (i + 1 < n[m]) t1 = TERM(i + 1) t1);
+            if (i + 2 < n[m]) t2 = TERM(i + 2) t2);
+#undef TERM
+            __m512 tail = _mm512_add_ps(_mm512_add_ps(t0, t1), _mm512_add_ps(t2, t3));
+            __m512 sum = _mm512_add_ps(_mm512_loadu_ps(acc + m * hd + d0), tail);
+            _mm512_storeu_ps(out[m] + d0, _mm512_mul_ps(sum, _mm512_set1_ps(inv[m])));
+        }
+    }
+    _tile_release();
+}
+#else
+void mtp_attend_bf16(float *const *out, const float *const *q, const int *const *chain,
+                     const int *n, int nq, const mtp_kv_bf16 *kv, int cap, float scale,
+                     float *scratch) {
+    MTP_ASSERT(!"mtp_attend_bf16 without AMX: check mtp_attend_bf16_available");
+}
+#endif

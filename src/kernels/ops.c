@@ -1,0 +1,238 @@
+/* ops.c: the optimised kernels (ops.h). Matrix products go through mtp_gemm; the rest are
+ * OpenMP loops with static schedules, so results are identical run to run for a given
+ * thread count (exact resume depends on it). Reductions over rows that feed a weight
+ * gradient run over columns in parallel, rows in order, for the same reason. */
+#include "kernels/ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/backend.h"
+#include "core/util.h"
+#include "kernels/vexp.h"
+
+/* Element-wise and row-wise loops smaller than this run on one thread: the fork and join
+ * would cost more (decoding passes are a few rows). Results do not depend on it. */
+enum { PARALLEL_MIN = 1 << 16 };
+
+void mtp_embedding_fwd(float *out, const mtp_token *tokens, const float *wte, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C, C * sizeof(float));
+}
+
+void mtp_embedding_bwd(float *dwte, const float *dout, const mtp_token *tokens, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++)
+        for (int n = 0; n < N; n++) dwte[(size_t)tokens[n] * C + c] += dout[(size_t)n * C + c];
+}
+
+void mtp_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C,
+                     float eps) {
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= PARALLEL_MIN)
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        float lane[16] = {0}, ss = 0; /* 16 partial sums: one serial chain was a decoding cost */
+        int c16 = C / 16 * 16;
+        for (int c0 = 0; c0 < c16; c0 += 16)
+            for (int l = 0; l < 16; l++) lane[l] += xr[c0 + l] * xr[c0 + l];
+        for (int c = c16; c < C; c++) lane[c - c16] += xr[c] * xr[c];
+        for (int l = 0; l < 16; l++) ss += lane[l];
+        float r = 1.0f / sqrtf(ss / C + eps);
+        rstd[n] = r;
+        for (int c = 0; c < C; c++) o[c] = xr[c] * r * w[c];
+    }
+}
+
+void mtp_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                     const float *rstd, int N, int C) {
+    /* y = x r w with r = (mean(x^2)+eps)^-1/2:
+     * dx = r (dy w) - x r^3 / C * sum(dy w x) ; dw = sum_rows dy x r */
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * C, *g = dout + (size_t)n * C;
+        float *d = dx + (size_t)n * C;
+        float r = rstd[n], dot = 0;
+        for (int c = 0; c < C; c++) dot += g[c] * w[c] * xr[c];
+        float k = dot * r * r * r / C;
+        for (int c = 0; c < C; c++) d[c] += r * g[c] * w[c] - k * xr[c];
+    }
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float s = 0;
+        for (int n = 0; n < N; n++) s += dout[(size_t)n * C + c] * x[(size_t)n * C + c] * rstd[n];
+        dw[c] += s;
+    }
+}
+
+void mtp_matmul_fwd(float *out, const float *x, const float *w, int N, int C, int OC, float beta) {
+    mtp_gemm(0, 1, N, OC, C, 1.0f, x, C, w, C, beta, out, OC);
+}
+
+void mtp_matmul_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                    int N, int C, int OC) {
+    if (dx) mtp_gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dx, C);
+    mtp_gemm(1, 0, OC, C, N, 1.0f, dout, OC, x, C, 1.0f, dw, C);
+}
+
+void mtp_rope_init(mtp_rope *r, int T, int head_dim, float theta) {
+    r->T = T;
+    r->half = head_dim / 2;
+    r->cos = falloc((size_t)T * r->half);
+    r->sin = falloc((size_t)T * r->half);
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < r->half; j++) {
+            /* float like Meta's precompute_freqs_cis, then cos/sin of the float angle */
+            float freq = 1.0f / powf(theta, (float)(2 * j) / (float)head_dim);
+            float angle = (float)t * freq;
+            r->cos[t * r->half + j] = (float)cos((double)angle);
+            r->sin[t * r->half + j] = (float)sin((double)angle);
+        }
+}
+
+void mtp_rope_free(mtp_rope *r) {
+    free(r->cos);
+    free(r->sin);
+}
+
+/* Rotates every pair by +angle (sign 1) or -angle (sign -1). */
+static void rope_apply(float *x, const mtp_rope *r, int N, int T, int nh, int hd, float sign) {
+    int half = hd / 2;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        int t = n % T;
+        const float *cs = r->cos + (size_t)t * half, *sn = r->sin + (size_t)t * half;
+        for (int h = 0; h < nh; h++) {
+            float *v = x + (size_t)n * nh * hd + h * hd;
+            for (int j = 0; j < half; j++) {
+                float a = v[2 * j], b = v[2 * j + 1], c = cs[j], s = sign * sn[j];
+                v[2 * j] = a * c - b * s;
+                v[2 * j + 1] = a * s + b * c;
+            }
+        }
+    }
+}
+
+void mtp_rope_fwd(float *x, const mtp_rope *r, int N, int T, int nh, int hd) {
+    MTP_ASSERT(T <= r->T && hd / 2 == r->half);
+    rope_apply(x, r, N, T, nh, hd, 1.0f);
+}
+
+void mtp_rope_bwd(float *dx, const mtp_rope *r, int N, int T, int nh, int hd) {
+    MTP_ASSERT(T <= r->T && hd / 2 == r->half);
+    rope_apply(dx, r, N, T, nh, hd, -1.0f);
+}
+
+/* Attention runs one (batch, head) pair per task: small products on the calling thread
+ * (mtp_gemm is single-threaded inside a parallel region), masked softmax in between.
+ * The product computes the full T x T block; the masked half is overwritten with 0. */
+void mtp_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
+                       int B, int T, int H, int Hkv, int hd) {
+    int qs = H * hd, ks = Hkv * hd, group = H / Hkv;
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / group;
+        const float *qb = q + (size_t)b * T * qs + h * hd;
+        const float *kb = k + (size_t)b * T * ks + g * hd;
+        const float *vb = v + (size_t)b * T * ks + g * hd;
+        float *p = att + (size_t)bh * T * T;
+        mtp_gemm(0, 1, T, T, hd, scale, qb, qs, kb, ks, 0.0f, p, T);
+        for (int i = 0; i < T; i++) {
+            float *row = p + (size_t)i * T, mx = -INFINITY, sum = 0;
+            for (int j = 0; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+            for (int j = 0; j <= i; j++) sum += row[j] = expf(row[j] - mx);
+            float inv = 1.0f / sum;
+            for (int j = 0; j <= i; j++) row[j] *= inv;
+            for (int j = i + 1; j < T; j++) row[j] = 0;
+        }
+        mtp_gemm(0, 0, T, hd, T, 1.0f, p, T, vb, ks, 0.0f, out + (size_t)b * T * qs + h * hd, qs);
+    }
+}
+
+void mtp_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                       const float *att, const float *q, const float *k, const float *v, int B,
+                       int T, int H, int Hkv, int hd) {
+    int qs = H * hd, ks = Hkv * hd, group = H / Hkv;
+    float scale = 1.0f / sqrtf((float)hd);
+    /* one task per (batch, kv head): the query heads sharing it accumulate into dk, dv in order */
+#pragma omp parallel for schedule(static)
+    for (int bg = 0; bg < B * Hkv; bg++) {
+        int b = bg / Hkv, g = bg % Hkv;
+        const float *kb = k + (size_t)b * T * ks + g * hd, *vb = v + (size_t)b * T * ks + g * hd;
+        float *dkb = dk + (size_t)b * T * ks + g * hd, *dvb = dv + (size_t)b * T * ks + g * hd;
+        for (int h = g * group; h < (g + 1) * group; h++) {
+            size_t bh = (size_t)b * H + h;
+            const float *p = att + bh * T * T, *dob = dout + (size_t)b * T * qs + h * hd;
+            const float *qb = q + (size_t)b * T * qs + h * hd;
+            float *ds = scratch + bh * T * T;
+            mtp_gemm(0, 1, T, T, hd, 1.0f, dob, qs, vb, ks, 0.0f, ds, T); /* dP = dO V^T */
+            mtp_gemm(1, 0, T, hd, T, 1.0f, p, T, dob, qs, 1.0f, dvb, ks);  /* dV += P^T dO */
+            for (int i = 0; i < T; i++) { /* dS = P * (dP - sum_j P dP) */
+                const float *pr = p + (size_t)i * T;
+                float *dr = ds + (size_t)i * T, dot = 0;
+                for (int j = 0; j <= i; j++) dot += pr[j] * dr[j];
+                for (int j = 0; j <= i; j++) dr[j] = pr[j] * (dr[j] - dot);
+                for (int j = i + 1; j < T; j++) dr[j] = 0;
+            }
+            mtp_gemm(0, 0, T, hd, T, scale, ds, T, kb, ks, 1.0f,
+                     dq + (size_t)b * T * qs + h * hd, qs);                  /* dQ += s dS K */
+            mtp_gemm(1, 0, T, hd, T, scale, ds, T, qb, qs, 1.0f, dkb, ks); /* dK += s dS^T Q */
+        }
+    }
+}
+
+/* silu through vexp.h's exp: 16 at a time where the CPU allows, the same bits either way
+ * (a call per element to expf cost more than a decoding step's matrix products) */
+void mtp_swiglu_fwd(float *g, const float *h1, const float *h3, size_t n) {
+    size_t n16 = 0;
+#if defined(__AVX512F__)
+    n16 = n / 16 * 16;
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+    for (size_t i = 0; i < n16; i += 16) {
+        __m512 a = _mm512_loadu_ps(h1 + i);
+        __m512 s = _mm512_div_ps(a, _mm512_add_ps(_mm512_set1_ps(1.0f), vexp16(_mm512_sub_ps(_mm512_setzero_ps(), a))));
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(s, _mm512_loadu_ps(h3 + i)));
+    }
+#endif
+#pragma omp parallel for schedule(static) if (n - n16 >= PARALLEL_MIN)
+    for (size_t i = n16; i < n; i++) {
+        float a = h1[i];
+        g[i] = a / (1.0f + vexp1(-a)) * h3[i];
+    }
+}
+
+void mtp_swiglu_bwd(float *dh1, float *dh3, const float *dg, const float *h1, const float *h3,
+                    size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float a = h1[i], s = 1.0f / (1.0f + vexp1(-a)); /* the forward's sigmoid */
+        dh1[i] += dg[i] * h3[i] * s * (1.0f + a * (1.0f - s));
+        dh3[i] += dg[i] * a * s;
+    }
+}
+
+void mtp_xent(float *losses, uint8_t *hits, float *logits, const mtp_token *targets, int N, int V,
+              float grad_scale) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *l = logits + (size_t)n * V;
+        int arg = 0, t = targets[n];
+        for (int j = 1; j < V; j++)
+            if (l[j] > l[arg]) arg = j;
+        float mx = l[arg], lt = l[t], sum = 0;
+        if (grad_scale != 0) {
+            /* keep the exponentials: the gradient is one scaling pass away */
+            for (int j = 0; j < V; j++) sum += l[j] = expf(l[j] - mx);
+            float k = grad_scale / sum;
+            for (int j = 0; j < V; j++) l[j] *= k;
+            l[t] -= grad_scale;
+        } else {
+            for (int j = 0; j < V; j++) sum += expf(l[j] - mx);
+        }
+        if (losses) losses[n] = logf(sum) + mx - lt;
+        if (hits) hits[n] = arg == t;
+    }
+}

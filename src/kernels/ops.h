@@ -1,0 +1,124 @@
+/* ops.h: the model's kernels, forward and backward. Argument order: outputs, inputs,
+ * weights, sizes. Shapes in each comment; N = B*T rows.
+ * Convention: backward functions ACCUMULATE (+=) into every gradient they write, so
+ * residual branches and shared weights need no extra adds. Two exceptions, marked
+ * "in place": mtp_rope_bwd and mtp_xent, which transform their buffer.
+ * Every kernel here has a plain double-precision twin in ops_ref.h, the test oracle. */
+#ifndef MTP_OPS_H
+#define MTP_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/util.h" /* mtp_token */
+
+/* out (N,C) = wte[tokens] ; tokens (N) already validated < V */
+void mtp_embedding_fwd(float *out, const mtp_token *tokens, const float *wte, int N, int C);
+/* dwte (V,C) += scatter of dout (N,C) */
+void mtp_embedding_bwd(float *dwte, const float *dout, const mtp_token *tokens, int N, int C);
+
+/* out (N,C) = x * rsqrt(mean(x^2) + eps) * w ; rstd (N) saved for backward */
+void mtp_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C,
+                     float eps);
+/* dx (N,C) +=, dw (C) += */
+void mtp_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                     const float *rstd, int N, int C);
+
+/* out (N,OC) = beta * out + x (N,C) @ w^T (OC,C)   (beta 1 adds a residual in place) */
+void mtp_matmul_fwd(float *out, const float *x, const float *w, int N, int C, int OC, float beta);
+/* dx (N,C) += dout @ w ; dw (OC,C) += dout^T @ x ; dx may be NULL */
+void mtp_matmul_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                    int N, int C, int OC);
+
+/* Rotary tables for positions 0..T-1: cos, sin (T, head_dim/2), Meta's convention:
+ * pair (2j, 2j+1) rotates by pos * theta^(-2j/head_dim). */
+typedef struct {
+    float *cos, *sin;
+    int T, half;
+} mtp_rope;
+void mtp_rope_init(mtp_rope *r, int T, int head_dim, float theta);
+void mtp_rope_free(mtp_rope *r);
+/* x (B,T,nh*hd) rotated in place; row n is position n % T */
+void mtp_rope_fwd(float *x, const mtp_rope *r, int N, int T, int nh, int hd);
+/* in place: dx (B,T,nh*hd) rotated back (the transpose of the forward rotation) */
+void mtp_rope_bwd(float *dx, const mtp_rope *r, int N, int T, int nh, int hd);
+
+/* Causal attention with grouped-query heads (query head h reads kv head h / (H/Hkv)).
+ * out (B,T,H*hd); att (B,H,T,T) softmax probabilities saved for backward;
+ * q (B,T,H*hd), k and v (B,T,Hkv*hd); scores scaled by 1/sqrt(hd). */
+void mtp_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
+                       int B, int T, int H, int Hkv, int hd);
+/* dq +=, dk +=, dv += ; scratch (B,H,T,T) is overwritten */
+void mtp_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                       const float *att, const float *q, const float *k, const float *v, int B,
+                       int T, int H, int Hkv, int hd);
+
+/* g (N,F) = silu(h1) * h3 */
+void mtp_swiglu_fwd(float *g, const float *h1, const float *h3, size_t n);
+/* dh1 +=, dh3 += */
+void mtp_swiglu_bwd(float *dh1, float *dh3, const float *dg, const float *h1, const float *h3,
+                    size_t n);
+
+/* Cross-entropy of logits (N,V) against targets (N): losses (N) in nats, hits (N) 1 where
+ * the argmax equals the target (either may be NULL). If grad_scale != 0, in place:
+ * logits become dlogits = (softmax - onehot) * grad_scale. */
+void mtp_xent(float *losses, uint8_t *hits, float *logits, const mtp_token *targets, int N, int V,
+              float grad_scale);
+
+/* ---- decoding kernels (ops_decode.c): batch-invariant -------------------------------
+ * A row's result is computed by the same instructions in the same order whether it is
+ * alone or among others, and whatever the thread count, so speculative verification
+ * reproduces plain decoding bit for bit. Each weight row is read once per call for all
+ * rows (decoding at small batch is bound by reading weights). */
+
+/* out (R,OC) = beta * out + x (R,C) @ w^T (OC,C) */
+void mtp_matmul_rows(float *out, const float *x, const float *w, int R, int C, int OC, float beta);
+/* bf16 decoding (ops_bf16.c): weights packed once into bf16 tiles; rows rounded to bf16
+ * per call; products summed in fp32. With Intel AMX (mtp_amx_available), up to 16 rows
+ * cost about one read of the packed weights; elsewhere a portable loop. */
+typedef struct {
+    uint16_t *p;
+    int C, OC;
+} mtp_bf16_matrix;
+void mtp_bf16_pack(mtp_bf16_matrix *m, const float *w, int C, int OC); /* w (OC,C) */
+void mtp_bf16_free(mtp_bf16_matrix *m);
+uint16_t mtp_bf16_round(float f);                                    /* nearest, ties even */
+float mtp_bf16_weight(const mtp_bf16_matrix *m, int o, int k);       /* w[o][k] as packed */
+int mtp_amx_available(void); /* MTP_NO_AMX in the environment: 0 */
+void mtp_amx_disable(void);  /* from now on the portable path (tests) */
+size_t mtp_bf16_scratch(int R, int C); /* uint16_t elements of scratch (zeroed once) */
+/* out (R,OC) = beta * out + bf16(x) (R,C) @ w^T */
+void mtp_matmul_rows_bf16(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
+                          uint16_t *scratch);
+/* bf16 attention on Intel AMX (attend_bf16.c), for decoders in bf16: q and k rounded to
+ * bf16 for the scores; the softmax numerators and v rounded to bf16 over whole blocks of
+ * 32 positions, fp32 after the last whole block. Batch-invariant like the rest: a
+ * query's result depends on its own vector and on the keys and values at its positions,
+ * not on the slots holding them nor on the other queries. */
+typedef struct {
+    const uint16_t *k, *v; /* keys (rotated) and values of one kv head, bf16, in tiles */
+    const float *vf;       /* the values in fp32: slot s at vf + s * vf_ld */
+    size_t vf_ld;
+    int hd;
+} mtp_kv_bf16;
+int mtp_attend_bf16_available(int hd);           /* AMX, and hd a multiple of 32 */
+size_t mtp_attend_bf16_scratch(int cap, int hd); /* floats of scratch per call */
+size_t mtp_kv_tiles_size(int cap, int hd);       /* uint16_t elements of k (or v) tiles */
+/* Rounds a slot's key and value (hd each) into one kv head's tiles. Slots 2j and 2j+1
+ * share tile rows: not from two threads at once. */
+void mtp_kv_tiles_put(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v);
+enum { MTP_ATTEND_BF16_QUERIES = 16 }; /* queries per call: one tile's rows */
+/* For nq <= MTP_ATTEND_BF16_QUERIES queries of one sequence and kv head: out[i] (hd) =
+ * softmax over the n[i] keys chain[i][0..n[i]-1] (the slots of positions 0..n[i]-1, in
+ * order; slots < cap) of scale * q[i] . k, weighing the values. */
+void mtp_attend_bf16(float *const *out, const float *const *q, const int *const *chain,
+                     const int *n, int nq, const mtp_kv_bf16 *kv, int cap, float scale,
+                     float *scratch);
+/* x (R, nh*hd) rotated in place, row r at position pos[r] (< rope T) */
+void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, int hd);
+/* out (hd) = softmax_j(scale * q . k_j) weighted sum of v_j over n keys, key j's vectors at
+ * k + idx[j] * stride and v + idx[j] * stride; s: n floats of scratch (the weights) */
+void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
+                    int n, size_t stride, int hd, float scale, float *s);
+
+#endif

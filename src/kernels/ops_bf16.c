@@ -1,0 +1,196 @@
+/* ops_bf16.c: bf16 decoding matmul (ops.h). Weights are packed once into the tile layout
+ * of Intel AMX: for each block of 16 outputs and 32 inputs, 16 rows of 64 bytes, row j
+ * holding the pairs (w[o][2j], w[o][2j+1]) of the block's 16 outputs o; the tiles of 64
+ * outputs (4 blocks) lie input block by input block, one stream for the matmul to read.
+ * The rows (x) are rounded to bf16 per call. On a CPU with AMX one tile product
+ * multiplies up to 16 rows by a block of weights at the cost of reading it, so a
+ * verification pass of 16 rows costs little more than a plain step of one. Without AMX, a portable loop computes the
+ * same rounded products (its sums in a different order: a run uses one path throughout).
+ * Both are batch-invariant: each output element is accumulated on its own, in an order
+ * that does not depend on the other rows. */
+#define _GNU_SOURCE /* syscall */
+#include "kernels/ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/bf16.h"
+#include "core/util.h"
+
+#if MTP_AMX_BUILD
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+enum { TN = 16, TK = 32, TILE = TN * TK }; /* outputs x inputs per weight tile (bf16) */
+enum { NB = 4 }; /* output tiles accumulated at once (AMX): the packing pads to NB * TN */
+enum { PF_K = 2 }; /* AMX: prefetch the weights this many input blocks ahead */
+
+uint16_t mtp_bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7F800000u) == 0x7F800000u) return (uint16_t)(u >> 16 | ((u & 0xFFFF) ? 0x40 : 0)); /* inf, NaN */
+    u += 0x7FFF + (u >> 16 & 1); /* round to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+static size_t tiles_k(int C) { return (size_t)(C + TK - 1) / TK; }
+
+/* Offset of the tile of output block ob, input block kb (nkb input blocks). */
+static size_t tile_at(size_t ob, size_t kb, size_t nkb) { return ((ob / NB * nkb + kb) * NB + ob % NB) * TILE; }
+
+void mtp_bf16_pack(mtp_bf16_matrix *m, const float *w, int C, int OC) {
+    size_t nkb = tiles_k(C), nob = (size_t)(OC + NB * TN - 1) / (NB * TN) * NB;
+    m->C = C, m->OC = OC;
+    m->p = xmalloc(nob * nkb * TILE * sizeof(uint16_t));
+#pragma omp parallel for schedule(static) if (nob * nkb >= 64)
+    for (size_t ob = 0; ob < nob; ob++)
+        for (size_t kb = 0; kb < nkb; kb++) {
+            uint16_t *t = m->p + tile_at(ob, kb, nkb);
+            for (int j = 0; j < TK / 2; j++)
+                for (int n = 0; n < TN; n++)
+                    for (int e = 0; e < 2; e++) {
+                        size_t o = ob * TN + n, k = kb * TK + 2 * j + e;
+                        t[j * 2 * TN + n * 2 + e] = o < (size_t)OC && k < (size_t)C ? mtp_bf16_round(w[o * C + k]) : 0;
+                    }
+        }
+}
+
+void mtp_bf16_free(mtp_bf16_matrix *m) {
+    free(m->p);
+    m->p = NULL;
+}
+
+float mtp_bf16_weight(const mtp_bf16_matrix *m, int o, int k) {
+    size_t t = tile_at(o / TN, k / TK, tiles_k(m->C));
+    return mtp_bf16_value(m->p[t + (k % TK) / 2 * 2 * TN + (o % TN) * 2 + k % 2]);
+}
+
+/* x (R,C) as bf16 rows of ld = nkb * 32 elements, zero-padded to ld. Rows R.. of the
+ * last 16-row tile are left as they are: a row's sums never involve the other rows. */
+static void rows_to_bf16(uint16_t *xb, const float *x, int R, int C, size_t ld) {
+    for (int r = 0; r < R; r++) {
+        const float *src = x + (size_t)r * C;
+        uint16_t *dst = xb + r * ld;
+        size_t k = 0;
+#if defined(__AVX512F__)
+        for (; k + 16 <= (size_t)C; k += 16)
+            _mm256_storeu_si256((__m256i *)(dst + k), mtp_bf16_round16(_mm512_loadu_ps(src + k)));
+#endif
+        for (; k < (size_t)C; k++) dst[k] = mtp_bf16_round(src[k]);
+        for (; k < ld; k++) dst[k] = 0;
+    }
+}
+
+/* ---- AMX ----------------------------------------------------------------------------- */
+#if MTP_AMX_BUILD
+/* Tiles 0..3: 16 rows x 16 outputs each (fp32 sums) for 4 consecutive output blocks;
+ * tile 4: 16 rows x 32 inputs of x, loaded once for the 4; tiles 5..7: weight tiles.
+ * Four independent sums keep the tile unit busy. Each (row, output) is accumulated over
+ * the input blocks in order, whatever the other rows. */
+#define AMX_DOT(acc, btile, j)                                                                  \
+    do {                                                                                        \
+        const uint16_t *t_ = wt + (kb * NB + (j)) * TILE;                                        \
+        uintptr_t ahead_ = (uintptr_t)(t_) + PF_K * NB * TILE * 2; /* may pass the end: a hint */ \
+        for (int l_ = 0; l_ < TILE * 2 / 64; l_++) /* the same tile PF_K blocks on */            \
+            _mm_prefetch((const char *)(ahead_ + 64 * l_), _MM_HINT_T0);                         \
+        _tile_loadd(btile, t_, 64);                                                             \
+        _tile_dpbf16ps(acc, 4, btile);                                                          \
+    } while (0)
+
+AMX_TARGET static void matmul_amx(float *out, const uint16_t *xb, const mtp_bf16_matrix *w, int R,
+                                  float beta) {
+    int OC = w->OC, ngroups = (OC + NB * TN - 1) / (NB * TN);
+    size_t nkb = tiles_k(w->C), ld = nkb * TK;
+#pragma omp parallel if (ngroups * nkb >= 64) /* smaller: not worth a fork and join */
+    {
+        mtp_amx_configure();
+        float acc[NB][TN * TN] __attribute__((aligned(64)));
+#pragma omp for schedule(static)
+        for (int g = 0; g < ngroups; g++) {
+            const uint16_t *wt = w->p + (size_t)g * NB * nkb * TILE;
+            for (int r0 = 0; r0 < R; r0 += TN) {
+                _tile_zero(0);
+                _tile_zero(1);
+                _tile_zero(2);
+                _tile_zero(3);
+                for (size_t kb = 0; kb < nkb; kb++) {
+                    _tile_loadd(4, xb + r0 * ld + kb * TK, (long)(ld * sizeof(uint16_t)));
+                    AMX_DOT(0, 5, 0);
+                    AMX_DOT(1, 6, 1);
+                    AMX_DOT(2, 7, 2);
+                    AMX_DOT(3, 5, 3);
+                }
+                _tile_stored(0, acc[0], 64);
+                _tile_stored(1, acc[1], 64);
+                _tile_stored(2, acc[2], 64);
+                _tile_stored(3, acc[3], 64);
+                for (int r = r0; r < R && r < r0 + TN; r++)
+                    for (int t = 0; t < NB; t++) {
+                        int o = (g * NB + t) * TN, n = OC - o < TN ? OC - o : TN;
+                        if (n <= 0) break;
+                        __mmask16 m = (__mmask16)((1u << n) - 1);
+                        float *dst = out + (size_t)r * OC + o;
+                        __m512 v = _mm512_load_ps(acc[t] + (r - r0) * TN);
+                        if (beta != 0) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, dst));
+                        _mm512_mask_storeu_ps(dst, m, v);
+                    }
+            }
+        }
+        _tile_release();
+    }
+}
+#undef AMX_DOT
+
+/* AMX needs the CPU's bits and the kernel's permission to use the tile state (Linux 5.16+). */
+static int amx_probe(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int bf16 = d >> 22 & 1, tile = d >> 24 & 1;
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return bf16 && tile && syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+}
+#endif
+
+static int amx_state = -1; /* -1: not probed yet; probed on the first call */
+
+int mtp_amx_available(void) {
+#if MTP_AMX_BUILD
+    if (amx_state < 0) amx_state = amx_probe() && !getenv("MTP_NO_AMX");
+    return amx_state;
+#else
+    return 0;
+#endif
+}
+
+void mtp_amx_disable(void) { amx_state = 0; }
+
+/* ---- portable ------------------------------------------------------------------------ */
+static void matmul_portable(float *out, const uint16_t *xb, const mtp_bf16_matrix *w, int R,
+                            float beta) {
+    size_t ld = tiles_k(w->C) * TK;
+#pragma omp parallel for schedule(static) if (w->OC >= 64)
+    for (int o = 0; o < w->OC; o++)
+        for (int r = 0; r < R; r++) {
+            float acc = 0;
+            for (int k = 0; k < w->C; k++) acc = fmaf(mtp_bf16_value(xb[r * ld + k]), mtp_bf16_weight(w, o, k), acc);
+            float *dst = out + (size_t)r * w->OC + o;
+            *dst = beta == 0 ? acc : *dst + acc;
+        }
+}
+
+size_t mtp_bf16_scratch(int R, int C) { return (size_t)(R + TN - 1) / TN * TN * tiles_k(C) * TK; }
+
+void mtp_matmul_rows_bf16(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
+                          uint16_t *scratch) {
+    rows_to_bf16(scratch, x, R, w->C, tiles_k(w->C) * TK);
+#if MTP_AMX_BUILD
+    if (mtp_amx_available()) {
+        matmul_amx(out, scratch, w, R, beta);
+        return;
+    }
+#endif
+    matmul_portable(out, scratch, w, R, beta);
+}

@@ -1,0 +1,297 @@
+/* ops_decode.c: the decoding kernels (ops.h). Each has one arithmetic recipe, written
+ * twice: AVX-512 intrinsics, and portable C that performs the same float operations in
+ * the same order (fused multiply-adds, the same summation trees). So a result depends
+ * only on its own inputs, not on the rows beside it or the thread count; and, with a
+ * compiler that does not contract or reorder float expressions (gcc's ISO C mode), not
+ * on whether the machine has AVX-512. */
+#include "kernels/ops.h"
+
+#include <math.h>
+#include <stddef.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "core/util.h"
+#include "kernels/vexp.h"
+
+enum { L = 16 }; /* lanes: element i of a dot product is summed in lane i % 16 */
+
+/* The sum of 16 lanes, always by the same tree: (l, l+8), then (l, l+4), (l, l+2),
+ * (l, l+1); the order _mm512_reduce_add_ps uses. */
+static inline float lane_sum(const float a[L]) {
+    float s1[8], s2[4], s3[2];
+    for (int l = 0; l < 8; l++) s1[l] = a[l] + a[l + 8];
+    for (int l = 0; l < 4; l++) s2[l] = s1[l] + s1[l + 4];
+    for (int l = 0; l < 2; l++) s3[l] = s2[l] + s2[l + 2];
+    return s3[0] + s3[1];
+}
+
+enum { RB = 4, OB = 4, PREFETCH_BLOCKS = 2 }; /* matmul: rows x outputs per register block */
+
+#if defined(__AVX512F__)
+/* a[j] (16 vectors of lane partials) -> lane j holds a[j]'s lane_sum: pairs of vectors
+ * are folded together level by level, with exactly lane_sum's pairing. */
+static inline __m512 sum16(const __m512 a[16]) {
+    __m512 u[8], w[4], y[2];
+    for (int i = 0; i < 8; i++) /* (l, l+8): vectors 2i, 2i+1 in the two 256-bit halves */
+        u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE));
+    for (int i = 0; i < 4; i++) /* (l, l+4): vectors 4i..4i+3 in the four 128-bit lanes */
+        w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0xDD));
+    for (int i = 0; i < 2; i++) /* (l, l+2) */
+        y[i] = _mm512_add_ps(_mm512_shuffle_ps(w[2 * i], w[2 * i + 1], 0x44),
+                             _mm512_shuffle_ps(w[2 * i], w[2 * i + 1], 0xEE));
+    /* (l, l+1): lane 4j + t now holds vector 4t + j */
+    __m512 z = _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x88), _mm512_shuffle_ps(y[0], y[1], 0xDD));
+    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    return _mm512_permutexvar_ps(order, z);
+}
+
+/* res[o][r] = x[r] . w[o] for 4 weight rows and nr <= 4 input rows, sharing every load.
+ * Lane l of a row's accumulator sums elements l, l+16, ... with fused multiply-adds (the
+ * tail through a masked load), then the lanes are reduced; every row count runs this
+ * same sequence for each row, so a row's result does not depend on its neighbours.
+ * ahead != 0: also prefetches the weights that far ahead, so that memory keeps streaming
+ * while the rows are computed. */
+static inline __attribute__((always_inline)) void dot_block(float res[OB][RB], const float *const x[RB],
+                                                            const float *const w[OB], int C, int nr,
+                                                            ptrdiff_t ahead) {
+    __m512 acc[OB][RB];
+    for (int o = 0; o < OB; o++)
+        for (int r = 0; r < nr; r++) acc[o][r] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + L <= C; i += L) {
+        if (ahead)
+            for (int o = 0; o < OB; o++) _mm_prefetch((const char *)(w[o] + i + ahead), _MM_HINT_T0);
+        __m512 xv[RB];
+        for (int r = 0; r < nr; r++) xv[r] = _mm512_loadu_ps(x[r] + i);
+        for (int o = 0; o < OB; o++) {
+            __m512 wv = _mm512_loadu_ps(w[o] + i);
+            for (int r = 0; r < nr; r++) acc[o][r] = _mm512_fmadd_ps(xv[r], wv, acc[o][r]);
+        }
+    }
+    if (i < C) {
+        __mmask16 m = (__mmask16)((1u << (C - i)) - 1);
+        __m512 xv[RB];
+        for (int r = 0; r < nr; r++) xv[r] = _mm512_maskz_loadu_ps(m, x[r] + i);
+        for (int o = 0; o < OB; o++) {
+            __m512 wv = _mm512_maskz_loadu_ps(m, w[o] + i);
+            for (int r = 0; r < nr; r++) acc[o][r] = _mm512_fmadd_ps(xv[r], wv, acc[o][r]);
+        }
+    }
+    __m512 all[OB * RB]; /* the 16 sums at once; rows beyond nr are zeros */
+    for (int o = 0; o < OB; o++)
+        for (int r = 0; r < RB; r++) all[o * RB + r] = r < nr ? acc[o][r] : _mm512_setzero_ps();
+    _mm512_storeu_ps(&res[0][0], sum16(all));
+}
+#else
+/* The same sums as the AVX-512 version. */
+static inline __attribute__((always_inline)) void dot_block(float res[OB][RB], const float *const x[RB],
+                                                            const float *const w[OB], int C, int nr,
+                                                            ptrdiff_t ahead) {
+    (void)ahead; /* no portable prefetch */
+    for (int o = 0; o < OB; o++)
+        for (int r = 0; r < nr; r++) {
+            float acc[L] = {0};
+            for (int i = 0; i < C; i++) acc[i % L] = fmaf(x[r][i], w[o][i], acc[i % L]);
+            res[o][r] = lane_sum(acc);
+        }
+}
+#endif
+
+void mtp_matmul_rows(float *out, const float *x, const float *w, int R, int C, int OC, float beta) {
+    /* blocks of 4 weight rows split across threads: each weight is read from memory once
+     * and used for every input row; a short last block repeats its last weight row */
+    int nob = (OC + OB - 1) / OB;
+#pragma omp parallel for schedule(static) if ((size_t)OC * C >= 1u << 17) /* smaller: not worth a fork and join */
+    for (int ob = 0; ob < nob; ob++) {
+        const float *wp[OB];
+        for (int o = 0; o < OB; o++) wp[o] = w + (size_t)(ob * OB + o < OC ? ob * OB + o : OC - 1) * C;
+        for (int r0 = 0; r0 < R; r0 += RB) {
+            const float *xp[RB];
+            int nr = R - r0 < RB ? R - r0 : RB;
+            for (int r = 0; r < RB; r++) xp[r] = x + (size_t)(r0 + r < R ? r0 + r : R - 1) * C;
+            float res[OB][RB] = {{0}};
+            /* the first row block streams the weights: it prefetches a later block's */
+            ptrdiff_t ahead = r0 == 0 && (ob + PREFETCH_BLOCKS + 1) * OB <= OC
+                                  ? (ptrdiff_t)PREFETCH_BLOCKS * OB * C : 0;
+            /* constant row counts: register-resident sums. 2 or 3 rows run as 4 (the last
+             * repeated, its sums dropped): measured faster than their own code here */
+            if (nr == 1)
+                dot_block(res, xp, wp, C, 1, ahead);
+            else
+                dot_block(res, xp, wp, C, 4, ahead);
+            for (int o = 0; o < OB && ob * OB + o < OC; o++)
+                for (int r = 0; r < RB && r0 + r < R; r++) {
+                    float *dst = out + (size_t)(r0 + r) * OC + ob * OB + o;
+                    *dst = beta == 0 ? res[o][r] : *dst + res[o][r];
+                }
+        }
+    }
+}
+
+void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, int hd) {
+    int half = hd / 2;
+    for (int n = 0; n < R; n++) {
+        MTP_ASSERT(pos[n] >= 0 && pos[n] < r->T);
+        const float *cs = r->cos + (size_t)pos[n] * half, *sn = r->sin + (size_t)pos[n] * half;
+        for (int h = 0; h < nh; h++) {
+            float *v = x + (size_t)n * nh * hd + h * hd;
+            for (int j = 0; j < half; j++) {
+                float a = v[2 * j], b = v[2 * j + 1];
+                v[2 * j] = a * cs[j] - b * sn[j];
+                v[2 * j + 1] = a * sn[j] + b * cs[j];
+            }
+        }
+    }
+}
+
+/* ---- one query's attention ------------------------------------------------------------
+ * Scores: each key's dot product with the query in 16 lanes, summed by lane_sum's tree,
+ * times scale. Weights: vexp1(score - max), summed in 16 lanes (key j in lane j % 16)
+ * and lane_sum. Output element e: fused multiply-adds of (weight / sum) * v[e], key j into
+ * partial sum j % 4 (four independent chains: the adds need not wait on each other), then
+ * (p0 + p1) + (p2 + p3). */
+
+enum { PV = 4 }; /* partial sums of the weighted values */
+
+#if defined(__AVX512F__)
+static inline __mmask16 first(int n) { return (__mmask16)(n >= L ? 0xFFFF : (1u << n) - 1); }
+
+/* out (hd) = sum_j s[j] v_j in the recipe's partial sums, one 16-lane column at a time */
+static void weigh_values(float *out, const float *s, const float *v, const int *idx, int n,
+                         size_t stride, int hd) {
+    for (int c = 0; c < (hd + L - 1) / L; c++) {
+        __mmask16 m = first(hd - c * L);
+        __m512 p0 = _mm512_setzero_ps(), p1 = p0, p2 = p0, p3 = p0;
+#define WV(j) _mm512_set1_ps(s[j]), _mm512_maskz_loadu_ps(m, v + (size_t)idx[j] * stride + c * L)
+        int j = 0;
+        for (; j + PV <= n; j += PV) {
+            p0 = _mm512_fmadd_ps(WV(j), p0);
+            p1 = _mm512_fmadd_ps(WV(j + 1), p1);
+            p2 = _mm512_fmadd_ps(WV(j + 2), p2);
+            p3 = _mm512_fmadd_ps(WV(j + 3), p3);
+        }
+        if (j < n) p0 = _mm512_fmadd_ps(WV(j), p0);
+        if (j + 1 < n) p1 = _mm512_fmadd_ps(WV(j + 1), p1);
+        if (j + 2 < n) p2 = _mm512_fmadd_ps(WV(j + 2), p2);
+#undef WV
+        _mm512_mask_storeu_ps(out + c * L, m, _mm512_add_ps(_mm512_add_ps(p0, p1), _mm512_add_ps(p2, p3)));
+    }
+}
+
+/* The same sums for hd = 16 nc (nc <= 4, a constant where inlined), key by key: a key's
+ * vectors are adjacent in memory, and its row index is read once. */
+static inline __attribute__((always_inline)) void weigh_values_by_key(float *out, const float *s,
+                                                                     const float *v, const int *idx,
+                                                                     int n, size_t stride, int nc) {
+    __m512 p[4][PV];
+    for (int c = 0; c < nc; c++)
+        for (int t = 0; t < PV; t++) p[c][t] = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + PV <= n; j += PV)
+        for (int t = 0; t < PV; t++) {
+            const float *vj = v + (size_t)idx[j + t] * stride;
+            __m512 w = _mm512_set1_ps(s[j + t]);
+            for (int c = 0; c < nc; c++) p[c][t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + c * L), p[c][t]);
+        }
+    for (int t = 0; j + t < n; t++) {
+        const float *vj = v + (size_t)idx[j + t] * stride;
+        __m512 w = _mm512_set1_ps(s[j + t]);
+        for (int c = 0; c < nc; c++) p[c][t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + c * L), p[c][t]);
+    }
+    for (int c = 0; c < nc; c++)
+        _mm512_storeu_ps(out + c * L, _mm512_add_ps(_mm512_add_ps(p[c][0], p[c][1]), _mm512_add_ps(p[c][2], p[c][3])));
+}
+
+/* Scores of 16 keys: the query's nc vectors stay in registers, the 16 lane sums too
+ * (constant indices once unrolled). nc is a constant where inlined. */
+static inline __attribute__((always_inline)) __m512 scores16(const __m512 *qv, int nc, const float *k,
+                                                             const int *idx, size_t stride) {
+    __m512 a[L];
+#pragma GCC unroll 16
+    for (int j = 0; j < L; j++) {
+        const float *kj = k + (size_t)idx[j] * stride;
+        a[j] = _mm512_fmadd_ps(qv[0], _mm512_loadu_ps(kj), _mm512_setzero_ps());
+        for (int c = 1; c < nc; c++) a[j] = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kj + c * L), a[j]);
+    }
+    return sum16(a);
+}
+
+void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
+                    int n, size_t stride, int hd, float scale, float *s) {
+    int nc = (hd + L - 1) / L, j0 = 0;
+    __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps(), qv[8];
+    if (hd % L == 0 && nc <= 8) { /* whole blocks of 16 keys, whole vectors: the fast path */
+        for (int c = 0; c < nc; c++) qv[c] = _mm512_loadu_ps(q + c * L);
+        for (; j0 + L <= n; j0 += L) {
+            __m512 sc;
+            switch (nc) {
+            case 1: sc = scores16(qv, 1, k, idx + j0, stride); break;
+            case 2: sc = scores16(qv, 2, k, idx + j0, stride); break;
+            case 4: sc = scores16(qv, 4, k, idx + j0, stride); break;
+            default: sc = scores16(qv, nc, k, idx + j0, stride); break;
+            }
+            sc = _mm512_mul_ps(sc, _mm512_set1_ps(scale));
+            _mm512_storeu_ps(s + j0, sc);
+            mx = _mm512_max_ps(mx, sc);
+        }
+    }
+    for (; j0 < n; j0 += L) { /* the same sums, one key at a time, masked */
+        __m512 a[L];
+        int nj = n - j0 < L ? n - j0 : L;
+        for (int j = 0; j < L; j++) a[j] = _mm512_setzero_ps();
+        for (int j = 0; j < nj; j++) {
+            const float *kj = k + (size_t)idx[j0 + j] * stride;
+            for (int c = 0; c < nc; c++) {
+                __mmask16 m = first(hd - c * L);
+                a[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + c * L), _mm512_maskz_loadu_ps(m, kj + c * L), a[j]);
+            }
+        }
+        __m512 sc = _mm512_mul_ps(sum16(a), _mm512_set1_ps(scale));
+        _mm512_mask_storeu_ps(s + j0, first(nj), sc);
+        mx = _mm512_mask_max_ps(mx, first(nj), mx, sc);
+    }
+    __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    for (j0 = 0; j0 < n; j0 += L) {
+        __mmask16 f = first(n - j0);
+        __m512 e = vexp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(f, s + j0), top));
+        _mm512_mask_storeu_ps(s + j0, f, e);
+        sum = _mm512_mask_add_ps(sum, f, sum, e);
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (j0 = 0; j0 < n; j0 += L) {
+        __mmask16 f = first(n - j0);
+        _mm512_mask_storeu_ps(s + j0, f, _mm512_mul_ps(_mm512_maskz_loadu_ps(f, s + j0), inv));
+    }
+    switch (hd % L ? 0 : nc) { /* constant nc: both of a key's vectors at once */
+    case 1: weigh_values_by_key(out, s, v, idx, n, stride, 1); break;
+    case 2: weigh_values_by_key(out, s, v, idx, n, stride, 2); break;
+    case 4: weigh_values_by_key(out, s, v, idx, n, stride, 4); break;
+    default: weigh_values(out, s, v, idx, n, stride, hd); break;
+    }
+}
+#else
+void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
+                    int n, size_t stride, int hd, float scale, float *s) {
+    float mx = -INFINITY, sum[L] = {0};
+    for (int j = 0; j < n; j++) {
+        const float *kj = k + (size_t)idx[j] * stride;
+        float acc[L] = {0};
+        for (int i = 0; i < hd; i++) acc[i % L] = fmaf(q[i], kj[i], acc[i % L]);
+        s[j] = lane_sum(acc) * scale;
+        mx = s[j] > mx ? s[j] : mx;
+    }
+    for (int j = 0; j < n; j++) sum[j % L] += s[j] = vexp1(s[j] - mx);
+    float inv = 1.0f / lane_sum(sum);
+    for (int j = 0; j < n; j++) s[j] *= inv;
+    for (int e = 0; e < hd; e++) {
+        float p[PV] = {0};
+        for (int j = 0; j < n; j++) p[j % PV] = fmaf(s[j], v[(size_t)idx[j] * stride + e], p[j % PV]);
+        out[e] = (p[0] + p[1]) + (p[2] + p[3]);
+    }
+}
+#endif

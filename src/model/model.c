@@ -1,0 +1,310 @@
+/* model.c: forward and backward of the multi-token model (model.h).
+ * Forward reads like the paper: z = trunk(embed(x)); for each future head i:
+ * logits_i = output(norm(head_i(z))). Backward mirrors it in reverse. All gradients
+ * accumulate (+=), following ops.h. */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "core/util.h"
+
+int mtp_model_init(mtp_model *m, const mtp_config *cfg, mtp_err *err) {
+    memset(m, 0, sizeof *m);
+    mtp_layout lay;
+    mtp_layout_init(&lay, cfg);
+    if (mtp_check_fits(lay.total * sizeof(float), "the model's weights", err)) {
+        mtp_layout_free(&lay);
+        return -1;
+    }
+    m->cfg = *cfg;
+    m->lay = lay;
+    m->params = falloc(m->lay.total);
+    memset(m->params, 0, m->lay.total * sizeof(float));
+    return 0;
+}
+
+void mtp_model_randomize(mtp_model *m, uint64_t seed) {
+    mtp_rng rng = {seed};
+    float resid_scale = 1.0f / sqrtf(2.0f * m->cfg.n_layers);
+    for (int i = 0; i < m->lay.n_params; i++) {
+        const mtp_param *p = &m->lay.params[i];
+        float *w = m->params + p->offset;
+        if (p->ndim == 1) {
+            for (size_t j = 0; j < p->numel; j++) w[j] = 1.0f;
+            continue;
+        }
+        int resid = strstr(p->name, ".wo.") || strstr(p->name, ".w2.");
+        float std = 0.02f * (resid ? resid_scale : 1.0f);
+        for (size_t j = 0; j < p->numel; j++) w[j] = (float)(std * mtp_rng_normal(&rng));
+    }
+}
+
+void mtp_model_free(mtp_model *m) {
+    free(m->params);
+    mtp_layout_free(&m->lay);
+}
+
+/* ---- arena ------------------------------------------------------------------------ */
+
+typedef struct {
+    float *base;
+    size_t used, cap; /* cap 0: only count */
+} carver;
+
+static float *take(carver *cv, size_t n) {
+    n = (n + 15) / 16 * 16; /* keep every buffer 64-byte aligned */
+    float *p = cv->cap ? cv->base + cv->used : NULL;
+    cv->used += n;
+    MTP_ASSERT(!cv->cap || cv->used <= cv->cap);
+    return p;
+}
+
+static void carve_block(carver *cv, mtp_block_acts *b, const mtp_config *c, int B, int T) {
+    size_t N = (size_t)B * T, d = c->dim, kv = mtp_kv_dim(c), f = c->hidden_dim;
+    b->xn1 = take(cv, N * d);
+    b->rstd1 = take(cv, N);
+    b->q = take(cv, N * d);
+    b->k = take(cv, N * kv);
+    b->v = take(cv, N * kv);
+    b->att = take(cv, (size_t)B * c->n_heads * T * T);
+    b->ao = take(cv, N * d);
+    b->xmid = take(cv, N * d);
+    b->xn2 = take(cv, N * d);
+    b->rstd2 = take(cv, N);
+    b->h1 = take(cv, N * f);
+    b->h3 = take(cv, N * f);
+    b->g = take(cv, N * f);
+}
+
+/* Lays out every buffer; run twice: once to count (cap 0), once to assign. */
+static void carve_all(carver *cv, mtp_acts *a, const mtp_config *c) {
+    size_t N = (size_t)a->B * a->T, d = c->dim, kv = mtp_kv_dim(c), f = c->hidden_dim;
+    int nt = mtp_n_trunk(c);
+    a->res = take(cv, (size_t)(nt + 1) * N * d);
+    for (int l = 0; l < nt; l++) {
+        carve_block(cv, &a->trunk[l], c, a->B, a->T);
+        a->trunk[l].x = a->res ? a->res + (size_t)l * N * d : NULL;
+        a->trunk[l].out = a->res ? a->res + (size_t)(l + 1) * N * d : NULL;
+    }
+    for (int s = 0; s < a->n_head_sets; s++) {
+        mtp_head_acts *h = &a->heads[s];
+        carve_block(cv, &h->blk, c, a->B, a->T);
+        h->blk.x = a->res ? a->res + (size_t)nt * N * d : NULL;
+        h->blk.out = take(cv, N * d);
+        h->zn = take(cv, N * d);
+        h->zrstd = take(cv, N);
+        h->logits = take(cv, N * c->vocab_size);
+    }
+    a->losses = take(cv, N);
+    if (!a->backward) return;
+    a->dz = take(cv, N * d);
+    a->dres = take(cv, N * d);
+    a->dhout = take(cv, N * d);
+    a->dmid = take(cv, N * d);
+    a->dxn = take(cv, N * d);
+    a->dao = take(cv, N * d);
+    a->dq = take(cv, N * d);
+    a->dk = take(cv, N * kv);
+    a->dv = take(cv, N * kv);
+    a->dg = take(cv, N * f);
+    a->dh1 = take(cv, N * f);
+    a->dh3 = take(cv, N * f);
+    a->datt = take(cv, (size_t)a->B * c->n_heads * a->T * a->T);
+}
+
+int mtp_acts_init(mtp_acts *a, const mtp_config *c, int B, int T, mtp_head_schedule schedule,
+                  int backward, mtp_err *err) {
+    memset(a, 0, sizeof *a);
+    a->B = B;
+    a->T = T;
+    a->schedule = schedule;
+    a->backward = backward;
+    a->n_head_sets = schedule == MTP_HEADS_NAIVE ? c->n_future : 1;
+    a->trunk = xcalloc(mtp_n_trunk(c) + 1, sizeof(mtp_block_acts));
+    a->heads = xcalloc(a->n_head_sets, sizeof(mtp_head_acts));
+    carver count = {0};
+    carve_all(&count, a, c);
+    char what[96];
+    snprintf(what, sizeof what, "the activations for --batch %d --seq %d", B, T);
+    if (mtp_check_fits(count.used * sizeof(float), what, err)) {
+        free(a->trunk);
+        free(a->heads);
+        memset(a, 0, sizeof *a);
+        return -1;
+    }
+    a->arena_floats = count.used;
+    a->arena = falloc(count.used);
+    carver cv = {a->arena, 0, count.used};
+    carve_all(&cv, a, c);
+    size_t N = (size_t)B * T;
+    a->inputs = xmalloc(N * sizeof(mtp_token));
+    a->targets = xmalloc(N * c->n_future * sizeof(mtp_token));
+    a->hits = xmalloc(N);
+    mtp_rope_init(&a->rope, T, mtp_head_dim(c), c->rope_theta);
+    return 0;
+}
+
+void mtp_acts_free(mtp_acts *a) {
+    free(a->arena);
+    free(a->trunk);
+    free(a->heads);
+    free(a->inputs);
+    free(a->targets);
+    free(a->hits);
+    mtp_rope_free(&a->rope);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---- one transformer block ------------------------------------------------------- */
+
+static void block_forward(const mtp_config *c, const mtp_block_ptrs *w, mtp_block_acts *b,
+                          const mtp_rope *rope, int B, int T) {
+    int N = B * T, d = c->dim, kv = mtp_kv_dim(c), f = c->hidden_dim, hd = mtp_head_dim(c);
+    /* x + Attention(RMSNorm(x)) */
+    mtp_rmsnorm_fwd(b->xn1, b->rstd1, b->x, w->attn_norm, N, d, c->norm_eps);
+    mtp_matmul_fwd(b->q, b->xn1, w->wq, N, d, d, 0);
+    mtp_matmul_fwd(b->k, b->xn1, w->wk, N, d, kv, 0);
+    mtp_matmul_fwd(b->v, b->xn1, w->wv, N, d, kv, 0);
+    mtp_rope_fwd(b->q, rope, N, T, c->n_heads, hd);
+    mtp_rope_fwd(b->k, rope, N, T, c->n_kv_heads, hd);
+    mtp_attention_fwd(b->ao, b->att, b->q, b->k, b->v, B, T, c->n_heads, c->n_kv_heads, hd);
+    memcpy(b->xmid, b->x, (size_t)N * d * sizeof(float));
+    mtp_matmul_fwd(b->xmid, b->ao, w->wo, N, d, d, 1);
+    /* + FFN(RMSNorm(.)) = w2(silu(w1 x) * w3 x) */
+    mtp_rmsnorm_fwd(b->xn2, b->rstd2, b->xmid, w->ffn_norm, N, d, c->norm_eps);
+    mtp_matmul_fwd(b->h1, b->xn2, w->w1, N, d, f, 0);
+    mtp_matmul_fwd(b->h3, b->xn2, w->w3, N, d, f, 0);
+    mtp_swiglu_fwd(b->g, b->h1, b->h3, (size_t)N * f);
+    memcpy(b->out, b->xmid, (size_t)N * d * sizeof(float));
+    mtp_matmul_fwd(b->out, b->g, w->w2, N, f, d, 1);
+}
+
+/* dx (N,dim) += gradient wrt the block input, given dout wrt its output; weight
+ * gradients accumulate into gw. Uses the arena's scratch buffers. */
+static void block_backward(const mtp_config *c, const mtp_block_ptrs *w, const mtp_block_ptrs *gw,
+                           const mtp_block_acts *b, mtp_acts *a, float *dx, const float *dout) {
+    int B = a->B, T = a->T, N = B * T, d = c->dim, kv = mtp_kv_dim(c), f = c->hidden_dim;
+    int hd = mtp_head_dim(c);
+    size_t nd = (size_t)N * d * sizeof(float), nf = (size_t)N * f * sizeof(float);
+    /* out = xmid + w2(g) */
+    memcpy(a->dmid, dout, nd);
+    memset(a->dg, 0, nf);
+    mtp_matmul_bwd(a->dg, gw->w2, dout, b->g, w->w2, N, f, d);
+    memset(a->dh1, 0, nf);
+    memset(a->dh3, 0, nf);
+    mtp_swiglu_bwd(a->dh1, a->dh3, a->dg, b->h1, b->h3, (size_t)N * f);
+    memset(a->dxn, 0, nd);
+    mtp_matmul_bwd(a->dxn, gw->w1, a->dh1, b->xn2, w->w1, N, d, f);
+    mtp_matmul_bwd(a->dxn, gw->w3, a->dh3, b->xn2, w->w3, N, d, f);
+    mtp_rmsnorm_bwd(a->dmid, gw->ffn_norm, a->dxn, b->xmid, w->ffn_norm, b->rstd2, N, d);
+    /* xmid = x + wo(attention) */
+    for (size_t i = 0; i < (size_t)N * d; i++) dx[i] += a->dmid[i];
+    memset(a->dao, 0, nd);
+    mtp_matmul_bwd(a->dao, gw->wo, a->dmid, b->ao, w->wo, N, d, d);
+    memset(a->dq, 0, nd);
+    memset(a->dk, 0, (size_t)N * kv * sizeof(float));
+    memset(a->dv, 0, (size_t)N * kv * sizeof(float));
+    mtp_attention_bwd(a->dq, a->dk, a->dv, a->datt, a->dao, b->att, b->q, b->k, b->v, B, T,
+                      c->n_heads, c->n_kv_heads, hd);
+    mtp_rope_bwd(a->dq, &a->rope, N, T, c->n_heads, hd);
+    mtp_rope_bwd(a->dk, &a->rope, N, T, c->n_kv_heads, hd);
+    memset(a->dxn, 0, nd);
+    mtp_matmul_bwd(a->dxn, gw->wq, a->dq, b->xn1, w->wq, N, d, d);
+    mtp_matmul_bwd(a->dxn, gw->wk, a->dk, b->xn1, w->wk, N, d, kv);
+    mtp_matmul_bwd(a->dxn, gw->wv, a->dv, b->xn1, w->wv, N, d, kv);
+    mtp_rmsnorm_bwd(dx, gw->attn_norm, a->dxn, b->x, w->attn_norm, b->rstd1, N, d);
+}
+
+/* ---- future heads ------------------------------------------------------------------ */
+
+/* Head i (1-based) forward on the trunk output: block, shared norm, shared unembedding,
+ * loss. With backward, the logits become dlogits in place (scaled by `scale`). */
+static void head_forward(const mtp_model *m, mtp_acts *a, mtp_head_acts *h, int i, float scale,
+                         mtp_head_stats *stats) {
+    const mtp_config *c = &m->cfg;
+    int N = a->B * a->T, d = c->dim, V = c->vocab_size;
+    mtp_block_ptrs w = mtp_block_at(&m->lay, m->params, mtp_n_trunk(c) + i - 1);
+    block_forward(c, &w, &h->blk, &a->rope, a->B, a->T);
+    mtp_rmsnorm_fwd(h->zn, h->zrstd, h->blk.out, m->params + m->lay.norm, N, d, c->norm_eps);
+    mtp_matmul_fwd(h->logits, h->zn, m->params + m->lay.output, N, d, V, 0);
+    mtp_xent(a->losses, a->hits, h->logits, a->targets + (size_t)(i - 1) * N, N, V, scale);
+    double loss = 0, hits = 0;
+    for (int n = 0; n < N; n++) {
+        loss += a->losses[n];
+        hits += a->hits[n];
+    }
+    if (stats) {
+        stats->loss[i - 1] = loss / N;
+        stats->acc[i - 1] = hits / N;
+    }
+}
+
+/* Head i backward from its dlogits: unembedding, norm, head block; adds dL_i/dz to a->dz. */
+static void head_backward(const mtp_model *m, mtp_acts *a, mtp_head_acts *h, int i, float *grads) {
+    const mtp_config *c = &m->cfg;
+    int N = a->B * a->T, d = c->dim, V = c->vocab_size;
+    int block = mtp_n_trunk(c) + i - 1;
+    mtp_block_ptrs w = mtp_block_at(&m->lay, m->params, block);
+    mtp_block_ptrs gw = mtp_block_at(&m->lay, grads, block);
+    memset(a->dxn, 0, (size_t)N * d * sizeof(float));
+    mtp_matmul_bwd(a->dxn, grads + m->lay.output, h->logits, h->zn, m->params + m->lay.output, N,
+                   d, V);
+    memset(a->dhout, 0, (size_t)N * d * sizeof(float));
+    mtp_rmsnorm_bwd(a->dhout, grads + m->lay.norm, a->dxn, h->blk.out, m->params + m->lay.norm,
+                    h->zrstd, N, d);
+    block_backward(c, &w, &gw, &h->blk, a, a->dz, a->dhout);
+}
+
+void mtp_step(const mtp_model *m, mtp_acts *a, const mtp_token *window, const float *head_weight,
+              float *grads, float grad_scale, mtp_head_stats *stats) {
+    const mtp_config *c = &m->cfg;
+    int B = a->B, T = a->T, N = B * T, d = c->dim, nf = c->n_future, nt = mtp_n_trunk(c);
+    int backward = grads != NULL;
+    MTP_ASSERT(!backward || a->backward);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const mtp_token *row = window + (size_t)b * (T + nf);
+            a->inputs[b * T + t] = row[t];
+            for (int i = 1; i <= nf; i++) a->targets[(size_t)(i - 1) * N + b * T + t] = row[t + i];
+        }
+
+    /* trunk forward, once: z = res[nt] */
+    mtp_embedding_fwd(a->res, a->inputs, m->params + m->lay.tok_emb, N, d);
+    for (int l = 0; l < nt; l++) {
+        mtp_block_ptrs w = mtp_block_at(&m->lay, m->params, l);
+        block_forward(c, &w, &a->trunk[l], &a->rope, B, T);
+    }
+
+    /* The future heads. Sequential (the paper's memory-efficient order, Figure 2): each
+     * head's forward, loss and backward run back to back, adding dL_i/dz into a->dz and
+     * reusing one set of head buffers, so peak memory holds one head's logits, not n.
+     * Naive: all heads forward with their own buffers, then all backward. Both
+     * accumulate in the same order, so they give identical gradients. */
+    if (backward) memset(a->dz, 0, (size_t)N * d * sizeof(float));
+    for (int i = 1; i <= nf; i++) {
+        mtp_head_acts *h = &a->heads[a->n_head_sets == 1 ? 0 : i - 1];
+        float scale = backward ? grad_scale * (head_weight ? head_weight[i - 1] : 1.0f) / N : 0;
+        head_forward(m, a, h, i, scale, stats);
+        if (backward && a->n_head_sets == 1) head_backward(m, a, h, i, grads);
+    }
+    if (backward && a->n_head_sets > 1)
+        for (int i = 1; i <= nf; i++) head_backward(m, a, &a->heads[i - 1], i, grads);
+    if (!backward) return;
+
+    /* trunk backward, once, from the accumulated dL/dz */
+    float *dcur = a->dz, *dnext = a->dres;
+    for (int l = nt - 1; l >= 0; l--) {
+        mtp_block_ptrs w = mtp_block_at(&m->lay, m->params, l);
+        mtp_block_ptrs gw = mtp_block_at(&m->lay, grads, l);
+        memset(dnext, 0, (size_t)N * d * sizeof(float));
+        block_backward(c, &w, &gw, &a->trunk[l], a, dnext, dcur);
+        float *t = dcur;
+        dcur = dnext;
+        dnext = t;
+    }
+    mtp_embedding_bwd(grads + m->lay.tok_emb, dcur, a->inputs, N, d);
+}

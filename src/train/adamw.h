@@ -1,0 +1,23 @@
+/* adamw.h: AdamW with PyTorch's semantics (torch.optim.AdamW): decoupled weight decay
+ * p -= lr*wd*p applied before the Adam update, bias-corrected moments, eps added to
+ * sqrt(v_hat). Weight decay applies to 2-D tensors only (matrices and embeddings). */
+#ifndef MTP_ADAMW_H
+#define MTP_ADAMW_H
+
+#include <stdint.h>
+
+#include "model/params.h"
+
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+} mtp_adamw;
+
+/* One update at step t (1-based) of params using grads; m and v are the moments. */
+void mtp_adamw_step(const mtp_adamw *h, const mtp_layout *lay, float *params, const float *grads,
+                    float *m, float *v, int64_t t);
+
+/* Global L2 norm of n floats, summed in fixed chunks so the result does not depend on
+ * the thread count. */
+double mtp_global_norm(const float *x, size_t n);
+
+#endif
