@@ -40,17 +40,18 @@ OB_OMP := /usr/lib/x86_64-linux-gnu/openblas-openmp
 ifndef NO_BLAS
 ifneq ($(wildcard $(OB_OMP)/libopenblas.so),)
 BLAS_CFLAGS := -I/usr/include/x86_64-linux-gnu/openblas-openmp
-BLAS_LIBS   := -L$(OB_OMP) -Wl,-rpath,$(OB_OMP) -lopenblas
+BLAS_LIB    := $(OB_OMP)/libopenblas.so.0
 BLAS_MSG    := OpenBLAS (OpenMP build)
 else ifneq ($(shell pkg-config --exists openblas 2>/dev/null && echo 1),)
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas)
-BLAS_LIBS   := $(shell pkg-config --libs openblas)
+BLAS_LIB    := libopenblas.so.0
 BLAS_MSG    := OpenBLAS (pkg-config)
 endif
 endif
-ifneq ($(BLAS_LIBS),)
-CFLAGS += $(BLAS_CFLAGS) -DMTP_HAVE_BLAS=1
-LDLIBS += $(BLAS_LIBS)
+# OpenBLAS is opened at run time (src/kernels/backend.c says why), so it is not linked.
+ifneq ($(BLAS_LIB),)
+CFLAGS += $(BLAS_CFLAGS) -DMTP_HAVE_BLAS=1 -DMTP_BLAS_LIB='"$(BLAS_LIB)"'
+LDLIBS += -ldl -lpthread
 else
 CFLAGS += -DMTP_HAVE_BLAS=0
 BLAS_MSG := no BLAS (built-in matmul, slow)
@@ -71,7 +72,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(TEST_COMMON:tests/%.c=$(BUILD)/tests/%)
 TEST_SH  := $(sort $(wildcard tests/test_*.sh))
 
-.PHONY: all test test-asan test-asan-native clean demo announce
+.PHONY: all test test-asan test-asan-native check-layers clean demo announce
 all: announce $(BUILD)/mtp $(TEST_BIN) $(TEST_HELPERS)
 
 announce:
@@ -107,6 +108,10 @@ test-asan-native:
 	$(MAKE) BUILD=build-asan-native OPT="-O1 -g -fno-omit-frame-pointer -march=native" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" $(ASAN_NATIVE_TESTS)
 	@set -e; for t in $(ASAN_NATIVE_TESTS); do echo "== $$t"; $$t; done
+
+# dependencies between the library's layers point one way (tools/check_layers.sh)
+check-layers:
+	@bash tools/check_layers.sh
 
 demo:
 	bash tools/demo.sh

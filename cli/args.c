@@ -92,5 +92,8 @@ int options_error(const char *cmd, int c, char **argv) {
 
 void cli_setup_threads(int threads, int announce) {
     mtp_backend_set_threads(threads);
-    if (announce) fprintf(stderr, "mtp: %s\n", mtp_backend_describe());
+    if (!announce) return;
+    fprintf(stderr, "mtp: %s\n", mtp_backend_describe());
+    const char *note = mtp_backend_note();
+    if (note) fprintf(stderr, "mtp: note: %s\n", note);
 }

@@ -2,10 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "args.h"
-#include "kernels/backend.h"
 #include "commands.h"
 
 static const struct {
@@ -30,19 +28,7 @@ static void usage(FILE *f) {
     fprintf(f, "\nexit status: 0 ok, 1 bad input file, 2 bad usage\n");
 }
 
-/* Debian's OpenBLAS falls back to slow generic kernels on CPUs newer than it knows; the
- * choice is made when the library loads, so fix the environment and start again. */
-static void maybe_reexec_for_blas(char **argv) {
-    const char *core = mtp_backend_better_coretype();
-    if (!core || getenv("MTP_NO_REEXEC")) return;
-    setenv("OPENBLAS_CORETYPE", core, 1);
-    setenv("MTP_NO_REEXEC", "1", 1);
-    execv("/proc/self/exe", argv);
-    /* exec failed: carry on with the slow kernels */
-}
-
 int main(int argc, char **argv) {
-    maybe_reexec_for_blas(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;

@@ -1,7 +1,8 @@
 /* backend.h: the one interface to dense linear algebra and threads. Everything the model
  * computes goes through mtp_gemm and the ops in ops.h; a CUDA or bf16 backend slots in
  * behind these declarations without the model changing.
- * Built with a BLAS (OpenBLAS), mtp_gemm calls it; built without, a plain OpenMP loop. */
+ * Built with a BLAS (OpenBLAS, opened at run time), mtp_gemm calls it; built without, or
+ * where it cannot be loaded, a plain OpenMP loop. */
 #ifndef MTP_BACKEND_H
 #define MTP_BACKEND_H
 
@@ -14,11 +15,10 @@ int mtp_backend_thread(void);
 /* One line: which BLAS and kernel core, how many threads. */
 const char *mtp_backend_describe(void);
 
-/* Debian's OpenBLAS 0.3.21 does not recognise recent Xeons and falls back to SSE kernels
- * (about 5x slower). If the BLAS chose a core below what the CPU supports and the user
- * did not set OPENBLAS_CORETYPE, returns the core to ask for (e.g. "SkylakeX"), else NULL.
- * The variable must be set before the BLAS loads, so callers re-exec (cli/main.c). */
-const char *mtp_backend_better_coretype(void);
+/* What the user's OPENBLAS_CORETYPE costs on this CPU (one line), or NULL. Without it,
+ * mtp picks the core itself (SkylakeX where AVX-512 is, else Haswell where AVX2 is):
+ * Debian's OpenBLAS 0.3.21 misreads recent CPUs and falls back to SSE kernels. */
+const char *mtp_backend_note(void);
 
 /* C (M,N) = alpha * op(A) @ op(B) + beta * C; row-major, op(X) = X or X^T (transX != 0),
  * op(A) is (M,K), op(B) is (K,N), leading dimensions as in CBLAS. Safe to call from inside
