@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/backend.h"
+#include "mtp.h"
 
 int usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
@@ -91,7 +91,7 @@ int options_error(const char *cmd, int c, char **argv) {
 }
 
 void cli_setup_threads(int threads, int announce) {
-    mtp_backend_set_threads(threads);
+    mtp_set_threads(threads);
     if (!announce) return;
     fprintf(stderr, "mtp: %s\n", mtp_backend_describe());
     const char *note = mtp_backend_note();

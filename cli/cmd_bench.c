@@ -103,7 +103,7 @@ static int bench_train(int argc, char **argv) {
         }
     }
     if (bad) return EXIT_USAGE;
-    mtp_backend_set_threads(threads);
+    mtp_set_threads(threads);
     char cfg_json[512];
     snprintf(cfg_json, sizeof cfg_json,
              "{\"dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"vocab_size\":%d,\"hidden_dim\":%d,"
@@ -191,7 +191,7 @@ static int bench_decode(int argc, char **argv) {
     }
     if (bad) return EXIT_USAGE;
     if (!model || !data) return usage_error("bench", "decode needs --model and --data");
-    mtp_backend_set_threads(threads);
+    mtp_set_threads(threads);
     mtp_model m;
     mtp_shard s;
     mtp_err err;
@@ -293,7 +293,7 @@ int cmd_bench(int argc, char **argv) {
             return usage_error("bench", "matmul takes only --threads N, got '%s'", argv[2]);
         if (argc == 4 && arg_int("bench", "--threads", argv[3], 1, 1024, &threads))
             return EXIT_USAGE;
-        mtp_backend_set_threads(threads);
+        mtp_set_threads(threads);
         printf("%s\n", mtp_backend_describe());
         return bench_matmul();
     }

@@ -5,7 +5,7 @@
 
 #include "args.h"
 #include "commands.h"
-#include "formats/prepare.h"
+#include "mtp.h"
 
 static const char *HELP =
     "usage: mtp prepare --out DIR [options] PATH...\n"

@@ -9,12 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* A token id: 32 bits (Llama 3's vocabulary has 128,256 entries). */
-typedef uint32_t mtp_token;
+#include "mtp.h" /* mtp_err, mtp_token */
 
-typedef struct {
-    char msg[512]; /* one line, names the file or flag at fault */
-} mtp_err;
 
 /* Formats a message into err (if err is not NULL) and returns -1, so callers can write
  * `return mtp_fail(err, "%s: truncated", path);`. */

@@ -39,11 +39,11 @@ typedef struct {
     mtp_bf16_matrix wq, wk, wv, wo, w1, w2, w3;
 } mtp_bf16_block;
 
-typedef struct {
+struct mtp_bf16_weights { /* typedef in mtp.h */
     int n_layers;
     mtp_bf16_block *blocks; /* (n_layers) */
     mtp_bf16_matrix out;    /* the unembedding */
-} mtp_bf16_weights;
+};
 
 void mtp_bf16_weights_init(mtp_bf16_weights *w, const mtp_model *m);
 void mtp_bf16_weights_free(mtp_bf16_weights *w);

@@ -195,6 +195,7 @@ static int check_prompts(const mtp_model *m, const mtp_token *const *prompts, co
 int mtp_generate(const mtp_model *m, const mtp_token *const *prompts, const int *lens, int n,
                  const mtp_gen_opts *o, mtp_gen_result *res, mtp_gen_cb cb, void *ctx,
                  mtp_err *err) {
+    for (int s = 0; s < n; s++) memset(&res[s], 0, sizeof res[s]); /* empty on any failure */
     if (check_prompts(m, prompts, lens, n, err)) return -1;
     gen g = {.m = m, .o = o, .res = res, .V = m->cfg.vocab_size};
     int nf = m->cfg.n_future;
@@ -235,7 +236,6 @@ int mtp_generate(const mtp_model *m, const mtp_token *const *prompts, const int 
     g.scratch = xmalloc(g.V * sizeof(mtp_prob_id));
     g.rows = xmalloc(max_rows * sizeof(mtp_row));
     for (int s = 0; s < n; s++) {
-        memset(&res[s], 0, sizeof res[s]);
         res[s].tokens = xmalloc((o->max_tokens > 0 ? o->max_tokens : 1) * sizeof(mtp_token));
         g.st[s].q = falloc((size_t)(g.depths > 0 ? g.depths : 1) * g.V);
         mtp_rng mix = {o->seed ^ ((uint64_t)s * 0xD1B54A32D192ED03ull)};

@@ -4,11 +4,8 @@
 #ifndef MTP_SAMPLER_H
 #define MTP_SAMPLER_H
 
-typedef struct {
-    float temp;  /* 0: greedy */
-    int top_k;   /* 0: off */
-    float top_p; /* 1: off */
-} mtp_sampling;
+#include "mtp.h" /* mtp_sampling */
+
 
 /* Index of the largest logit (the first, on ties). */
 int mtp_argmax(const float *logits, int V);

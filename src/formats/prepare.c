@@ -22,6 +22,8 @@ typedef struct {
     double val_fraction;
     size_t max_bytes;
     mtp_prepare_stats *stats;
+    struct { dev_t dev; ino_t ino; } *seen; /* directories walked, so each is walked once */
+    size_t n_seen;
 } walker;
 
 static void push(tokbuf *b, const unsigned char *p, size_t n) {
@@ -61,6 +63,13 @@ static int walk(walker *w, const char *path, mtp_err *err) {
     if (stat(path, &sb) != 0) return mtp_fail(err, "%s: %s", path, strerror(errno));
     if (S_ISREG(sb.st_mode)) return add_file(w, path, err);
     if (!S_ISDIR(sb.st_mode)) return 0;
+    /* a symbolic link may lead to a directory already walked (or to one of its own
+     * ancestors: a loop): walk each directory once */
+    for (size_t i = 0; i < w->n_seen; i++)
+        if (w->seen[i].dev == sb.st_dev && w->seen[i].ino == sb.st_ino) return 0;
+    w->seen = xrealloc(w->seen, (w->n_seen + 1) * sizeof *w->seen);
+    w->seen[w->n_seen].dev = sb.st_dev;
+    w->seen[w->n_seen++].ino = sb.st_ino;
     struct dirent **ents;
     int n = scandir(path, &ents, NULL, alphasort);
     if (n < 0) return mtp_fail(err, "%s: %s", path, strerror(errno));
@@ -121,5 +130,6 @@ int mtp_prepare_bytes(const char *const *inputs, int n_inputs, const char *out_d
     free(path);
     free(w.train.tok);
     free(w.val.tok);
+    free(w.seen);
     return rc;
 }

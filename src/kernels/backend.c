@@ -72,7 +72,7 @@ static int blas_ready(void) {
 }
 #endif
 
-void mtp_backend_set_threads(int threads) {
+void mtp_set_threads(int threads) {
     if (threads <= 0) return;
 #if MTP_HAVE_OMP
     omp_set_num_threads(threads);

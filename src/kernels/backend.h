@@ -6,19 +6,15 @@
 #ifndef MTP_BACKEND_H
 #define MTP_BACKEND_H
 
-/* Sets the number of threads for OpenMP loops and the BLAS (<= 0: leave the default). */
-void mtp_backend_set_threads(int threads);
+#include "mtp.h" /* mtp_set_threads, mtp_backend_describe, mtp_backend_note */
+
+/* Without a BLAS: OpenMP's; with one, it is opened at the first call of any of these. The
+ * core is chosen then: SkylakeX where the CPU has AVX-512, else Haswell where it has AVX2,
+ * unless the user set OPENBLAS_CORETYPE (Debian's OpenBLAS 0.3.21 misreads recent CPUs and
+ * falls back to SSE kernels). */
 int mtp_backend_threads(void);
 /* The calling thread's number inside a parallel region: 0..threads-1 (0 outside). */
 int mtp_backend_thread(void);
-
-/* One line: which BLAS and kernel core, how many threads. */
-const char *mtp_backend_describe(void);
-
-/* What the user's OPENBLAS_CORETYPE costs on this CPU (one line), or NULL. Without it,
- * mtp picks the core itself (SkylakeX where AVX-512 is, else Haswell where AVX2 is):
- * Debian's OpenBLAS 0.3.21 misreads recent CPUs and falls back to SSE kernels. */
-const char *mtp_backend_note(void);
 
 /* C (M,N) = alpha * op(A) @ op(B) + beta * C; row-major, op(X) = X or X^T (transX != 0),
  * op(A) is (M,K), op(B) is (K,N), leading dimensions as in CBLAS. Safe to call from inside

@@ -11,11 +11,11 @@
 #include "kernels/ops.h"
 #include "model/params.h"
 
-typedef struct {
+struct mtp_model {
     mtp_config cfg;
     mtp_layout lay;
     float *params; /* lay.total floats */
-} mtp_model;
+}; /* typedef in mtp.h */
 
 /* Allocates zeroed weights for cfg (already validated); refuses what memory cannot hold. */
 int mtp_model_init(mtp_model *m, const mtp_config *cfg, mtp_err *err);
@@ -24,11 +24,6 @@ int mtp_model_init(mtp_model *m, const mtp_config *cfg, mtp_err *err);
 void mtp_model_randomize(mtp_model *m, uint64_t seed);
 void mtp_model_free(mtp_model *m);
 
-/* How the future heads run during a training step (PAPER.md, memory-efficient training):
- * SEQUENTIAL: forward, loss and backward one head at a time, adding into one trunk-output
- *   gradient, so only one head's logits and activations are ever alive;
- * NAIVE: all heads forward (all logits alive), then all backward. Same gradients. */
-typedef enum { MTP_HEADS_SEQUENTIAL, MTP_HEADS_NAIVE } mtp_head_schedule;
 
 /* Activations and scratch of one transformer block, each (N = B*T rows). */
 typedef struct {
@@ -81,13 +76,6 @@ int mtp_acts_init(mtp_acts *a, const mtp_config *c, int B, int T, mtp_head_sched
                   int backward, mtp_err *err);
 void mtp_acts_free(mtp_acts *a);
 
-#define MTP_MAX_FUTURE 64
-
-/* What one step measured, per future head. */
-typedef struct {
-    double loss[MTP_MAX_FUTURE]; /* mean cross-entropy, nats */
-    double acc[MTP_MAX_FUTURE];  /* top-1 accuracy */
-} mtp_head_stats;
 
 /* One forward (and, if grads != NULL, backward) pass over a batch.
  * window (B, T + n_future): row b's tokens; inputs are window[b][0..T), head i's targets

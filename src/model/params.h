@@ -52,10 +52,6 @@ typedef struct {
 
 mtp_block_ptrs mtp_block_at(const mtp_layout *lay, float *base, int block);
 
-/* Parameter counts for `mtp info`. */
-typedef struct {
-    size_t embedding, trunk, heads, norm_output, total;
-} mtp_param_counts;
 mtp_param_counts mtp_count_params(const mtp_layout *lay, const mtp_config *c);
 
 #endif

@@ -1,0 +1,215 @@
+/* mtp.h: the public C API of mtp, multi-token-prediction language models (Gloeckle et
+ * al. 2024): a shared trunk feeds n_future heads (one transformer layer each) through one
+ * shared norm and unembedding. Train them, evaluate them, decode them with head 1 alone
+ * or self-speculatively (the future heads draft, head 1 verifies).
+ *
+ * Conventions
+ * - Functions that can fail on user input return 0, or -1 with a one-line message in
+ *   *err naming the file, field or option at fault (err may be NULL). Running out of
+ *   memory is not a user error: it aborts with the size and place.
+ * - Whoever opens or creates a handle closes it; results that own memory have a _free.
+ * - Option structs start from their _default function; set only what you change.
+ * - Token ids are 32-bit (mtp_token).
+ * The mtp command's model commands (train, eval, info, generate, prepare) use only this
+ * header. The library's internals (src/) are not part of the API. */
+#ifndef MTP_H
+#define MTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MTP_VERSION_MAJOR 0
+#define MTP_VERSION_MINOR 3
+#define MTP_VERSION_PATCH 0
+#define MTP_VERSION "0.3.0"
+const char *mtp_version(void); /* the library's version: MTP_VERSION when it was built */
+
+/* ---- basics --------------------------------------------------------------------------- */
+
+typedef uint32_t mtp_token; /* a token id (Llama 3's vocabulary has 128,256 entries) */
+
+typedef struct {
+    char msg[512]; /* one line, names the file or flag at fault */
+} mtp_err;
+
+#define MTP_MAX_FUTURE 64 /* most future heads a model may have */
+
+/* Threads for the library's loops and the BLAS (<= 0: leave the default). */
+void mtp_set_threads(int threads);
+/* One line: which BLAS and kernel core, how many threads. */
+const char *mtp_backend_describe(void);
+/* What a user-set OPENBLAS_CORETYPE costs on this CPU (one line), or NULL. */
+const char *mtp_backend_note(void);
+
+/* ---- configuration: Meta's params.json keys plus n_future_tokens (docs/formats.md) --- */
+
+typedef struct {
+    int dim, n_layers, n_heads, n_kv_heads, vocab_size, multiple_of;
+    float ffn_dim_multiplier; /* 0 when unset */
+    float norm_eps, rope_theta;
+    int max_seq_len;
+    int n_future;   /* n_future_tokens: number of future heads */
+    int hidden_dim; /* resolved FFN size (explicit, or Meta's rule) */
+} mtp_config;
+
+/* Parses JSON text (`what` names the source in messages), fills defaults for missing
+ * optional keys, resolves hidden_dim, and validates. */
+int mtp_config_parse(mtp_config *c, const char *json, const char *what, mtp_err *err);
+int mtp_config_load(mtp_config *c, const char *path, mtp_err *err);
+/* The config as compact JSON (malloc'd), the form stored in model files. */
+char *mtp_config_to_json(const mtp_config *c);
+
+/* ---- models --------------------------------------------------------------------------- */
+
+typedef struct mtp_model mtp_model; /* weights and config; opaque */
+
+/* A model file (safetensors, docs/formats.md); *m is NULL on failure. */
+int mtp_model_open(mtp_model **m, const char *path, mtp_err *err);
+/* A new model for cfg with seeded random weights (matrices N(0, 0.02), residual outputs
+ * scaled by 1/sqrt(2 n_layers), norms 1). */
+int mtp_model_create(mtp_model **m, const mtp_config *cfg, uint64_t seed, mtp_err *err);
+void mtp_model_close(mtp_model *m); /* NULL is fine */
+const mtp_config *mtp_model_config(const mtp_model *m);
+
+typedef struct {
+    size_t embedding, trunk, heads, norm_output, total;
+} mtp_param_counts;
+
+/* What a model file holds, read from its header alone (no weight is read). */
+typedef struct {
+    mtp_config cfg;
+    mtp_param_counts params;
+    int n_tensors;
+    size_t file_bytes;
+    size_t tensor_bytes[3]; /* bytes of F32, BF16 and F16 tensors */
+} mtp_model_info;
+int mtp_model_info_read(const char *path, mtp_model_info *info, mtp_err *err);
+
+/* ---- training (docs/training.md) ------------------------------------------------------- */
+
+/* How the future heads run during a training step (the paper's memory-efficient order):
+ * SEQUENTIAL: forward, loss and backward one head at a time, adding into one trunk-output
+ *   gradient, so only one head's logits and activations are ever alive;
+ * NAIVE: all heads forward (all logits alive), then all backward. Same gradients. */
+typedef enum { MTP_HEADS_SEQUENTIAL, MTP_HEADS_NAIVE } mtp_head_schedule;
+
+typedef struct {
+    int batch, seq, steps, warmup, grad_accum, shuffle, cosine;
+    float lr, min_lr, weight_decay, grad_clip, beta1, beta2, eps;
+    uint64_t seed;
+    mtp_head_schedule schedule;
+    float head_weight[MTP_MAX_FUTURE]; /* per future head; 1 by default */
+    int save_every, eval_every, eval_batches, stop_at; /* stop_at 0: run to steps */
+    char data[1024], val[1024], out[1024];             /* "": none */
+} mtp_train_opts;
+
+void mtp_train_opts_default(mtp_train_opts *o);
+
+/* What one step measured, per future head. */
+typedef struct {
+    double loss[MTP_MAX_FUTURE]; /* mean cross-entropy, nats */
+    double acc[MTP_MAX_FUTURE];  /* top-1 accuracy */
+} mtp_head_stats;
+
+/* What the loop reports after each step (and after each validation, with is_val). */
+typedef struct {
+    int64_t step, steps;
+    int n_future, is_val;
+    mtp_head_stats stats;
+    double loss, lr, grad_norm, tok_per_s, elapsed_s, eta_s;
+} mtp_train_report;
+
+typedef void (*mtp_train_cb)(const mtp_train_report *r, void *ctx);
+
+/* Trains m in place. resume_dir != NULL continues from DIR/state.safetensors: weights,
+ * AdamW moments and step are restored; the caller got m and o from mtp_train_state_open
+ * and may have changed what does not alter the arithmetic (steps, stop_at, save_every,
+ * eval_every, eval_batches, val, out). */
+int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train_cb cb,
+              void *ctx, mtp_err *err);
+
+/* Reads DIR/state.safetensors: the model (config and weights) and the stored options
+ * (data and val paths included). */
+int mtp_train_state_open(const char *dir, mtp_model **m, mtp_train_opts *o, mtp_err *err);
+
+/* ---- evaluation ------------------------------------------------------------------------ */
+
+/* Per-head mean cross-entropy and top-1 accuracy over the first `batches` sequential
+ * batches of (B, T) tokens of the token shards `data` (docs/formats.md). */
+int mtp_eval_file(const mtp_model *m, const char *data, int B, int T, int batches,
+                  mtp_head_stats *out, mtp_err *err);
+
+/* ---- generation (docs/decoding.md) ----------------------------------------------------- */
+
+typedef enum { MTP_SPEC_NONE, MTP_SPEC_BLOCK, MTP_SPEC_TREE } mtp_spec;
+
+#define MTP_MAX_TREE_NODES 128
+
+typedef struct {
+    float temp;  /* 0: greedy */
+    int top_k;   /* 0: off */
+    float top_p; /* 1: off */
+} mtp_sampling;
+
+typedef struct mtp_bf16_weights mtp_bf16_weights; /* packed bf16 copies of a model's weights */
+
+typedef struct {
+    mtp_spec spec;
+    int draft;                          /* future heads used (1 + drafted depths); 0: all */
+    int tree_width[MTP_MAX_FUTURE - 1]; /* tree: candidates at drafted depth d (head d+1) */
+    int tree_depths;                    /* entries in tree_width; 0: the default shape */
+    mtp_sampling sampling;
+    uint64_t seed;                      /* sequence i draws from its own stream (seed, i) */
+    int max_tokens;
+    int bf16;                           /* multiply by bf16 copies of the weights */
+    const mtp_bf16_weights *bf16_weights; /* those copies, made once by the caller; NULL:
+                                             each call packs its own */
+} mtp_gen_opts;
+
+/* Greedy, block speculation over every future head, 128 new tokens, fp32. */
+void mtp_gen_opts_default(mtp_gen_opts *o);
+
+typedef struct {
+    mtp_token *tokens; /* (max_tokens) generated ids; owned: mtp_gen_result_free */
+    int n;
+    int64_t forwards; /* forward passes, the prompt's included */
+    int64_t drafted[MTP_MAX_FUTURE]; /* [d]: passes that drafted a token at depth d (1-based) */
+    int64_t accepted[MTP_MAX_FUTURE];
+    double first_token_s, total_s;
+    int hit_max_seq_len; /* stopped early: the model's context is full */
+} mtp_gen_result;
+
+void mtp_gen_result_free(mtp_gen_result *r);
+
+/* Called whenever a sequence gains tokens (n >= 1), in order. */
+typedef void (*mtp_gen_cb)(int seq, const mtp_token *tokens, int n, void *ctx);
+
+/* The default tree shape for k drafted depths: 2, 1, 1, ... candidates. */
+void mtp_default_tree(int *width, int depths);
+
+/* Generates for n prompts as one batch, each accepting its own number of drafted tokens
+ * per pass. Greedy speculative output equals plain greedy output token for token; with
+ * temp > 0 drafts are accepted by speculative sampling, so tokens are distributed as head
+ * 1's samples. Prompts must be non-empty, shorter than max_seq_len, with ids < vocab_size
+ * (checked: error naming the prompt). res[0..n) is always initialised (empty on failure),
+ * so mtp_gen_result_free is safe on every entry. */
+int mtp_generate(const mtp_model *m, const mtp_token *const *prompts, const int *lens, int n,
+                 const mtp_gen_opts *o, mtp_gen_result *res, mtp_gen_cb cb, void *ctx,
+                 mtp_err *err);
+
+/* ---- data ------------------------------------------------------------------------------ */
+
+typedef struct {
+    size_t files, skipped, train_tokens, val_tokens;
+} mtp_prepare_stats;
+
+/* Text/code files or directory trees -> byte-level token shards out_dir/train.bin and
+ * out_dir/val.bin (vocab 256), split by file (a hash of the path). Files that look binary
+ * and hidden entries are skipped; directories are walked in sorted order, each directory
+ * once (symbolic links that lead back are not followed twice). val_fraction in [0, 0.5];
+ * max_bytes caps the total (0: no cap beyond the shard format's). */
+int mtp_prepare_bytes(const char *const *inputs, int n_inputs, const char *out_dir,
+                      double val_fraction, size_t max_bytes, mtp_prepare_stats *stats,
+                      mtp_err *err);
+
+#endif

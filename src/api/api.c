@@ -1,0 +1,98 @@
+/* api.c: the public API's own functions (mtp.h): handles over the internal structs, and
+ * entry points that take paths where the internals take opened files. Everything else
+ * mtp.h declares is defined in its layer (mtp_train in train/, mtp_generate in decode/). */
+#include "mtp.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/data.h"
+#include "formats/safetensors.h"
+#include "model/checkpoint.h"
+#include "model/model.h"
+#include "train/eval.h"
+#include "train/train.h"
+
+const char *mtp_version(void) { return MTP_VERSION; }
+
+int mtp_model_open(mtp_model **m, const char *path, mtp_err *err) {
+    *m = xmalloc(sizeof **m);
+    if (mtp_model_load(*m, path, err) == 0) return 0;
+    free(*m);
+    *m = NULL;
+    return -1;
+}
+
+int mtp_model_create(mtp_model **m, const mtp_config *cfg, uint64_t seed, mtp_err *err) {
+    *m = xmalloc(sizeof **m);
+    if (mtp_config_validate(cfg, "config", err) == 0 && mtp_model_init(*m, cfg, err) == 0) {
+        mtp_model_randomize(*m, seed);
+        return 0;
+    }
+    free(*m);
+    *m = NULL;
+    return -1;
+}
+
+void mtp_model_close(mtp_model *m) {
+    if (!m) return;
+    mtp_model_free(m);
+    free(m);
+}
+
+const mtp_config *mtp_model_config(const mtp_model *m) { return &m->cfg; }
+
+int mtp_model_info_read(const char *path, mtp_model_info *info, mtp_err *err) {
+    memset(info, 0, sizeof *info);
+    mtp_safetensors st; /* maps the file and checks its header; no weight is read */
+    if (mtp_st_open(&st, path, err)) return -1;
+    const char *cj = mtp_st_meta(&st, "config");
+    char what[600];
+    snprintf(what, sizeof what, "%s: metadata \"config\"", path);
+    int rc = cj ? mtp_config_parse(&info->cfg, cj, what, err)
+                : mtp_fail(err, "%s: no \"config\" in the metadata (not an mtp model file?)", path);
+    if (rc == 0) {
+        mtp_layout lay;
+        mtp_layout_init(&lay, &info->cfg);
+        info->params = mtp_count_params(&lay, &info->cfg);
+        mtp_layout_free(&lay);
+        info->n_tensors = st.n_tensors;
+        info->file_bytes = st.size;
+        for (int i = 0; i < st.n_tensors; i++) {
+            mtp_dtype dt = st.tensors[i].dtype;
+            int k = dt == MTP_DT_F32 ? 0 : dt == MTP_DT_BF16 ? 1 : dt == MTP_DT_F16 ? 2 : -1;
+            if (k >= 0) info->tensor_bytes[k] += st.tensors[i].nbytes;
+        }
+    }
+    mtp_st_close(&st);
+    return rc;
+}
+
+int mtp_train_state_open(const char *dir, mtp_model **m, mtp_train_opts *o, mtp_err *err) {
+    *m = xmalloc(sizeof **m);
+    if (mtp_train_peek_state(dir, *m, o, err) == 0) return 0;
+    free(*m);
+    *m = NULL;
+    return -1;
+}
+
+int mtp_eval_file(const mtp_model *m, const char *data, int B, int T, int batches,
+                  mtp_head_stats *out, mtp_err *err) {
+    mtp_shard s;
+    if (mtp_shard_open(&s, data, m->cfg.vocab_size, err)) return -1;
+    int rc = mtp_eval(m, &s, B, T, batches, out, err);
+    mtp_shard_free(&s);
+    return rc;
+}
+
+void mtp_gen_opts_default(mtp_gen_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->spec = MTP_SPEC_BLOCK;
+    o->sampling.top_p = 1.0f;
+    o->max_tokens = 128;
+}
+
+void mtp_gen_result_free(mtp_gen_result *r) {
+    free(r->tokens);
+    memset(r, 0, sizeof *r);
+}
