@@ -55,6 +55,7 @@ int mtp_model_info_read(const char *path, mtp_model_info *info, mtp_err *err) {
         mtp_layout lay;
         mtp_layout_init(&lay, &info->cfg);
         info->params = mtp_count_params(&lay, &info->cfg);
+        rc = mtp_check_params(&st, &lay, "", 1, err); /* names and shapes, as a load would */
         mtp_layout_free(&lay);
         info->n_tensors = st.n_tensors;
         info->file_bytes = st.size;

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int mtp_load_params(const mtp_safetensors *st, const mtp_layout *lay, const char *prefix,
-                    float *dst, int exact, mtp_err *err) {
+int mtp_check_params(const mtp_safetensors *st, const mtp_layout *lay, const char *prefix,
+                     int exact, mtp_err *err) {
     char name[160];
     for (int i = 0; i < lay->n_params; i++) {
         const mtp_param *p = &lay->params[i];
@@ -23,7 +23,8 @@ int mtp_load_params(const mtp_safetensors *st, const mtp_layout *lay, const char
                             name, got, p->shape[0], p->ndim == 2 ? "," : "",
                             p->ndim == 2 ? p->shape[1] : 0);
         }
-        if (mtp_st_to_f32(st, t, dst + p->offset, err)) return -1;
+        if (t->dtype != MTP_DT_F32 && t->dtype != MTP_DT_BF16 && t->dtype != MTP_DT_F16)
+            return mtp_fail(err, "%s: tensor '%s' is not F32, BF16 or F16", st->path, name);
     }
     if (exact && st->n_tensors != lay->n_params) {
         for (int i = 0; i < st->n_tensors; i++) {
@@ -32,6 +33,18 @@ int mtp_load_params(const mtp_safetensors *st, const mtp_layout *lay, const char
             if (strncmp(n, prefix, pl) != 0 || !mtp_layout_find(lay, n + pl))
                 return mtp_fail(err, "%s: unexpected tensor '%s' for this config", st->path, n);
         }
+    }
+    return 0;
+}
+
+int mtp_load_params(const mtp_safetensors *st, const mtp_layout *lay, const char *prefix,
+                    float *dst, int exact, mtp_err *err) {
+    if (mtp_check_params(st, lay, prefix, exact, err)) return -1;
+    char name[160];
+    for (int i = 0; i < lay->n_params; i++) {
+        const mtp_param *p = &lay->params[i];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        if (mtp_st_to_f32(st, mtp_st_find(st, name), dst + p->offset, err)) return -1;
     }
     return 0;
 }

@@ -9,6 +9,10 @@
 
 /* Reads the config from the file's metadata and the weights; *m is initialised on success. */
 int mtp_model_load(mtp_model *m, const char *path, mtp_err *err);
+/* Checks that an open file holds every tensor named `prefix` + parameter name with its
+ * shape and a float dtype (and, if exact, nothing else); reads no tensor data. */
+int mtp_check_params(const mtp_safetensors *st, const mtp_layout *lay, const char *prefix,
+                     int exact, mtp_err *err);
 /* Fills m's weights from tensors named `prefix` + parameter name in an open file. */
 int mtp_load_params(const mtp_safetensors *st, const mtp_layout *lay, const char *prefix,
                     float *dst, int exact, mtp_err *err);
