@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/backend.h"
 #include "core/util.h"
+#include "kernels/backend.h"
+#include "model/block.h"
 
 /* Allocated and written now: decoding would otherwise fault the pages in token by token. */
 static void *touched(size_t bytes) {
@@ -44,6 +45,7 @@ int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int
     d->k = ftouched(R * kv);
     d->v = ftouched(R * kv);
     d->ao = ftouched(R * dim);
+    d->rstd = ftouched(R);
     d->h1 = ftouched(R * f);
     d->h3 = ftouched(R * f);
     d->zn = ftouched(R * c->n_future * dim);
@@ -125,7 +127,8 @@ void mtp_decoder_free(mtp_decoder *d) {
     free(d->kc);
     free(d->vc);
     mtp_rope_free(&d->rope);
-    float *bufs[] = {d->z, d->zt, d->x, d->xn, d->q, d->k, d->v, d->ao, d->h1, d->h3, d->zn, d->scores};
+    float *bufs[] = {d->z,  d->zt, d->x,    d->xn, d->q,  d->k,  d->v,
+                     d->ao, d->rstd, d->h1, d->h3, d->zn, d->scores};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
     free(d->chain);
     free(d->nkeys);
@@ -247,45 +250,80 @@ static void attention_rows(mtp_decoder *d, int block, const mtp_row *rows, int R
     }
 }
 
-/* Keys and values of x (R, dim) for a block, stored at the rows' slots; leaves the
- * normed input in xn. */
-static void block_kv(mtp_decoder *d, int block, const mtp_row *rows, int R, const int *pos) {
-    const mtp_config *c = &d->m->cfg;
-    int dim = c->dim, kvd = mtp_kv_dim(c);
-    mtp_block_ptrs w = mtp_block_at(&d->m->lay, d->m->params, block);
-    mtp_rmsnorm_fwd(d->xn, d->ao, d->x, w.attn_norm, R, dim, c->norm_eps); /* ao: rstd scratch */
-    const mtp_bf16_block *b = d->bf16 ? &d->bf16->blocks[block] : NULL;
-    matmul(d, d->k, d->xn, w.wk, b ? &b->wk : NULL, R, dim, kvd, 0);
-    matmul(d, d->v, d->xn, w.wv, b ? &b->wv : NULL, R, dim, kvd, 0);
-    mtp_rope_rows(d->k, &d->rope, pos, R, c->n_kv_heads, mtp_head_dim(c));
-    for (int r = 0; r < R; r++) {
-        memcpy(cache_at(d, d->kc, block, rows[r].seq, rows[r].slot), d->k + (size_t)r * kvd, kvd * sizeof(float));
-        memcpy(cache_at(d, d->vc, block, rows[r].seq, rows[r].slot), d->v + (size_t)r * kvd, kvd * sizeof(float));
-        put_kv_tiles(d, block, rows[r].seq, rows[r].slot);
+/* The block recipe (block.h) over a pass's rows: batch-invariant row products (bf16
+ * where the decoder has the copies), rotary at the rows' positions, keys and values kept
+ * in the cache at the rows' slots, attention over each row's chain of cached slots. The
+ * buffers alias (x is also xmid and out): a decoding pass keeps nothing for a backward. */
+typedef struct {
+    mtp_block_impl im;
+    mtp_decoder *d;
+    int block;
+    const mtp_row *rows;
+    const int *pos;
+} dec_block;
+
+static void dec_matmul(const mtp_block_impl *im, float *out, const float *x,
+                       mtp_block_matrix which, int R, int C, int OC, float beta) {
+    const dec_block *db = (const dec_block *)im;
+    const mtp_bf16_matrix *wb = NULL;
+    if (db->d->bf16) {
+        const mtp_bf16_block *b = &db->d->bf16->blocks[db->block];
+        const mtp_bf16_matrix *ms[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w1, &b->w2, &b->w3};
+        wb = ms[which];
     }
+    matmul(db->d, out, x, mtp_block_weight(&im->w, which), wb, R, C, OC, beta);
+}
+
+static void dec_rope(const mtp_block_impl *im, float *x, int R, int n_heads) {
+    const dec_block *db = (const dec_block *)im;
+    mtp_rope_rows(x, &db->d->rope, db->pos, R, n_heads, mtp_head_dim(im->cfg));
+}
+
+static void dec_keep_kv(const mtp_block_impl *im, const float *k, const float *v, int R) {
+    const dec_block *db = (const dec_block *)im;
+    mtp_decoder *d = db->d;
+    size_t kvd = mtp_kv_dim(im->cfg);
+    for (int r = 0; r < R; r++) {
+        const mtp_row *row = &db->rows[r];
+        memcpy(cache_at(d, d->kc, db->block, row->seq, row->slot), k + r * kvd, kvd * sizeof(float));
+        memcpy(cache_at(d, d->vc, db->block, row->seq, row->slot), v + r * kvd, kvd * sizeof(float));
+        put_kv_tiles(d, db->block, row->seq, row->slot);
+    }
+}
+
+static void dec_attend(const mtp_block_impl *im, float *ao, const float *q, const float *k,
+                       const float *v, int R) {
+    const dec_block *db = (const dec_block *)im;
+    (void)k, (void)v; /* read from the cache, where keep_kv put them */
+    MTP_ASSERT(ao == db->d->ao && q == db->d->q);
+    attention_rows(db->d, db->block, db->rows, R);
+}
+
+/* The recipe's context and buffers for block `block` over the pass's rows, on x. */
+static dec_block dec_block_at(mtp_decoder *d, int block, const mtp_row *rows, const int *pos,
+                              mtp_block_acts *b) {
+    *b = (mtp_block_acts){.x = d->x, .xn1 = d->xn, .rstd1 = d->rstd, .q = d->q, .k = d->k,
+                          .v = d->v, .ao = d->ao, .xmid = d->x, .xn2 = d->xn, .rstd2 = d->rstd,
+                          .h1 = d->h1, .h3 = d->h3, .g = d->h1, .out = d->x};
+    return (dec_block){{&d->m->cfg, mtp_block_at(&d->m->lay, d->m->params, block), dec_matmul,
+                        dec_rope, dec_keep_kv, dec_attend},
+                       d, block, rows, pos};
+}
+
+/* Keys and values of x (R, dim) for a block, stored at the rows' slots. */
+static void block_kv(mtp_decoder *d, int block, const mtp_row *rows, int R, const int *pos) {
+    mtp_block_acts b;
+    dec_block db = dec_block_at(d, block, rows, pos, &b);
+    mtp_block_kv(&db.im, &b, R);
 }
 
 /* x (R, dim) <- block(x). With have_kv 0 the block first writes the rows' keys and
  * values to their slots in its cache; with 1 the cache already holds them. */
 static void block_rows(mtp_decoder *d, int block, const mtp_row *rows, int R, const int *pos,
                        int have_kv) {
-    const mtp_config *c = &d->m->cfg;
-    int dim = c->dim, f = c->hidden_dim;
-    mtp_block_ptrs w = mtp_block_at(&d->m->lay, d->m->params, block);
-    if (have_kv)
-        mtp_rmsnorm_fwd(d->xn, d->ao, d->x, w.attn_norm, R, dim, c->norm_eps); /* ao: scratch */
-    else
-        block_kv(d, block, rows, R, pos);
-    const mtp_bf16_block *b = d->bf16 ? &d->bf16->blocks[block] : NULL;
-    matmul(d, d->q, d->xn, w.wq, b ? &b->wq : NULL, R, dim, dim, 0);
-    mtp_rope_rows(d->q, &d->rope, pos, R, c->n_heads, mtp_head_dim(c));
-    attention_rows(d, block, rows, R);
-    matmul(d, d->x, d->ao, w.wo, b ? &b->wo : NULL, R, dim, dim, 1);
-    mtp_rmsnorm_fwd(d->xn, d->ao, d->x, w.ffn_norm, R, dim, c->norm_eps);
-    matmul(d, d->h1, d->xn, w.w1, b ? &b->w1 : NULL, R, dim, f, 0);
-    matmul(d, d->h3, d->xn, w.w3, b ? &b->w3 : NULL, R, dim, f, 0);
-    mtp_swiglu_fwd(d->h1, d->h1, d->h3, (size_t)R * f);
-    matmul(d, d->x, d->h1, w.w2, b ? &b->w2 : NULL, R, f, dim, 1);
+    mtp_block_acts b;
+    dec_block db = dec_block_at(d, block, rows, pos, &b);
+    mtp_block_forward(&db.im, &b, R, have_kv);
 }
 
 /* Head h's logits for each row's block output in x: logits (R, nh) slots at column col. */
@@ -295,8 +333,8 @@ static void head_logits(mtp_decoder *d, const mtp_row *rows, int R, int nh, int 
     for (int r = 0; r < R; r++) {
         if (rows[r].logits < 0) continue;
         float *zn = d->zn + ((size_t)rows[r].logits * nh + col) * dim;
-        mtp_rmsnorm_fwd(zn, d->ao, d->x + (size_t)r * dim, d->m->params + d->m->lay.norm, 1, dim,
-                        c->norm_eps);
+        mtp_rmsnorm_fwd(zn, d->rstd, d->x + (size_t)r * dim, d->m->params + d->m->lay.norm, 1,
+                        dim, c->norm_eps);
         nwant++;
     }
     if (nwant && col == nh - 1) /* all heads normed: one unembedding, weights read once */

@@ -56,6 +56,7 @@ typedef struct {
     mtp_rope rope;       /* positions 0..cap-1 */
     /* scratch for max_rows rows */
     float *z, *zt, *x, *xn, *q, *k, *v, *ao, *h1, *h3, *zn; /* (R,dim|kv|hidden); zn (R*n,dim) */
+    float *rstd;         /* (R) the norms' reciprocal RMS */
     float *scores;       /* (R * n_heads, cap) attention weights */
     int *chain;          /* (R, cap) keys each row attends to, as slots */
     int *nkeys;          /* (R) */

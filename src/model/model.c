@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "model/block.h"
 #include "core/util.h"
 
 int mtp_model_init(mtp_model *m, const mtp_config *cfg, mtp_err *err) {
@@ -161,26 +162,44 @@ void mtp_acts_free(mtp_acts *a) {
 
 /* ---- one transformer block ------------------------------------------------------- */
 
+/* The block recipe (block.h) over all B*T positions: BLAS products, rotary by position
+ * n % T, causal attention that saves its probabilities (att) for the backward; keys and
+ * values stay in the block's buffers. */
+typedef struct {
+    mtp_block_impl im;
+    const mtp_rope *rope;
+    int B, T;
+    float *att;
+} train_block;
+
+static void train_matmul(const mtp_block_impl *im, float *out, const float *x,
+                         mtp_block_matrix which, int R, int C, int OC, float beta) {
+    mtp_matmul_fwd(out, x, mtp_block_weight(&im->w, which), R, C, OC, beta);
+}
+
+static void train_rope(const mtp_block_impl *im, float *x, int R, int n_heads) {
+    const train_block *tb = (const train_block *)im;
+    mtp_rope_fwd(x, tb->rope, R, tb->T, n_heads, mtp_head_dim(im->cfg));
+}
+
+static void train_keep_kv(const mtp_block_impl *im, const float *k, const float *v, int R) {
+    (void)im, (void)k, (void)v, (void)R; /* the backward reads them where they are */
+}
+
+static void train_attend(const mtp_block_impl *im, float *ao, const float *q, const float *k,
+                         const float *v, int R) {
+    const train_block *tb = (const train_block *)im;
+    const mtp_config *c = im->cfg;
+    MTP_ASSERT(R == tb->B * tb->T);
+    mtp_attention_fwd(ao, tb->att, q, k, v, tb->B, tb->T, c->n_heads, c->n_kv_heads,
+                      mtp_head_dim(c));
+}
+
 static void block_forward(const mtp_config *c, const mtp_block_ptrs *w, mtp_block_acts *b,
                           const mtp_rope *rope, int B, int T) {
-    int N = B * T, d = c->dim, kv = mtp_kv_dim(c), f = c->hidden_dim, hd = mtp_head_dim(c);
-    /* x + Attention(RMSNorm(x)) */
-    mtp_rmsnorm_fwd(b->xn1, b->rstd1, b->x, w->attn_norm, N, d, c->norm_eps);
-    mtp_matmul_fwd(b->q, b->xn1, w->wq, N, d, d, 0);
-    mtp_matmul_fwd(b->k, b->xn1, w->wk, N, d, kv, 0);
-    mtp_matmul_fwd(b->v, b->xn1, w->wv, N, d, kv, 0);
-    mtp_rope_fwd(b->q, rope, N, T, c->n_heads, hd);
-    mtp_rope_fwd(b->k, rope, N, T, c->n_kv_heads, hd);
-    mtp_attention_fwd(b->ao, b->att, b->q, b->k, b->v, B, T, c->n_heads, c->n_kv_heads, hd);
-    memcpy(b->xmid, b->x, (size_t)N * d * sizeof(float));
-    mtp_matmul_fwd(b->xmid, b->ao, w->wo, N, d, d, 1);
-    /* + FFN(RMSNorm(.)) = w2(silu(w1 x) * w3 x) */
-    mtp_rmsnorm_fwd(b->xn2, b->rstd2, b->xmid, w->ffn_norm, N, d, c->norm_eps);
-    mtp_matmul_fwd(b->h1, b->xn2, w->w1, N, d, f, 0);
-    mtp_matmul_fwd(b->h3, b->xn2, w->w3, N, d, f, 0);
-    mtp_swiglu_fwd(b->g, b->h1, b->h3, (size_t)N * f);
-    memcpy(b->out, b->xmid, (size_t)N * d * sizeof(float));
-    mtp_matmul_fwd(b->out, b->g, w->w2, N, f, d, 1);
+    train_block tb = {{c, *w, train_matmul, train_rope, train_keep_kv, train_attend}, rope, B, T,
+                      b->att};
+    mtp_block_forward(&tb.im, b, B * T, 0);
 }
 
 /* dx (N,dim) += gradient wrt the block input, given dout wrt its output; weight
