@@ -121,7 +121,7 @@ static int bench_train(int argc, char **argv) {
     mtp_token *tok = xmalloc(n * sizeof(mtp_token));
     mtp_rng r = {7};
     for (size_t i = 0; i < n; i++) tok[i] = (mtp_token)mtp_rng_below(&r, vocab);
-    int rc = mtp_shard_write(o.data, tok, n, &err);
+    int rc = mtp_shard_write(o.data, tok, n, vocab, &err);
     free(tok);
     mtp_model m;
     if (rc == 0) {
@@ -209,7 +209,7 @@ static int bench_decode(int argc, char **argv) {
     mtp_token *prompt_buf = xmalloc((size_t)np * plen * sizeof(mtp_token));
     for (int i = 0; i < np; i++) { /* evenly spaced windows of the shard */
         mtp_token *p = prompt_buf + (size_t)i * plen;
-        for (int j = 0; j < plen; j++) p[j] = s.tokens[(s.n - plen) / np * i + j];
+        for (int j = 0; j < plen; j++) p[j] = mtp_shard_at(&s, (s.n - plen) / np * i + j);
         prompts[i] = p;
         lens[i] = plen;
     }

@@ -15,7 +15,7 @@ typedef struct {
     mtp_head_schedule schedule;
     float head_weight[MTP_MAX_FUTURE]; /* per future head; 1 by default */
     int save_every, eval_every, eval_batches, stop_at; /* stop_at 0: run to steps */
-    char data[1024], val[1024], out[1024];             /* "": none */
+    char data[16384], val[16384], out[1024]; /* "": none; data, val: shard lists (data.h) */
 } mtp_train_opts;
 
 void mtp_train_opts_default(mtp_train_opts *o);

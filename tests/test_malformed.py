@@ -575,7 +575,7 @@ def build_cases(tmp):
     usage("train --resume with --batch", ["train", "--resume", run_dir, "--batch", "4"], ["--batch"])
     usage("train --resume with --config", ["train", "--resume", run_dir, "--config", good_cfg], ["--config"])
     usage("train --out path too long", ["train"] + G + ["--out", os.path.join(tmp, "x" * 1100)], ["--out"])
-    usage("train --data path too long", ["train", "--config", good_cfg, "--data", "/" + "d" * 1100], ["--data"])
+    usage("train --data list too long", ["train", "--config", good_cfg, "--data", "/" + "d" * 17000], ["--data"])
     usage("eval without --data", ["eval"] + M, ["--data"])
     usage("eval without --model", ["eval"] + D, ["--model"])
     usage("eval --batch 0", ["eval"] + M + D + ["--batch", "0"], ["--batch"])
