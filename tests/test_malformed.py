@@ -447,7 +447,7 @@ def build_cases(tmp):
     config("dim a string", cfg_with(dim="32"))
     config("n_heads true", cfg_with(n_heads=True))
     config("vocab_size 0", cfg_with(vocab_size=0))
-    config("vocab_size 65537", cfg_with(vocab_size=65537))
+    config("vocab_size 2^24 + 1", cfg_with(vocab_size=(1 << 24) + 1))
     config("n_future_tokens 0", cfg_with(n_future_tokens=0))
     config("n_future_tokens 4 > n_layers 3", cfg_with(n_future_tokens=4))
     config("hidden_dim -1", cfg_with(hidden_dim=-1))
