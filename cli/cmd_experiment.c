@@ -146,7 +146,10 @@ static int run_one(const char *dir, const char *name, int poly, int pause, int t
         mtp_train_opts_default(&o);
         o.batch = p->batch, o.seq = p->seq, o.steps = p->steps, o.warmup = p->steps / 20;
         o.lr = p->lr, o.min_lr = p->lr / 10, o.seed = seed, o.save_every = 500;
-        snprintf(o.data, sizeof o.data, "%s", train_shard);
+        if (rc == 0 && mtp_shard_list_escape(o.data, sizeof o.data, train_shard)) {
+            mtp_model_free(&m);
+            rc = mtp_fail(err, "%s: path too long", train_shard);
+        }
         snprintf(o.out, sizeof o.out, "%s", run);
     }
     if (rc) return -1;
@@ -163,7 +166,7 @@ static int run_one(const char *dir, const char *name, int poly, int pause, int t
     if (rc == 0) { /* per-head losses on the test set */
         mtp_shardset s;
         mtp_head_stats hs;
-        rc = mtp_shardset_open(&s, test_shard, m.cfg.vocab_size, err);
+        rc = mtp_shardset_open_paths(&s, &test_shard, 1, m.cfg.vocab_size, err);
         if (rc == 0) rc = mtp_eval(&m, &s, 8, p->seq, 8, &hs, err);
         for (int i = 0; i < nf && rc == 0; i++) res->head_loss[i] = hs.loss[i];
         mtp_shardset_free(&s);

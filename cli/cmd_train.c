@@ -12,7 +12,7 @@
 #include "train.h"
 
 static const char *HELP =
-    "usage: mtp train (--config FILE.json | --model FILE.safetensors | --resume DIR) --data SHARD\n"
+    "usage: mtp train (--config FILE.json | --model FILE.safetensors | --resume DIR) --data SHARDS\n"
     "                 [options]\n"
     "  --config FILE       new model from a params.json-style config (random init, --seed)\n"
     "  --model FILE        continue from a model file (fresh optimizer)\n"

@@ -200,23 +200,26 @@ int mtp_shardset_open(mtp_shardset *ss, const char *list, int vocab_size, mtp_er
         i++; /* past the comma (or the end) */
     }
     free(entry);
-    if (rc == 0) {
-        ss->shards = xcalloc(paths.n, sizeof *ss->shards);
-        ss->start = xcalloc(paths.n + 1, sizeof *ss->start);
-    }
-    for (int i = 0; rc == 0 && i < paths.n; i++) {
-        rc = mtp_shard_open(&ss->shards[i], paths.p[i], vocab_size, err);
-        if (rc == 0) {
-            ss->n++;
-            ss->start[i + 1] = ss->start[i] + ss->shards[i].n;
-        }
-    }
+    if (rc == 0) rc = mtp_shardset_open_paths(ss, (const char *const *)paths.p, paths.n, vocab_size, err);
     strlist_free(&paths);
-    if (rc) {
-        mtp_shardset_free(ss);
-        return -1;
+    return rc;
+}
+
+int mtp_shardset_open_paths(mtp_shardset *ss, const char *const *paths, int n, int vocab_size,
+                            mtp_err *err) {
+    memset(ss, 0, sizeof *ss);
+    MTP_ASSERT(n > 0);
+    ss->shards = xcalloc(n, sizeof *ss->shards);
+    ss->start = xcalloc(n + 1, sizeof *ss->start);
+    for (int i = 0; i < n; i++) {
+        if (mtp_shard_open(&ss->shards[i], paths[i], vocab_size, err)) {
+            mtp_shardset_free(ss);
+            return -1;
+        }
+        ss->n++;
+        ss->start[i + 1] = ss->start[i] + ss->shards[i].n;
     }
-    ss->total = ss->start[ss->n];
+    ss->total = ss->start[n];
     return 0;
 }
 
@@ -252,14 +255,27 @@ void mtp_shardset_read(const mtp_shardset *ss, uint64_t pos, size_t len, mtp_tok
     }
 }
 
+/* Appends path, escaped, at buf[*k] (stops counting at cap). */
+static void put_escaped(char *buf, size_t cap, size_t *k, const char *path) {
+    for (const char *p = path; *p; p++) {
+        if (strchr("\\,*?[", *p) && *k < cap) buf[(*k)++] = '\\';
+        if (*k < cap) buf[(*k)++] = *p;
+    }
+}
+
+int mtp_shard_list_escape(char *buf, size_t cap, const char *path) {
+    size_t k = 0;
+    put_escaped(buf, cap, &k, path);
+    if (k >= cap) return -1;
+    buf[k] = 0;
+    return 0;
+}
+
 int mtp_shardset_list(const mtp_shardset *ss, char *buf, size_t cap, mtp_err *err) {
     size_t k = 0;
     for (int i = 0; i < ss->n; i++) {
         if (i && k < cap) buf[k++] = ',';
-        for (const char *p = ss->shards[i].path; *p; p++) {
-            if (strchr("\\,*?[", *p) && k < cap) buf[k++] = '\\';
-            if (k < cap) buf[k++] = *p;
-        }
+        put_escaped(buf, cap, &k, ss->shards[i].path);
     }
     if (k >= cap)
         return mtp_fail(err, "%s ...: the list of %d shards exceeds %zu bytes", ss->shards[0].path,

@@ -65,6 +65,11 @@ typedef struct {
 } mtp_shardset;
 
 int mtp_shardset_open(mtp_shardset *ss, const char *list, int vocab_size, mtp_err *err);
+/* The same for paths taken as they are (no list syntax). */
+int mtp_shardset_open_paths(mtp_shardset *ss, const char *const *paths, int n, int vocab_size,
+                            mtp_err *err);
+/* Writes path as a one-entry list (escaping \ , * ? [) into buf; -1 if cap is too small. */
+int mtp_shard_list_escape(char *buf, size_t cap, const char *path);
 void mtp_shardset_free(mtp_shardset *ss);
 /* The shard holding global index i < start[n] (binary search over start, (n + 1)). */
 int mtp_shardset_find(const uint64_t *start, int n, uint64_t i);

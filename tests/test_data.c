@@ -165,6 +165,16 @@ static void test_lists(void) {
     mtp_batcher_free(&bt);
     mtp_shardset_free(&ss);
 
+    const char *odd = in_dir("odd,name[1].bin");
+    char one[1500];
+    ok = mtp_shard_list_escape(one, sizeof one, odd) == 0 && mtp_shardset_open(&ss, one, 1000, &err) == 0;
+    check(ok && ss.n == 1 && !strcmp(ss.shards[0].path, odd), "an escaped path is a one-entry list of itself");
+    if (ok) mtp_shardset_free(&ss);
+    check(mtp_shard_list_escape(one, 10, odd) != 0, "escape: refuses a short buffer");
+    ok = mtp_shardset_open_paths(&ss, &odd, 1, 1000, &err) == 0;
+    check(ok && ss.total == 2, "open_paths takes a path as it is");
+    if (ok) mtp_shardset_free(&ss);
+
     snprintf(list, sizeof list, "%s/nothing_*.bin", dir);
     check(mtp_shardset_open(&ss, list, 1000, &err) != 0 && strstr(err.msg, list), "a pattern matching nothing");
     snprintf(list, sizeof list, "%s/s_1.bin,,%s/s_2.bin", dir, dir);
