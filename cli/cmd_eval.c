@@ -45,8 +45,8 @@ int cmd_eval(int argc, char **argv) {
         case 'k': bad = arg_int("eval", "--batches", optarg, 1, 1 << 24, &K); break;
         case 't': bad = arg_int("eval", "--threads", optarg, 1, 1024, &threads); break;
         case 'j': json = 1; break;
-        case 'h': fputs(HELP, stdout); return 0;
-        default: return options_error("eval", c, argv);
+        case 'h': free(data); fputs(HELP, stdout); return 0;
+        default: free(data); return options_error("eval", c, argv);
         }
     }
     int rc = 0;
