@@ -88,7 +88,7 @@ static int bench_train(int argc, char **argv) {
         case 'l': bad = arg_int("bench", "--n-layers", optarg, 1, 4096, &layers); break;
         case 'a': bad = arg_int("bench", "--n-heads", optarg, 1, 4096, &heads); break;
         case 'f': bad = arg_int("bench", "--hidden", optarg, 1, 1 << 20, &hidden); break;
-        case 'v': bad = arg_int("bench", "--vocab", optarg, 2, 65536, &vocab); break;
+        case 'v': bad = arg_int("bench", "--vocab", optarg, 2, 1 << 24, &vocab); break;
         case 'n': bad = arg_int("bench", "--n-future", optarg, 1, MTP_MAX_FUTURE, &nf); break;
         case 'b': bad = arg_int("bench", "--batch", optarg, 1, 65536, &o.batch); break;
         case 's': bad = arg_int("bench", "--seq", optarg, 1, 1 << 20, &o.seq); break;
@@ -116,13 +116,16 @@ static int bench_train(int argc, char **argv) {
     }
     /* random tokens in a temporary shard */
     const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(o.data, sizeof o.data, "%s/mtp-bench-%ld.bin", tmpdir, (long)getpid());
+    char shard[1200];
+    snprintf(shard, sizeof shard, "%s/mtp-bench-%ld.bin", tmpdir, (long)getpid());
     size_t n = (size_t)o.batch * o.seq * (o.steps + 1) + nf;
     mtp_token *tok = xmalloc(n * sizeof(mtp_token));
     mtp_rng r = {7};
     for (size_t i = 0; i < n; i++) tok[i] = (mtp_token)mtp_rng_below(&r, vocab);
-    int rc = mtp_shard_write(o.data, tok, n, &err);
+    int rc = mtp_shard_write(shard, tok, n, vocab, &err);
     free(tok);
+    if (rc == 0 && mtp_shard_list_escape(o.data, sizeof o.data, shard)) /* --data syntax */
+        rc = mtp_fail(&err, "%s: path too long", shard);
     mtp_model m;
     if (rc == 0) {
         rc = mtp_model_init(&m, &cfg, &err);
@@ -144,7 +147,7 @@ static int bench_train(int argc, char **argv) {
                    m.lay.total, mtp_backend_describe());
         mtp_model_free(&m);
     }
-    unlink(o.data);
+    unlink(shard);
     if (rc) fprintf(stderr, "mtp bench: %s\n", err.msg);
     return rc ? EXIT_BAD_INPUT : 0;
 }
@@ -209,7 +212,7 @@ static int bench_decode(int argc, char **argv) {
     mtp_token *prompt_buf = xmalloc((size_t)np * plen * sizeof(mtp_token));
     for (int i = 0; i < np; i++) { /* evenly spaced windows of the shard */
         mtp_token *p = prompt_buf + (size_t)i * plen;
-        for (int j = 0; j < plen; j++) p[j] = s.tokens[(s.n - plen) / np * i + j];
+        for (int j = 0; j < plen; j++) p[j] = mtp_shard_at(&s, (s.n - plen) / np * i + j);
         prompts[i] = p;
         lens[i] = plen;
     }

@@ -1,7 +1,8 @@
-/* cmd_eval.c: `mtp eval`: per-head loss and top-1 accuracy on a shard. */
+/* cmd_eval.c: `mtp eval`: per-head loss and top-1 accuracy on a shard set. */
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
@@ -10,7 +11,9 @@
 #include "train/eval.h"
 
 static const char *HELP =
-    "usage: mtp eval --model FILE.safetensors --data SHARD [options]\n"
+    "usage: mtp eval --model FILE.safetensors --data SHARDS [options]\n"
+    "  --data SHARDS  shard list: comma-separated paths or glob patterns ('d/val_*.bin'),\n"
+    "                 read as one stream in the order given; repeat to append\n"
     "  --batch B      sequences per batch          [8]\n"
     "  --seq T        tokens per sequence          [256, at most max_seq_len]\n"
     "  --batches K    the first K sequential batches [8]\n"
@@ -22,46 +25,62 @@ int cmd_eval(int argc, char **argv) {
         {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"batch", 1, 0, 'b'}, {"seq", 1, 0, 's'},
         {"batches", 1, 0, 'k'}, {"threads", 1, 0, 't'}, {"json", 0, 0, 'j'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    const char *model = NULL, *data = NULL;
+    const char *model = NULL;
+    char *data = NULL; /* the --data lists joined by commas */
     int B = 8, T = 256, K = 8, threads = 0, json = 0, c, bad = 0;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", LONG, NULL)) != -1 && !bad) {
         switch (c) {
         case 'm': model = optarg; break;
-        case 'd': data = optarg; break;
+        case 'd': {
+            size_t have = data ? strlen(data) + 1 : 0;
+            data = xrealloc(data, have + strlen(optarg) + 1);
+            if (have) data[have - 1] = ',';
+            strcpy(data + have, optarg);
+            break;
+        }
         case 'b': bad = arg_int("eval", "--batch", optarg, 1, 65536, &B); break;
         case 's': bad = arg_int("eval", "--seq", optarg, 1, 1 << 20, &T); break;
         case 'k': bad = arg_int("eval", "--batches", optarg, 1, 1 << 24, &K); break;
         case 't': bad = arg_int("eval", "--threads", optarg, 1, 1024, &threads); break;
         case 'j': json = 1; break;
-        case 'h': fputs(HELP, stdout); return 0;
-        default: return options_error("eval", c, argv);
+        case 'h': free(data); fputs(HELP, stdout); return 0;
+        default: free(data); return options_error("eval", c, argv);
         }
     }
-    if (bad) return EXIT_USAGE;
-    if (optind < argc) return usage_error("eval", "unexpected argument '%s'", argv[optind]);
-    if (!model || !data) return usage_error("eval", "--model and --data are required");
+    int rc = 0;
+    if (bad) rc = EXIT_USAGE;
+    else if (optind < argc) rc = usage_error("eval", "unexpected argument '%s'", argv[optind]);
+    else if (!model || !data) rc = usage_error("eval", "--model and --data are required");
+    if (rc) {
+        free(data);
+        return rc;
+    }
     cli_setup_threads(threads, !json);
     mtp_model m;
-    mtp_shard s;
+    mtp_shardset s;
     mtp_err err;
     if (mtp_model_load(&m, model, &err)) {
         fprintf(stderr, "mtp eval: %s\n", err.msg);
+        free(data);
         return EXIT_BAD_INPUT;
     }
     if (T > m.cfg.max_seq_len) {
         int max = m.cfg.max_seq_len;
         mtp_model_free(&m);
+        free(data);
         return usage_error("eval", "--seq %d exceeds the model's max_seq_len %d", T, max);
     }
-    if (mtp_shard_open(&s, data, m.cfg.vocab_size, &err)) {
+    rc = mtp_shardset_open(&s, data, m.cfg.vocab_size, &err);
+    free(data);
+    if (rc) {
         fprintf(stderr, "mtp eval: %s\n", err.msg);
         mtp_model_free(&m);
         return EXIT_BAD_INPUT;
     }
     mtp_head_stats st;
-    int rc = mtp_eval(&m, &s, B, T, K, &st, &err);
+    rc = mtp_eval(&m, &s, B, T, K, &st, &err);
     if (rc) {
         fprintf(stderr, "mtp eval: %s\n", err.msg);
     } else if (json) {
@@ -76,7 +95,7 @@ int cmd_eval(int argc, char **argv) {
             printf("head %d (token t+%d): loss %.4f nats  acc %.2f%%\n", i + 1, i + 1, st.loss[i],
                    100 * st.acc[i]);
     }
-    mtp_shard_free(&s);
+    mtp_shardset_free(&s);
     mtp_model_free(&m);
     return rc ? EXIT_BAD_INPUT : 0;
 }

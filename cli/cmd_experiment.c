@@ -146,7 +146,10 @@ static int run_one(const char *dir, const char *name, int poly, int pause, int t
         mtp_train_opts_default(&o);
         o.batch = p->batch, o.seq = p->seq, o.steps = p->steps, o.warmup = p->steps / 20;
         o.lr = p->lr, o.min_lr = p->lr / 10, o.seed = seed, o.save_every = 500;
-        snprintf(o.data, sizeof o.data, "%s", train_shard);
+        if (rc == 0 && mtp_shard_list_escape(o.data, sizeof o.data, train_shard)) {
+            mtp_model_free(&m);
+            rc = mtp_fail(err, "%s: path too long", train_shard);
+        }
         snprintf(o.out, sizeof o.out, "%s", run);
     }
     if (rc) return -1;
@@ -161,12 +164,12 @@ static int run_one(const char *dir, const char *name, int poly, int pause, int t
             rc = mtp_induction_eval(&m, p->eval_n, &res->acc[0], err);
     }
     if (rc == 0) { /* per-head losses on the test set */
-        mtp_shard s;
+        mtp_shardset s;
         mtp_head_stats hs;
-        rc = mtp_shard_open(&s, test_shard, m.cfg.vocab_size, err);
+        rc = mtp_shardset_open_paths(&s, &test_shard, 1, m.cfg.vocab_size, err);
         if (rc == 0) rc = mtp_eval(&m, &s, 8, p->seq, 8, &hs, err);
         for (int i = 0; i < nf && rc == 0; i++) res->head_loss[i] = hs.loss[i];
-        mtp_shard_free(&s);
+        mtp_shardset_free(&s);
     }
     res->wall_s = mtp_now() - t0;
     res->done = rc == 0;
@@ -182,11 +185,11 @@ static int write_shards(const char *dir, int poly, int pause, size_t train_token
     if (file_exists(train) && file_exists(test)) return 0;
     mtp_task task = poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION;
     mtp_token *t = mtp_task_train_tokens(task, 20240430, pause, train_tokens);
-    int rc = mtp_shard_write(train, t, train_tokens, err);
+    int rc = mtp_shard_write(train, t, train_tokens, mtp_task_vocab(task), err);
     free(t);
     size_t have; /* a slice of the test set, for per-head losses */
     t = mtp_task_test_tokens(task, poly ? 200 : 400, pause, &have);
-    if (rc == 0) rc = mtp_shard_write(test, t, have, err);
+    if (rc == 0) rc = mtp_shard_write(test, t, have, mtp_task_vocab(task), err);
     free(t);
     return rc;
 }

@@ -177,7 +177,7 @@ int cmd_task(int argc, char **argv) {
     if (o.shard) {
         mtp_token *t = mtp_task_train_tokens(o.poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION, o.seed, o.pause,
                                             o.tokens);
-        int rc = mtp_shard_write(o.shard, t, o.tokens, &err);
+        int rc = mtp_shard_write(o.shard, t, o.tokens, mtp_task_vocab(o.poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION), &err);
         free(t);
         if (rc) return fprintf(stderr, "mtp task: %s\n", err.msg), EXIT_BAD_INPUT;
     }
@@ -185,7 +185,7 @@ int cmd_task(int argc, char **argv) {
         size_t n;
         mtp_token *t = mtp_task_test_tokens(o.poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION,
                                            o.poly ? POLY_TEST_PER_M : INDUCTION_TEST_STORIES, o.pause, &n);
-        int rc = mtp_shard_write(o.test_shard, t, n, &err);
+        int rc = mtp_shard_write(o.test_shard, t, n, mtp_task_vocab(o.poly ? MTP_TASK_POLY : MTP_TASK_INDUCTION), &err);
         free(t);
         if (rc) return fprintf(stderr, "mtp task: %s\n", err.msg), EXIT_BAD_INPUT;
     }

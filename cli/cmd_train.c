@@ -12,14 +12,16 @@
 #include "train/train.h"
 
 static const char *HELP =
-    "usage: mtp train (--config FILE.json | --model FILE.safetensors | --resume DIR) --data SHARD\n"
+    "usage: mtp train (--config FILE.json | --model FILE.safetensors | --resume DIR) --data SHARDS\n"
     "                 [options]\n"
     "  --config FILE       new model from a params.json-style config (random init, --seed)\n"
     "  --model FILE        continue from a model file (fresh optimizer)\n"
     "  --resume DIR        continue DIR's run exactly (weights, optimizer, step, data order);\n"
     "                      may change --steps --stop-at --save-every --eval-every --val --out\n"
-    "  --data SHARD        training tokens (llm.c shard)\n"
-    "  --val SHARD         validation tokens; per-head loss every --eval-every steps and at the end\n"
+    "  --data SHARDS       training tokens: llm.c shards, comma-separated paths or glob\n"
+    "                      patterns ('d/train_*.bin', sorted), one stream; repeat to append\n"
+    "  --val SHARDS        validation tokens (the same syntax); per-head loss every\n"
+    "                      --eval-every steps and at the end\n"
     "  --batch B           sequences per micro-batch            [8]\n"
     "  --seq T             tokens per sequence                  [256]\n"
     "  --steps N           optimizer steps                      [1000]\n"
@@ -104,6 +106,14 @@ static int set_path(char *dst, size_t n, const char *flag, const char *v) {
     return 0;
 }
 
+/* Appends a shard list flag (repeated: joined by a comma), refusing what does not fit. */
+static int add_list(char *dst, size_t n, const char *flag, const char *v) {
+    size_t have = strlen(dst);
+    if (have + 1 + strlen(v) >= n) return usage_error("train", "%s: shard list too long", flag), -1;
+    snprintf(dst + have, n - have, "%s%s", have ? "," : "", v);
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     mtp_train_opts o, given;
     mtp_train_opts_default(&o);
@@ -120,8 +130,8 @@ int cmd_train(int argc, char **argv) {
         case O_CONFIG: config = optarg; break;
         case O_MODEL: model = optarg; break;
         case O_RESUME: resume = optarg; break;
-        case O_DATA: bad = set_path(o.data, sizeof o.data, "--data", optarg); break;
-        case O_VAL: bad = set_path(o.val, sizeof o.val, "--val", optarg); break;
+        case O_DATA: bad = add_list(o.data, sizeof o.data, "--data", optarg); break;
+        case O_VAL: bad = add_list(o.val, sizeof o.val, "--val", optarg); break;
         case O_OUT: bad = set_path(o.out, sizeof o.out, "--out", optarg); break;
         case O_BATCH: bad = arg_int("train", "--batch", optarg, 1, 65536, &o.batch); break;
         case O_SEQ: bad = arg_int("train", "--seq", optarg, 1, 1 << 20, &o.seq); break;

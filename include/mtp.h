@@ -100,7 +100,8 @@ typedef struct {
     mtp_head_schedule schedule;
     float head_weight[MTP_MAX_FUTURE]; /* per future head; 1 by default */
     int save_every, eval_every, eval_batches, stop_at; /* stop_at 0: run to steps */
-    char data[1024], val[1024], out[1024];             /* "": none */
+    char data[16384], val[16384]; /* shard lists (docs/formats.md); "": none */
+    char out[1024];               /* run folder; "": none */
 } mtp_train_opts;
 
 void mtp_train_opts_default(mtp_train_opts *o);
@@ -135,7 +136,8 @@ int mtp_train_state_open(const char *dir, mtp_model **m, mtp_train_opts *o, mtp_
 /* ---- evaluation ------------------------------------------------------------------------ */
 
 /* Per-head mean cross-entropy and top-1 accuracy over the first `batches` sequential
- * batches of (B, T) tokens of the token shards `data` (docs/formats.md). */
+ * batches of (B, T) tokens of `data`: a shard list (comma-separated, globs expanded in
+ * sorted order, docs/formats.md), read as one stream. */
 int mtp_eval_file(const mtp_model *m, const char *data, int B, int T, int batches,
                   mtp_head_stats *out, mtp_err *err);
 

@@ -15,9 +15,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     mtp_model m;
-    mtp_shard s;
+    mtp_shardset s;
     mtp_err err;
-    if (mtp_model_load(&m, argv[1], &err) || mtp_shard_open(&s, argv[2], m.cfg.vocab_size, &err)) {
+    if (mtp_model_load(&m, argv[1], &err) || mtp_shardset_open(&s, argv[2], m.cfg.vocab_size, &err)) {
         fprintf(stderr, "model_dump: %s\n", err.msg);
         return 1;
     }
@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
     free(window);
     mtp_batcher_free(&bt);
     mtp_acts_free(&a);
-    mtp_shard_free(&s);
+    mtp_shardset_free(&s);
     mtp_model_free(&m);
     return rc ? 1 : 0;
 }

@@ -71,7 +71,7 @@ static void train_periodic(mtp_model *m, int steps) {
     for (int i = 0; i < N; i++)
         tok[i] = mtp_rng_uniform(&r) < 0.1 ? (mtp_token)mtp_rng_below(&r, V) : (mtp_token)((i * 7 / 3) % V);
     mtp_err err;
-    MTP_ASSERT(mtp_shard_write(path, tok, N, &err) == 0);
+    MTP_ASSERT(mtp_shard_write(path, tok, N, V, &err) == 0);
     mtp_train_opts o;
     mtp_train_opts_default(&o);
     snprintf(o.data, sizeof o.data, "%s", path);

@@ -15,6 +15,8 @@ its config as JSON), then breaks them one way at a time:
           `mtp train --model F` (truncations, header length, JSON, offsets, dtypes,
           shapes, tensor names, metadata and the config stored in it);
   shard   token shards via `mtp eval --data F` and `mtp train --config GOOD --data F`;
+          uint32 shards (llm.c magic 20240801, version 7) the same way, and shard lists with
+          one bad shard among good ones (the message must name the bad one);
   config  params.json files via `mtp train --config F`;
   resume  training-state directories via `mtp train --resume D`;
   usage   flags (exit 2);
@@ -71,7 +73,7 @@ class Case:
         self.also = also  # if set, the message must also contain one of these
         self.out_dir = out_dir  # train --out: nothing may be left in it on failure
         self.absent = list(absent)  # paths that must not exist afterwards
-        self.no_tmp_in = list(no_tmp_in)  # directories that must hold no *.tmp.* afterwards
+        self.no_tmp_in = list(no_tmp_in)  # directories that must directly hold no *.tmp.* afterwards
         self.timeout = timeout
         self.env = env  # None: this process's environment (plus OMP_NUM_THREADS=1)
         self.present = list(present)  # paths that must exist afterwards
@@ -417,6 +419,47 @@ def build_cases(tmp):
         train_case(f"shard/{name}: train --val", ["--config", good_cfg, "--data", good_shard, "--val", p], 1, [p],
                    also)
 
+    # uint32 shards (llm.c's Llama 3 format: magic 20240801, version 7) and shard lists
+    u32 = dict(magic=twin.SHARD32_MAGIC, version=twin.SHARD32_VERSION, dtype="<u4")
+    good32 = C.write("shard32_good", ".bin", shard_bytes(tokens, **u32))
+    eval_case("control: eval a uint32 shard", ["--model", good_model, "--data", good32], 0, [])
+    eval_case("control: eval a list of a uint16 and a uint32 shard", ["--model", good_model, "--data",
+              f"{good_shard},{good32}"], 0, [])
+    shards32 = []
+    good32_b = shard_bytes(tokens, **u32)
+
+    def shard32(name, data, also=None):
+        shards32.append((name, C.write("shard32_" + re.sub(r"\W+", "_", name), ".bin", data), also))
+
+    shard32("version 1 with the uint32 magic", shard_bytes(tokens, **dict(u32, version=1)), ["version"])
+    shard32("version 7 with the uint16 magic", shard_bytes(tokens, version=7), ["version"])
+    shard32("truncated inside a token", good32_b[:-1], ["truncated"])
+    shard32("truncated by a whole token", good32_b[:-4], ["truncated"])
+    shard32("count larger than the file", shard_bytes(tokens, **dict(u32, count=N_TOKENS + 1)), ["truncated"])
+    shard32("uint16 tokens under the uint32 magic", shard_bytes(tokens, **dict(u32, dtype="<u2")), ["truncated"])
+    shard32("trailing bytes", good32_b + b"\0\0", ["trailing"])
+    bad = tokens.copy()
+    bad[777] = CFG["vocab_size"]
+    shard32("token id == vocab_size", shard_bytes(bad, **u32), ["out of range", "position 777"])
+    bad = tokens.astype(np.int64)
+    bad[5] = 2**32 - 1
+    shard32("token id 2^32-1", shard_bytes(bad, **u32), ["4294967295"])
+    for name, p, also in shards32:
+        eval_case(f"shard32/{name}: eval", ["--model", good_model, "--data", p], 1, [p], also)
+        train_case(f"shard32/{name}: train", ["--config", good_cfg, "--data", p], 1, [p], also)
+    # a list with one bad shard among good ones: the message names the bad one
+    for name, p, also in [shards32[0], shards32[2], shards32[7], shards[4]]:
+        lst = f"{good_shard},{p},{good32}"
+        eval_case(f"shard list/good,{name},good: eval", ["--model", good_model, "--data", lst], 1, [p], also)
+        train_case(f"shard list/good,{name},good: train", ["--config", good_cfg, "--data", lst], 1, [p], also)
+        train_case(f"shard list/good,{name},good: train --val", ["--config", good_cfg, "--data", good_shard,
+                   "--val", lst], 1, [p], also)
+    nomatch = os.path.join(tmp, "no_such_*.bin")
+    eval_case("shard list/a pattern matching nothing", ["--model", good_model, "--data", f"{good_shard},{nomatch}"],
+              1, [nomatch], ["no file matches"])
+    train_case("shard list/an empty entry", ["--config", good_cfg, "--data", f"{good_shard},,{good32}"], 1,
+               [good_shard], ["empty entry"])
+
     # =====================================================================================
     # configs: train --config F
     # =====================================================================================
@@ -447,7 +490,7 @@ def build_cases(tmp):
     config("dim a string", cfg_with(dim="32"))
     config("n_heads true", cfg_with(n_heads=True))
     config("vocab_size 0", cfg_with(vocab_size=0))
-    config("vocab_size 65537", cfg_with(vocab_size=65537))
+    config("vocab_size 2^24 + 1", cfg_with(vocab_size=(1 << 24) + 1))
     config("n_future_tokens 0", cfg_with(n_future_tokens=0))
     config("n_future_tokens 4 > n_layers 3", cfg_with(n_future_tokens=4))
     config("hidden_dim -1", cfg_with(hidden_dim=-1))
@@ -575,7 +618,7 @@ def build_cases(tmp):
     usage("train --resume with --batch", ["train", "--resume", run_dir, "--batch", "4"], ["--batch"])
     usage("train --resume with --config", ["train", "--resume", run_dir, "--config", good_cfg], ["--config"])
     usage("train --out path too long", ["train"] + G + ["--out", os.path.join(tmp, "x" * 1100)], ["--out"])
-    usage("train --data path too long", ["train", "--config", good_cfg, "--data", "/" + "d" * 1100], ["--data"])
+    usage("train --data list too long", ["train", "--config", good_cfg, "--data", "/" + "d" * 17000], ["--data"])
     usage("eval without --data", ["eval"] + M, ["--data"])
     usage("eval without --model", ["eval"] + D, ["--model"])
     usage("eval --batch 0", ["eval"] + M + D + ["--batch", "0"], ["--batch"])
@@ -710,11 +753,12 @@ def run_case(case, tmp):
     for a in case.absent:
         if os.path.exists(a):
             why.append(f"left {a}")
+    # the folder itself only: cases run in parallel, and another case's output folder
+    # below it may hold that case's temporary file at this very moment
     for d in case.no_tmp_in + ([case.out_dir] if case.out_dir else []):
-        for dirpath, _, files in os.walk(d):
-            for f in files:
-                if ".tmp." in f:
-                    why.append(f"left a temporary file {os.path.join(dirpath, f)}")
+        for f in os.listdir(d) if os.path.isdir(d) else []:
+            if ".tmp." in f:
+                why.append(f"left a temporary file {os.path.join(d, f)}")
     return why, err
 
 

@@ -350,6 +350,30 @@ def read_shard(path: str) -> np.ndarray:
     return tokens.astype(np.int64)
 
 
+# llm.c's uint32 variant (how it writes Llama 3 data): the same 256 int32 header with
+# magic 20240801, version 7, then u32 tokens.
+SHARD32_MAGIC, SHARD32_VERSION = 20240801, 7
+
+
+def write_shard_u32(path: str, tokens) -> None:
+    tokens = np.asarray(tokens)
+    assert tokens.min() >= 0 and tokens.max() < 2**32, "tokens must fit in uint32"
+    header = np.zeros(256, dtype="<i4")
+    header[:3] = (SHARD32_MAGIC, SHARD32_VERSION, len(tokens))
+    with open(path, "wb") as f:
+        f.write(header.tobytes())
+        f.write(tokens.astype("<u4").tobytes())
+
+
+def read_shard_u32(path: str) -> np.ndarray:
+    with open(path, "rb") as f:
+        header = np.frombuffer(f.read(256 * 4), dtype="<i4")
+        assert header[0] == SHARD32_MAGIC and header[1] == SHARD32_VERSION, f"{path}: not an llm.c uint32 shard"
+        tokens = np.frombuffer(f.read(), dtype="<u4")
+    assert len(tokens) == header[2], f"{path}: header says {header[2]} tokens, file has {len(tokens)}"
+    return tokens.astype(np.int64)
+
+
 # ---------------------------------------------------------------------------------------
 # Batches and loss
 # ---------------------------------------------------------------------------------------
@@ -532,6 +556,9 @@ def _selftest() -> int:
         write_shard(os.path.join(d, "s.bin"), np.arange(50) % 13)
         toks = read_shard(os.path.join(d, "s.bin"))
         check("shard round trip", np.array_equal(toks, np.arange(50) % 13))
+        write_shard_u32(os.path.join(d, "s32.bin"), np.arange(50) * 7919 + 65530)
+        check("uint32 shard round trip", np.array_equal(read_shard_u32(os.path.join(d, "s32.bin")),
+                                                         np.arange(50) * 7919 + 65530))
     x, ys = get_batch(np.arange(10), 1, 2, 3, 2)  # s = 6, 9: wraps mod 10
     check("batch", x.tolist() == [[6, 7, 8], [9, 0, 1]] and ys[1].tolist() == [[8, 9, 0], [1, 2, 3]])
 

@@ -79,10 +79,10 @@ int mtp_train_state_open(const char *dir, mtp_model **m, mtp_train_opts *o, mtp_
 
 int mtp_eval_file(const mtp_model *m, const char *data, int B, int T, int batches,
                   mtp_head_stats *out, mtp_err *err) {
-    mtp_shard s;
-    if (mtp_shard_open(&s, data, m->cfg.vocab_size, err)) return -1;
+    mtp_shardset s;
+    if (mtp_shardset_open(&s, data, m->cfg.vocab_size, err)) return -1;
     int rc = mtp_eval(m, &s, B, T, batches, out, err);
-    mtp_shard_free(&s);
+    mtp_shardset_free(&s);
     return rc;
 }
 

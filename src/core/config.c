@@ -82,8 +82,9 @@ int mtp_config_validate(const mtp_config *c, const char *what, mtp_err *err) {
         return mtp_fail(err, "%s: head_dim (dim/n_heads) must be even for rotary", what);
     if (c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads)
         return mtp_fail(err, "%s: n_kv_heads must divide n_heads", what);
-    if (c->vocab_size <= 0 || c->vocab_size > 65536)
-        return mtp_fail(err, "%s: vocab_size must be in 1..65536", what);
+    /* ids are 32-bit (uint32 shards); 2^24 is far above any released vocabulary */
+    if (c->vocab_size <= 0 || c->vocab_size > (1 << 24))
+        return mtp_fail(err, "%s: vocab_size must be in 1..16777216", what);
     if (c->n_future < 1 || c->n_future > 64)
         return mtp_fail(err, "%s: n_future_tokens must be in 1..64", what);
     if (c->n_layers < c->n_future || c->n_layers > 4096)

@@ -119,11 +119,11 @@ int mtp_prepare_bytes(const char *const *inputs, int n_inputs, const char *out_d
     char *path = xmalloc(plen);
     if (rc == 0) {
         snprintf(path, plen, "%s/train.bin", out_dir);
-        rc = mtp_shard_write(path, w.train.tok, w.train.n, err);
+        rc = mtp_shard_write(path, w.train.tok, w.train.n, 256, err);
     }
     if (rc == 0 && w.val.n) {
         snprintf(path, plen, "%s/val.bin", out_dir);
-        rc = mtp_shard_write(path, w.val.tok, w.val.n, err);
+        rc = mtp_shard_write(path, w.val.tok, w.val.n, 256, err);
     }
     stats->train_tokens = w.train.n;
     stats->val_tokens = w.val.n;

@@ -7,6 +7,10 @@
 #include "tasks/task_poly.h"
 #include "core/util.h"
 
+int mtp_task_vocab(mtp_task task) {
+    return task == MTP_TASK_POLY ? POLY_VOCAB : mtp_induction_vocab();
+}
+
 mtp_token *mtp_task_train_tokens(mtp_task task, uint64_t seed, int pause, size_t n) {
     MTP_ASSERT(task == MTP_TASK_POLY || pause == 0);
     mtp_token *buf = xmalloc((n ? n : 1) * sizeof(mtp_token));

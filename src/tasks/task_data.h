@@ -10,6 +10,9 @@
 
 typedef enum { MTP_TASK_POLY, MTP_TASK_INDUCTION } mtp_task;
 
+/* vocab_size of the task's tokens (what its shards are written for) */
+int mtp_task_vocab(mtp_task task);
+
 /* n tokens of training samples drawn from seed (malloc'd; the last sample may be cut);
  * poly samples with `pause` pause tokens (0 for induction). */
 mtp_token *mtp_task_train_tokens(mtp_task task, uint64_t seed, int pause, size_t n);

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int mtp_eval(const mtp_model *m, const mtp_shard *s, int B, int T, int batches,
+int mtp_eval(const mtp_model *m, const mtp_shardset *s, int B, int T, int batches,
              mtp_head_stats *out, mtp_err *err) {
     const mtp_config *c = &m->cfg;
     if (T > c->max_seq_len)

@@ -204,7 +204,7 @@ typedef struct {
     mtp_train_opts *o;
     mtp_acts acts;
     float *grads, *mom, *vel;
-    mtp_shard data, val;
+    mtp_shardset data, val;
     mtp_batcher batcher;
     mtp_token *window;
     FILE *metrics;
@@ -260,8 +260,8 @@ static void trainer_free(trainer *t) {
     free(t->vel);
     free(t->window);
     mtp_batcher_free(&t->batcher);
-    mtp_shard_free(&t->data);
-    mtp_shard_free(&t->val);
+    mtp_shardset_free(&t->data);
+    mtp_shardset_free(&t->val);
     if (t->metrics) fclose(t->metrics);
 }
 
@@ -273,8 +273,11 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
         return mtp_fail(err, "--seq %d exceeds the model's max_seq_len %d", o->seq, c->max_seq_len);
     trainer t = {.m = m, .o = o};
     if (mtp_check_fits(3 * P * sizeof(float), "the gradients and AdamW moments", err)) return -1;
-    if (mtp_shard_open(&t.data, o->data, c->vocab_size, err)) return -1;
-    if (o->val[0] && mtp_shard_open(&t.val, o->val, c->vocab_size, err)) {
+    /* the lists become the paths they expanded to, so the state reopens the same files */
+    if (mtp_shardset_open(&t.data, o->data, c->vocab_size, err)) return -1;
+    if (mtp_shardset_list(&t.data, o->data, sizeof o->data, err) ||
+        (o->val[0] && (mtp_shardset_open(&t.val, o->val, c->vocab_size, err) ||
+                       mtp_shardset_list(&t.val, o->val, sizeof o->val, err)))) {
         trainer_free(&t);
         return -1;
     }
