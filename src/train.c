@@ -2,7 +2,6 @@
 #define _GNU_SOURCE /* mkdir */
 #include "train.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include "adamw.h"
 #include "checkpoint.h"
 #include "data.h"
+#include "json.h"
 
 void mtp_train_opts_default(mtp_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -46,7 +46,7 @@ void mtp_train_opts_default(mtp_train_opts *o) {
 
 char *mtp_train_opts_to_json(const mtp_train_opts *o) {
     cJSON *j = cJSON_CreateObject();
-#define ADD_NUM(f) cJSON_AddNumberToObject(j, #f, o->f);
+#define ADD_NUM(f) mtp_json_add_number(j, #f, o->f);
 #define ADD_STR(f) cJSON_AddStringToObject(j, #f, o->f);
     INT_FIELDS(ADD_NUM) FLOAT_FIELDS(ADD_NUM) STR_FIELDS(ADD_STR)
     char seed[32];
@@ -54,12 +54,9 @@ char *mtp_train_opts_to_json(const mtp_train_opts *o) {
     cJSON_AddStringToObject(j, "seed", seed); /* as a string: 64 bits do not fit a double */
     cJSON_AddStringToObject(j, "head_schedule",
                             o->schedule == MTP_HEADS_NAIVE ? "naive" : "sequential");
-    cJSON *hw = cJSON_AddArrayToObject(j, "head_weight");
-    for (int i = 0; i < MTP_MAX_FUTURE; i++) cJSON_AddItemToArray(hw, cJSON_CreateNumber(o->head_weight[i]));
-    char *s = cJSON_PrintUnformatted(j);
+    mtp_json_add_floats(j, "head_weight", o->head_weight, MTP_MAX_FUTURE);
+    char *out = mtp_json_text(j);
     cJSON_Delete(j);
-    char *out = xstrdup(s);
-    cJSON_free(s);
     return out;
 }
 
@@ -222,14 +219,17 @@ static int save_checkpoint(trainer *t, int64_t step, mtp_err *err) {
 
 static void write_metrics(FILE *f, const mtp_train_report *r) {
     if (!f) return;
-    fprintf(f, "{\"step\":%lld,\"%s\":[", (long long)r->step, r->is_val ? "val_loss" : "loss");
-    for (int i = 0; i < r->n_future; i++) fprintf(f, "%s%.6f", i ? "," : "", r->stats.loss[i]);
-    fprintf(f, "]");
-    if (!r->is_val)
-        fprintf(f, ",\"lr\":%.6g,\"grad_norm\":%.6g,\"tok_per_s\":%.1f,\"elapsed_s\":%.3f", r->lr,
-                r->grad_norm, r->tok_per_s, r->elapsed_s);
-    fprintf(f, "}\n");
-    fflush(f);
+    cJSON *j = cJSON_CreateObject();
+    mtp_json_add_number(j, "step", (double)r->step);
+    mtp_json_add_numbers(j, r->is_val ? "val_loss" : "loss", r->stats.loss, r->n_future);
+    if (!r->is_val) {
+        mtp_json_add_number(j, "lr", r->lr);
+        mtp_json_add_number(j, "grad_norm", r->grad_norm);
+        mtp_json_add_number(j, "tok_per_s", r->tok_per_s);
+        mtp_json_add_number(j, "elapsed_s", r->elapsed_s);
+    }
+    mtp_json_write_line(f, j);
+    cJSON_Delete(j);
 }
 
 /* Mean per-head loss over the first eval_batches sequential batches of the val shard. */
