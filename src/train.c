@@ -205,16 +205,49 @@ typedef struct {
     mtp_batcher batcher;
     mtp_token *window;
     FILE *metrics;
+    int64_t saved; /* step of the latest checkpoint in o->out; -1: none from this run */
 } trainer;
 
+/* The guard against a run that diverged: a loss or gradient norm that is NaN or
+ * infinite stops the run before AdamW spreads it into every weight, and weights that
+ * the update made non-finite are never saved, so DIR keeps the last good checkpoint. */
+static int check_finite_step(const trainer *t, const mtp_train_report *r, mtp_err *err) {
+    const char *keeps = t->saved >= 0 ? "; the latest checkpoint is from step " : "";
+    char saved[32] = "";
+    if (t->saved >= 0) snprintf(saved, sizeof saved, "%lld", (long long)t->saved);
+    for (int i = 0; i < r->n_future; i++)
+        if (!isfinite(r->stats.loss[i]))
+            return mtp_fail(err, "step %lld: the loss of future head %d is not finite (%g)%s%s",
+                            (long long)r->step, i + 1, r->stats.loss[i], keeps, saved);
+    if (!isfinite(r->grad_norm))
+        return mtp_fail(err, "step %lld: the gradient norm is not finite (%g)%s%s", (long long)r->step,
+                        r->grad_norm, keeps, saved);
+    return 0;
+}
+
+static int check_finite_params(const trainer *t, int64_t step, mtp_err *err) {
+    const mtp_layout *lay = &t->m->lay;
+    for (int i = 0; i < lay->n_params; i++) {
+        const float *w = t->m->params + lay->params[i].offset;
+        for (size_t j = 0; j < lay->params[i].numel; j++)
+            if (!isfinite(w[j]))
+                return mtp_fail(err, "step %lld: the update made weights of %s not finite; not saved",
+                                (long long)step, lay->params[i].name);
+    }
+    return 0;
+}
+
 static int save_checkpoint(trainer *t, int64_t step, mtp_err *err) {
+    if (check_finite_params(t, step, err)) return -1;
     char path[1200], stepbuf[32];
     snprintf(path, sizeof path, "%s/state.safetensors", t->o->out);
     if (save_state(t->m, t->o, t->mom, t->vel, step, path, err)) return -1;
     snprintf(stepbuf, sizeof stepbuf, "%lld", (long long)step);
     const char *extra[] = {"step", stepbuf};
     snprintf(path, sizeof path, "%s/model.safetensors", t->o->out);
-    return mtp_model_save(t->m, path, extra, 1, err);
+    if (mtp_model_save(t->m, path, extra, 1, err)) return -1;
+    t->saved = step;
+    return 0;
 }
 
 static void write_metrics(FILE *f, const mtp_train_report *r) {
@@ -271,7 +304,7 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
     size_t P = m->lay.total;
     if (o->seq > c->max_seq_len)
         return mtp_fail(err, "--seq %d exceeds the model's max_seq_len %d", o->seq, c->max_seq_len);
-    trainer t = {.m = m, .o = o};
+    trainer t = {.m = m, .o = o, .saved = -1};
     if (mtp_check_fits(3 * P * sizeof(float), "the gradients and AdamW moments", err)) return -1;
     if (mtp_shard_open(&t.data, o->data, c->vocab_size, err)) return -1;
     if (o->val[0] && mtp_shard_open(&t.val, o->val, c->vocab_size, err)) {
@@ -288,6 +321,7 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
         trainer_free(&t);
         return -1;
     }
+    if (resume_dir && !strcmp(resume_dir, o->out)) t.saved = step;
     if (o->out[0]) {
         char path[1200];
         if (mkdir(o->out, 0777) != 0 && errno != EEXIST) {
@@ -326,6 +360,7 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
             }
         }
         r.grad_norm = mtp_global_norm(t.grads, P);
+        if ((rc = check_finite_step(&t, &r, err)) != 0) break;
         if (o->grad_clip > 0 && r.grad_norm > o->grad_clip) {
             /* torch.nn.utils.clip_grad_norm_ */
             float k = (float)(o->grad_clip / (r.grad_norm + 1e-6));
