@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "adamw.h"
 #include "checkpoint.h"
@@ -265,6 +266,29 @@ static void write_metrics(FILE *f, const mtp_train_report *r) {
     cJSON_Delete(j);
 }
 
+/* On resume, metrics.jsonl is cut back to what the checkpoint has seen: lines whose
+ * step is at most `step`, without a torn line a kill left at the end (or any line that
+ * is not JSON), rewritten atomically, so the resumed run appends each step once. */
+static int trim_metrics(const char *path, int64_t step, mtp_err *err) {
+    char *text = NULL;
+    size_t len = 0;
+    if (access(path, F_OK) != 0) return 0;
+    if (mtp_read_file(path, &text, &len, err)) return -1;
+    mtp_atomic_file af;
+    if (mtp_atomic_open(&af, path, err)) {
+        free(text);
+        return -1;
+    }
+    for (char *line = text, *nl; (nl = memchr(line, '\n', text + len - line)) != NULL; line = nl + 1) {
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)(nl - line));
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "step");
+        if (cJSON_IsNumber(s) && s->valuedouble <= (double)step) mtp_atomic_write(&af, line, nl + 1 - line);
+        cJSON_Delete(j);
+    }
+    free(text);
+    return mtp_atomic_commit(&af, err);
+}
+
 /* Mean per-head loss over the first eval_batches sequential batches of the val shard. */
 static void validate(trainer *t, int64_t step, mtp_train_cb cb, void *ctx) {
     const mtp_train_opts *o = t->o;
@@ -329,6 +353,10 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
             return mtp_fail(err, "--out %s: %s", o->out, strerror(errno));
         }
         snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
+        if (resume_dir && trim_metrics(path, step, err)) {
+            trainer_free(&t);
+            return -1;
+        }
         t.metrics = fopen(path, resume_dir ? "a" : "w");
         if (!t.metrics) {
             trainer_free(&t);
