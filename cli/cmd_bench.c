@@ -14,6 +14,7 @@
 #include "model/checkpoint.h"
 #include "formats/data.h"
 #include "decode/generate.h"
+#include "core/json.h"
 #include "oracle/ops_ref.h"
 #include "core/rng.h"
 #include "train/train.h"
@@ -141,10 +142,15 @@ static int bench_train(int argc, char **argv) {
         o.steps -= 1;
         if (rc == 0) rc = mtp_train(&m, &o, NULL, NULL, NULL, &err);
         double el = mtp_now() - t0;
-        if (rc == 0)
-            printf("{\"tok_per_s\":%.1f,\"peak_rss_mb\":%.1f,\"params\":%zu,\"backend\":\"%s\"}\n",
-                   (double)o.batch * o.seq * o.steps / el, mtp_peak_rss_bytes() / 1048576.0,
-                   m.lay.total, mtp_backend_describe());
+        if (rc == 0) {
+            cJSON *j = cJSON_CreateObject();
+            mtp_json_add_number(j, "tok_per_s", (double)o.batch * o.seq * o.steps / el);
+            mtp_json_add_number(j, "peak_rss_mb", mtp_peak_rss_bytes() / 1048576.0);
+            mtp_json_add_number(j, "params", (double)m.lay.total);
+            cJSON_AddStringToObject(j, "backend", mtp_backend_describe());
+            mtp_json_write_line(stdout, j);
+            cJSON_Delete(j);
+        }
         mtp_model_free(&m);
     }
     unlink(shard);

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "model/checkpoint.h"
 #include "train/eval.h"
+#include "core/json.h"
 
 static const char *HELP =
     "usage: mtp eval --model FILE.safetensors --data SHARDS [options]\n"
@@ -84,11 +85,12 @@ int cmd_eval(int argc, char **argv) {
     if (rc) {
         fprintf(stderr, "mtp eval: %s\n", err.msg);
     } else if (json) {
-        printf("{\"head_loss\":[");
-        for (int i = 0; i < m.cfg.n_future; i++) printf("%s%.8g", i ? "," : "", st.loss[i]);
-        printf("],\"head_acc\":[");
-        for (int i = 0; i < m.cfg.n_future; i++) printf("%s%.8g", i ? "," : "", st.acc[i]);
-        printf("],\"tokens\":%lld}\n", (long long)B * T * K);
+        cJSON *j = cJSON_CreateObject();
+        mtp_json_add_numbers(j, "head_loss", st.loss, m.cfg.n_future);
+        mtp_json_add_numbers(j, "head_acc", st.acc, m.cfg.n_future);
+        mtp_json_add_number(j, "tokens", (double)B * T * K);
+        mtp_json_write_line(stdout, j);
+        cJSON_Delete(j);
     } else {
         printf("%lld positions (%d batches of %d x %d)\n", (long long)B * T * K, K, B, T);
         for (int i = 0; i < m.cfg.n_future; i++)

@@ -7,7 +7,6 @@
  * skipped when done or resumed from its checkpoint, so an interrupted experiment
  * continues where it stopped. */
 #define _GNU_SOURCE
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -22,6 +21,7 @@
 #include "commands.h"
 #include "formats/data.h"
 #include "train/eval.h"
+#include "core/json.h"
 #include "svg.h"
 #include "tasks/task_data.h"
 #include "tasks/task_eval.h"
@@ -92,16 +92,22 @@ static int load_result(const char *path, result *res) {
 }
 
 static int save_result(const char *path, const result *res, int n_acc, int nf, mtp_err *err) {
-    char buf[2048];
-    int w = snprintf(buf, sizeof buf, "{\"acc\":[");
-    for (int i = 0; i < n_acc; i++) w += snprintf(buf + w, sizeof buf - w, "%s%.6f", i ? "," : "", res->acc[i]);
-    w += snprintf(buf + w, sizeof buf - w, "],\"head_loss\":[");
-    for (int i = 0; i < nf; i++) w += snprintf(buf + w, sizeof buf - w, "%s%.6f", i ? "," : "", res->head_loss[i]);
-    w += snprintf(buf + w, sizeof buf - w, "],\"wall_s\":%.1f,\"params_nonemb\":%zu}\n", res->wall_s, res->params_nonemb);
+    cJSON *j = cJSON_CreateObject();
+    mtp_json_add_numbers(j, "acc", res->acc, n_acc);
+    mtp_json_add_numbers(j, "head_loss", res->head_loss, nf);
+    mtp_json_add_number(j, "wall_s", res->wall_s);
+    mtp_json_add_number(j, "params_nonemb", (double)res->params_nonemb);
+    char *text = mtp_json_text(j);
+    cJSON_Delete(j);
     mtp_atomic_file af;
-    if (mtp_atomic_open(&af, path, err)) return -1;
-    mtp_atomic_write(&af, buf, w);
-    return mtp_atomic_commit(&af, err);
+    int rc = mtp_atomic_open(&af, path, err);
+    if (rc == 0) {
+        mtp_atomic_write(&af, text, strlen(text));
+        mtp_atomic_write(&af, "\n", 1);
+        rc = mtp_atomic_commit(&af, err);
+    }
+    free(text);
+    return rc;
 }
 
 /* One model: train (or resume), then score; results cached in RUN/result.json. With

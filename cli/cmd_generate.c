@@ -1,7 +1,6 @@
 /* cmd_generate.c: `mtp generate`: prompts in, continuations out, plain or self-speculative.
  * Byte-level models (vocab 256) take and print text; others take --prompt-tokens. */
 #define _GNU_SOURCE
-#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include "model/checkpoint.h"
 #include "commands.h"
 #include "decode/generate.h"
+#include "core/json.h"
 
 static const char *HELP =
     "usage: mtp generate --model FILE.safetensors (--prompt TEXT | --prompt-file FILE |\n"
@@ -112,9 +112,9 @@ static double tokens_per_forward(const mtp_gen_result *r) {
 
 static void print_json(int i, const mtp_gen_result *r, int depths, int bytes) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "prompt", i);
+    mtp_json_add_number(o, "prompt", i);
     cJSON *t = cJSON_AddArrayToObject(o, "tokens");
-    for (int k = 0; k < r->n; k++) cJSON_AddItemToArray(t, cJSON_CreateNumber(r->tokens[k]));
+    for (int k = 0; k < r->n; k++) cJSON_AddItemToArray(t, mtp_json_number(r->tokens[k]));
     if (bytes) {
         char *s = utf8_clean(r->tokens, r->n);
         cJSON_AddStringToObject(o, "text", s);
@@ -122,18 +122,16 @@ static void print_json(int i, const mtp_gen_result *r, int depths, int bytes) {
     } else {
         cJSON_AddNullToObject(o, "text");
     }
-    cJSON_AddNumberToObject(o, "forwards", (double)r->forwards);
-    cJSON_AddNumberToObject(o, "tokens_per_forward", tokens_per_forward(r));
+    mtp_json_add_number(o, "forwards", (double)r->forwards);
+    mtp_json_add_number(o, "tokens_per_forward", tokens_per_forward(r));
     cJSON *a = cJSON_AddArrayToObject(o, "accept");
     for (int d = 1; d <= depths; d++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber(r->drafted[d] ? (double)r->accepted[d] / r->drafted[d] : 0));
+        cJSON_AddItemToArray(a, mtp_json_number(r->drafted[d] ? (double)r->accepted[d] / r->drafted[d] : 0));
     double decode_s = r->total_s - r->first_token_s;
-    cJSON_AddNumberToObject(o, "tok_per_s", r->n > 1 && decode_s > 0 ? (r->n - 1) / decode_s : 0);
-    cJSON_AddNumberToObject(o, "ttft_s", r->first_token_s);
-    cJSON_AddNumberToObject(o, "total_s", r->total_s);
-    char *s = cJSON_PrintUnformatted(o);
-    puts(s);
-    cJSON_free(s);
+    mtp_json_add_number(o, "tok_per_s", r->n > 1 && decode_s > 0 ? (r->n - 1) / decode_s : 0);
+    mtp_json_add_number(o, "ttft_s", r->first_token_s);
+    mtp_json_add_number(o, "total_s", r->total_s);
+    mtp_json_write_line(stdout, o);
     cJSON_Delete(o);
 }
 

@@ -10,6 +10,7 @@
 #include "model/checkpoint.h"
 #include "commands.h"
 #include "formats/data.h"
+#include "core/json.h"
 #include "tasks/task_data.h"
 #include "tasks/task_eval.h"
 #include "tasks/task_induction.h"
@@ -45,25 +46,31 @@ static void print_poly(const mtp_poly_sample *s, int json, int pause) {
     memset(dots + 1, '.', pause);
     dots[pause ? pause + 1 : 0] = 0;
     const uint8_t *c = s->answer.c;
-    if (json)
-        printf("{\"m\":%d,\"expr\":\"%s\",\"answer\":[%d,%d,%d,%d,%d]}\n", s->m, expr, c[0], c[1], c[2], c[3], c[4]);
-    else
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        mtp_json_add_number(j, "m", s->m);
+        cJSON_AddStringToObject(j, "expr", expr);
+        int answer[5] = {c[0], c[1], c[2], c[3], c[4]};
+        mtp_json_add_ints(j, "answer", answer, 5);
+        mtp_json_write_line(stdout, j);
+        cJSON_Delete(j);
+    } else
         printf("m=%d  %s =%s [%d,%d,%d,%d,%d]\n", s->m, expr, dots, c[0], c[1], c[2], c[3], c[4]);
 }
 
 static void print_story(const mtp_story *s, int json) {
-    if (json) printf("{\"tokens\":[");
-    for (int i = 0; i < s->n; i++) {
-        if (json)
-            printf("%s%u", i ? "," : "", s->tok[i]);
-        else
-            printf("%s%s", i && s->tok[i] ? " " : "", mtp_induction_word(s->tok[i]));
-    }
     if (json) {
-        printf("],\"scored\":[");
-        for (int i = 0; i < s->n_scored; i++) printf("%s%d", i ? "," : "", s->scored[i]);
-        printf("]}\n");
+        cJSON *j = cJSON_CreateObject();
+        cJSON *t = cJSON_AddArrayToObject(j, "tokens");
+        for (int i = 0; i < s->n; i++) cJSON_AddItemToArray(t, mtp_json_number(s->tok[i]));
+        cJSON *sc = cJSON_AddArrayToObject(j, "scored");
+        for (int i = 0; i < s->n_scored; i++) cJSON_AddItemToArray(sc, mtp_json_number(s->scored[i]));
+        mtp_json_write_line(stdout, j);
+        cJSON_Delete(j);
+        return;
     }
+    for (int i = 0; i < s->n; i++)
+        printf("%s%s", i && s->tok[i] ? " " : "", mtp_induction_word(s->tok[i]));
 }
 
 static int run_eval(const task_opts *o) {
@@ -81,25 +88,34 @@ static int run_eval(const task_opts *o) {
         if (rc == 0) {
             double in = 0, out = 0;
             int nin = 0, nout = 0;
-            printf(o->json ? "{\"acc\":[" : "m    accuracy (%d expressions each)\n", n);
+            if (!o->json) printf("m    accuracy (%d expressions each)\n", n);
             for (int k = 1; k <= o->m_max; k++) {
-                if (o->json)
-                    printf("%s%.4f", k > 1 ? "," : "", acc[k]);
-                else
-                    printf("%-4d %.4f\n", k, acc[k]);
+                if (!o->json) printf("%-4d %.4f\n", k, acc[k]);
                 if (k <= POLY_TRAIN_MAX_M) in += acc[k], nin++;
                 else out += acc[k], nout++;
             }
             in = nin ? in / nin : 0, out = nout ? out / nout : 0;
-            if (o->json)
-                printf("],\"in_domain\":%.4f,\"out_of_domain\":%.4f}\n", in, out);
-            else
+            if (o->json) {
+                cJSON *j = cJSON_CreateObject();
+                mtp_json_add_numbers(j, "acc", acc + 1, o->m_max);
+                mtp_json_add_number(j, "in_domain", in);
+                mtp_json_add_number(j, "out_of_domain", out);
+                mtp_json_write_line(stdout, j);
+                cJSON_Delete(j);
+            } else
                 printf("in domain (m <= %d): %.4f   out of domain: %.4f\n", POLY_TRAIN_MAX_M, in, out);
         }
     } else {
         double acc = 0;
         rc = mtp_induction_eval(&m, o->n ? o->n : INDUCTION_TEST_STORIES, &acc, &err);
-        if (rc == 0) printf(o->json ? "{\"induction_acc\":%.4f}\n" : "induction accuracy %.4f\n", acc);
+        if (rc == 0 && o->json) {
+            cJSON *j = cJSON_CreateObject();
+            mtp_json_add_number(j, "induction_acc", acc);
+            mtp_json_write_line(stdout, j);
+            cJSON_Delete(j);
+        } else if (rc == 0) {
+            printf("induction accuracy %.4f\n", acc);
+        }
     }
     if (rc) fprintf(stderr, "mtp task: %s\n", err.msg);
     mtp_model_free(&m);

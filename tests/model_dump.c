@@ -1,7 +1,8 @@
 /* model_dump.c: test helper for tests/test_torch.py. Runs batch 0 of a shard through
- * mtp_step (forward + backward, head weights 1) and writes what the PyTorch twin
- * compares: logits.{i} (B,T,V) per future head, loss (n), grad.{param} per parameter.
- * usage: model_dump MODEL SHARD B T sequential|naive OUT.safetensors */
+ * mtp_step (forward + backward, head weights 1, or W1,W2,.. when given) and writes what
+ * the PyTorch twin compares: logits.{i} (B,T,V) per future head, loss (n), grad.{param}
+ * per parameter.
+ * usage: model_dump MODEL SHARD B T sequential|naive OUT.safetensors [W1,W2,..] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,8 @@
 #include "formats/data.h"
 
 int main(int argc, char **argv) {
-    if (argc != 7) {
-        fprintf(stderr, "usage: model_dump MODEL SHARD B T sequential|naive OUT\n");
+    if (argc != 7 && argc != 8) {
+        fprintf(stderr, "usage: model_dump MODEL SHARD B T sequential|naive OUT [W1,W2,..]\n");
         return 2;
     }
     mtp_model m;
@@ -44,7 +45,14 @@ int main(int argc, char **argv) {
 
     float *grads = falloc(m.lay.total);
     memset(grads, 0, m.lay.total * sizeof(float));
-    mtp_step(&m, &a, window, NULL, grads, 1.0f, &st);
+    float hw[MTP_MAX_FUTURE];
+    for (int i = 0; i < nf; i++) hw[i] = 1.0f;
+    for (int i = 0, off = 0; argc == 8 && i < nf; i++) {
+        int used = 0;
+        sscanf(argv[7] + off, "%f,%n", &hw[i], &used);
+        off += used;
+    }
+    mtp_step(&m, &a, window, hw, grads, 1.0f, &st);
 
     int n = 1 + nf + m.lay.n_params;
     mtp_st_entry *e = xcalloc(n, sizeof *e);

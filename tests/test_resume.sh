@@ -2,8 +2,12 @@
 # Exact resume and atomic checkpoints:
 # 1. a run stopped at step k and resumed to N ends with byte-identical files to a run
 #    straight to N (shuffled data, cosine LR with warmup, gradient accumulation);
-# 2. a training run killed (SIGKILL) at random moments while saving every step always
-#    leaves a loadable latest model and a resumable state.
+# 2. metrics.jsonl after a resume holds each step exactly once, every line JSON, also
+#    when the stopped run had written lines past its checkpoint and a torn last line;
+# 3. a training run killed (SIGKILL) inside a save, at a point the test-only hook
+#    MTP_TEST_STOP_IN_COMMIT makes certain (the temporary file complete, not renamed),
+#    leaves a loadable latest model and a resumable state, for kills in the first and
+#    later saves of the state and of the model.
 set -euo pipefail
 M=${MTP_BUILD:-build}/mtp
 tmp=$(mktemp -d)
@@ -11,6 +15,21 @@ trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
 ok() { echo "PASS $1"; pass=$((pass + 1)); }
 ko() { echo "FAIL $1"; fail=$((fail + 1)); }
+# metrics_steps FILE FIRST LAST: every line is JSON and the training steps are FIRST..LAST,
+# each once, in order (validation lines may sit between them)
+metrics_steps() {
+    /usr/bin/python3 - "$@" <<'PY'
+import json, sys
+path, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+try:
+    lines = [json.loads(l, parse_constant=lambda c: 1 / 0) for l in open(path)]
+except (ValueError, ZeroDivisionError) as e:
+    sys.exit(f"{path}: a line is not JSON: {e}")
+steps = [l["step"] for l in lines if "loss" in l]
+if steps != list(range(first, last + 1)):
+    sys.exit(f"{path}: training steps {steps}, expected {first}..{last}")
+PY
+}
 
 "$M" prepare --out "$tmp/data" src cli >/dev/null
 cat > "$tmp/cfg.json" <<'JSON'
@@ -33,28 +52,62 @@ for variant in "plain" "accum" "naive"; do
     else
         ko "resume $variant: files differ"
     fi
+    if metrics_steps "$tmp/resumed-$variant/metrics.jsonl" 1 9; then
+        ok "resume $variant: metrics.jsonl has steps 1..9 once each"
+    else
+        ko "resume $variant: metrics.jsonl"
+    fi
 done
+
+# A run that wrote metrics past its checkpoint (step 4): a line of step 5 and a torn one,
+# as a kill between a step's metrics line and its save leaves them.
+"$M" train "${common[@]}" --stop-at 4 --out "$tmp/torn"
+sed -n 4p "$tmp/torn/metrics.jsonl" | sed 's/"step":4/"step":5/' >> "$tmp/torn/metrics.jsonl"
+printf '{"step":6,"loss":[5.1' >> "$tmp/torn/metrics.jsonl"
+"$M" train --resume "$tmp/torn" --quiet --threads 2
+if metrics_steps "$tmp/torn/metrics.jsonl" 1 9 &&
+   cmp -s "$tmp/straight-plain/model.safetensors" "$tmp/torn/model.safetensors"; then
+    ok "resume after lines past the checkpoint and a torn line: steps 1..9 once each"
+else
+    ko "resume after lines past the checkpoint and a torn line"
+fi
 
 # A larger model so that a save takes long enough to be interrupted.
 cat > "$tmp/big.json" <<'JSON'
 {"dim": 256, "n_layers": 4, "n_heads": 4, "vocab_size": 256, "multiple_of": 64,
  "n_future_tokens": 2, "max_seq_len": 64}
 JSON
-for i in 1 2 3 4 5 6; do
-    run="$tmp/killed-$i"
-    "$M" train --config "$tmp/big.json" --data "$tmp/data/train.bin" --batch 1 --seq 16 \
-        --steps 100000 --save-every 1 --threads 1 --quiet --out "$run" &
+# Commits of a run saving every step: 1 state@1, 2 model@1, 3 state@2, 4 model@2, 5 state@3.
+for n in 1 2 3 4 5; do
+    run="$tmp/killed-$n"
+    MTP_TEST_STOP_IN_COMMIT=$n "$M" train --config "$tmp/big.json" --data "$tmp/data/train.bin" \
+        --batch 1 --seq 16 --steps 100000 --save-every 1 --threads 1 --quiet --out "$run" &
     pid=$!
-    sleep "0.$((RANDOM % 9 + 3))$i"
+    stopped=0
+    for _ in $(seq 600); do # up to 60 s for the run to reach its n-th commit
+        case $(ps -o stat= -p "$pid" 2>/dev/null) in T*) stopped=1; break ;; "") break ;; esac
+        sleep 0.1
+    done
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    if [ ! -e "$run/model.safetensors" ]; then
-        ok "kill $i: killed before the first save (nothing to load)"
+    tmpfile=$(ls "$run" | grep -c '\.tmp\.' || true)
+    if [ "$stopped" != 1 ] || [ "$tmpfile" != 1 ]; then
+        ko "kill $n: did not land inside a save (stopped $stopped, temporary files $tmpfile)"
+        continue
+    fi
+    saved=$(( (n - 1) / 2 )) # complete checkpoints before the killed save
+    if [ $n -le 2 ]; then
+        if [ ! -e "$run/model.safetensors" ] && { [ $n -eq 1 ] || [ -e "$run/state.safetensors" ]; }; then
+            ok "kill $n: killed inside the first save, no model yet"
+        else
+            ko "kill $n: a model file appeared from an unfinished save"
+        fi
     elif "$M" info "$run/model.safetensors" >/dev/null &&
-         "$M" train --resume "$run" --steps 1 --quiet --threads 1 --out "$run-cont"; then
-        ok "kill $i: latest model loads, state resumes"
+         "$M" train --resume "$run" --steps 1 --quiet --threads 1 &&
+         metrics_steps "$run/metrics.jsonl" 1 $((n % 2 ? saved : saved + 1)); then
+        ok "kill $n: killed inside a save; latest model loads, state resumes, metrics cut to it"
     else
-        ko "kill $i: latest checkpoint unreadable"
+        ko "kill $n: latest checkpoint unreadable or metrics not cut back"
     fi
 done
 echo "$pass passed, $fail failed"

@@ -7,9 +7,11 @@
   followed by its second token; test names never occur in training stories;
 - pause tokens sit between '=' and the answer and change nothing else;
 - `mtp experiment` end to end at a few steps: report, plot, resumption, a refused change
-  of settings, and accuracies that re-evaluating the saved model reproduces."""
+  of settings, and accuracies and per-head test losses that re-evaluating the saved
+  model reproduces."""
 import json
 import os
+import re
 import subprocess
 import tempfile
 
@@ -162,6 +164,22 @@ with tempfile.TemporaryDirectory() as tmp:
     again_acc = json.loads(evaluated.stdout)["acc"]
     check(all(abs(a - b) < 1e-4 for a, b in zip(saved[1:], again_acc)) and len(again_acc) == 10,
           "experiment: re-evaluating the saved model gives the report's accuracies")
+    # The accuracies of a 4-step model are all 0, so that check alone cannot fail; the
+    # per-head test losses are non-trivial (positive, different per head) and the report
+    # states them: `mtp eval` on the saved model and the runner's test slice (8 batches
+    # of 8 x 128, preset quick) must reproduce the report's figures to their 4 decimals (half a unit of the last).
+    table = re.search(r"^\| d64 n=2 \| ([0-9. ]+) \|$", report, re.MULTILINE)
+    reported = [float(x) for x in table.group(1).split()] if table else []
+    saved_loss = json.load(open(os.path.join(exp, "poly-d64-n2-s1", "result.json")))["head_loss"]
+    ev = subprocess.run([MTP, "eval", "--model", os.path.join(exp, "poly-d64-n2-s1", "model.safetensors"),
+                         "--data", os.path.join(exp, "test.bin"), "--batch", "8", "--seq", "128", "--batches", "8",
+                         "--json"], capture_output=True, text=True)
+    again_loss = json.loads(ev.stdout)["head_loss"] if ev.returncode == 0 else []
+    print(f"experiment d64 n=2 head losses: report {reported}, result.json {saved_loss}, mtp eval {again_loss}")
+    check(len(reported) == 2 and len(again_loss) == 2 and min(reported) > 0.1 and abs(reported[0] - reported[1]) > 1e-3
+          and all(abs(r - e) <= 5.01e-5 for r, e in zip(reported, again_loss))
+          and all(abs(r - e) < 1e-6 for r, e in zip(saved_loss, again_loss)),
+          "experiment: re-evaluating the saved model gives the report's per-head losses")
     ind = subprocess.run([MTP, "experiment", "induction", "--out", os.path.join(tmp, "ind"), "--preset", "quick",
                           "--steps", "3", "--eval-n", "20"], capture_output=True, text=True)
     check(ind.returncode == 0 and "| 64 |" in open(os.path.join(tmp, "ind", "report.md")).read(),

@@ -12,6 +12,9 @@ Checks, on a tiny GQA model with 3 future heads, in a temporary directory:
      config using Meta's FFN rule).
   3. `mtp train` for 5 steps (cosine+warmup+clip+wd, and constant lr without clipping):
      every weight after training against torch.optim.AdamW.
+  4. Non-uniform head weights, a weight of 0 included (--head-weights 1,0.5,0 and 0,1,2):
+     gradients of sum_i w_i * loss_i (both schedules, bit-identical to each other) and
+     the weights after 5 `mtp train` steps.
 Prints one line per tensor (max abs diff, relative error), the tensor name and worst
 difference on failure, and ends with exactly `N passed, M failed`; exit 1 if M > 0.
 """
@@ -76,6 +79,8 @@ TRAIN_RUNS = {
     "constant": dict(lr=1e-2, min_lr=0.0, schedule="constant", warmup=0, weight_decay=0.1, grad_clip=0.0),
 }
 ADAM = dict(beta1=0.9, beta2=0.95, eps=1e-8)
+# Loss weights per future head; 0 means the head must contribute no gradient at all.
+HEAD_WEIGHTS = ([1.0, 0.5, 0.0], [0.0, 1.0, 2.0])
 
 
 # ---------------------------------------------------------------------------------------
@@ -170,28 +175,37 @@ def make_trained(init_path: str, path: str, tokens: np.ndarray, steps: int = 40)
 # ---------------------------------------------------------------------------------------
 
 
-def check_dump(res: Results, args, d: str, model_path: str, shard: str, tokens: np.ndarray) -> None:
+def check_dump(res: Results, args, d: str, model_path: str, shard: str, tokens: np.ndarray,
+               head_weights=None) -> None:
     _, model = twin.load_model(model_path)
     n = model.cfg.n_future
     x, ys = twin.get_batch(tokens, 0, B, T, n)
-    logits, losses, grads = twin.forward_backward(model, x, ys)
+    logits, losses, grads = twin.forward_backward(model, x, ys, head_weights)
     print(f"torch per-head loss, batch 0: {np.round(losses, 5).tolist()}")
 
     dumps = {}
+    hw = ",".join(repr(w) for w in head_weights) if head_weights else None
     for schedule in ("sequential", "naive"):
+        tag = f"{schedule} w={hw}" if hw else schedule
         out = os.path.join(d, f"dump_{schedule}.safetensors")
-        if not res.check(f"model_dump {schedule} runs", run([args.dump, model_path, shard, str(B), str(T), schedule, out]) is not None):
+        cmd = [args.dump, model_path, shard, str(B), str(T), schedule, out] + ([hw] if hw else [])
+        if not res.check(f"model_dump {tag} runs", run(cmd) is not None):
             continue
         c, _ = twin.load_safetensors(out)
         dumps[schedule] = c
         for i in range(1, n + 1):
-            compare(res, f"[{schedule}] logits.{i}", c.get(f"logits.{i}"), logits[i - 1], TOL["logits"])
-        compare(res, f"[{schedule}] loss", c.get("loss"), losses, TOL["loss"])
+            compare(res, f"[{tag}] logits.{i}", c.get(f"logits.{i}"), logits[i - 1], TOL["logits"])
+        compare(res, f"[{tag}] loss", c.get("loss"), losses, TOL["loss"])
         for name, g in grads.items():
-            compare(res, f"[{schedule}] grad.{name}", c.get(f"grad.{name}"), g, TOL["grad"])
+            if np.all(g == 0):  # a head of weight 0: its block's gradient must be exactly 0
+                cg = c.get(f"grad.{name}")
+                res.check(f"[{tag}] grad.{name} is 0", cg is not None and np.all(cg == 0),
+                          "" if cg is None else f"max_abs {float(np.max(np.abs(cg))):.3e}")
+                continue
+            compare(res, f"[{tag}] grad.{name}", c.get(f"grad.{name}"), g, TOL["grad"])
         expected = {f"logits.{i}" for i in range(1, n + 1)} | {"loss"} | {f"grad.{k}" for k in grads}
         extra = sorted(set(c) - expected)
-        res.check(f"[{schedule}] no unexpected tensors", not extra, f"extra: {extra}" if extra else "")
+        res.check(f"[{tag}] no unexpected tensors", not extra, f"extra: {extra}" if extra else "")
 
     if len(dumps) == 2:
         worst = ("(all identical)", 0.0)
@@ -202,7 +216,7 @@ def check_dump(res: Results, args, d: str, model_path: str, shard: str, tokens: 
             rel = rel_error(c, t)[1]
             if rel > worst[1]:
                 worst = (name, rel)
-        res.check("sequential == naive (every tensor)", worst[1] <= TOL["schedule"],
+        res.check(f"sequential == naive (every tensor){' w=' + hw if hw else ''}", worst[1] <= TOL["schedule"],
                   f"worst {worst[0]} rel {worst[1]:.3e} (tol {TOL['schedule']:g})")
 
 
@@ -247,19 +261,24 @@ def check_eval(res: Results, args, label: str, model_path: str, shard: str, toke
 # ---------------------------------------------------------------------------------------
 
 
-def check_train(res: Results, args, d: str, run_name: str, model_path: str, shard: str, tokens: np.ndarray) -> None:
+def check_train(res: Results, args, d: str, run_name: str, model_path: str, shard: str, tokens: np.ndarray,
+                head_weights=None) -> None:
     h = TRAIN_RUNS[run_name]
     w0, _ = twin.load_safetensors(model_path)
     _, model = twin.load_model(model_path)
-    twin.train(model, tokens, batch=B, seq=T, steps=TRAIN_STEPS, **h, **ADAM)
+    twin.train(model, tokens, batch=B, seq=T, steps=TRAIN_STEPS, head_weights=head_weights, **h, **ADAM)
     wt = twin.model_tensors(model)
 
-    out_dir = os.path.join(d, f"train_{run_name}")
+    hw = ",".join(repr(w) for w in head_weights) if head_weights else None
+    if hw:
+        run_name = f"{run_name} w={hw}"
+    out_dir = os.path.join(d, f"train_{run_name.replace(' ', '_')}")
     cmd = [args.mtp, "train", "--model", model_path, "--data", shard, "--batch", str(B), "--seq", str(T),
            "--steps", str(TRAIN_STEPS), "--lr", repr(h["lr"]), "--min-lr", repr(h["min_lr"]),
            "--lr-schedule", h["schedule"], "--warmup", str(h["warmup"]), "--weight-decay", repr(h["weight_decay"]),
            "--grad-clip", repr(h["grad_clip"]), "--beta1", repr(ADAM["beta1"]), "--beta2", repr(ADAM["beta2"]),
            "--eps", repr(ADAM["eps"]), "--no-shuffle", "--threads", "1", "--out", out_dir]
+    cmd += ["--head-weights", hw] if hw else []
     if not res.check(f"[train {run_name}] mtp train runs", run(cmd) is not None):
         return
     path = os.path.join(out_dir, "model.safetensors")
@@ -317,6 +336,9 @@ def main() -> int:
         check_eval(res, args, "meta-ffn", model_meta, shard, tokens)
         for run_name in TRAIN_RUNS:
             check_train(res, args, d, run_name, model_gqa, shard, tokens)
+        for hw in HEAD_WEIGHTS:
+            check_dump(res, args, d, model_gqa, shard, tokens, hw)
+            check_train(res, args, d, "cosine", model_gqa, shard, tokens, hw)
 
     print(f"{res.passed} passed, {res.failed} failed")
     return 1 if res.failed else 0

@@ -401,12 +401,14 @@ def total_loss(losses: torch.Tensor, weights: Optional[List[float]] = None) -> t
     return (losses * torch.tensor(weights, dtype=losses.dtype)).sum()
 
 
-def forward_backward(model: MTPModel, x: torch.Tensor, ys: List[torch.Tensor]):
-    """What model_dump does for one batch: returns (logits list, per-head losses, grads dict)."""
+def forward_backward(model: MTPModel, x: torch.Tensor, ys: List[torch.Tensor],
+                     head_weights: Optional[List[float]] = None):
+    """What model_dump does for one batch: returns (logits list, per-head losses, grads dict).
+    The gradient is that of sum_i w_i * loss_i (head_weights, default all 1)."""
     model.zero_grad(set_to_none=True)
     logits = model(x)
     losses = head_losses(logits, ys)
-    total_loss(losses).backward()
+    total_loss(losses, head_weights).backward()
     grads = {name: p.grad.detach().numpy().copy() for name, p in model.named_parameters()}
     return [lg.detach().numpy() for lg in logits], losses.detach().numpy(), grads
 
@@ -463,15 +465,17 @@ def make_optimizer(model: MTPModel, weight_decay: float, beta1: float, beta2: fl
 def train(model: MTPModel, tokens: np.ndarray, *, batch: int, seq: int, steps: int, lr: float,
           min_lr: float = 0.0, schedule: str = "cosine", warmup: int = 0, weight_decay: float = 0.0,
           grad_clip: float = 0.0, beta1: float = 0.9, beta2: float = 0.95, eps: float = 1e-8,
-          log=None) -> List[float]:
-    """Step s uses sequential batch k = s. Returns the summed loss of every step."""
+          head_weights: Optional[List[float]] = None, log=None) -> List[float]:
+    """Step s uses sequential batch k = s; the loss is sum_i w_i * loss_i (head_weights,
+    default all 1; a weight of 0 leaves that head's parameters without gradient, so AdamW
+    only decays them). Returns the weighted loss of every step."""
     opt = make_optimizer(model, weight_decay, beta1, beta2, eps)
     history = []
     for step in range(steps):
         x, ys = get_batch(tokens, step, batch, seq, model.cfg.n_future)
         opt.zero_grad(set_to_none=True)
         losses = head_losses(model(x), ys)
-        loss = total_loss(losses)
+        loss = total_loss(losses, head_weights)
         loss.backward()
         if grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -614,6 +618,7 @@ def main(argv=None) -> int:
     p.add_argument("--beta1", type=float, default=0.9)
     p.add_argument("--beta2", type=float, default=0.95)
     p.add_argument("--eps", type=float, default=1e-8)
+    p.add_argument("--head-weights", help="loss weight of each future head, comma-separated [all 1]")
     p.add_argument("--out", required=True, help="directory; writes model.safetensors")
     p.add_argument("--no-shuffle", action="store_true", help="accepted for drop-in use; always sequential")
     p.add_argument("--threads", type=int, default=1, help="PyTorch threads")
@@ -640,7 +645,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     train(model, tokens, batch=a.batch, seq=a.seq, steps=a.steps, lr=a.lr, min_lr=a.min_lr,
           schedule=a.lr_schedule, warmup=a.warmup, weight_decay=a.weight_decay, grad_clip=a.grad_clip,
-          beta1=a.beta1, beta2=a.beta2, eps=a.eps, log=print)
+          beta1=a.beta1, beta2=a.beta2, eps=a.eps, log=print,
+          head_weights=[float(w) for w in a.head_weights.split(",")] if a.head_weights else None)
     os.makedirs(a.out, exist_ok=True)
     save_model(os.path.join(a.out, "model.safetensors"), model)
     return 0

@@ -2,10 +2,11 @@
  * Unknown keys are ignored (Meta's params.json carries a few we do not use). */
 #include "core/config.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/json.h"
 
 /* Meta's FFN size rule (llama/model.py, FeedForward.__init__). */
 static int meta_hidden_dim(int dim, int multiple_of, float mult) {
@@ -113,25 +114,22 @@ int mtp_config_load(mtp_config *c, const char *path, mtp_err *err) {
 
 char *mtp_config_to_json(const mtp_config *c) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "dim", c->dim);
-    cJSON_AddNumberToObject(o, "n_layers", c->n_layers);
-    cJSON_AddNumberToObject(o, "n_heads", c->n_heads);
-    cJSON_AddNumberToObject(o, "n_kv_heads", c->n_kv_heads);
-    cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
-    cJSON_AddNumberToObject(o, "multiple_of", c->multiple_of);
+    mtp_json_add_number(o, "dim", c->dim);
+    mtp_json_add_number(o, "n_layers", c->n_layers);
+    mtp_json_add_number(o, "n_heads", c->n_heads);
+    mtp_json_add_number(o, "n_kv_heads", c->n_kv_heads);
+    mtp_json_add_number(o, "vocab_size", c->vocab_size);
+    mtp_json_add_number(o, "multiple_of", c->multiple_of);
     if (c->ffn_dim_multiplier > 0)
-        cJSON_AddNumberToObject(o, "ffn_dim_multiplier", c->ffn_dim_multiplier);
+        mtp_json_add_number(o, "ffn_dim_multiplier", c->ffn_dim_multiplier);
     else
         cJSON_AddNullToObject(o, "ffn_dim_multiplier");
-    cJSON_AddNumberToObject(o, "norm_eps", c->norm_eps);
-    cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
-    cJSON_AddNumberToObject(o, "max_seq_len", c->max_seq_len);
-    cJSON_AddNumberToObject(o, "n_future_tokens", c->n_future);
-    cJSON_AddNumberToObject(o, "hidden_dim", c->hidden_dim);
-    char *s = cJSON_PrintUnformatted(o);
+    mtp_json_add_number(o, "norm_eps", c->norm_eps);
+    mtp_json_add_number(o, "rope_theta", c->rope_theta);
+    mtp_json_add_number(o, "max_seq_len", c->max_seq_len);
+    mtp_json_add_number(o, "n_future_tokens", c->n_future);
+    mtp_json_add_number(o, "hidden_dim", c->hidden_dim);
+    char *out = mtp_json_text(o);
     cJSON_Delete(o);
-    MTP_ASSERT(s);
-    char *out = xstrdup(s);
-    cJSON_free(s);
     return out;
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,12 +138,23 @@ static void fsync_dir_of(const char *path) {
     free(copy);
 }
 
+/* Test hook, for tests/test_resume.sh only: with MTP_TEST_STOP_IN_COMMIT=N in the
+ * environment, the process's N-th commit stops itself (SIGSTOP) with the temporary
+ * file complete and not yet renamed, so the test can SIGKILL it inside a save. The
+ * counter is the one piece of process state in the library, and only this uses it. */
+static void test_stop_in_commit(void) {
+    static int commits;
+    const char *n = getenv("MTP_TEST_STOP_IN_COMMIT");
+    if (n && atoi(n) == ++commits) raise(SIGSTOP);
+}
+
 int mtp_atomic_commit(mtp_atomic_file *af, mtp_err *err) {
     int rc = 0;
     if (fflush(af->f) != 0 && !af->failed) af->failed = errno;
     if (!af->failed && fsync(fileno(af->f)) != 0) af->failed = errno;
     if (fclose(af->f) != 0 && !af->failed) af->failed = errno;
     af->f = NULL;
+    if (!af->failed) test_stop_in_commit();
     if (af->failed) {
         rc = mtp_fail(err, "%s: write failed: %s", af->path, strerror(af->failed));
         unlink(af->tmp);

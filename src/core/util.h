@@ -43,7 +43,8 @@ int mtp_check_fits(size_t bytes, const char *what, mtp_err *err);
 int mtp_read_file(const char *path, char **data, size_t *len, mtp_err *err);
 
 /* Atomic replacement of `path`: write to path.tmp.PID, fsync, rename, fsync the dir.
- * A kill at any moment leaves either the old file or the new one, never a mix. */
+ * A kill at any moment leaves either the old file or the new one, never a mix.
+ * (MTP_TEST_STOP_IN_COMMIT=N stops the process inside its N-th commit, for tests.) */
 typedef struct {
     FILE *f;
     char *path, *tmp;

@@ -302,16 +302,21 @@ void mtp_step(const mtp_model *m, mtp_acts *a, const mtp_token *window, const fl
      * head's forward, loss and backward run back to back, adding dL_i/dz into a->dz and
      * reusing one set of head buffers, so peak memory holds one head's logits, not n.
      * Naive: all heads forward with their own buffers, then all backward. Both
-     * accumulate in the same order, so they give identical gradients. */
+     * accumulate in the same order, so they give identical gradients.
+     * A head whose scale is 0 (loss weight 0) only reports its loss: mtp_xent leaves its
+     * logits as logits, so its backward is skipped in both orders and it contributes no
+     * gradient, as d(0 * L_i) = 0 says. */
     if (backward) memset(a->dz, 0, (size_t)N * d * sizeof(float));
+    float scale[MTP_MAX_FUTURE];
     for (int i = 1; i <= nf; i++) {
         mtp_head_acts *h = &a->heads[a->n_head_sets == 1 ? 0 : i - 1];
-        float scale = backward ? grad_scale * (head_weight ? head_weight[i - 1] : 1.0f) / N : 0;
-        head_forward(m, a, h, i, scale, stats);
-        if (backward && a->n_head_sets == 1) head_backward(m, a, h, i, grads);
+        scale[i - 1] = backward ? grad_scale * (head_weight ? head_weight[i - 1] : 1.0f) / N : 0;
+        head_forward(m, a, h, i, scale[i - 1], stats);
+        if (a->n_head_sets == 1 && scale[i - 1] != 0) head_backward(m, a, h, i, grads);
     }
-    if (backward && a->n_head_sets > 1)
-        for (int i = 1; i <= nf; i++) head_backward(m, a, &a->heads[i - 1], i, grads);
+    if (a->n_head_sets > 1)
+        for (int i = 1; i <= nf; i++)
+            if (scale[i - 1] != 0) head_backward(m, a, &a->heads[i - 1], i, grads);
     if (!backward) return;
 
     /* trunk backward, once, from the accumulated dL/dz */

@@ -2,17 +2,18 @@
 #define _GNU_SOURCE /* mkdir */
 #include "train/train.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "train/adamw.h"
 #include "model/checkpoint.h"
 #include "formats/data.h"
+#include "core/json.h"
 
 void mtp_train_opts_default(mtp_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -46,7 +47,7 @@ void mtp_train_opts_default(mtp_train_opts *o) {
 
 char *mtp_train_opts_to_json(const mtp_train_opts *o) {
     cJSON *j = cJSON_CreateObject();
-#define ADD_NUM(f) cJSON_AddNumberToObject(j, #f, o->f);
+#define ADD_NUM(f) mtp_json_add_number(j, #f, o->f);
 #define ADD_STR(f) cJSON_AddStringToObject(j, #f, o->f);
     INT_FIELDS(ADD_NUM) FLOAT_FIELDS(ADD_NUM) STR_FIELDS(ADD_STR)
     char seed[32];
@@ -54,12 +55,9 @@ char *mtp_train_opts_to_json(const mtp_train_opts *o) {
     cJSON_AddStringToObject(j, "seed", seed); /* as a string: 64 bits do not fit a double */
     cJSON_AddStringToObject(j, "head_schedule",
                             o->schedule == MTP_HEADS_NAIVE ? "naive" : "sequential");
-    cJSON *hw = cJSON_AddArrayToObject(j, "head_weight");
-    for (int i = 0; i < MTP_MAX_FUTURE; i++) cJSON_AddItemToArray(hw, cJSON_CreateNumber(o->head_weight[i]));
-    char *s = cJSON_PrintUnformatted(j);
+    mtp_json_add_floats(j, "head_weight", o->head_weight, MTP_MAX_FUTURE);
+    char *out = mtp_json_text(j);
     cJSON_Delete(j);
-    char *out = xstrdup(s);
-    cJSON_free(s);
     return out;
 }
 
@@ -208,28 +206,87 @@ typedef struct {
     mtp_batcher batcher;
     mtp_token *window;
     FILE *metrics;
+    int64_t saved; /* step of the latest checkpoint in o->out; -1: none from this run */
 } trainer;
 
+/* The guard against a run that diverged: a loss or gradient norm that is NaN or
+ * infinite stops the run before AdamW spreads it into every weight, and weights that
+ * the update made non-finite are never saved, so DIR keeps the last good checkpoint. */
+static int check_finite_step(const trainer *t, const mtp_train_report *r, mtp_err *err) {
+    const char *keeps = t->saved >= 0 ? "; the latest checkpoint is from step " : "";
+    char saved[32] = "";
+    if (t->saved >= 0) snprintf(saved, sizeof saved, "%lld", (long long)t->saved);
+    for (int i = 0; i < r->n_future; i++)
+        if (!isfinite(r->stats.loss[i]))
+            return mtp_fail(err, "step %lld: the loss of future head %d is not finite (%g)%s%s",
+                            (long long)r->step, i + 1, r->stats.loss[i], keeps, saved);
+    if (!isfinite(r->grad_norm))
+        return mtp_fail(err, "step %lld: the gradient norm is not finite (%g)%s%s", (long long)r->step,
+                        r->grad_norm, keeps, saved);
+    return 0;
+}
+
+static int check_finite_params(const trainer *t, int64_t step, mtp_err *err) {
+    const mtp_layout *lay = &t->m->lay;
+    for (int i = 0; i < lay->n_params; i++) {
+        const float *w = t->m->params + lay->params[i].offset;
+        for (size_t j = 0; j < lay->params[i].numel; j++)
+            if (!isfinite(w[j]))
+                return mtp_fail(err, "step %lld: the update made weights of %s not finite; not saved",
+                                (long long)step, lay->params[i].name);
+    }
+    return 0;
+}
+
 static int save_checkpoint(trainer *t, int64_t step, mtp_err *err) {
+    if (check_finite_params(t, step, err)) return -1;
     char path[1200], stepbuf[32];
     snprintf(path, sizeof path, "%s/state.safetensors", t->o->out);
     if (save_state(t->m, t->o, t->mom, t->vel, step, path, err)) return -1;
     snprintf(stepbuf, sizeof stepbuf, "%lld", (long long)step);
     const char *extra[] = {"step", stepbuf};
     snprintf(path, sizeof path, "%s/model.safetensors", t->o->out);
-    return mtp_model_save(t->m, path, extra, 1, err);
+    if (mtp_model_save(t->m, path, extra, 1, err)) return -1;
+    t->saved = step;
+    return 0;
 }
 
 static void write_metrics(FILE *f, const mtp_train_report *r) {
     if (!f) return;
-    fprintf(f, "{\"step\":%lld,\"%s\":[", (long long)r->step, r->is_val ? "val_loss" : "loss");
-    for (int i = 0; i < r->n_future; i++) fprintf(f, "%s%.6f", i ? "," : "", r->stats.loss[i]);
-    fprintf(f, "]");
-    if (!r->is_val)
-        fprintf(f, ",\"lr\":%.6g,\"grad_norm\":%.6g,\"tok_per_s\":%.1f,\"elapsed_s\":%.3f", r->lr,
-                r->grad_norm, r->tok_per_s, r->elapsed_s);
-    fprintf(f, "}\n");
-    fflush(f);
+    cJSON *j = cJSON_CreateObject();
+    mtp_json_add_number(j, "step", (double)r->step);
+    mtp_json_add_numbers(j, r->is_val ? "val_loss" : "loss", r->stats.loss, r->n_future);
+    if (!r->is_val) {
+        mtp_json_add_number(j, "lr", r->lr);
+        mtp_json_add_number(j, "grad_norm", r->grad_norm);
+        mtp_json_add_number(j, "tok_per_s", r->tok_per_s);
+        mtp_json_add_number(j, "elapsed_s", r->elapsed_s);
+    }
+    mtp_json_write_line(f, j);
+    cJSON_Delete(j);
+}
+
+/* On resume, metrics.jsonl is cut back to what the checkpoint has seen: lines whose
+ * step is at most `step`, without a torn line a kill left at the end (or any line that
+ * is not JSON), rewritten atomically, so the resumed run appends each step once. */
+static int trim_metrics(const char *path, int64_t step, mtp_err *err) {
+    char *text = NULL;
+    size_t len = 0;
+    if (access(path, F_OK) != 0) return 0;
+    if (mtp_read_file(path, &text, &len, err)) return -1;
+    mtp_atomic_file af;
+    if (mtp_atomic_open(&af, path, err)) {
+        free(text);
+        return -1;
+    }
+    for (char *line = text, *nl; (nl = memchr(line, '\n', text + len - line)) != NULL; line = nl + 1) {
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)(nl - line));
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "step");
+        if (cJSON_IsNumber(s) && s->valuedouble <= (double)step) mtp_atomic_write(&af, line, nl + 1 - line);
+        cJSON_Delete(j);
+    }
+    free(text);
+    return mtp_atomic_commit(&af, err);
 }
 
 /* Mean per-head loss over the first eval_batches sequential batches of the val shard. */
@@ -271,7 +328,7 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
     size_t P = m->lay.total;
     if (o->seq > c->max_seq_len)
         return mtp_fail(err, "--seq %d exceeds the model's max_seq_len %d", o->seq, c->max_seq_len);
-    trainer t = {.m = m, .o = o};
+    trainer t = {.m = m, .o = o, .saved = -1};
     if (mtp_check_fits(3 * P * sizeof(float), "the gradients and AdamW moments", err)) return -1;
     /* the lists become the paths they expanded to, so the state reopens the same files */
     if (mtp_shardset_open(&t.data, o->data, c->vocab_size, err)) return -1;
@@ -291,6 +348,7 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
         trainer_free(&t);
         return -1;
     }
+    if (resume_dir && !strcmp(resume_dir, o->out)) t.saved = step;
     if (o->out[0]) {
         char path[1200];
         if (mkdir(o->out, 0777) != 0 && errno != EEXIST) {
@@ -298,6 +356,10 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
             return mtp_fail(err, "--out %s: %s", o->out, strerror(errno));
         }
         snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
+        if (resume_dir && trim_metrics(path, step, err)) {
+            trainer_free(&t);
+            return -1;
+        }
         t.metrics = fopen(path, resume_dir ? "a" : "w");
         if (!t.metrics) {
             trainer_free(&t);
@@ -329,6 +391,7 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
             }
         }
         r.grad_norm = mtp_global_norm(t.grads, P);
+        if ((rc = check_finite_step(&t, &r, err)) != 0) break;
         if (o->grad_clip > 0 && r.grad_norm > o->grad_clip) {
             /* torch.nn.utils.clip_grad_norm_ */
             float k = (float)(o->grad_clip / (r.grad_norm + 1e-6));
