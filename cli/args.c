@@ -97,3 +97,12 @@ void cli_setup_threads(int threads, int announce) {
     const char *note = mtp_backend_note();
     if (note) fprintf(stderr, "mtp: note: %s\n", note);
 }
+
+void *cli_realloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        fprintf(stderr, "mtp: out of memory (%zu bytes)\n", n);
+        abort();
+    }
+    return q;
+}

@@ -3,6 +3,7 @@
 #ifndef MTP_CLI_ARGS_H
 #define MTP_CLI_ARGS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define EXIT_BAD_INPUT 1 /* a file was missing, malformed or out of range */
@@ -21,6 +22,9 @@ int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(pri
 /* getopt_long with our conventions: no getopt messages; an unknown option or a missing
  * value is reported by options_error naming the offending argument. Use ":" as optstring. */
 int options_error(const char *cmd, int c, char **argv);
+
+/* realloc that ends the program with a message when memory runs out (NULL p: malloc). */
+void *cli_realloc(void *p, size_t n);
 
 /* Applies --threads and, once, prints which BLAS core and thread count were found. */
 void cli_setup_threads(int threads, int announce);

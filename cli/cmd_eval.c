@@ -7,9 +7,9 @@
 
 #include "args.h"
 #include "commands.h"
-#include "model/checkpoint.h"
-#include "train/eval.h"
-#include "core/json.h"
+#include <cjson/cJSON.h>
+
+#include "mtp.h"
 
 static const char *HELP =
     "usage: mtp eval --model FILE.safetensors --data SHARDS [options]\n"
@@ -36,7 +36,7 @@ int cmd_eval(int argc, char **argv) {
         case 'm': model = optarg; break;
         case 'd': {
             size_t have = data ? strlen(data) + 1 : 0;
-            data = xrealloc(data, have + strlen(optarg) + 1);
+            data = cli_realloc(data, have + strlen(optarg) + 1);
             if (have) data[have - 1] = ',';
             strcpy(data + have, optarg);
             break;
@@ -59,45 +59,38 @@ int cmd_eval(int argc, char **argv) {
         return rc;
     }
     cli_setup_threads(threads, !json);
-    mtp_model m;
-    mtp_shardset s;
+    mtp_model *m;
     mtp_err err;
-    if (mtp_model_load(&m, model, &err)) {
+    if (mtp_model_open(&m, model, &err)) {
         fprintf(stderr, "mtp eval: %s\n", err.msg);
         free(data);
         return EXIT_BAD_INPUT;
     }
-    if (T > m.cfg.max_seq_len) {
-        int max = m.cfg.max_seq_len;
-        mtp_model_free(&m);
+    const mtp_config *cfg = mtp_model_config(m);
+    if (T > cfg->max_seq_len) {
+        int max = cfg->max_seq_len;
+        mtp_model_close(m);
         free(data);
         return usage_error("eval", "--seq %d exceeds the model's max_seq_len %d", T, max);
     }
-    rc = mtp_shardset_open(&s, data, m.cfg.vocab_size, &err);
-    free(data);
-    if (rc) {
-        fprintf(stderr, "mtp eval: %s\n", err.msg);
-        mtp_model_free(&m);
-        return EXIT_BAD_INPUT;
-    }
     mtp_head_stats st;
-    rc = mtp_eval(&m, &s, B, T, K, &st, &err);
+    rc = mtp_eval_file(m, data, B, T, K, &st, &err);
+    free(data);
     if (rc) {
         fprintf(stderr, "mtp eval: %s\n", err.msg);
     } else if (json) {
         cJSON *j = cJSON_CreateObject();
-        mtp_json_add_numbers(j, "head_loss", st.loss, m.cfg.n_future);
-        mtp_json_add_numbers(j, "head_acc", st.acc, m.cfg.n_future);
+        mtp_json_add_numbers(j, "head_loss", st.loss, cfg->n_future);
+        mtp_json_add_numbers(j, "head_acc", st.acc, cfg->n_future);
         mtp_json_add_number(j, "tokens", (double)B * T * K);
         mtp_json_write_line(stdout, j);
         cJSON_Delete(j);
     } else {
         printf("%lld positions (%d batches of %d x %d)\n", (long long)B * T * K, K, B, T);
-        for (int i = 0; i < m.cfg.n_future; i++)
+        for (int i = 0; i < cfg->n_future; i++)
             printf("head %d (token t+%d): loss %.4f nats  acc %.2f%%\n", i + 1, i + 1, st.loss[i],
                    100 * st.acc[i]);
     }
-    mtp_shardset_free(&s);
-    mtp_model_free(&m);
+    mtp_model_close(m);
     return rc ? EXIT_BAD_INPUT : 0;
 }

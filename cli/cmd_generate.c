@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "args.h"
-#include "model/checkpoint.h"
 #include "commands.h"
-#include "decode/generate.h"
-#include "core/json.h"
+#include "mtp.h"
 
 static const char *HELP =
     "usage: mtp generate --model FILE.safetensors (--prompt TEXT | --prompt-file FILE |\n"
@@ -38,21 +38,21 @@ typedef struct {
 } prompt_list;
 
 static void add_prompt(prompt_list *p, mtp_token *tok, int len) {
-    p->tok = xrealloc(p->tok, (p->n + 1) * sizeof *p->tok);
-    p->len = xrealloc(p->len, (p->n + 1) * sizeof *p->len);
+    p->tok = cli_realloc(p->tok, (p->n + 1) * sizeof *p->tok);
+    p->len = cli_realloc(p->len, (p->n + 1) * sizeof *p->len);
     p->tok[p->n] = tok;
     p->len[p->n++] = len;
 }
 
 static void add_text(prompt_list *p, const char *s, size_t n) {
-    mtp_token *t = xmalloc((n ? n : 1) * sizeof(mtp_token));
+    mtp_token *t = cli_realloc(NULL, (n ? n : 1) * sizeof(mtp_token));
     for (size_t i = 0; i < n; i++) t[i] = (unsigned char)s[i];
     add_prompt(p, t, (int)n);
 }
 
 static int add_ids(prompt_list *p, const char *s) {
     int cap = 16, n = 0;
-    mtp_token *t = xmalloc(cap * sizeof(mtp_token));
+    mtp_token *t = cli_realloc(NULL, cap * sizeof(mtp_token));
     for (const char *c = s; *c;) {
         char *end;
         long v = strtol(c, &end, 10);
@@ -60,7 +60,7 @@ static int add_ids(prompt_list *p, const char *s) {
             free(t);
             return -1;
         }
-        if (n == cap) t = xrealloc(t, (cap *= 2) * sizeof(mtp_token));
+        if (n == cap) t = cli_realloc(t, (cap *= 2) * sizeof(mtp_token));
         t[n++] = (mtp_token)v;
         c = *end ? end + 1 : end;
     }
@@ -82,7 +82,7 @@ static void on_tokens(int seq, const mtp_token *tok, int n, void *ctx) {
 /* Bytes as a JSON-safe UTF-8 string: invalid sequences (overlong forms, surrogates,
  * beyond U+10FFFF, stray bytes) become U+FFFD. */
 static char *utf8_clean(const mtp_token *t, int n) {
-    char *out = xmalloc((size_t)n * 3 + 1), *w = out;
+    char *out = cli_realloc(NULL, (size_t)n * 3 + 1), *w = out;
     for (int i = 0; i < n;) {
         int b = t[i];
         int len = b < 0x80 ? 1 : b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3 : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
@@ -170,7 +170,8 @@ int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *spec = NULL, *files[64];
     const char *texts[256], *ids[256];
     int nfiles = 0, ntexts = 0, nids = 0, lines = 0, threads = 0, json = 0, quiet = 0, c, bad = 0;
-    mtp_gen_opts o = {.max_tokens = 128, .seed = 1, .sampling = {0, 0, 1}};
+    mtp_gen_opts o;
+    mtp_gen_opts_default(&o);
     float tree[MTP_MAX_FUTURE];
     optind = 1;
     opterr = 0;
@@ -223,17 +224,18 @@ int cmd_generate(int argc, char **argv) {
     if (spec && strcmp(spec, "none") && strcmp(spec, "block") && strcmp(spec, "tree"))
         return usage_error("generate", "--spec: expected none, block or tree, got '%s'", spec);
 
-    mtp_model m;
+    mtp_model *m;
     mtp_err err;
-    if (mtp_model_load(&m, model, &err)) {
+    if (mtp_model_open(&m, model, &err)) {
         fprintf(stderr, "mtp generate: %s\n", err.msg);
         return EXIT_BAD_INPUT;
     }
-    int bytes = m.cfg.vocab_size == 256, rc = 0;
-    if (!spec) spec = o.tree_depths ? "tree" : m.cfg.n_future > 1 ? "block" : "none";
+    const mtp_config *cfg = mtp_model_config(m);
+    int bytes = cfg->vocab_size == 256, rc = 0;
+    if (!spec) spec = o.tree_depths ? "tree" : cfg->n_future > 1 ? "block" : "none";
     o.spec = !strcmp(spec, "block") ? MTP_SPEC_BLOCK : !strcmp(spec, "tree") ? MTP_SPEC_TREE : MTP_SPEC_NONE;
-    if (o.spec != MTP_SPEC_NONE && m.cfg.n_future < 2) {
-        mtp_model_free(&m);
+    if (o.spec != MTP_SPEC_NONE && cfg->n_future < 2) {
+        mtp_model_close(m);
         return usage_error("generate", "--spec %s needs a model with future heads (this one has 1)", spec);
     }
     if (o.spec == MTP_SPEC_TREE && o.tree_depths) { /* the tree must fit: widths and size */
@@ -241,16 +243,16 @@ int cmd_generate(int argc, char **argv) {
         for (int d = 0; d < o.tree_depths; d++) {
             level *= o.tree_width[d];
             nodes += level;
-            if (o.tree_width[d] > m.cfg.vocab_size || nodes > MTP_MAX_TREE_NODES) {
-                mtp_model_free(&m);
+            if (o.tree_width[d] > cfg->vocab_size || nodes > MTP_MAX_TREE_NODES) {
+                mtp_model_close(m);
                 return usage_error("generate", "--tree: widths at most vocab_size (%d), at most %d nodes",
-                                   m.cfg.vocab_size, MTP_MAX_TREE_NODES);
+                                   cfg->vocab_size, MTP_MAX_TREE_NODES);
             }
         }
     }
-    if (o.draft > m.cfg.n_future) {
-        int nf = m.cfg.n_future;
-        mtp_model_free(&m);
+    if (o.draft > cfg->n_future) {
+        int nf = cfg->n_future;
+        mtp_model_close(m);
         return usage_error("generate", "--draft %d: the model has %d future heads", o.draft, nf);
     }
     prompt_list p = {0};
@@ -287,15 +289,15 @@ int cmd_generate(int argc, char **argv) {
     }
     if (!rc) {
         cli_setup_threads(threads, 0);
-        res = xcalloc(p.n, sizeof *res);
+        res = cli_realloc(NULL, p.n * sizeof *res);
         stream_ctx sc = {bytes && p.n == 1 && !json};
-        if (mtp_generate(&m, (const mtp_token *const *)p.tok, p.len, p.n, &o, res, on_tokens, &sc, &err)) {
+        if (mtp_generate(m, (const mtp_token *const *)p.tok, p.len, p.n, &o, res, on_tokens, &sc, &err)) {
             fprintf(stderr, "mtp generate: %s\n", err.msg);
             rc = EXIT_BAD_INPUT;
         }
     }
     if (!rc) {
-        int depths = o.spec == MTP_SPEC_NONE ? 0 : (o.draft ? o.draft : m.cfg.n_future) - 1;
+        int depths = o.spec == MTP_SPEC_NONE ? 0 : (o.draft ? o.draft : cfg->n_future) - 1;
         if (o.spec == MTP_SPEC_TREE && o.tree_depths && o.tree_depths < depths) depths = o.tree_depths;
         for (int i = 0; i < p.n; i++) {
             if (json) {
@@ -309,11 +311,11 @@ int cmd_generate(int argc, char **argv) {
         }
         if (!quiet && !json) print_stats(res, p.n, depths);
     }
-    for (int i = 0; res && i < p.n; i++) free(res[i].tokens);
+    for (int i = 0; res && i < p.n; i++) mtp_gen_result_free(&res[i]);
     free(res);
     for (int i = 0; i < p.n; i++) free(p.tok[i]);
     free(p.tok);
     free(p.len);
-    mtp_model_free(&m);
+    mtp_model_close(m);
     return rc;
 }

@@ -8,8 +8,7 @@
 
 #include "args.h"
 #include "commands.h"
-#include "model/checkpoint.h"
-#include "train/train.h"
+#include "mtp.h"
 
 static const char *HELP =
     "usage: mtp train (--config FILE.json | --model FILE.safetensors | --resume DIR) --data SHARDS\n"
@@ -178,7 +177,7 @@ int cmd_train(int argc, char **argv) {
     if (!resume && !o.data[0]) return usage_error("train", "--data is required");
     cli_setup_threads(threads, !prog.quiet);
 
-    mtp_model m;
+    mtp_model *m = NULL;
     mtp_err err;
     if (resume) {
         given = o;
@@ -189,7 +188,7 @@ int cmd_train(int argc, char **argv) {
                     if (l->val == id) name = l->name;
                 return usage_error("train", "--%s cannot change when resuming", name);
             }
-        if (mtp_train_peek_state(resume, &m, &o, &err)) {
+        if (mtp_train_state_open(resume, &m, &o, &err)) {
             fprintf(stderr, "mtp train: %s\n", err.msg);
             return EXIT_BAD_INPUT;
         }
@@ -207,28 +206,28 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "mtp train: %s\n", err.msg);
             return EXIT_BAD_INPUT;
         }
-        if (mtp_model_init(&m, &cfg, &err)) {
+        if (mtp_model_create(&m, &cfg, o.seed, &err)) {
             fprintf(stderr, "mtp train: %s: %s\n", config, err.msg);
             return EXIT_BAD_INPUT;
         }
-        mtp_model_randomize(&m, o.seed);
-    } else if (mtp_model_load(&m, model, &err)) {
+    } else if (mtp_model_open(&m, model, &err)) {
         fprintf(stderr, "mtp train: %s\n", err.msg);
         return EXIT_BAD_INPUT;
     }
-    if (n_hw > 0 && n_hw != m.cfg.n_future) {
-        mtp_model_free(&m);
-        return usage_error("train", "--head-weights: %d weights for %d future heads", n_hw,
-                           m.cfg.n_future);
+    const mtp_config *cfg = mtp_model_config(m);
+    if (n_hw > 0 && n_hw != cfg->n_future) {
+        int nf = cfg->n_future;
+        mtp_model_close(m);
+        return usage_error("train", "--head-weights: %d weights for %d future heads", n_hw, nf);
     }
-    if (!resume && o.seq > m.cfg.max_seq_len) {
-        int max = m.cfg.max_seq_len;
-        mtp_model_free(&m);
+    if (!resume && o.seq > cfg->max_seq_len) {
+        int max = cfg->max_seq_len;
+        mtp_model_close(m);
         return usage_error("train", "--seq %d exceeds the model's max_seq_len %d", o.seq, max);
     }
-    int rc = mtp_train(&m, &o, resume, on_report, &prog, &err);
+    int rc = mtp_train(m, &o, resume, on_report, &prog, &err);
     if (prog.tty && !prog.quiet) fputc('\n', stderr);
     if (rc) fprintf(stderr, "mtp train: %s\n", err.msg);
-    mtp_model_free(&m);
+    mtp_model_close(m);
     return rc ? EXIT_BAD_INPUT : 0;
 }

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define MTP_VERSION_MAJOR 0
 #define MTP_VERSION_MINOR 3
@@ -33,6 +34,10 @@ typedef struct {
 } mtp_err;
 
 #define MTP_MAX_FUTURE 64 /* most future heads a model may have */
+
+/* Reads a whole regular file (a FIFO or device is refused) into a malloc'd buffer,
+ * NUL-terminated; *len excludes the NUL. */
+int mtp_read_file(const char *path, char **data, size_t *len, mtp_err *err);
 
 /* Threads for the library's loops and the BLAS (<= 0: leave the default). */
 void mtp_set_threads(int threads);
@@ -168,7 +173,7 @@ typedef struct {
                                              each call packs its own */
 } mtp_gen_opts;
 
-/* Greedy, block speculation over every future head, 128 new tokens, fp32. */
+/* Greedy, block speculation over every future head, 128 new tokens, fp32, seed 1. */
 void mtp_gen_opts_default(mtp_gen_opts *o);
 
 typedef struct {
@@ -198,6 +203,21 @@ void mtp_default_tree(int *width, int depths);
 int mtp_generate(const mtp_model *m, const mtp_token *const *prompts, const int *lens, int n,
                  const mtp_gen_opts *o, mtp_gen_result *res, mtp_gen_cb cb, void *ctx,
                  mtp_err *err);
+
+/* ---- JSON output ------------------------------------------------------------------------
+ * The one writer of the JSON mtp emits (metrics.jsonl, --json lines, reports), on cJSON
+ * values: a number that is not finite becomes null, since JSON has no NaN or infinity. */
+struct cJSON;
+struct cJSON *mtp_json_number(double v); /* a number item, or null when not finite */
+void mtp_json_add_number(struct cJSON *obj, const char *name, double v);
+/* obj[name] = [v[0], .., v[n-1]], each as mtp_json_number */
+void mtp_json_add_numbers(struct cJSON *obj, const char *name, const double *v, int n);
+void mtp_json_add_floats(struct cJSON *obj, const char *name, const float *v, int n);
+void mtp_json_add_ints(struct cJSON *obj, const char *name, const int *v, int n);
+/* j as one line of text without a newline, malloc'd (free it with free()) */
+char *mtp_json_text(const struct cJSON *j);
+/* writes j as one line plus '\n' and flushes; -1 if the write failed */
+int mtp_json_write_line(FILE *f, const struct cJSON *j);
 
 /* ---- data ------------------------------------------------------------------------------ */
 

@@ -91,6 +91,7 @@ void mtp_gen_opts_default(mtp_gen_opts *o) {
     o->spec = MTP_SPEC_BLOCK;
     o->sampling.top_p = 1.0f;
     o->max_tokens = 128;
+    o->seed = 1;
 }
 
 void mtp_gen_result_free(mtp_gen_result *r) {

@@ -39,8 +39,6 @@ int mtp_check_regular(const char *path, mtp_err *err);
  * with a message saying what to lower. */
 int mtp_check_fits(size_t bytes, const char *what, mtp_err *err);
 
-/* Reads a whole file into a malloc'd buffer (NUL-terminated, *len excludes the NUL). */
-int mtp_read_file(const char *path, char **data, size_t *len, mtp_err *err);
 
 /* Atomic replacement of `path`: write to path.tmp.PID, fsync, rename, fsync the dir.
  * A kill at any moment leaves either the old file or the new one, never a mix.
