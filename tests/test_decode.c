@@ -9,34 +9,17 @@
  *   joint distribution of the first tokens);
  * - bad prompts are refused with a message. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "data.h"
 #include "decode.h"
 #include "generate.h"
 #include "rng.h"
 #include "train.h"
-
-static int passed, failed;
-
-static void expect(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void expect(int ok, const char *fmt, ...) {
-    if (ok) {
-        passed++;
-        return;
-    }
-    failed++;
-    va_list ap;
-    va_start(ap, fmt);
-    printf("FAIL ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-}
 
 /* 4 attention heads of size hd (8 in most tests; 32 and 64 reach the AMX attention) */
 static void make_model_hd(mtp_model *m, int nf, int n_layers, int vocab, float std, uint64_t seed, int hd) {
@@ -122,7 +105,7 @@ static void test_cache_vs_full(int nf, int bf16, int hd) {
             }
     /* different kernels (BLAS vs batch-invariant rows), same float math: reordered sums;
      * bf16: weights and rows rounded to 8 significant bits */
-    expect(worst < (bf16 ? 2e-2 : 1e-4), "n_future %d%s: cached logits differ from a full forward by %.3g", nf,
+    CHECK(worst < (bf16 ? 2e-2 : 1e-4), "n_future %d%s: cached logits differ from a full forward by %.3g", nf,
            bf16 ? " (bf16)" : "", worst);
     if (bf16) printf("  bf16 decoding, n_future %d: logits within %.2g of fp32\n", nf, worst);
     free(lg);
@@ -156,7 +139,7 @@ static void test_batch_invariance(void) {
     rows[R] = (mtp_row){2, 0, 0, -1, R, 17};
     R++;
     mtp_decoder_forward(&d2, rows, R, nf, l2);
-    expect(!memcmp(l1, l2 + (size_t)first * V, (size_t)10 * V * sizeof(float)),
+    CHECK(!memcmp(l1, l2 + (size_t)first * V, (size_t)10 * V * sizeof(float)),
            "a sequence's logits change when other rows share the pass");
     /* drafting heads on its last row, alone and beside another sequence's row */
     d1.len[0] = 9;
@@ -169,7 +152,7 @@ static void test_batch_invariance(void) {
     dr[1] = (mtp_row){0, 2, 2, -1, 1, 0};
     z2[1] = 2;
     mtp_decoder_draft(&d2, dr, z2, 2, 2, nf, l2);
-    expect(!memcmp(l1, l2, (size_t)(nf - 1) * V * sizeof(float)),
+    CHECK(!memcmp(l1, l2, (size_t)(nf - 1) * V * sizeof(float)),
            "drafting heads' logits change when other rows share the pass");
     free(l1);
     free(l2);
@@ -225,14 +208,14 @@ static void test_exact_greedy(const mtp_model *m, const char *what, int bf16) {
         int same = 1;
         for (int i = 0; i < NP; i++)
             same &= spec[i].n == NT && !memcmp(spec[i].tokens, plain[i].tokens, NT * sizeof(mtp_token));
-        expect(same, "%s n_future %d mode %zu: speculative output differs from plain greedy", what,
+        CHECK(same, "%s n_future %d mode %zu: speculative output differs from plain greedy", what,
                nf, k);
         if (k == 0 || k == 2)
             printf("  %s n_future %d %s: %.2f tokens/pass\n", what, nf,
                    k == 0 ? "block" : "tree ", mean_tpf(spec, NP));
         /* batched == alone, for one prompt */
         MTP_ASSERT(gen(m, prompts + 3, lens + 3, 1, o, &alone) == 0);
-        expect(!memcmp(alone.tokens, spec[3].tokens, NT * sizeof(mtp_token)),
+        CHECK(!memcmp(alone.tokens, spec[3].tokens, NT * sizeof(mtp_token)),
                "%s n_future %d mode %zu: batched output differs from the prompt alone", what, nf, k);
         free(alone.tokens);
         for (int i = 0; i < NP; i++) free(spec[i].tokens);
@@ -324,8 +307,8 @@ static void test_sampling(void) {
         double z = 3.09, crit = df * pow(1 - 2.0 / (9 * df) + z * sqrt(2.0 / (9 * df)), 3);
         printf("  sampling %s: chi-square %.1f on %d dof (critical %.1f), depth-1 acceptance %.2f\n",
                names[k], chi, df, crit, drafted ? acc / drafted : 0);
-        expect(chi < crit, "%s sampling: token frequencies differ from head 1's distribution", names[k]);
-        if (k) expect(acc > 0 && acc < drafted, "%s sampling: drafts never/always accepted", names[k]);
+        CHECK(chi < crit, "%s sampling: token frequencies differ from head 1's distribution", names[k]);
+        if (k) CHECK(acc > 0 && acc < drafted, "%s sampling: drafts never/always accepted", names[k]);
     }
     mtp_model_free(&m);
 }
@@ -339,21 +322,21 @@ static void test_bad_prompts(void) {
     mtp_token big[100] = {0}, bad[2] = {1, 10};
     const mtp_token *p[1] = {big};
     int len = 0;
-    expect(mtp_generate(&m, p, &len, 1, &o, &res, NULL, NULL, &err) == -1 && strstr(err.msg, "empty"),
+    CHECK(mtp_generate(&m, p, &len, 1, &o, &res, NULL, NULL, &err) == -1 && strstr(err.msg, "empty"),
            "empty prompt accepted");
     len = 96;
-    expect(mtp_generate(&m, p, &len, 1, &o, &res, NULL, NULL, &err) == -1 && strstr(err.msg, "max_seq_len"),
+    CHECK(mtp_generate(&m, p, &len, 1, &o, &res, NULL, NULL, &err) == -1 && strstr(err.msg, "max_seq_len"),
            "prompt as long as max_seq_len accepted");
     p[0] = bad;
     len = 2;
-    expect(mtp_generate(&m, p, &len, 1, &o, &res, NULL, NULL, &err) == -1 && strstr(err.msg, "out of range"),
+    CHECK(mtp_generate(&m, p, &len, 1, &o, &res, NULL, NULL, &err) == -1 && strstr(err.msg, "out of range"),
            "out-of-range token id accepted");
     /* a prompt just short of max_seq_len: stops when the context is full, never overruns */
     p[0] = big;
     len = 94;
     o.max_tokens = 50;
     MTP_ASSERT(mtp_generate(&m, p, &len, 1, &o, &res, NULL, NULL, &err) == 0);
-    expect(res.hit_max_seq_len && res.n <= 3, "generation ran past max_seq_len (%d tokens)", res.n);
+    CHECK(res.hit_max_seq_len && res.n <= 3, "generation ran past max_seq_len (%d tokens)", res.n);
     free(res.tokens);
     mtp_model_free(&m);
 }
@@ -392,6 +375,5 @@ int main(void) {
     }
     test_sampling();
     test_bad_prompts();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_finish();
 }

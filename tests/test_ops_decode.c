@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "ops.h"
 #include "ops_ref.h"
 #include "rng.h"
@@ -15,34 +16,15 @@
 #include <omp.h>
 #endif
 
+/* CHECK_CLOSE: max |a-b| <= TOL * max(max|b|, 1e-3) */
 static const double TOL = 2e-5; /* float kernels vs double references: reordered sums */
 
-static int passed, failed;
 static mtp_rng rng = {7};
 
 static float *rnd(size_t n, float scale) {
     float *x = falloc(n);
     for (size_t i = 0; i < n; i++) x[i] = scale * (float)mtp_rng_normal(&rng);
     return x;
-}
-
-static void expect(int ok, const char *what) {
-    if (ok) {
-        passed++;
-        return;
-    }
-    failed++;
-    printf("FAIL %s\n", what);
-}
-
-/* max |a-b| <= TOL * max(max|b|, 1e-3) */
-static int close_to(const float *a, const float *b, size_t n) {
-    double worst = 0, scale = 1e-3;
-    for (size_t i = 0; i < n; i++) {
-        worst = fmax(worst, fabs((double)a[i] - b[i]));
-        scale = fmax(scale, fabs(b[i]));
-    }
-    return worst <= TOL * scale;
 }
 
 static int max_threads = 1;
@@ -70,7 +52,7 @@ static void test_matmul_rows(void) {
                 mtp_matmul_rows(got, x, w, R, C, OC, (float)beta);
                 mtp_matmul_fwd_ref(want, x, w, R, C, OC, (float)beta);
                 snprintf(what, sizeof what, "matmul_rows C %d OC %d beta %d vs reference", C, OC, beta);
-                expect(close_to(got, want, (size_t)R * OC), what);
+                CHECK_CLOSE(got, want, (size_t)R * OC, TOL, "%s", what);
             }
             /* every row alone, and every prefix of rows, on 1 and 2 threads: same bits */
             mtp_matmul_rows(got, x, w, R, C, OC, 0);
@@ -88,7 +70,7 @@ static void test_matmul_rows(void) {
             }
             set_threads(max_threads);
             snprintf(what, sizeof what, "matmul_rows C %d OC %d: a row's bits do not depend on the others", C, OC);
-            expect(same, what);
+            CHECK(same, "%s", what);
             free(x), free(w), free(base), free(got), free(want), free(one);
         }
 }
@@ -102,10 +84,10 @@ static float bf16_float(uint16_t h) {
 
 static void test_bf16_round(void) {
     float one_and_half_ulp = 1.0f + 1.0f / 256, above = 1.0f + 1.0f / 256 + 1.0f / 65536;
-    expect(mtp_bf16_round(1.0f) == 0x3F80 && mtp_bf16_round(-2.0f) == 0xC000, "bf16: exact values");
-    expect(mtp_bf16_round(one_and_half_ulp) == 0x3F80 && mtp_bf16_round(above) == 0x3F81,
+    CHECK(mtp_bf16_round(1.0f) == 0x3F80 && mtp_bf16_round(-2.0f) == 0xC000, "bf16: exact values");
+    CHECK(mtp_bf16_round(one_and_half_ulp) == 0x3F80 && mtp_bf16_round(above) == 0x3F81,
            "bf16: halfway rounds to even, above halfway up");
-    expect(mtp_bf16_round(INFINITY) == 0x7F80 && isnan(bf16_float(mtp_bf16_round(NAN))), "bf16: inf and NaN kept");
+    CHECK(mtp_bf16_round(INFINITY) == 0x7F80 && isnan(bf16_float(mtp_bf16_round(NAN))), "bf16: inf and NaN kept");
 }
 
 /* Rows are rounded 16 at a time where the CPU allows: through an identity matrix the
@@ -126,7 +108,7 @@ static void test_bf16_rows_rounding(const char *path) {
     for (int i = 0; i < 2 * C; i++) ok &= out[i] == bf16_float(mtp_bf16_round(x[i]));
     char what[80];
     snprintf(what, sizeof what, "bf16 (%s): rows rounded like mtp_bf16_round", path);
-    expect(ok, what);
+    CHECK(ok, "%s", what);
     mtp_bf16_free(&m);
     free(scratch);
 }
@@ -150,7 +132,7 @@ static void test_matmul_rows_bf16(const char *path) {
                 for (int k = 0; k < C; k++) packed &= mtp_bf16_weight(&m, o, k) == bf16_float(mtp_bf16_round(w[(size_t)o * C + k]));
             char what[140];
             snprintf(what, sizeof what, "bf16 pack C %d OC %d: every weight in place", C, OC);
-            expect(packed, what);
+            CHECK(packed, "%s", what);
             for (int beta = 0; beta < 2; beta++) {
                 memcpy(got, base, (size_t)R * OC * sizeof(float));
                 mtp_matmul_rows_bf16(got, x, &m, R, (float)beta, scratch);
@@ -162,7 +144,7 @@ static void test_matmul_rows_bf16(const char *path) {
                         want[(size_t)r * OC + o] = (float)s;
                     }
                 snprintf(what, sizeof what, "matmul_rows_bf16 (%s) C %d OC %d beta %d vs reference", path, C, OC, beta);
-                expect(close_to(got, want, (size_t)R * OC), what);
+                CHECK_CLOSE(got, want, (size_t)R * OC, TOL, "%s", what);
             }
             mtp_matmul_rows_bf16(got, x, &m, R, 0, scratch);
             int same = 1;
@@ -180,7 +162,7 @@ static void test_matmul_rows_bf16(const char *path) {
             set_threads(max_threads);
             snprintf(what, sizeof what, "matmul_rows_bf16 (%s) C %d OC %d: a row's bits do not depend on the others",
                      path, C, OC);
-            expect(same, what);
+            CHECK(same, "%s", what);
             mtp_bf16_free(&m);
             free(x), free(w), free(base), free(got), free(want), free(one), free(scratch);
         }
@@ -196,7 +178,7 @@ static void test_rope_rows(void) {
     for (int r = 0; r < R; r++) pos[r] = r % T;
     mtp_rope_rows(x, &rope, pos, R, NH, HD);
     mtp_rope_fwd_ref(y, R, T, NH, HD, 10000.0f);
-    expect(close_to(x, y, R * NH * HD), "rope_rows vs reference");
+    CHECK_CLOSE(x, y, R * NH * HD, TOL, "rope_rows vs reference");
     mtp_rope_free(&rope);
     free(x), free(y);
 }
@@ -217,13 +199,13 @@ static void test_attend_row(void) {
             mtp_attend_row_ref(want, q, k, v, idx, n, STRIDE, hd, scale);
             char what[80];
             snprintf(what, sizeof what, "attend_row hd %d, %d keys vs reference", hd, n);
-            expect(close_to(got, want, hd), what);
+            CHECK_CLOSE(got, want, hd, TOL, "%s", what);
         }
     /* a peaked softmax: large scores, one dominant key */
     idx[0] = 3, idx[1] = 4, idx[2] = 5;
     mtp_attend_row(got, q, k, v, idx, 3, STRIDE, 64, 40.0f, s);
     mtp_attend_row_ref(want, q, k, v, idx, 3, STRIDE, 64, 40.0f);
-    expect(close_to(got, want, 64), "attend_row with scores far apart (exp underflow)");
+    CHECK_CLOSE(got, want, 64, TOL, "attend_row with scores far apart (exp underflow)");
     free(k), free(v), free(q);
 }
 
@@ -301,9 +283,9 @@ static void test_attend_bf16(void) {
         }
         char what[100];
         snprintf(what, sizeof what, "attend_bf16 hd %d: a tree's 14 queries vs a bf16 reference", hd);
-        expect(ok_ref, what);
+        CHECK(ok_ref, "%s", what);
         snprintf(what, sizeof what, "attend_bf16 hd %d: each tree row equals itself alone, in position order", hd);
-        expect(same, what);
+        CHECK(same, "%s", what);
         free(k), free(v), free(q), free(k2), free(v2), free(scratch), free(kt), free(vt), free(kt2), free(vt2);
     }
 }
@@ -326,6 +308,5 @@ int main(void) {
     test_bf16_rows_rounding("portable");
     test_rope_rows();
     test_attend_row();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_finish();
 }
