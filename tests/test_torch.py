@@ -13,7 +13,7 @@ Checks, on a tiny GQA model with 3 future heads, in a temporary directory:
   3. `mtp train` for 5 steps (cosine+warmup+clip+wd, and constant lr without clipping):
      every weight after training against torch.optim.AdamW.
 Prints one line per tensor (max abs diff, relative error), the tensor name and worst
-difference on failure, and ends with exactly `N passed, M failed`; exit 1 if M > 0.
+difference on failure, and ends with exactly `N passed, M failed, K skipped`; exit 1 if M > 0.
 """
 
 import argparse
@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import mtp_twin as twin  # noqa: E402
+from tally import Tally  # noqa: E402 (tests/, this script's folder)
 
 # ---------------------------------------------------------------------------------------
 # Tolerances: every one in this table, each with its reason. "rel" = max|c - t| / max|t|.
@@ -83,17 +84,10 @@ ADAM = dict(beta1=0.9, beta2=0.95, eps=1e-8)
 # ---------------------------------------------------------------------------------------
 
 
-class Results:
-    def __init__(self):
-        self.passed, self.failed = 0, 0
-
+class Results(Tally):
     def check(self, label: str, ok: bool, detail: str = "") -> bool:
         print(f"{'ok  ' if ok else 'FAIL'} {label}{'  ' + detail if detail else ''}", flush=True)
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        return ok
+        return self.count(ok)
 
 
 def rel_error(c: np.ndarray, t: np.ndarray) -> tuple:
@@ -318,8 +312,7 @@ def main() -> int:
         for run_name in TRAIN_RUNS:
             check_train(res, args, d, run_name, model_gqa, shard, tokens)
 
-    print(f"{res.passed} passed, {res.failed} failed")
-    return 1 if res.failed else 0
+    return res.summary()
 
 
 if __name__ == "__main__":
