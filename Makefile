@@ -87,8 +87,10 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # tests/run.sh runs every test even after one fails and ends with the one line that sums
-# them all: `N passed, M failed, K skipped`.
-test: all
+# them all: `N passed, M failed, K skipped`. The build is a make of its own, so that what
+# it prints at its end (removing intermediate objects) comes before the tests, not after.
+test:
+	@$(MAKE) --no-print-directory all
 	@MTP_BUILD=$(BUILD) bash tests/run.sh $(TEST_BIN) $(TEST_SH)
 
 # The sanitizer build lives in its own folder; the suite runs unchanged against it.
