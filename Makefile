@@ -1,6 +1,7 @@
 # mtp: one `make` builds the library, the CLI and the test programs.
 #   make            build/mtp (release, -O3 -march=native)
-#   make test       every tests/test_*.c program, then every tests/test_*.sh script
+#   make test       every tests/test_*.c program, then every tests/test_*.sh script, all run
+#                   (tests/run.sh), one summing line at the end
 #   make test-asan  the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-asan-native  the decoding kernel tests so, built for this CPU (AVX-512, AMX)
 #   make demo       the main job (see README)
@@ -91,23 +92,25 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-test: all
-	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done; \
-	for t in $(TEST_SH); do echo "== $$t"; MTP_BUILD=$(BUILD) bash $$t; done; \
-	echo "== all tests passed"
+# tests/run.sh runs every test even after one fails and ends with the one line that sums
+# them all: `N passed, M failed, K skipped`. The build is a make of its own, so that what
+# it prints at its end (removing intermediate objects) comes before the tests, not after.
+test:
+	@$(MAKE) --no-print-directory all
+	@MTP_BUILD=$(BUILD) bash tests/run.sh $(TEST_BIN) $(TEST_SH)
 
 # The sanitizer build lives in its own folder; the suite runs unchanged against it.
 test-asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
 
 # test-asan builds without -march=native, so it checks the portable kernels; this checks
 # the decoding kernels' AVX-512 and AMX paths (where the CPU has them) under the sanitizers
 ASAN_NATIVE_TESTS := build-asan-native/tests/test_ops_decode build-asan-native/tests/test_decode
 test-asan-native:
-	$(MAKE) BUILD=build-asan-native OPT="-O1 -g -fno-omit-frame-pointer -march=native" \
+	$(MAKE) --no-print-directory BUILD=build-asan-native OPT="-O1 -g -fno-omit-frame-pointer -march=native" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" $(ASAN_NATIVE_TESTS)
-	@set -e; for t in $(ASAN_NATIVE_TESTS); do echo "== $$t"; $$t; done
+	@MTP_BUILD=build-asan-native bash tests/run.sh $(ASAN_NATIVE_TESTS)
 
 # dependencies between the library's layers point one way (tools/check_layers.sh)
 check-layers:

@@ -1,5 +1,6 @@
-"""Shared by the Python CLI tests: the --mtp argument, pass/fail counting, and the closing
-line `N passed, M failed` with a non-zero exit on failure."""
+"""Shared by the Python tests: the --mtp argument, pass/fail/skip counting, and the closing
+line `N passed, M failed, K skipped` (the line tests/run.sh sums) with a non-zero exit on
+failure."""
 import argparse
 import sys
 
@@ -12,15 +13,30 @@ def mtp_binary():
 
 class Tally:
     def __init__(self):
-        self.passed = self.failed = 0
+        self.passed = self.failed = self.skipped = 0
 
-    def check(self, ok, what):
+    def count(self, ok):
+        """Counts one check without printing (for tests that print their own lines)."""
         if ok:
             self.passed += 1
         else:
             self.failed += 1
+        return ok
+
+    def check(self, ok, what):
+        if not self.count(ok):
             print("FAIL", what)
+        return ok
+
+    def skip(self, reason):
+        """A check that cannot run here: counted, with the reason."""
+        self.skipped += 1
+        print("SKIP", reason)
+
+    def summary(self):
+        """Prints the closing line; returns the exit status."""
+        print(f"{self.passed} passed, {self.failed} failed, {self.skipped} skipped", flush=True)
+        return 1 if self.failed else 0
 
     def finish(self):
-        print(f"{self.passed} passed, {self.failed} failed")
-        sys.exit(1 if self.failed else 0)
+        sys.exit(self.summary())

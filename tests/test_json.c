@@ -6,19 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "core/json.h"
 #include "train/train.h"
 
-static int n_pass, n_fail;
 
-static void check(int ok, const char *what) {
-    if (ok) {
-        n_pass++;
-    } else {
-        n_fail++;
-        printf("FAIL: %s\n", what);
-    }
-}
+/* the checks name themselves: the message is the location that matters */
+static void check(int ok, const char *what) { CHECK(ok, "%s", what); }
 
 int main(void) {
     /* the items themselves, not only their printed text (cJSON prints null too) */
@@ -90,6 +84,5 @@ int main(void) {
     check(mtp_train_opts_from_json(&r, oj, "opts", &err) != 0, "training options: a null weight is refused");
     free(oj);
 
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return check_finish();
 }

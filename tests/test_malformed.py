@@ -31,7 +31,7 @@ is set aside, and naming the file or flag; no "AddressSanitizer", "LeakSanitizer
 "runtime error" (the suite also runs under ASan+UBSan); nothing on stdout when it fails;
 for failing `train` runs, no model.safetensors, state.safetensors or *.tmp.* file left in
 its --out directory. Prints one line per run (PASS/FAIL and its name, with the reason on
-failure) and ends with exactly `N passed, M failed`; exit 1 if M > 0.
+failure) and ends with exactly `N passed, M failed, K skipped`; exit 1 if M > 0.
 """
 
 import argparse
@@ -49,6 +49,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import mtp_twin as twin  # noqa: E402
+from tally import Tally  # noqa: E402 (tests/, this script's folder)
 
 CFG = dict(dim=32, n_layers=3, n_heads=4, n_kv_heads=2, vocab_size=50, hidden_dim=48, max_seq_len=32,
            n_future_tokens=2)
@@ -779,23 +780,22 @@ def main():
         cases = [c for c in build_cases(tmp) if a.k in c.name]
         with concurrent.futures.ThreadPoolExecutor(a.jobs) as ex:
             results = list(ex.map(lambda c: run_case(c, tmp), cases))
-        passed = failed = 0
+        tally = Tally()
         for case, (why, err) in zip(cases, results):
             if why:
-                failed += 1
+                tally.count(False)
                 print(f"FAIL {case.name}: {'; '.join(why)}")
                 print(f"     $ mtp {' '.join(x if len(x) < 80 else x[:77] + '...' for x in case.argv)}")
                 for ln in err.strip().splitlines()[-4:]:
                     print(f"     stderr: {ln[:300]}")
             else:
-                passed += 1
+                tally.count(True)
                 print(f"PASS {case.name}")
                 if a.v:
                     for ln in err.strip().splitlines():
                         print(f"     stderr: {ln[:300]}")
     print(f"({time.time() - t0:.1f} s)")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return tally.summary()
 
 
 MTP = None

@@ -7,17 +7,18 @@
 #include <string.h>
 
 #include "kernels/backend.h"
+#include "check.h"
 #include "kernels/ops.h"
 #include "oracle/ops_ref.h"
 #include "core/rng.h"
 #include "core/util.h"
 
-/* Tolerances, each with its reason, as a fraction of the largest magnitude compared. */
+/* Tolerances, each with its reason, as a fraction of the largest magnitude compared
+ * (CHECK_CLOSE: max |a-b| <= tol * max(max|b|, 1e-3)). */
 static const double TOL_FAST = 2e-5; /* float kernels vs double references: reordered sums */
 static const double TOL_FD = 1e-2;   /* finite differences in float: h^2 error + rounding / h */
 static const float FD_H = 1e-2f;
 
-static int passed, failed;
 static mtp_rng rng = {42};
 
 static float *rnd(size_t n, float scale) {
@@ -36,22 +37,6 @@ static float *zeros(size_t n) {
     float *x = falloc(n);
     memset(x, 0, n * sizeof(float));
     return x;
-}
-
-/* Compares a to b: max |a-b| <= tol * max(max|b|, 1e-3). */
-static void check(const char *what, const float *a, const float *b, size_t n, double tol) {
-    double worst = 0, scale = 1e-3;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        worst = d > worst ? d : worst;
-        scale = fabs(b[i]) > scale ? fabs(b[i]) : scale;
-    }
-    if (worst <= tol * scale && !isnan(worst)) {
-        passed++;
-        return;
-    }
-    failed++;
-    printf("FAIL %s: max abs diff %.3g (allowed %.3g)\n", what, worst, tol * scale);
 }
 
 /* ---- finite differences ------------------------------------------------------------ */
@@ -74,7 +59,7 @@ static void check_fd(const char *what, float *x, const float *grad, size_t n, lo
         num[k] = (float)((up - down) / (2 * FD_H));
         ana[k] = grad[i];
     }
-    check(what, ana, num, k, TOL_FD);
+    CHECK_CLOSE(ana, num, k, TOL_FD, "%s", what);
     free(num);
     free(ana);
 }
@@ -105,12 +90,12 @@ static void test_rmsnorm(void) {
     float *o1 = zeros(N * C), *o2 = zeros(N * C), *s1 = zeros(N), *s2 = zeros(N);
     mtp_rmsnorm_fwd(o1, s1, x, w, N, C, 1e-5f);
     mtp_rmsnorm_fwd_ref(o2, s2, x, w, N, C, 1e-5f);
-    check("rmsnorm fwd", o1, o2, N * C, TOL_FAST);
+    CHECK_CLOSE(o1, o2, N * C, TOL_FAST, "rmsnorm fwd");
     float *dx1 = rnd(N * C, 1), *dx2 = dup(dx1, N * C), *dw1 = rnd(C, 1), *dw2 = dup(dw1, C);
     mtp_rmsnorm_bwd(dx1, dw1, r, x, w, s1, N, C);
     mtp_rmsnorm_bwd_ref(dx2, dw2, r, x, w, s2, N, C);
-    check("rmsnorm bwd dx (accumulating)", dx1, dx2, N * C, TOL_FAST);
-    check("rmsnorm bwd dw (accumulating)", dw1, dw2, C, TOL_FAST);
+    CHECK_CLOSE(dx1, dx2, N * C, TOL_FAST, "rmsnorm bwd dx (accumulating)");
+    CHECK_CLOSE(dw1, dw2, C, TOL_FAST, "rmsnorm bwd dw (accumulating)");
     float *gx = zeros(N * C), *gw = zeros(C);
     mtp_rmsnorm_bwd_ref(gx, gw, r, x, w, s2, N, C);
     norm_ctx c = {x, w, r, o2, s2};
@@ -135,15 +120,15 @@ static void test_matmul(void) {
     float *o1 = rnd(N * OC, 1), *o2 = dup(o1, N * OC);
     mtp_matmul_fwd(o1, x, w, N, C, OC, 1);
     mtp_matmul_fwd_ref(o2, x, w, N, C, OC, 1);
-    check("matmul fwd (beta 1: residual add)", o1, o2, N * OC, TOL_FAST);
+    CHECK_CLOSE(o1, o2, N * OC, TOL_FAST, "matmul fwd (beta 1: residual add)");
     mtp_matmul_fwd(o1, x, w, N, C, OC, 0);
     mtp_matmul_fwd_ref(o2, x, w, N, C, OC, 0);
-    check("matmul fwd", o1, o2, N * OC, TOL_FAST);
+    CHECK_CLOSE(o1, o2, N * OC, TOL_FAST, "matmul fwd");
     float *dx1 = rnd(N * C, 1), *dx2 = dup(dx1, N * C), *dw1 = rnd(OC * C, 1), *dw2 = dup(dw1, OC * C);
     mtp_matmul_bwd(dx1, dw1, r, x, w, N, C, OC);
     mtp_matmul_bwd_ref(dx2, dw2, r, x, w, N, C, OC);
-    check("matmul bwd dx", dx1, dx2, N * C, TOL_FAST);
-    check("matmul bwd dw", dw1, dw2, OC * C, TOL_FAST);
+    CHECK_CLOSE(dx1, dx2, N * C, TOL_FAST, "matmul bwd dx");
+    CHECK_CLOSE(dw1, dw2, OC * C, TOL_FAST, "matmul bwd dw");
     float *gx = zeros(N * C), *gw = zeros(OC * C);
     mtp_matmul_bwd_ref(gx, gw, r, x, w, N, C, OC);
     mm_ctx c = {x, w, r, o2};
@@ -171,11 +156,11 @@ static void test_rope(void) {
     mtp_rope_init(&rope, T, HD, 10000.0f);
     mtp_rope_fwd(a, &rope, N, T, H, HD);
     mtp_rope_fwd_ref(b, N, T, H, HD, 10000.0f);
-    check("rope fwd", a, b, n, TOL_FAST);
+    CHECK_CLOSE(a, b, n, TOL_FAST, "rope fwd");
     float *g1 = dup(r, n), *g2 = dup(r, n), *tmp = zeros(n);
     mtp_rope_bwd(g1, &rope, N, T, H, HD);
     mtp_rope_bwd_ref(g2, N, T, H, HD, 10000.0f);
-    check("rope bwd", g1, g2, n, TOL_FAST);
+    CHECK_CLOSE(g1, g2, n, TOL_FAST, "rope bwd");
     rope_ctx c = {x, r, tmp};
     check_fd("rope fd", x, g2, n, rope_loss, &c);
     mtp_rope_free(&rope);
@@ -198,15 +183,15 @@ static void test_attention(void) {
     float *o1 = zeros(nq), *o2 = zeros(nq), *a1 = rnd(na, 1), *a2 = zeros(na), *scratch = zeros(na);
     mtp_attention_fwd(o1, a1, q, k, v, B, T, H, HKV, HD);
     mtp_attention_fwd_ref(o2, a2, q, k, v, B, T, H, HKV, HD);
-    check("attention fwd out", o1, o2, nq, TOL_FAST);
-    check("attention fwd probabilities (masked = 0)", a1, a2, na, TOL_FAST);
+    CHECK_CLOSE(o1, o2, nq, TOL_FAST, "attention fwd out");
+    CHECK_CLOSE(a1, a2, na, TOL_FAST, "attention fwd probabilities (masked = 0)");
     float *dq1 = rnd(nq, 1), *dq2 = dup(dq1, nq), *dk1 = rnd(nk, 1), *dk2 = dup(dk1, nk);
     float *dv1 = rnd(nk, 1), *dv2 = dup(dv1, nk);
     mtp_attention_bwd(dq1, dk1, dv1, scratch, r, a1, q, k, v, B, T, H, HKV, HD);
     mtp_attention_bwd_ref(dq2, dk2, dv2, r, a2, q, k, v, B, T, H, HKV, HD);
-    check("attention bwd dq", dq1, dq2, nq, TOL_FAST);
-    check("attention bwd dk (GQA: heads share kv)", dk1, dk2, nk, TOL_FAST);
-    check("attention bwd dv", dv1, dv2, nk, TOL_FAST);
+    CHECK_CLOSE(dq1, dq2, nq, TOL_FAST, "attention bwd dq");
+    CHECK_CLOSE(dk1, dk2, nk, TOL_FAST, "attention bwd dk (GQA: heads share kv)");
+    CHECK_CLOSE(dv1, dv2, nk, TOL_FAST, "attention bwd dv");
     float *gq = zeros(nq), *gk = zeros(nk), *gv = zeros(nk);
     mtp_attention_bwd_ref(gq, gk, gv, r, a2, q, k, v, B, T, H, HKV, HD);
     att_ctx c = {q, k, v, r, o2, a2};
@@ -232,12 +217,12 @@ static void test_swiglu(void) {
     float *h1 = rnd(n, 2), *h3 = rnd(n, 1), *r = rnd(n, 1), *g1 = zeros(n), *g2 = zeros(n);
     mtp_swiglu_fwd(g1, h1, h3, n);
     mtp_swiglu_fwd_ref(g2, h1, h3, n);
-    check("swiglu fwd", g1, g2, n, TOL_FAST);
+    CHECK_CLOSE(g1, g2, n, TOL_FAST, "swiglu fwd");
     float *a1 = rnd(n, 1), *a2 = dup(a1, n), *b1 = rnd(n, 1), *b2 = dup(b1, n);
     mtp_swiglu_bwd(a1, b1, r, h1, h3, n);
     mtp_swiglu_bwd_ref(a2, b2, r, h1, h3, n);
-    check("swiglu bwd dh1", a1, a2, n, TOL_FAST);
-    check("swiglu bwd dh3", b1, b2, n, TOL_FAST);
+    CHECK_CLOSE(a1, a2, n, TOL_FAST, "swiglu bwd dh1");
+    CHECK_CLOSE(b1, b2, n, TOL_FAST, "swiglu bwd dh3");
     float *gh1 = zeros(n), *gh3 = zeros(n);
     mtp_swiglu_bwd_ref(gh1, gh3, r, h1, h3, n);
     swiglu_ctx c = {h1, h3, r, g2};
@@ -269,12 +254,9 @@ static void test_xent(void) {
     for (int n = 0; n < N; n++) targets[n] = (mtp_token)mtp_rng_below(&rng, V);
     mtp_xent(loss1, hit1, l1, targets, N, V, 0.5f);
     mtp_xent_ref(loss2, hit2, l2, targets, N, V, 0.5f);
-    check("xent losses", loss1, loss2, N, TOL_FAST);
-    check("xent dlogits (in place, scaled)", l1, l2, N * V, TOL_FAST);
-    int same = !memcmp(hit1, hit2, N);
-    passed += same;
-    failed += !same;
-    if (!same) printf("FAIL xent hits differ from the reference\n");
+    CHECK_CLOSE(loss1, loss2, N, TOL_FAST, "xent losses");
+    CHECK_CLOSE(l1, l2, N * V, TOL_FAST, "xent dlogits (in place, scaled)");
+    CHECK(!memcmp(hit1, hit2, N), "xent hits differ from the reference");
     float *grad = dup(logits, N * V);
     mtp_xent_ref(NULL, NULL, grad, targets, N, V, 1.0f);
     xent_ctx c = {logits, tmp, loss2, targets};
@@ -299,11 +281,11 @@ static void test_embedding(void) {
     float *wte = rnd(V * C, 1), *r = rnd(N * C, 1), *o1 = zeros(N * C), *o2 = zeros(N * C);
     mtp_embedding_fwd(o1, tok, wte, N, C);
     mtp_embedding_fwd_ref(o2, tok, wte, N, C);
-    check("embedding fwd", o1, o2, N * C, 0);
+    CHECK_CLOSE(o1, o2, N * C, 0, "embedding fwd");
     float *d1 = rnd(V * C, 1), *d2 = dup(d1, V * C), *g = zeros(V * C);
     mtp_embedding_bwd(d1, r, tok, N, C);
     mtp_embedding_bwd_ref(d2, r, tok, N, C);
-    check("embedding bwd (repeated ids accumulate)", d1, d2, V * C, TOL_FAST);
+    CHECK_CLOSE(d1, d2, V * C, TOL_FAST, "embedding bwd (repeated ids accumulate)");
     mtp_embedding_bwd_ref(g, r, tok, N, C);
     emb_ctx c = {wte, r, o2, tok};
     check_fd("embedding fd", wte, g, V * C, embedding_loss, &c);
@@ -326,9 +308,7 @@ static void test_gemm(void) {
                              (tb ? b[j * K + k] : b[k * NN + j]);
                     c3[i * NN + j] = (float)(0.5 * s + 0.25 * c1[i * NN + j]);
                 }
-            char what[64];
-            snprintf(what, sizeof what, "gemm transA=%d transB=%d", ta, tb);
-            check(what, c2, c3, M * NN, TOL_FAST);
+            CHECK_CLOSE(c2, c3, M * NN, TOL_FAST, "gemm transA=%d transB=%d", ta, tb);
             free(c2), free(c3);
         }
     free(a), free(b), free(c1);
@@ -344,6 +324,5 @@ int main(void) {
     test_attention();
     test_swiglu();
     test_xent();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_finish();
 }

@@ -9,23 +9,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "formats/safetensors.h"
 
-static int n_pass, n_fail, group_pass, group_fail;
 static char dir[1024], path[1400];
-
-static void check(int ok, const char *what) {
-    if (ok) {
-        n_pass++, group_pass++;
-    } else {
-        n_fail++, group_fail++;
-        printf("FAIL: %s\n", what);
-    }
-}
+static int group_start_passed, group_start_failed; /* the counters when the group began */
 
 static void group_done(const char *name) {
-    printf("%-28s %d passed, %d failed\n", name, group_pass, group_fail);
-    group_pass = group_fail = 0;
+    printf("%-28s %d ok, %d failed\n", name, check_passed - group_start_passed, check_failed - group_start_failed);
+    group_start_passed = check_passed, group_start_failed = check_failed;
 }
 
 static void write_bytes(const char *p, const void *data, size_t n) {
@@ -60,10 +52,10 @@ static void expect_refused(const char *what, const char *expect) {
     int rc = mtp_st_open(&st, path, &err);
     char label[1024];
     snprintf(label, sizeof label, "%s: refused (rc=%d, msg='%s')", what, rc, err.msg);
-    check(rc == -1, label);
-    check(strstr(err.msg, path) == err.msg && !strchr(err.msg, '\n'), label);
-    check(!expect || strstr(err.msg, expect), label);
-    check(memcmp(&st, &zero, sizeof st) == 0, label);
+    CHECK(rc == -1, "%s", label);
+    CHECK(strstr(err.msg, path) == err.msg && !strchr(err.msg, '\n'), "%s", label);
+    CHECK(!expect || strstr(err.msg, expect), "%s", label);
+    CHECK(memcmp(&st, &zero, sizeof st) == 0, "%s", label);
     if (rc == 0) mtp_st_close(&st);
 }
 
@@ -74,7 +66,7 @@ static int open_ok(mtp_safetensors *st, const char *what) {
     int rc = mtp_st_open(st, path, &err);
     char label[1024];
     snprintf(label, sizeof label, "%s: opens (%s)", what, err.msg);
-    check(rc == 0, label);
+    CHECK(rc == 0, "%s", label);
     return rc;
 }
 
@@ -91,66 +83,66 @@ static void test_round_trip(void) {
     const char *meta[] = {"format", "pt", "note", "quote \" backslash \\ newline \n tab \t unicode \xc3\xa9"};
     set_path("rt.safetensors");
     mtp_err err = {{0}};
-    check(mtp_st_write(path, entries, 4, meta, 2, &err) == 0, "round trip: write");
+    CHECK(mtp_st_write(path, entries, 4, meta, 2, &err) == 0, "round trip: write");
 
     FILE *f = fopen(path, "rb");
     unsigned char h[8] = {0};
-    check(f && fread(h, 1, 8, f) == 8, "round trip: read header length");
+    CHECK(f && fread(h, 1, 8, f) == 8, "round trip: read header length");
     if (f) fclose(f);
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | h[i];
-    check(n % 8 == 0, "round trip: header padded to 8 bytes");
+    CHECK(n % 8 == 0, "round trip: header padded to 8 bytes");
 
     mtp_safetensors st;
     if (open_ok(&st, "round trip") != 0) return;
-    check(st.n_tensors == 4, "round trip: tensor count");
+    CHECK(st.n_tensors == 4, "round trip: tensor count");
     for (int i = 0; i < 4; i++) {
         const mtp_st_entry *e = &entries[i];
         const mtp_st_tensor *t = mtp_st_find(&st, e->name);
-        check(t != NULL && t == &st.tensors[i], "round trip: find, in entry order");
+        CHECK(t != NULL && t == &st.tensors[i], "round trip: find, in entry order");
         if (!t) continue;
-        check(t->dtype == MTP_DT_F32 && t->ndim == e->ndim, "round trip: dtype and ndim");
+        CHECK(t->dtype == MTP_DT_F32 && t->ndim == e->ndim, "round trip: dtype and ndim");
         size_t numel = 1;
         for (int d = 0; d < e->ndim; d++) {
-            check(t->shape[d] == e->shape[d], "round trip: shape");
+            CHECK(t->shape[d] == e->shape[d], "round trip: shape");
             numel *= (size_t)e->shape[d];
         }
-        check(t->numel == numel && t->nbytes == numel * 4, "round trip: numel and nbytes");
+        CHECK(t->numel == numel && t->nbytes == numel * 4, "round trip: numel and nbytes");
         float out[16];
-        check(mtp_st_to_f32(&st, t, out, &err) == 0, "round trip: to_f32");
-        check(numel == 0 || memcmp(out, e->data, numel * 4) == 0, "round trip: values bit-exact");
+        CHECK(mtp_st_to_f32(&st, t, out, &err) == 0, "round trip: to_f32");
+        CHECK(numel == 0 || memcmp(out, e->data, numel * 4) == 0, "round trip: values bit-exact");
     }
-    check(mtp_st_find(&st, "missing") == NULL, "round trip: find missing is NULL");
-    check(st.n_meta == 2, "round trip: metadata count");
+    CHECK(mtp_st_find(&st, "missing") == NULL, "round trip: find missing is NULL");
+    CHECK(st.n_meta == 2, "round trip: metadata count");
     for (int k = 0; k < 2; k++) {
         const char *v = mtp_st_meta(&st, meta[2 * k]);
-        check(v && strcmp(v, meta[2 * k + 1]) == 0, "round trip: metadata value");
+        CHECK(v && strcmp(v, meta[2 * k + 1]) == 0, "round trip: metadata value");
     }
-    check(mtp_st_meta(&st, "missing") == NULL, "round trip: meta missing is NULL");
+    CHECK(mtp_st_meta(&st, "missing") == NULL, "round trip: meta missing is NULL");
     mtp_st_close(&st);
     mtp_st_close(&st); /* closing a closed (zeroed) struct is safe */
 
     /* Overwriting replaces the file; no temp file is left behind. */
     float z = -7.0f;
     const mtp_st_entry one = {"z", &z, 1, {1}};
-    check(mtp_st_write(path, &one, 1, NULL, 0, &err) == 0, "round trip: overwrite");
+    CHECK(mtp_st_write(path, &one, 1, NULL, 0, &err) == 0, "round trip: overwrite");
     if (open_ok(&st, "overwrite") == 0) {
         float out = 0;
-        check(st.n_tensors == 1 && st.n_meta == 0 && mtp_st_find(&st, "z"), "overwrite: only the new tensor");
-        check(mtp_st_to_f32(&st, &st.tensors[0], &out, &err) == 0 && out == -7.0f, "overwrite: value");
+        CHECK(st.n_tensors == 1 && st.n_meta == 0 && mtp_st_find(&st, "z"), "overwrite: only the new tensor");
+        CHECK(mtp_st_to_f32(&st, &st.tensors[0], &out, &err) == 0 && out == -7.0f, "overwrite: value");
         mtp_st_close(&st);
     }
     DIR *dp = opendir(dir);
     int tmp_left = 0;
     for (struct dirent *de; dp && (de = readdir(dp));) tmp_left |= strstr(de->d_name, ".tmp.") != NULL;
     if (dp) closedir(dp);
-    check(!tmp_left, "round trip: no temp file left");
+    CHECK(!tmp_left, "round trip: no temp file left");
 
     /* No tensors at all is a valid file. */
     set_path("none.safetensors");
-    check(mtp_st_write(path, NULL, 0, NULL, 0, &err) == 0, "empty: write");
+    CHECK(mtp_st_write(path, NULL, 0, NULL, 0, &err) == 0, "empty: write");
     if (open_ok(&st, "empty") == 0) {
-        check(st.n_tensors == 0, "empty: no tensors");
+        CHECK(st.n_tensors == 0, "empty: no tensors");
         mtp_st_close(&st);
     }
     group_done("round trip");
@@ -175,13 +167,13 @@ static void test_writer_errors(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mtp_err err = {{0}};
         int rc = mtp_st_write(path, cases[i].e, cases[i].n, meta, cases[i].n_meta, &err);
-        check(rc == -1 && strstr(err.msg, path) == err.msg, cases[i].what);
-        check(access(path, F_OK) != 0, cases[i].what);
+        CHECK(rc == -1 && strstr(err.msg, path) == err.msg, "%s", cases[i].what);
+        CHECK(access(path, F_OK) != 0, "%s", cases[i].what);
     }
     char nodir[1100];
     snprintf(nodir, sizeof nodir, "%s/no/such/dir.safetensors", dir);
     mtp_err err = {{0}};
-    check(mtp_st_write(nodir, dup, 1, NULL, 0, &err) == -1 && strstr(err.msg, nodir), "unwritable path");
+    CHECK(mtp_st_write(nodir, dup, 1, NULL, 0, &err) == -1 && strstr(err.msg, nodir), "unwritable path");
     group_done("writer errors");
 }
 
@@ -210,22 +202,22 @@ static void test_half_types(void) {
     if (open_ok(&st, "bf16/f16") != 0) return;
     float out[10];
     const mtp_st_tensor *b = mtp_st_find(&st, "b"), *h = mtp_st_find(&st, "h"), *it = mtp_st_find(&st, "i");
-    check(b && b->dtype == MTP_DT_BF16 && b->numel == 4, "bf16: dtype and numel");
-    check(b && mtp_st_to_f32(&st, b, out, &err) == 0 && memcmp(out, bf_want, sizeof bf_want) == 0, "bf16: values");
-    check(h && h->dtype == MTP_DT_F16 && h->numel == 10, "f16: dtype and numel");
+    CHECK(b && b->dtype == MTP_DT_BF16 && b->numel == 4, "bf16: dtype and numel");
+    CHECK(b && mtp_st_to_f32(&st, b, out, &err) == 0 && memcmp(out, bf_want, sizeof bf_want) == 0, "bf16: values");
+    CHECK(h && h->dtype == MTP_DT_F16 && h->numel == 10, "f16: dtype and numel");
     if (h && mtp_st_to_f32(&st, h, out, &err) == 0) {
-        check(out[0] == 1.0f && out[1] == -2.0f && out[2] == 65504.0f, "f16: normal values");
-        check(out[3] == 0x1p-24f && out[4] == 1023 * 0x1p-24f, "f16: subnormals");
-        check(isinf(out[5]) && out[5] > 0 && isinf(out[6]) && out[6] < 0, "f16: infinities");
-        check(isnan(out[7]), "f16: nan");
-        check(out[8] == 0.0f && signbit(out[8]), "f16: negative zero");
-        check(out[9] == 0.333251953125f, "f16: 0x3555");
+        CHECK(out[0] == 1.0f && out[1] == -2.0f && out[2] == 65504.0f, "f16: normal values");
+        CHECK(out[3] == 0x1p-24f && out[4] == 1023 * 0x1p-24f, "f16: subnormals");
+        CHECK(isinf(out[5]) && out[5] > 0 && isinf(out[6]) && out[6] < 0, "f16: infinities");
+        CHECK(isnan(out[7]), "f16: nan");
+        CHECK(out[8] == 0.0f && signbit(out[8]), "f16: negative zero");
+        CHECK(out[9] == 0.333251953125f, "f16: 0x3555");
     } else {
-        check(0, "f16: to_f32");
+        CHECK(0, "f16: to_f32");
     }
-    check(it && it->dtype == MTP_DT_I32 && it->ndim == 0 && it->numel == 1, "i32 scalar: parsed");
+    CHECK(it && it->dtype == MTP_DT_I32 && it->ndim == 0 && it->numel == 1, "i32 scalar: parsed");
     err.msg[0] = 0;
-    check(it && mtp_st_to_f32(&st, it, out, &err) == -1 && strstr(err.msg, path) == err.msg &&
+    CHECK(it && mtp_st_to_f32(&st, it, out, &err) == -1 && strstr(err.msg, path) == err.msg &&
               strstr(err.msg, "'i'"),
           "i32: to_f32 refused, naming tensor and file");
     mtp_st_close(&st);
@@ -249,8 +241,8 @@ static void test_half_types(void) {
     free(file);
     if (open_ok(&st, "unaligned") == 0) {
         const mtp_st_tensor *a = mtp_st_find(&st, "a");
-        check(a && mtp_st_to_f32(&st, a, out, &err) == 0 && memcmp(out, vals, 12) == 0, "unaligned f32: values");
-        check(st.n_tensors == 5 && strcmp(st.tensors[0].name, "e0") == 0 && strcmp(st.tensors[4].name, "z") == 0,
+        CHECK(a && mtp_st_to_f32(&st, a, out, &err) == 0 && memcmp(out, vals, 12) == 0, "unaligned f32: values");
+        CHECK(st.n_tensors == 5 && strcmp(st.tensors[0].name, "e0") == 0 && strcmp(st.tensors[4].name, "z") == 0,
               "zero-size tensors: offset order");
         mtp_st_close(&st);
     }
@@ -370,10 +362,10 @@ static void test_truncations(void) {
     const char *meta[] = {"k", "v"};
     mtp_err err = {{0}};
     set_path("full.safetensors");
-    check(mtp_st_write(path, e, 2, meta, 1, &err) == 0, "truncation: write the valid file");
+    CHECK(mtp_st_write(path, e, 2, meta, 1, &err) == 0, "truncation: write the valid file");
     char *full = NULL;
     size_t size = 0;
-    check(mtp_read_file(path, &full, &size, &err) == 0 && size > 8, "truncation: read it back");
+    CHECK(mtp_read_file(path, &full, &size, &err) == 0 && size > 8, "truncation: read it back");
     set_path("cut.safetensors");
     for (size_t n = 0; full && n < size; n++) {
         write_bytes(path, full, n);
@@ -410,6 +402,5 @@ int main(void) {
     test_malformed();
     test_truncations();
     remove_dir();
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return check_finish();
 }

@@ -16,7 +16,7 @@ Checks, on a tiny GQA model with 3 future heads, in a temporary directory:
      gradients of sum_i w_i * loss_i (both schedules, bit-identical to each other) and
      the weights after 5 `mtp train` steps.
 Prints one line per tensor (max abs diff, relative error), the tensor name and worst
-difference on failure, and ends with exactly `N passed, M failed`; exit 1 if M > 0.
+difference on failure, and ends with exactly `N passed, M failed, K skipped`; exit 1 if M > 0.
 """
 
 import argparse
@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import mtp_twin as twin  # noqa: E402
+from tally import Tally  # noqa: E402 (tests/, this script's folder)
 
 # ---------------------------------------------------------------------------------------
 # Tolerances: every one in this table, each with its reason. "rel" = max|c - t| / max|t|.
@@ -88,17 +89,10 @@ HEAD_WEIGHTS = ([1.0, 0.5, 0.0], [0.0, 1.0, 2.0])
 # ---------------------------------------------------------------------------------------
 
 
-class Results:
-    def __init__(self):
-        self.passed, self.failed = 0, 0
-
+class Results(Tally):
     def check(self, label: str, ok: bool, detail: str = "") -> bool:
         print(f"{'ok  ' if ok else 'FAIL'} {label}{'  ' + detail if detail else ''}", flush=True)
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        return ok
+        return self.count(ok)
 
 
 def rel_error(c: np.ndarray, t: np.ndarray) -> tuple:
@@ -340,8 +334,7 @@ def main() -> int:
             check_dump(res, args, d, model_gqa, shard, tokens, hw)
             check_train(res, args, d, "cosine", model_gqa, shard, tokens, hw)
 
-    print(f"{res.passed} passed, {res.failed} failed")
-    return 1 if res.failed else 0
+    return res.summary()
 
 
 if __name__ == "__main__":

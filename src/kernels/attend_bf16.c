@@ -51,11 +51,11 @@ size_t mtp_kv_tiles_size(int cap, int hd) { return cap_blocks(cap) * hd; }
  * slot the pair (k[slot][2j], k[slot][2j+1]): the B operand of Q @ K^T.
  * Value tiles: for each 32 slots and 16 dims, row j holding for each dim the pair
  * (v[slot 2j][dim], v[slot 2j+1][dim]): the B operand of P @ V. */
-void mtp_kv_tiles_put(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v) {
+#if defined(__AVX512F__)
+void mtp_kv_tiles_put_avx512(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v) {
     MTP_ASSERT(hd % 32 == 0 && slot >= 0);
     uint16_t *kb = kt + (size_t)(slot / KS) * (hd / 32) * TILE + (slot % KS) * 2;
     uint16_t *vb = vt + (size_t)(slot / VB) * (hd / 16) * TILE + (slot % VB) / 2 * 32 + slot % 2;
-#if MTP_AMX_ATTENTION
     const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                             _mm512_set1_epi32(16));
     for (int d = 0; d < hd; d += 32) { /* a 32-dim pair per key-tile row: 16 words, 64 bytes apart */
@@ -70,12 +70,28 @@ void mtp_kv_tiles_put(uint16_t *kt, uint16_t *vt, int hd, int slot, const float 
                                      _mm_cvtsi32_si128(16 * (slot % 2)));
         _mm512_storeu_si512(row, _mm512_or_si512(_mm512_and_si512(_mm512_loadu_si512(row), half), x));
     }
+}
 #else
+void mtp_kv_tiles_put_avx512(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v) {
+    MTP_ASSERT(!"mtp_kv_tiles_put_avx512 in a build without AVX-512: check mtp_decode_avx512_available");
+}
+#endif
+
+void mtp_kv_tiles_put_portable(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v) {
+    MTP_ASSERT(hd % 32 == 0 && slot >= 0);
+    uint16_t *kb = kt + (size_t)(slot / KS) * (hd / 32) * TILE + (slot % KS) * 2;
+    uint16_t *vb = vt + (size_t)(slot / VB) * (hd / 16) * TILE + (slot % VB) / 2 * 32 + slot % 2;
     for (int d = 0; d < hd; d++) {
         kb[d / 32 * TILE + (d % 32) / 2 * 32 + d % 2] = mtp_bf16_round(k[d]);
         vb[d / 16 * TILE + (d % 16) * 2] = mtp_bf16_round(v[d]);
     }
-#endif
+}
+
+void mtp_kv_tiles_put(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v) {
+    if (mtp_decode_avx512_available())
+        mtp_kv_tiles_put_avx512(kt, vt, hd, slot, k, v);
+    else
+        mtp_kv_tiles_put_portable(kt, vt, hd, slot, k, v);
 }
 
 #if MTP_AMX_ATTENTION

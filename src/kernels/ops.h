@@ -121,4 +121,24 @@ void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, i
 void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
                     int n, size_t stride, int hd, float scale, float *s);
 
+/* The two versions of the decoding kernels with an AVX-512 path (ops_decode.c,
+ * ops_bf16.c, attend_bf16.c), for the tests that compare them bit for bit: *_portable,
+ * plain C, in every build; *_avx512, the intrinsics, built where the compiler targets
+ * AVX-512 (-march=native on such a CPU), which mtp_decode_avx512_available says (0: they
+ * only assert). The kernels above run the AVX-512 version where it is available, else the
+ * portable one: the same arithmetic, the same bits. */
+int mtp_decode_avx512_available(void); /* built with AVX-512, and the CPU has it */
+void mtp_matmul_rows_portable(float *out, const float *x, const float *w, int R, int C, int OC, float beta);
+void mtp_matmul_rows_avx512(float *out, const float *x, const float *w, int R, int C, int OC, float beta);
+void mtp_attend_row_portable(float *out, const float *q, const float *k, const float *v, const int *idx,
+                             int n, size_t stride, int hd, float scale, float *s);
+void mtp_attend_row_avx512(float *out, const float *q, const float *k, const float *v, const int *idx,
+                           int n, size_t stride, int hd, float scale, float *s);
+/* dst (n) = mtp_bf16_round(src[i]): how mtp_matmul_rows_bf16 rounds its rows */
+void mtp_bf16_round_row_portable(uint16_t *dst, const float *src, size_t n);
+void mtp_bf16_round_row_avx512(uint16_t *dst, const float *src, size_t n);
+/* mtp_kv_tiles_put's two versions */
+void mtp_kv_tiles_put_portable(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v);
+void mtp_kv_tiles_put_avx512(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v);
+
 #endif

@@ -68,19 +68,33 @@ float mtp_bf16_weight(const mtp_bf16_matrix *m, int o, int k) {
     return mtp_bf16_value(m->p[t + (k % TK) / 2 * 2 * TN + (o % TN) * 2 + k % 2]);
 }
 
+void mtp_bf16_round_row_portable(uint16_t *dst, const float *src, size_t n) {
+    for (size_t k = 0; k < n; k++) dst[k] = mtp_bf16_round(src[k]);
+}
+
+#if defined(__AVX512F__)
+void mtp_bf16_round_row_avx512(uint16_t *dst, const float *src, size_t n) {
+    size_t k = 0;
+    for (; k + 16 <= n; k += 16) _mm256_storeu_si256((__m256i *)(dst + k), mtp_bf16_round16(_mm512_loadu_ps(src + k)));
+    for (; k < n; k++) dst[k] = mtp_bf16_round(src[k]);
+}
+#else
+void mtp_bf16_round_row_avx512(uint16_t *dst, const float *src, size_t n) {
+    MTP_ASSERT(!"mtp_bf16_round_row_avx512 in a build without AVX-512: check mtp_decode_avx512_available");
+}
+#endif
+
 /* x (R,C) as bf16 rows of ld = nkb * 32 elements, zero-padded to ld. Rows R.. of the
  * last 16-row tile are left as they are: a row's sums never involve the other rows. */
 static void rows_to_bf16(uint16_t *xb, const float *x, int R, int C, size_t ld) {
+    int avx512 = mtp_decode_avx512_available();
     for (int r = 0; r < R; r++) {
-        const float *src = x + (size_t)r * C;
         uint16_t *dst = xb + r * ld;
-        size_t k = 0;
-#if defined(__AVX512F__)
-        for (; k + 16 <= (size_t)C; k += 16)
-            _mm256_storeu_si256((__m256i *)(dst + k), mtp_bf16_round16(_mm512_loadu_ps(src + k)));
-#endif
-        for (; k < (size_t)C; k++) dst[k] = mtp_bf16_round(src[k]);
-        for (; k < ld; k++) dst[k] = 0;
+        if (avx512)
+            mtp_bf16_round_row_avx512(dst, x + (size_t)r * C, (size_t)C);
+        else
+            mtp_bf16_round_row_portable(dst, x + (size_t)r * C, (size_t)C);
+        for (size_t k = (size_t)C; k < ld; k++) dst[k] = 0;
     }
 }
 

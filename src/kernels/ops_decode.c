@@ -3,7 +3,10 @@
  * the same order (fused multiply-adds, the same summation trees). So a result depends
  * only on its own inputs, not on the rows beside it or the thread count; and, with a
  * compiler that does not contract or reorder float expressions (gcc's ISO C mode), not
- * on whether the machine has AVX-512. */
+ * on whether the machine has AVX-512. Both versions are functions of their own
+ * (mtp_*_portable, always built; mtp_*_avx512, built when the compiler targets AVX-512) so
+ * that tests/test_ops_decode.c compares them bit for bit; the public kernels run the
+ * AVX-512 one where it is built and the CPU has it. */
 #include "kernels/ops.h"
 
 #include <math.h>
@@ -56,9 +59,9 @@ static inline __m512 sum16(const __m512 a[16]) {
  * same sequence for each row, so a row's result does not depend on its neighbours.
  * ahead != 0: also prefetches the weights that far ahead, so that memory keeps streaming
  * while the rows are computed. */
-static inline __attribute__((always_inline)) void dot_block(float res[OB][RB], const float *const x[RB],
-                                                            const float *const w[OB], int C, int nr,
-                                                            ptrdiff_t ahead) {
+static inline __attribute__((always_inline)) void dot_block_avx512(float res[OB][RB], const float *const x[RB],
+                                                                   const float *const w[OB], int C, int nr,
+                                                                   ptrdiff_t ahead) {
     __m512 acc[OB][RB];
     for (int o = 0; o < OB; o++)
         for (int r = 0; r < nr; r++) acc[o][r] = _mm512_setzero_ps();
@@ -87,12 +90,11 @@ static inline __attribute__((always_inline)) void dot_block(float res[OB][RB], c
         for (int r = 0; r < RB; r++) all[o * RB + r] = r < nr ? acc[o][r] : _mm512_setzero_ps();
     _mm512_storeu_ps(&res[0][0], sum16(all));
 }
-#else
+#endif
+
 /* The same sums as the AVX-512 version. */
-static inline __attribute__((always_inline)) void dot_block(float res[OB][RB], const float *const x[RB],
-                                                            const float *const w[OB], int C, int nr,
-                                                            ptrdiff_t ahead) {
-    (void)ahead; /* no portable prefetch */
+static inline __attribute__((always_inline)) void dot_block_portable(float res[OB][RB], const float *const x[RB],
+                                                                     const float *const w[OB], int C, int nr) {
     for (int o = 0; o < OB; o++)
         for (int r = 0; r < nr; r++) {
             float acc[L] = {0};
@@ -100,37 +102,79 @@ static inline __attribute__((always_inline)) void dot_block(float res[OB][RB], c
             res[o][r] = lane_sum(acc);
         }
 }
+
+/* avx512: a constant where inlined, so each version of the kernel holds one of the two */
+static inline __attribute__((always_inline)) void dot_block(float res[OB][RB], const float *const x[RB],
+                                                            const float *const w[OB], int C, int nr,
+                                                            ptrdiff_t ahead, int avx512) {
+#if defined(__AVX512F__)
+    if (avx512) {
+        dot_block_avx512(res, x, w, C, nr, ahead);
+        return;
+    }
+#endif
+    (void)ahead, (void)avx512; /* no portable prefetch */
+    dot_block_portable(res, x, w, C, nr);
+}
+
+enum { MATMUL_PARALLEL_MIN = 1 << 17 }; /* weights; smaller: not worth a fork and join */
+
+/* Output block ob (4 weight rows) of out (R,OC) for every row: each weight is read from
+ * memory once and used for every input row; a short last block repeats its last weight row. */
+static inline __attribute__((always_inline)) void matmul_block(float *out, const float *x, const float *w, int R,
+                                                               int C, int OC, float beta, int ob, int avx512) {
+    const float *wp[OB];
+    for (int o = 0; o < OB; o++) wp[o] = w + (size_t)(ob * OB + o < OC ? ob * OB + o : OC - 1) * C;
+    for (int r0 = 0; r0 < R; r0 += RB) {
+        const float *xp[RB];
+        int nr = R - r0 < RB ? R - r0 : RB;
+        for (int r = 0; r < RB; r++) xp[r] = x + (size_t)(r0 + r < R ? r0 + r : R - 1) * C;
+        float res[OB][RB] = {{0}};
+        /* the first row block streams the weights: it prefetches a later block's */
+        ptrdiff_t ahead = r0 == 0 && (ob + PREFETCH_BLOCKS + 1) * OB <= OC
+                              ? (ptrdiff_t)PREFETCH_BLOCKS * OB * C : 0;
+        /* constant row counts: register-resident sums. 2 or 3 rows run as 4 (the last
+         * repeated, its sums dropped): measured faster than their own code here */
+        if (nr == 1)
+            dot_block(res, xp, wp, C, 1, ahead, avx512);
+        else
+            dot_block(res, xp, wp, C, 4, ahead, avx512);
+        for (int o = 0; o < OB && ob * OB + o < OC; o++)
+            for (int r = 0; r < RB && r0 + r < R; r++) {
+                float *dst = out + (size_t)(r0 + r) * OC + ob * OB + o;
+                *dst = beta == 0 ? res[o][r] : *dst + res[o][r];
+            }
+    }
+}
+
+/* Blocks of 4 weight rows split across threads. */
+void mtp_matmul_rows_portable(float *out, const float *x, const float *w, int R, int C, int OC, float beta) {
+    int nob = (OC + OB - 1) / OB;
+#pragma omp parallel for schedule(static) if ((size_t)OC * C >= MATMUL_PARALLEL_MIN)
+    for (int ob = 0; ob < nob; ob++) matmul_block(out, x, w, R, C, OC, beta, ob, 0);
+}
+
+#if defined(__AVX512F__)
+int mtp_decode_avx512_available(void) { return __builtin_cpu_supports("avx512f"); }
+
+void mtp_matmul_rows_avx512(float *out, const float *x, const float *w, int R, int C, int OC, float beta) {
+    int nob = (OC + OB - 1) / OB;
+#pragma omp parallel for schedule(static) if ((size_t)OC * C >= MATMUL_PARALLEL_MIN)
+    for (int ob = 0; ob < nob; ob++) matmul_block(out, x, w, R, C, OC, beta, ob, 1);
+}
+#else
+int mtp_decode_avx512_available(void) { return 0; }
+
+void mtp_matmul_rows_avx512(float *out, const float *x, const float *w, int R, int C, int OC, float beta) {
+    MTP_ASSERT(!"mtp_matmul_rows_avx512 in a build without AVX-512: check mtp_decode_avx512_available");
+}
 #endif
 
 void mtp_matmul_rows(float *out, const float *x, const float *w, int R, int C, int OC, float beta) {
-    /* blocks of 4 weight rows split across threads: each weight is read from memory once
-     * and used for every input row; a short last block repeats its last weight row */
-    int nob = (OC + OB - 1) / OB;
-#pragma omp parallel for schedule(static) if ((size_t)OC * C >= 1u << 17) /* smaller: not worth a fork and join */
-    for (int ob = 0; ob < nob; ob++) {
-        const float *wp[OB];
-        for (int o = 0; o < OB; o++) wp[o] = w + (size_t)(ob * OB + o < OC ? ob * OB + o : OC - 1) * C;
-        for (int r0 = 0; r0 < R; r0 += RB) {
-            const float *xp[RB];
-            int nr = R - r0 < RB ? R - r0 : RB;
-            for (int r = 0; r < RB; r++) xp[r] = x + (size_t)(r0 + r < R ? r0 + r : R - 1) * C;
-            float res[OB][RB] = {{0}};
-            /* the first row block streams the weights: it prefetches a later block's */
-            ptrdiff_t ahead = r0 == 0 && (ob + PREFETCH_BLOCKS + 1) * OB <= OC
-                                  ? (ptrdiff_t)PREFETCH_BLOCKS * OB * C : 0;
-            /* constant row counts: register-resident sums. 2 or 3 rows run as 4 (the last
-             * repeated, its sums dropped): measured faster than their own code here */
-            if (nr == 1)
-                dot_block(res, xp, wp, C, 1, ahead);
-            else
-                dot_block(res, xp, wp, C, 4, ahead);
-            for (int o = 0; o < OB && ob * OB + o < OC; o++)
-                for (int r = 0; r < RB && r0 + r < R; r++) {
-                    float *dst = out + (size_t)(r0 + r) * OC + ob * OB + o;
-                    *dst = beta == 0 ? res[o][r] : *dst + res[o][r];
-                }
-        }
-    }
+    if (mtp_decode_avx512_available())
+        mtp_matmul_rows_avx512(out, x, w, R, C, OC, beta);
+    else
+        mtp_matmul_rows_portable(out, x, w, R, C, OC, beta);
 }
 
 void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, int hd) {
@@ -221,8 +265,8 @@ static inline __attribute__((always_inline)) __m512 scores16(const __m512 *qv, i
     return sum16(a);
 }
 
-void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
-                    int n, size_t stride, int hd, float scale, float *s) {
+void mtp_attend_row_avx512(float *out, const float *q, const float *k, const float *v, const int *idx,
+                           int n, size_t stride, int hd, float scale, float *s) {
     int nc = (hd + L - 1) / L, j0 = 0;
     __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps(), qv[8];
     if (hd % L == 0 && nc <= 8) { /* whole blocks of 16 keys, whole vectors: the fast path */
@@ -275,8 +319,14 @@ void mtp_attend_row(float *out, const float *q, const float *k, const float *v, 
     }
 }
 #else
-void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
-                    int n, size_t stride, int hd, float scale, float *s) {
+void mtp_attend_row_avx512(float *out, const float *q, const float *k, const float *v, const int *idx,
+                           int n, size_t stride, int hd, float scale, float *s) {
+    MTP_ASSERT(!"mtp_attend_row_avx512 in a build without AVX-512: check mtp_decode_avx512_available");
+}
+#endif
+
+void mtp_attend_row_portable(float *out, const float *q, const float *k, const float *v, const int *idx,
+                             int n, size_t stride, int hd, float scale, float *s) {
     float mx = -INFINITY, sum[L] = {0};
     for (int j = 0; j < n; j++) {
         const float *kj = k + (size_t)idx[j] * stride;
@@ -294,4 +344,11 @@ void mtp_attend_row(float *out, const float *q, const float *k, const float *v, 
         out[e] = (p[0] + p[1]) + (p[2] + p[3]);
     }
 }
-#endif
+
+void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
+                    int n, size_t stride, int hd, float scale, float *s) {
+    if (mtp_decode_avx512_available())
+        mtp_attend_row_avx512(out, q, k, v, idx, n, stride, hd, scale, s);
+    else
+        mtp_attend_row_portable(out, q, k, v, idx, n, stride, hd, scale, s);
+}
