@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "kernels/ops.h"
+
 int mtp_argmax(const float *logits, int V) {
     int best = 0;
     for (int j = 1; j < V; j++)
@@ -20,9 +22,8 @@ static int by_prob_desc(const void *a, const void *b) {
 void mtp_probs(float *probs, const float *logits, int V, const mtp_sampling *s,
                mtp_prob_id *idx) {
     float mx = logits[mtp_argmax(logits, V)];
-    double sum = 0;
-    for (int j = 0; j < V; j++) sum += probs[j] = expf((logits[j] - mx) / s->temp);
-    for (int j = 0; j < V; j++) probs[j] = (float)(probs[j] / sum);
+    for (int j = 0; j < V; j++) probs[j] = (logits[j] - mx) / s->temp;
+    mtp_softmax(probs, V, 0); /* the largest is now 0 */
     int keep_k = s->top_k > 0 && s->top_k < V, keep_p = s->top_p > 0 && s->top_p < 1;
     if (!keep_k && !keep_p) return;
     for (int j = 0; j < V; j++) idx[j] = (mtp_prob_id){probs[j], j};

@@ -97,21 +97,31 @@ void mtp_rope_free(mtp_rope *r) {
     free(r->sin);
 }
 
-/* Rotates every pair by +angle (sign 1) or -angle (sign -1). */
-static void rope_apply(float *x, const mtp_rope *r, int N, int T, int nh, int hd, float sign) {
+/* The one rotation: row x (nh heads of hd) at position pos, every pair by +angle (sign 1)
+ * or -angle (sign -1, the backward). Training and decoding both call it. */
+static void rope_row(float *x, const mtp_rope *r, int pos, int nh, int hd, float sign) {
     int half = hd / 2;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        int t = n % T;
-        const float *cs = r->cos + (size_t)t * half, *sn = r->sin + (size_t)t * half;
-        for (int h = 0; h < nh; h++) {
-            float *v = x + (size_t)n * nh * hd + h * hd;
-            for (int j = 0; j < half; j++) {
-                float a = v[2 * j], b = v[2 * j + 1], c = cs[j], s = sign * sn[j];
-                v[2 * j] = a * c - b * s;
-                v[2 * j + 1] = a * s + b * c;
-            }
+    const float *cs = r->cos + (size_t)pos * half, *sn = r->sin + (size_t)pos * half;
+    for (int h = 0; h < nh; h++) {
+        float *v = x + (size_t)h * hd;
+        for (int j = 0; j < half; j++) {
+            float a = v[2 * j], b = v[2 * j + 1], c = cs[j], sj = sign * sn[j];
+            v[2 * j] = a * c - b * sj;
+            v[2 * j + 1] = a * sj + b * c;
         }
+    }
+}
+
+static void rope_apply(float *x, const mtp_rope *r, int N, int T, int nh, int hd, float sign) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) rope_row(x + (size_t)n * nh * hd, r, n % T, nh, hd, sign);
+}
+
+void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, int hd) {
+    MTP_ASSERT(hd / 2 == r->half);
+    for (int n = 0; n < R; n++) {
+        MTP_ASSERT(pos[n] >= 0 && pos[n] < r->T);
+        rope_row(x + (size_t)n * nh * hd, r, pos[n], nh, hd, 1.0f);
     }
 }
 
@@ -141,11 +151,9 @@ void mtp_attention_fwd(float *out, float *att, const float *q, const float *k, c
         float *p = att + (size_t)bh * T * T;
         mtp_gemm(0, 1, T, T, hd, scale, qb, qs, kb, ks, 0.0f, p, T);
         for (int i = 0; i < T; i++) {
-            float *row = p + (size_t)i * T, mx = -INFINITY, sum = 0;
+            float *row = p + (size_t)i * T, mx = -INFINITY;
             for (int j = 0; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
-            for (int j = 0; j <= i; j++) sum += row[j] = expf(row[j] - mx);
-            float inv = 1.0f / sum;
-            for (int j = 0; j <= i; j++) row[j] *= inv;
+            mtp_softmax(row, i + 1, mx);
             for (int j = i + 1; j < T; j++) row[j] = 0;
         }
         mtp_gemm(0, 0, T, hd, T, 1.0f, p, T, vb, ks, 0.0f, out + (size_t)b * T * qs + h * hd, qs);
@@ -222,15 +230,13 @@ void mtp_xent(float *losses, uint8_t *hits, float *logits, const mtp_token *targ
         int arg = 0, t = targets[n];
         for (int j = 1; j < V; j++)
             if (l[j] > l[arg]) arg = j;
-        float mx = l[arg], lt = l[t], sum = 0;
-        if (grad_scale != 0) {
-            /* keep the exponentials: the gradient is one scaling pass away */
-            for (int j = 0; j < V; j++) sum += l[j] = expf(l[j] - mx);
-            float k = grad_scale / sum;
-            for (int j = 0; j < V; j++) l[j] *= k;
+        float mx = l[arg], lt = l[t], sum;
+        if (grad_scale != 0) { /* the gradient is one scaling pass from the softmax */
+            sum = mtp_softmax(l, V, mx);
+            for (int j = 0; j < V; j++) l[j] *= grad_scale;
             l[t] -= grad_scale;
         } else {
-            for (int j = 0; j < V; j++) sum += expf(l[j] - mx);
+            sum = mtp_sum_exp(l, V, mx);
         }
         if (losses) losses[n] = logf(sum) + mx - lt;
         if (hits) hits[n] = arg == t;

@@ -42,6 +42,9 @@ void mtp_rope_free(mtp_rope *r);
 void mtp_rope_fwd(float *x, const mtp_rope *r, int N, int T, int nh, int hd);
 /* in place: dx (B,T,nh*hd) rotated back (the transpose of the forward rotation) */
 void mtp_rope_bwd(float *dx, const mtp_rope *r, int N, int T, int nh, int hd);
+/* decoding: x (R, nh*hd) rotated in place, row r at position pos[r] (< rope T); the same
+ * rotation as mtp_rope_fwd, batch-invariant (each row on its own) */
+void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, int hd);
 
 /* Causal attention with grouped-query heads (query head h reads kv head h / (H/Hkv)).
  * out (B,T,H*hd); att (B,H,T,T) softmax probabilities saved for backward;
@@ -52,6 +55,11 @@ void mtp_attention_fwd(float *out, float *att, const float *q, const float *k, c
 void mtp_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                        const float *att, const float *q, const float *k, const float *v, int B,
                        int T, int H, int Hkv, int hd);
+
+/* The one softmax (ops_decode.c): in place x (n) = exp(x - mx) / sum, mx the largest x
+ * (the caller has it); returns the sum of the exponentials. mtp_sum_exp: that sum alone. */
+float mtp_softmax(float *x, int n, float mx);
+float mtp_sum_exp(const float *x, int n, float mx);
 
 /* g (N,F) = silu(h1) * h3 */
 void mtp_swiglu_fwd(float *g, const float *h1, const float *h3, size_t n);
@@ -114,8 +122,6 @@ enum { MTP_ATTEND_BF16_QUERIES = 16 }; /* queries per call: one tile's rows */
 void mtp_attend_bf16(float *const *out, const float *const *q, const int *const *chain,
                      const int *n, int nq, const mtp_kv_bf16 *kv, int cap, float scale,
                      float *scratch);
-/* x (R, nh*hd) rotated in place, row r at position pos[r] (< rope T) */
-void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, int hd);
 /* out (hd) = softmax_j(scale * q . k_j) weighted sum of v_j over n keys, key j's vectors at
  * k + idx[j] * stride and v + idx[j] * stride; s: n floats of scratch (the weights) */
 void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,

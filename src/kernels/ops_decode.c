@@ -31,6 +31,29 @@ static inline float lane_sum(const float a[L]) {
     return s3[0] + s3[1];
 }
 
+/* ---- the softmax ----------------------------------------------------------------------
+ * exp(x[j] - mx) by vexp1, summed in 16 lanes (element j in lane j % 16) and lane_sum. Every
+ * softmax of mtp uses this recipe: training attention and the loss (ops.c), sampling, and
+ * decoding attention (mtp_attend_row; its AVX-512 version does the same sums 16 at a time).
+ * The bf16 attention's numerators are rounded before they are summed, so they differ. */
+static float sum_exp(float *out, const float *x, int n, float mx) {
+    float sum[L] = {0};
+    for (int j = 0; j < n; j++) {
+        float e = vexp1(x[j] - mx);
+        if (out) out[j] = e;
+        sum[j % L] += e;
+    }
+    return lane_sum(sum);
+}
+
+float mtp_sum_exp(const float *x, int n, float mx) { return sum_exp(NULL, x, n, mx); }
+
+float mtp_softmax(float *x, int n, float mx) {
+    float total = sum_exp(x, x, n, mx), inv = 1.0f / total;
+    for (int j = 0; j < n; j++) x[j] *= inv;
+    return total;
+}
+
 enum { RB = 4, OB = 4, PREFETCH_BLOCKS = 2 }; /* matmul: rows x outputs per register block */
 
 #if defined(__AVX512F__)
@@ -177,22 +200,6 @@ void mtp_matmul_rows(float *out, const float *x, const float *w, int R, int C, i
         mtp_matmul_rows_portable(out, x, w, R, C, OC, beta);
 }
 
-void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, int hd) {
-    int half = hd / 2;
-    for (int n = 0; n < R; n++) {
-        MTP_ASSERT(pos[n] >= 0 && pos[n] < r->T);
-        const float *cs = r->cos + (size_t)pos[n] * half, *sn = r->sin + (size_t)pos[n] * half;
-        for (int h = 0; h < nh; h++) {
-            float *v = x + (size_t)n * nh * hd + h * hd;
-            for (int j = 0; j < half; j++) {
-                float a = v[2 * j], b = v[2 * j + 1];
-                v[2 * j] = a * cs[j] - b * sn[j];
-                v[2 * j + 1] = a * sn[j] + b * cs[j];
-            }
-        }
-    }
-}
-
 /* ---- one query's attention ------------------------------------------------------------
  * Scores: each key's dot product with the query in 16 lanes, summed by lane_sum's tree,
  * times scale. Weights: vexp1(score - max), summed in 16 lanes (key j in lane j % 16)
@@ -327,7 +334,7 @@ void mtp_attend_row_avx512(float *out, const float *q, const float *k, const flo
 
 void mtp_attend_row_portable(float *out, const float *q, const float *k, const float *v, const int *idx,
                              int n, size_t stride, int hd, float scale, float *s) {
-    float mx = -INFINITY, sum[L] = {0};
+    float mx = -INFINITY;
     for (int j = 0; j < n; j++) {
         const float *kj = k + (size_t)idx[j] * stride;
         float acc[L] = {0};
@@ -335,9 +342,7 @@ void mtp_attend_row_portable(float *out, const float *q, const float *k, const f
         s[j] = lane_sum(acc) * scale;
         mx = s[j] > mx ? s[j] : mx;
     }
-    for (int j = 0; j < n; j++) sum[j % L] += s[j] = vexp1(s[j] - mx);
-    float inv = 1.0f / lane_sum(sum);
-    for (int j = 0; j < n; j++) s[j] *= inv;
+    mtp_softmax(s, n, mx);
     for (int e = 0; e < hd; e++) {
         float p[PV] = {0};
         for (int j = 0; j < n; j++) p[j % PV] = fmaf(s[j], v[(size_t)idx[j] * stride + e], p[j % PV]);
