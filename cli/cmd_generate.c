@@ -244,9 +244,10 @@ int cmd_generate(int argc, char **argv) {
             level *= o.tree_width[d];
             nodes += level;
             if (o.tree_width[d] > cfg->vocab_size || nodes > MTP_MAX_TREE_NODES) {
+                int V = cfg->vocab_size;
                 mtp_model_close(m);
                 return usage_error("generate", "--tree: widths at most vocab_size (%d), at most %d nodes",
-                                   cfg->vocab_size, MTP_MAX_TREE_NODES);
+                                   V, MTP_MAX_TREE_NODES);
             }
         }
     }
