@@ -3,7 +3,10 @@
 - `mtp info` reads a model file's header alone: on a 7B-shaped model (27 GB of F32, a
   sparse file) it answers with the right counts and a peak memory far below the weights;
 - `mtp prepare` walks each directory once: symbolic links that loop back or lead to a
-  directory already walked add nothing twice and end."""
+  directory already walked add nothing twice and end;
+- where the environment holds OpenBLAS to a core below what the CPU runs (these machines
+  set OPENBLAS_CORETYPE=Haswell on AVX-512 CPUs), the library keeps it and says once what
+  it costs. The environment's setting is not changed here."""
 import json
 import os
 import resource
@@ -74,5 +77,24 @@ with tempfile.TemporaryDirectory() as tmp:
     size = os.path.getsize(os.path.join(out, "train.bin")) if p.returncode == 0 else 0
     t.check(size == 1024 + 2 * len("print('hello')\n\n"),
             f"prepare over a symlink loop takes the one file once (shard of {size} bytes)")
+
+flags = set()
+with open("/proc/cpuinfo") as fh:
+    for line in fh:
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+avx512 = {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags
+core = os.environ.get("OPENBLAS_CORETYPE")
+if not avx512 or core not in ("Haswell", "Sandybridge", "Nehalem", "Prescott"):
+    t.skip(f"the cost note needs an AVX-512 CPU held to an older core (OPENBLAS_CORETYPE={core})")
+else:
+    with tempfile.TemporaryDirectory() as tmp:
+        p = subprocess.run([MTP, "eval", "--model", os.path.join(tmp, "none.safetensors"), "--data", "x"],
+                           capture_output=True, text=True, timeout=60)
+        notes = [ln for ln in p.stderr.splitlines() if ln.startswith("mtp: note: ")]
+        t.check(len(notes) == 1 and f"OPENBLAS_CORETYPE={core}" in notes[0] and "SkylakeX" in notes[0],
+                f"one note names the user's core and what the CPU runs: {notes}")
+        t.check(f"core {core}" in p.stderr, f"the user's core is kept: {p.stderr.splitlines()[:1]}")
 
 t.finish()
