@@ -139,11 +139,11 @@ def main():
         tokens = make_tokens()
         check(int(np.mean(tokens > 65535) * 100) >= 80 and tokens.max() == 70000, "fixture: ids above 65535")
         shard = os.path.join(d, "tokens.bin")
-        twin.write_shard_u32(shard, tokens)
-        check(np.array_equal(twin.read_shard_u32(shard), tokens), "twin: uint32 shard round trip")
+        twin.write_shard(shard, tokens, u32=True)
+        check(np.array_equal(twin.read_shard(shard), tokens), "twin: uint32 shard round trip")
         parts = [os.path.join(d, f"part_{i}.bin") for i in range(3)]
         for p, chunk in zip(parts, np.split(tokens, [700, 1500])):  # 700 + 800 + 548 tokens
-            twin.write_shard_u32(p, chunk)
+            twin.write_shard(p, chunk, u32=True)
 
         init = os.path.join(d, "init.safetensors")
         torch.manual_seed(7)
@@ -213,7 +213,7 @@ def main():
         bad = os.path.join(d, "bad.bin")
         bad_tokens = tokens.copy()
         bad_tokens[100] = 70001
-        twin.write_shard_u32(bad, bad_tokens)
+        twin.write_shard(bad, bad_tokens, u32=True)
         p = run([MTP, "eval", "--model", init, "--data", f"{parts[0]},{bad},{parts[1]}", "--batches", "1",
                  "--seq", "8"], expect_ok=False)
         msg = p.stderr.strip()

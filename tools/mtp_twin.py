@@ -328,48 +328,35 @@ def save_model(path: str, model: MTPModel) -> None:
 # llm.c token shards: 256 int32 header (magic 20240520, version 1, token count), then u16.
 # ---------------------------------------------------------------------------------------
 
+# llm.c's token shards: a 256 x int32 header (magic, version, token count), then the
+# tokens: uint16 (magic 20240520, version 1) or uint32 (magic 20240801, version 7, how llm.c
+# writes Llama 3 data).
 SHARD_MAGIC, SHARD_VERSION = 20240520, 1
+SHARD32_MAGIC, SHARD32_VERSION = 20240801, 7
+SHARD_FORMATS = {SHARD_MAGIC: (SHARD_VERSION, "<u2"), SHARD32_MAGIC: (SHARD32_VERSION, "<u4")}
 
 
-def write_shard(path: str, tokens) -> None:
+def write_shard(path: str, tokens, u32: Optional[bool] = None) -> None:
+    """uint16 when every id fits (or u32=False), else uint32 (or u32=True)."""
     tokens = np.asarray(tokens)
-    assert tokens.min() >= 0 and tokens.max() < 65536, "tokens must fit in uint16"
+    if u32 is None:
+        u32 = int(tokens.max()) >= 65536
+    magic = SHARD32_MAGIC if u32 else SHARD_MAGIC
+    version, dtype = SHARD_FORMATS[magic]
+    assert tokens.min() >= 0 and tokens.max() < (2**32 if u32 else 2**16), f"tokens must fit {dtype}"
     header = np.zeros(256, dtype="<i4")
-    header[:3] = (SHARD_MAGIC, SHARD_VERSION, len(tokens))
+    header[:3] = (magic, version, len(tokens))
     with open(path, "wb") as f:
         f.write(header.tobytes())
-        f.write(tokens.astype("<u2").tobytes())
+        f.write(tokens.astype(dtype).tobytes())
 
 
 def read_shard(path: str) -> np.ndarray:
     with open(path, "rb") as f:
         header = np.frombuffer(f.read(256 * 4), dtype="<i4")
-        assert header[0] == SHARD_MAGIC and header[1] == SHARD_VERSION, f"{path}: not an llm.c shard"
-        tokens = np.frombuffer(f.read(), dtype="<u2")
-    assert len(tokens) == header[2], f"{path}: header says {header[2]} tokens, file has {len(tokens)}"
-    return tokens.astype(np.int64)
-
-
-# llm.c's uint32 variant (how it writes Llama 3 data): the same 256 int32 header with
-# magic 20240801, version 7, then u32 tokens.
-SHARD32_MAGIC, SHARD32_VERSION = 20240801, 7
-
-
-def write_shard_u32(path: str, tokens) -> None:
-    tokens = np.asarray(tokens)
-    assert tokens.min() >= 0 and tokens.max() < 2**32, "tokens must fit in uint32"
-    header = np.zeros(256, dtype="<i4")
-    header[:3] = (SHARD32_MAGIC, SHARD32_VERSION, len(tokens))
-    with open(path, "wb") as f:
-        f.write(header.tobytes())
-        f.write(tokens.astype("<u4").tobytes())
-
-
-def read_shard_u32(path: str) -> np.ndarray:
-    with open(path, "rb") as f:
-        header = np.frombuffer(f.read(256 * 4), dtype="<i4")
-        assert header[0] == SHARD32_MAGIC and header[1] == SHARD32_VERSION, f"{path}: not an llm.c uint32 shard"
-        tokens = np.frombuffer(f.read(), dtype="<u4")
+        fmt = SHARD_FORMATS.get(int(header[0]))
+        assert fmt and header[1] == fmt[0], f"{path}: not an llm.c shard"
+        tokens = np.frombuffer(f.read(), dtype=fmt[1])
     assert len(tokens) == header[2], f"{path}: header says {header[2]} tokens, file has {len(tokens)}"
     return tokens.astype(np.int64)
 
@@ -560,8 +547,8 @@ def _selftest() -> int:
         write_shard(os.path.join(d, "s.bin"), np.arange(50) % 13)
         toks = read_shard(os.path.join(d, "s.bin"))
         check("shard round trip", np.array_equal(toks, np.arange(50) % 13))
-        write_shard_u32(os.path.join(d, "s32.bin"), np.arange(50) * 7919 + 65530)
-        check("uint32 shard round trip", np.array_equal(read_shard_u32(os.path.join(d, "s32.bin")),
+        write_shard(os.path.join(d, "s32.bin"), np.arange(50) * 7919 + 65530)
+        check("uint32 shard round trip", np.array_equal(read_shard(os.path.join(d, "s32.bin")),
                                                          np.arange(50) * 7919 + 65530))
     x, ys = get_batch(np.arange(10), 1, 2, 3, 2)  # s = 6, 9: wraps mod 10
     check("batch", x.tolist() == [[6, 7, 8], [9, 0, 1]] and ys[1].tolist() == [[8, 9, 0], [1, 2, 3]])
