@@ -243,8 +243,12 @@ static int bench_decode(int argc, char **argv) {
         double tps[3][99], tpf[3] = {0}, acc[3][MTP_MAX_FUTURE] = {{0}}, dr[3][MTP_MAX_FUTURE] = {{0}};
         for (int round = 0; round < repeat && rc == 0; round++)
             for (int k = 0; k < nmodes && rc == 0; k++) {
-                mtp_gen_opts o = {.spec = modes[k].spec, .max_tokens = ntok, .sampling = {0, 0, 1},
-                                   .bf16 = bf16, .bf16_weights = bf16 ? &bw : NULL};
+                mtp_gen_opts o;
+                mtp_gen_opts_default(&o);
+                o.spec = modes[k].spec;
+                o.max_tokens = ntok;
+                o.bf16 = bf16;
+                o.bf16_weights = bf16 ? &bw : NULL;
                 double tokens = 0, fw = 0, secs = 0;
                 for (int first = 0; first < np && rc == 0; first += batch) {
                     rc = mtp_generate(&m, prompts + first, lens + first, batch, &o, res, NULL, NULL, &err);

@@ -2,6 +2,7 @@
  * Byte-level models (vocab 256) take and print text; others take --prompt-tokens. */
 #define _GNU_SOURCE
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,7 @@ static int add_ids(prompt_list *p, const char *s) {
     for (const char *c = s; *c;) {
         char *end;
         long v = strtol(c, &end, 10);
-        if (end == c || v < 0 || v > 65535 || (*end && *end != ',')) {
+        if (end == c || v < 0 || v > (long)UINT32_MAX || (*end && *end != ',')) {
             free(t);
             return -1;
         }

@@ -39,7 +39,11 @@ typedef struct {
  * NUL-terminated; *len excludes the NUL. */
 int mtp_read_file(const char *path, char **data, size_t *len, mtp_err *err);
 
-/* Threads for the library's loops and the BLAS (<= 0: leave the default). */
+/* The BLAS (OpenBLAS) is opened at the first call of mtp_set_threads, mtp_backend_describe
+ * or a matrix product, after OPENBLAS_CORETYPE is set for this CPU when the user has not
+ * set it (briefly, in this process's environment): make that first call before starting
+ * threads of your own that read the environment.
+ * Threads for the library's loops and the BLAS (<= 0: leave the default). */
 void mtp_set_threads(int threads);
 /* One line: which BLAS and kernel core, how many threads. */
 const char *mtp_backend_describe(void);
@@ -70,8 +74,9 @@ typedef struct mtp_model mtp_model; /* weights and config; opaque */
 
 /* A model file (safetensors, docs/formats.md); *m is NULL on failure. */
 int mtp_model_open(mtp_model **m, const char *path, mtp_err *err);
-/* A new model for cfg with seeded random weights (matrices N(0, 0.02), residual outputs
- * scaled by 1/sqrt(2 n_layers), norms 1). */
+/* A new model for cfg (as mtp_config_parse or _load leave it: hidden_dim resolved) with
+ * seeded random weights (matrices N(0, 0.02), residual outputs scaled by
+ * 1/sqrt(2 n_layers), norms 1). */
 int mtp_model_create(mtp_model **m, const mtp_config *cfg, uint64_t seed, mtp_err *err);
 void mtp_model_close(mtp_model *m); /* NULL is fine */
 const mtp_config *mtp_model_config(const mtp_model *m);
@@ -130,7 +135,9 @@ typedef void (*mtp_train_cb)(const mtp_train_report *r, void *ctx);
 /* Trains m in place. resume_dir != NULL continues from DIR/state.safetensors: weights,
  * AdamW moments and step are restored; the caller got m and o from mtp_train_state_open
  * and may have changed what does not alter the arithmetic (steps, stop_at, save_every,
- * eval_every, eval_batches, val, out). */
+ * eval_every, eval_batches, val, out) and data (the same tokens at another path: nothing
+ * checks that they are the same). The shard lists in o->data and o->val are rewritten to
+ * the paths they expanded to, the form the state file keeps. */
 int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train_cb cb,
               void *ctx, mtp_err *err);
 

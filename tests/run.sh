@@ -3,7 +3,8 @@
 # each to its end even after another failed, and sums their closing lines
 # `N passed, M failed, K skipped` into one line of the same form, the last line printed.
 # A test that crashes, exits non-zero with no failure counted, or prints no closing line
-# counts as one failure more, and is named. Exit status 1 if anything failed.
+# counts as one failure more, and is named. Exit status 1 if anything failed. A test prints
+# one closing line; of several, the last counts, so a script running several tallies sums them.
 #   usage: MTP_BUILD=build tests/run.sh build/tests/test_ops ... tests/test_resume.sh ...
 # Run from the repository root (the scripts expect it); MTP_BUILD is passed on to them.
 set -u

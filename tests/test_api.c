@@ -72,6 +72,16 @@ int main(void) {
     mtp_gen_result_free(&plain);
     mtp_gen_result_free(&spec);
 
+    /* options out of range are refused before anything is opened or allocated */
+    mtp_train_opts to;
+    mtp_train_opts_default(&to);
+    to.batch = 0;
+    snprintf(to.data, sizeof to.data, "/nonexistent/shard.bin");
+    CHECK(mtp_train(m, &to, NULL, NULL, NULL, &err) == -1 && strstr(err.msg, "batch 0"),
+          "mtp_train refuses batch 0: %s", err.msg);
+    CHECK(mtp_eval_file(m, "/nonexistent/shard.bin", 8, 0, 1, NULL, &err) == -1,
+          "mtp_eval_file refuses what it cannot open or use: %s", err.msg);
+
     /* the JSON writer maps what JSON cannot hold to null */
     struct cJSON *j = mtp_json_number(NAN);
     char *text = mtp_json_text(j);

@@ -159,6 +159,13 @@ def main():
         acc = check_eval("trained", trained, shard, tokens)
         check(acc is not None and min(acc) > 0.05, "trained model: accuracies far from 0", str(acc))
 
+        # generation from ids above 65535 gives ids of the whole vocabulary back
+        p = run([MTP, "generate", "--model", trained, "--prompt-tokens", "65536,69999,70000", "-n", "6",
+                 "--spec", "block", "--json", "--threads", "1"])
+        out = json.loads(p.stdout) if p.returncode == 0 and p.stdout.strip() else None
+        check(out is not None and len(out["tokens"]) == 6 and max(out["tokens"]) < 70001,
+              "mtp generate: a prompt of ids above 65535", str(out and out["tokens"]))
+
         # 2. train vs torch.optim.AdamW
         w0, _ = twin.load_safetensors(init)
         _, tm = twin.load_model(init)

@@ -5,7 +5,6 @@
 
 #include "core/util.h"
 
-
 /* Derived sizes. */
 static inline int mtp_head_dim(const mtp_config *c) { return c->dim / c->n_heads; }
 static inline int mtp_kv_dim(const mtp_config *c) { return c->n_kv_heads * (c->dim / c->n_heads); }

@@ -11,7 +11,6 @@
 
 #include "mtp.h" /* mtp_err, mtp_token */
 
-
 /* Formats a message into err (if err is not NULL) and returns -1, so callers can write
  * `return mtp_fail(err, "%s: truncated", path);`. */
 int mtp_fail(mtp_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -38,7 +37,6 @@ int mtp_check_regular(const char *path, mtp_err *err);
 /* Refuses an allocation of `bytes` for `what` that this machine's memory cannot hold,
  * with a message saying what to lower. */
 int mtp_check_fits(size_t bytes, const char *what, mtp_err *err);
-
 
 /* Atomic replacement of `path`: write to path.tmp.PID, fsync, rename, fsync the dir.
  * A kill at any moment leaves either the old file or the new one, never a mix.

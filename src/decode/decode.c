@@ -1,5 +1,5 @@
-/* decode.c: see decode.h. The block code mirrors block_forward in model.c, with row
- * kernels and a cache in place of the (B, T) layout. */
+/* decode.c: see decode.h. Blocks run the recipe of model/block.c (as training does), with
+ * row kernels and a cache in place of the (B, T) layout. */
 #include "decode/decode.h"
 
 #include <math.h>

@@ -22,5 +22,4 @@
 #include "model/model.h"
 #include "decode/sampler.h"
 
-
 #endif

@@ -6,7 +6,6 @@
 
 #include "mtp.h" /* mtp_sampling */
 
-
 /* Index of the largest logit (the first, on ties). */
 int mtp_argmax(const float *logits, int V);
 

@@ -154,6 +154,10 @@ static void strlist_free(strlist *l) {
     free(l->p);
 }
 
+static int by_bytes(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* One list entry (escapes kept): a pattern (an unescaped * ? or [) goes through glob(3),
  * which sorts and removes the escapes; anything else is a path, unescaped here. */
 static int expand_entry(const char *entry, const char *list, strlist *out, mtp_err *err) {
@@ -170,14 +174,15 @@ static int expand_entry(const char *entry, const char *list, strlist *out, mtp_e
         strlist_push(out, path);
         return 0;
     }
-    glob_t g;
-    int rc = glob(entry, 0, NULL, &g);
+    glob_t g; /* sorted below by bytes: glob's own order follows the locale */
+    int rc = glob(entry, GLOB_NOSORT, NULL, &g);
     if (rc == GLOB_NOMATCH) return mtp_fail(err, "%s: no file matches this pattern", entry);
     if (rc != 0) {
         globfree(&g);
         return mtp_fail(err, "%s: cannot expand the pattern (%s)", entry,
                         rc == GLOB_NOSPACE ? "out of memory" : "read error");
     }
+    qsort(g.gl_pathv, g.gl_pathc, sizeof *g.gl_pathv, by_bytes);
     for (size_t i = 0; i < g.gl_pathc; i++) strlist_push(out, xstrdup(g.gl_pathv[i]));
     globfree(&g);
     return 0;
@@ -272,15 +277,20 @@ int mtp_shard_list_escape(char *buf, size_t cap, const char *path) {
 }
 
 int mtp_shardset_list(const mtp_shardset *ss, char *buf, size_t cap, mtp_err *err) {
+    char *tmp = xmalloc(cap); /* buf changes only on success */
     size_t k = 0;
     for (int i = 0; i < ss->n; i++) {
-        if (i && k < cap) buf[k++] = ',';
-        put_escaped(buf, cap, &k, ss->shards[i].path);
+        if (i && k < cap) tmp[k++] = ',';
+        put_escaped(tmp, cap, &k, ss->shards[i].path);
     }
-    if (k >= cap)
-        return mtp_fail(err, "%s ...: the list of %d shards exceeds %zu bytes", ss->shards[0].path,
-                        ss->n, cap - 1);
+    if (k >= cap) {
+        free(tmp);
+        return mtp_fail(err, "%s ...: the list of %d shards expands to more than %zu bytes",
+                        ss->shards[0].path, ss->n, cap - 1);
+    }
+    memcpy(buf, tmp, k);
     buf[k] = 0;
+    free(tmp);
     return 0;
 }
 

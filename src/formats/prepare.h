@@ -10,5 +10,4 @@
 
 #include "core/util.h"
 
-
 #endif

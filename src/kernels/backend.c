@@ -22,8 +22,8 @@ static struct {
     char *(*corename)(void);
     char *(*config)(void);
     void (*set_threads)(int);
-    const char *error; /* why it could not be loaded (then the built-in matmul runs) */
-    char note[320];    /* what a user-set core costs, or "" */
+    char error[320]; /* why it could not be loaded (then the built-in matmul runs), or "" */
+    char note[320];  /* what a user-set core costs, or that the chosen one did not apply */
 } blas;
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 
@@ -45,7 +45,7 @@ static void blas_load(void) {
     void *h = dlopen(MTP_BLAS_LIB, RTLD_NOW | RTLD_LOCAL);
     if (!user && best) unsetenv("OPENBLAS_CORETYPE"); /* the environment as it was */
     if (!h) {
-        blas.error = "OpenBLAS (" MTP_BLAS_LIB ") could not be loaded";
+        snprintf(blas.error, sizeof blas.error, "OpenBLAS could not be loaded: %s", dlerror());
         return;
     }
     blas.sgemm = (__typeof__(&cblas_sgemm))dlsym(h, "cblas_sgemm");
@@ -54,9 +54,15 @@ static void blas_load(void) {
     blas.set_threads = (void (*)(int))dlsym(h, "openblas_set_num_threads");
     if (!blas.sgemm || !blas.corename || !blas.config || !blas.set_threads) {
         blas.sgemm = NULL;
-        blas.error = "OpenBLAS (" MTP_BLAS_LIB ") lacks cblas_sgemm or its extensions";
+        snprintf(blas.error, sizeof blas.error,
+                 "OpenBLAS (" MTP_BLAS_LIB ") lacks cblas_sgemm or its extensions");
+        dlclose(h);
         return;
     }
+    if (!user && best && strcmp(blas.corename(), best)) /* loaded before us, by someone else */
+        snprintf(blas.note, sizeof blas.note,
+                 "OpenBLAS was loaded before mtp could choose its kernels: it runs %s, this CPU "
+                 "runs %s", blas.corename(), best);
     if (user && best && !strcmp(best, "SkylakeX") && strcmp(blas.corename(), "SkylakeX") &&
         strcmp(blas.corename(), "Cooperlake") && strcmp(blas.corename(), "SapphireRapids"))
         snprintf(blas.note, sizeof blas.note,
@@ -99,7 +105,7 @@ int mtp_backend_thread(void) {
 }
 
 const char *mtp_backend_describe(void) {
-    static char buf[256]; /* constant after the first call: describes the process */
+    static _Thread_local char buf[512]; /* each thread its own: the thread count can change */
 #if MTP_HAVE_BLAS
     if (blas_ready()) {
         snprintf(buf, sizeof buf, "%s, core %s, %d threads", blas.config(), blas.corename(),

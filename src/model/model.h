@@ -24,7 +24,6 @@ int mtp_model_init(mtp_model *m, const mtp_config *cfg, mtp_err *err);
 void mtp_model_randomize(mtp_model *m, uint64_t seed);
 void mtp_model_free(mtp_model *m);
 
-
 /* Activations and scratch of one transformer block, each (N = B*T rows). */
 typedef struct {
     const float *x;     /* (N,dim) block input, not owned */
@@ -75,7 +74,6 @@ typedef struct {
 int mtp_acts_init(mtp_acts *a, const mtp_config *c, int B, int T, mtp_head_schedule schedule,
                   int backward, mtp_err *err);
 void mtp_acts_free(mtp_acts *a);
-
 
 /* One forward (and, if grads != NULL, backward) pass over a batch.
  * window (B, T + n_future): row b's tokens; inputs are window[b][0..T), head i's targets

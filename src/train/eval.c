@@ -7,6 +7,9 @@
 int mtp_eval(const mtp_model *m, const mtp_shardset *s, int B, int T, int batches,
              mtp_head_stats *out, mtp_err *err) {
     const mtp_config *c = &m->cfg;
+    if (B < 1 || B > 65536 || T < 1 || batches < 1)
+        return mtp_fail(err, "--batch %d, --seq %d, --batches %d: each must be at least 1", B, T,
+                        batches);
     if (T > c->max_seq_len)
         return mtp_fail(err, "--seq %d exceeds the model's max_seq_len %d", T, c->max_seq_len);
     mtp_acts a;

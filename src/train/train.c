@@ -326,6 +326,10 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
               void *ctx, mtp_err *err) {
     const mtp_config *c = &m->cfg;
     size_t P = m->lay.total;
+    if (o->batch < 1 || o->batch > 65536 || o->seq < 1 || o->grad_accum < 1 || o->steps < 0 ||
+        o->warmup < 0 || o->eval_batches < 0 || o->save_every < 0 || o->eval_every < 0)
+        return mtp_fail(err, "training options out of range (batch %d, seq %d, grad_accum %d, "
+                        "steps %d)", o->batch, o->seq, o->grad_accum, o->steps);
     if (o->seq > c->max_seq_len)
         return mtp_fail(err, "--seq %d exceeds the model's max_seq_len %d", o->seq, c->max_seq_len);
     trainer t = {.m = m, .o = o, .saved = -1};

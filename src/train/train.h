@@ -17,7 +17,6 @@ int mtp_train_opts_from_json(mtp_train_opts *o, const char *json, const char *wh
  * `steps` (or constant lr). */
 float mtp_lr_at(const mtp_train_opts *o, int64_t s);
 
-
 /* Reads DIR/state.safetensors: the model (config and weights) and the stored options
  * (data and val paths included); *m is initialised on success. */
 int mtp_train_peek_state(const char *dir, mtp_model *m, mtp_train_opts *o, mtp_err *err);
