@@ -229,10 +229,10 @@ static int bench_decode(int argc, char **argv) {
     } modes[] = {{"plain", MTP_SPEC_NONE}, {"block", MTP_SPEC_BLOCK}, {"tree", MTP_SPEC_TREE}};
     int nmodes = nf > 1 ? 3 : 1, rc = 0;
     printf("%s\n%s: %zu parameters, n_future %d; %d prompts of %d tokens, %d new tokens each, greedy;\n"
-           "%s weights%s; decoding tok/s after the first token, median of %d interleaved rounds;\n"
+           "%s weights%s%s; decoding tok/s after the first token, median of %d interleaved rounds;\n"
            "speed-up: the median of the rounds' ratios\n",
            mtp_backend_describe(), model, m.lay.total, nf, np, plen, ntok, bf16 ? "bf16" : "fp32",
-           bf16 ? (mtp_amx_available() ? " (AMX)" : " (portable: no AMX)") : "", repeat);
+           bf16 ? " on " : "", bf16 ? mtp_bf16_path() : "", repeat);
     printf("%-6s %-6s %9s %8s %8s %8s  %s\n", "batch", "mode", "tok/s", "speedup", "tok/pass",
            "of ideal", "accepted at depth 1..");
     mtp_bf16_weights bw = {0}; /* packed once for every call */

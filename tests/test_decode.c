@@ -418,16 +418,21 @@ int main(void) {
     /* bf16 decoding: on AMX if the CPU has it, then on the portable path */
     if (!mtp_amx_available())
         SKIP("bf16 decoding on AMX (tile products; heads of 32 and 64: tile attention) vs fp32 and under "
-             "speculation: no AMX on this CPU (or MTP_NO_AMX set); the portable path runs");
-    for (int pass = 0; pass < 1 + mtp_amx_available(); pass++) {
-        if (pass) mtp_amx_disable();
-        int amx = mtp_amx_available();
-        printf("  bf16 path: %s\n", amx ? "AMX" : "portable");
+             "speculation: no AMX on this CPU (or MTP_NO_AMX set)");
+    int paths = 1 + mtp_amx_available() + mtp_bf16_dp_available();
+    for (int pass = 0; pass < paths; pass++) { /* AMX, AVX512-BF16, portable: those present */
+        if (pass && mtp_amx_available())
+            mtp_amx_disable();
+        else if (pass)
+            mtp_bf16_dp_disable();
+        char label[64];
+        snprintf(label, sizeof label, "bf16 (%s)", mtp_bf16_path());
+        printf("  bf16 path: %s\n", mtp_bf16_path());
         for (int nf = 1; nf <= 4; nf += 3) test_cache_vs_full(nf, 1, 8);
         mtp_model m;
         make_model(&m, 3, 4, 8, 0.3f, 103);
         train_periodic(&m, 40);
-        test_exact_greedy_floor(&m, amx ? "bf16 (AMX)" : "bf16 portable", 1, trained_floor(3));
+        test_exact_greedy_floor(&m, label, 1, trained_floor(3));
         mtp_model_free(&m);
         /* heads of 32 and 64: attention on AMX tiles too (mtp_attend_bf16) */
         for (int hd = 32; hd <= 64 && !pass; hd *= 2) {

@@ -546,6 +546,14 @@ int main(void) {
         SKIP("matmul_rows_bf16 on AMX vs reference, and a row's bits alone/among others/1-2 threads: no AMX");
         SKIP("bf16 rows rounded on AMX like mtp_bf16_round: no AMX");
     }
+    if (mtp_bf16_dp_available()) {
+        test_matmul_rows_bf16("AVX512-BF16");
+        test_bf16_rows_rounding("AVX512-BF16");
+        mtp_bf16_dp_disable();
+    } else {
+        SKIP("matmul_rows_bf16 on AVX512-BF16 vs reference, and a row's bits alone/among others/1-2 "
+             "threads: %s", mtp_amx_available() ? "AMX runs instead" : "no AVX512-BF16 on this CPU");
+    }
     test_matmul_rows_bf16("portable");
     test_bf16_rows_rounding("portable");
     test_rope_rows();

@@ -83,7 +83,8 @@ void mtp_xent(float *losses, uint8_t *hits, float *logits, const mtp_token *targ
 void mtp_matmul_rows(float *out, const float *x, const float *w, int R, int C, int OC, float beta);
 /* bf16 decoding (ops_bf16.c): weights packed once into bf16 tiles; rows rounded to bf16
  * per call; products summed in fp32. With Intel AMX (mtp_amx_available), up to 16 rows
- * cost about one read of the packed weights; elsewhere a portable loop. */
+ * cost about one read of the packed weights; with AVX512-BF16 (mtp_bf16_dp_available),
+ * up to 6; elsewhere a portable loop. */
 typedef struct {
     uint16_t *p;
     int C, OC;
@@ -93,7 +94,12 @@ void mtp_bf16_free(mtp_bf16_matrix *m);
 uint16_t mtp_bf16_round(float f);                                    /* nearest, ties even */
 float mtp_bf16_weight(const mtp_bf16_matrix *m, int o, int k);       /* w[o][k] as packed */
 int mtp_amx_available(void); /* MTP_NO_AMX in the environment: 0 */
-void mtp_amx_disable(void);  /* from now on the portable path (tests) */
+void mtp_amx_disable(void);  /* from now on the next path (tests) */
+/* AVX512-BF16 (vdpbf16ps), the path where AMX is not: MTP_NO_AVX512BF16 in the
+ * environment: 0 */
+int mtp_bf16_dp_available(void);
+void mtp_bf16_dp_disable(void); /* from now on the portable path, where AMX is off too */
+const char *mtp_bf16_path(void); /* the bf16 matmul's path now: AMX, AVX512-BF16, portable */
 size_t mtp_bf16_scratch(int R, int C); /* uint16_t elements of scratch (zeroed once) */
 /* out (R,OC) = beta * out + bf16(x) (R,C) @ w^T */
 void mtp_matmul_rows_bf16(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
