@@ -95,7 +95,7 @@ typedef struct {
 } mtp_model_info;
 int mtp_model_info_read(const char *path, mtp_model_info *info, mtp_err *err);
 
-/* ---- training (docs/training.md) ------------------------------------------------------- */
+/* ---- training (README.md "Training"; the state file: docs/formats.md) ------------------- */
 
 /* How the future heads run during a training step (the paper's memory-efficient order):
  * SEQUENTIAL: forward, loss and backward one head at a time, adding into one trunk-output

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "mtp.h"
@@ -79,8 +80,24 @@ int main(void) {
     snprintf(to.data, sizeof to.data, "/nonexistent/shard.bin");
     CHECK(mtp_train(m, &to, NULL, NULL, NULL, &err) == -1 && strstr(err.msg, "batch 0"),
           "mtp_train refuses batch 0: %s", err.msg);
-    CHECK(mtp_eval_file(m, "/nonexistent/shard.bin", 8, 0, 1, NULL, &err) == -1,
-          "mtp_eval_file refuses what it cannot open or use: %s", err.msg);
+    /* a shard the model can read (bytes 1..40: below its vocabulary of 50), so that only
+     * the size can be what eval refuses */
+    char dir[] = "/tmp/mtp_test_api_XXXXXX", txt[64], out[80], shard[96];
+    CHECK(mkdtemp(dir) != NULL, "a temporary folder");
+    snprintf(txt, sizeof txt, "%s/ids.txt", dir);
+    snprintf(out, sizeof out, "%s/data", dir);
+    snprintf(shard, sizeof shard, "%s/train.bin", out);
+    FILE *f = fopen(txt, "wb");
+    for (int i = 0; i < 400; i++) fputc(1 + i % 40, f);
+    fclose(f);
+    mtp_prepare_stats ps;
+    const char *inputs[] = {txt};
+    CHECK(mtp_prepare_bytes(inputs, 1, out, 0, 0, &ps, &err) == 0, "prepare a shard: %s", err.msg);
+    mtp_head_stats hs;
+    CHECK(mtp_eval_file(m, shard, 2, 8, 1, &hs, &err) == 0, "mtp_eval_file on it: %s", err.msg);
+    CHECK(mtp_eval_file(m, shard, 2, 0, 1, &hs, &err) == -1 && strstr(err.msg, "--seq 0"),
+          "mtp_eval_file refuses --seq 0: %s", err.msg);
+    unlink(shard), unlink(txt), rmdir(out), rmdir(dir);
 
     /* the JSON writer maps what JSON cannot hold to null */
     struct cJSON *j = mtp_json_number(NAN);

@@ -46,11 +46,7 @@ int mtp_model_info_read(const char *path, mtp_model_info *info, mtp_err *err) {
     memset(info, 0, sizeof *info);
     mtp_safetensors st; /* maps the file and checks its header; no weight is read */
     if (mtp_st_open(&st, path, err)) return -1;
-    const char *cj = mtp_st_meta(&st, "config");
-    char what[600];
-    snprintf(what, sizeof what, "%s: metadata \"config\"", path);
-    int rc = cj ? mtp_config_parse(&info->cfg, cj, what, err)
-                : mtp_fail(err, "%s: no \"config\" in the metadata (not an mtp model file?)", path);
+    int rc = mtp_model_file_config(&st, &info->cfg, err);
     if (rc == 0) {
         mtp_layout lay;
         mtp_layout_init(&lay, &info->cfg);

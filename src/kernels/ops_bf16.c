@@ -101,6 +101,18 @@ static void rows_to_bf16(uint16_t *xb, const float *x, int R, int C, size_t ld) 
     }
 }
 
+/* An output row's 16 sums from output o on (fewer past OC): row[o..] = v, or += v (beta 1).
+ * Shared by the AMX and AVX512-BF16 kernels. */
+#if defined(__x86_64__)
+__attribute__((target("avx512f"), always_inline)) static inline void store_sums(float *row, int OC, int o,
+                                                                            __m512 v, float beta) {
+    int n = OC - o < TN ? OC - o : TN;
+    __mmask16 m = (__mmask16)((1u << n) - 1);
+    if (beta != 0) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, row + o));
+    _mm512_mask_storeu_ps(row + o, m, v);
+}
+#endif
+
 /* ---- AMX ----------------------------------------------------------------------------- */
 #if MTP_AMX_BUILD
 /* Tiles 0..3: 16 rows x 16 outputs each (fp32 sums) for 4 consecutive output blocks;
@@ -145,15 +157,9 @@ AMX_TARGET static void matmul_amx(float *out, const uint16_t *xb, const mtp_bf16
                 _tile_stored(2, acc[2], 64);
                 _tile_stored(3, acc[3], 64);
                 for (int r = r0; r < R && r < r0 + TN; r++)
-                    for (int t = 0; t < NB; t++) {
-                        int o = (g * NB + t) * TN, n = OC - o < TN ? OC - o : TN;
-                        if (n <= 0) break;
-                        __mmask16 m = (__mmask16)((1u << n) - 1);
-                        float *dst = out + (size_t)r * OC + o;
-                        __m512 v = _mm512_load_ps(acc[t] + (r - r0) * TN);
-                        if (beta != 0) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, dst));
-                        _mm512_mask_storeu_ps(dst, m, v);
-                    }
+                    for (int t = 0; t < NB && (g * NB + t) * TN < OC; t++)
+                        store_sums(out + (size_t)r * OC, OC, (g * NB + t) * TN,
+                                   _mm512_load_ps(acc[t] + (r - r0) * TN), beta);
             }
         }
         _tile_release();
@@ -221,15 +227,8 @@ DP_TARGET static void matmul_dp(float *out, const uint16_t *xb, const mtp_bf16_m
                 }
             }
             for (int r = 0; r < nr; r++)
-                for (int t = 0; t < NB; t++) {
-                    int o = (g * NB + t) * TN, n = OC - o < TN ? OC - o : TN;
-                    if (n <= 0) break;
-                    __mmask16 m = (__mmask16)((1u << n) - 1);
-                    float *dst = out + (size_t)(r0 + r) * OC + o;
-                    __m512 v = acc[t][r];
-                    if (beta != 0) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, dst));
-                    _mm512_mask_storeu_ps(dst, m, v);
-                }
+                for (int t = 0; t < NB && (g * NB + t) * TN < OC; t++)
+                    store_sums(out + (size_t)(r0 + r) * OC, OC, (g * NB + t) * TN, acc[t][r], beta);
         }
     }
 }

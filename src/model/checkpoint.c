@@ -49,18 +49,20 @@ int mtp_load_params(const mtp_safetensors *st, const mtp_layout *lay, const char
     return 0;
 }
 
+int mtp_model_file_config(const mtp_safetensors *st, mtp_config *cfg, mtp_err *err) {
+    const char *json = mtp_st_meta(st, "config");
+    if (!json)
+        return mtp_fail(err, "%s: no \"config\" in the metadata (not an mtp model file?)", st->path);
+    char what[600];
+    snprintf(what, sizeof what, "%s: metadata \"config\"", st->path);
+    return mtp_config_parse(cfg, json, what, err);
+}
+
 int mtp_model_load(mtp_model *m, const char *path, mtp_err *err) {
     mtp_safetensors st;
     if (mtp_st_open(&st, path, err)) return -1;
-    const char *cfg_json = mtp_st_meta(&st, "config");
     mtp_config cfg;
-    char what[600];
-    snprintf(what, sizeof what, "%s: metadata \"config\"", path);
-    int rc = 0;
-    if (!cfg_json)
-        rc = mtp_fail(err, "%s: no \"config\" in the metadata (not an mtp model file?)", path);
-    else
-        rc = mtp_config_parse(&cfg, cfg_json, what, err);
+    int rc = mtp_model_file_config(&st, &cfg, err);
     if (rc == 0) rc = mtp_model_init(m, &cfg, err);
     if (rc == 0) {
         rc = mtp_load_params(&st, &m->lay, "", m->params, 1, err);

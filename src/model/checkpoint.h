@@ -9,6 +9,8 @@
 
 /* Reads the config from the file's metadata and the weights; *m is initialised on success. */
 int mtp_model_load(mtp_model *m, const char *path, mtp_err *err);
+/* The config in an open model file's metadata, parsed and validated. */
+int mtp_model_file_config(const mtp_safetensors *st, mtp_config *cfg, mtp_err *err);
 /* Checks that an open file holds every tensor named `prefix` + parameter name with its
  * shape and a float dtype (and, if exact, nothing else); reads no tensor data. */
 int mtp_check_params(const mtp_safetensors *st, const mtp_layout *lay, const char *prefix,

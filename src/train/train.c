@@ -39,6 +39,13 @@ void mtp_train_opts_default(mtp_train_opts *o) {
     o->eval_batches = 8;
 }
 
+/* The sizes and rates a run can take: what mtp_train accepts, and a stored state must hold. */
+static int opts_in_range(const mtp_train_opts *o) {
+    return o->batch >= 1 && o->batch <= 65536 && o->seq >= 1 && o->seq <= (1 << 20) &&
+           o->grad_accum >= 1 && o->steps >= 0 && o->warmup >= 0 && o->eval_batches >= 0 &&
+           o->save_every >= 0 && o->eval_every >= 0 && o->lr >= 0 && o->eps >= 0;
+}
+
 /* ---- options <-> JSON (the state file's record of the run) ------------------------ */
 
 #define INT_FIELDS(X) X(batch) X(seq) X(steps) X(warmup) X(grad_accum) X(shuffle) X(cosine)
@@ -92,8 +99,7 @@ int mtp_train_opts_from_json(mtp_train_opts *o, const char *json, const char *wh
         }
     else bad = 1;
     cJSON_Delete(j);
-    if (bad || o->batch <= 0 || o->batch > 65536 || o->seq <= 0 || o->seq > (1 << 20) ||
-        o->grad_accum <= 0 || o->steps < 0 || o->warmup < 0 || !(o->lr >= 0) || !(o->eps >= 0))
+    if (bad || !opts_in_range(o))
         return mtp_fail(err, "%s: training options are incomplete or invalid", what);
     return 0;
 }
@@ -326,8 +332,7 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
               void *ctx, mtp_err *err) {
     const mtp_config *c = &m->cfg;
     size_t P = m->lay.total;
-    if (o->batch < 1 || o->batch > 65536 || o->seq < 1 || o->grad_accum < 1 || o->steps < 0 ||
-        o->warmup < 0 || o->eval_batches < 0 || o->save_every < 0 || o->eval_every < 0)
+    if (!opts_in_range(o))
         return mtp_fail(err, "training options out of range (batch %d, seq %d, grad_accum %d, "
                         "steps %d)", o->batch, o->seq, o->grad_accum, o->steps);
     if (o->seq > c->max_seq_len)

@@ -1,6 +1,7 @@
 /* train.h: the training loop (`mtp train`): batches, the multi-token loss, AdamW,
  * warmup + cosine LR, clipping, gradient accumulation, validation, metrics and atomic
- * checkpoints that resume bit-exactly (docs/training.md). */
+ * checkpoints that resume bit-exactly (README.md "Training"; the state file:
+ * docs/formats.md). */
 #ifndef MTP_TRAIN_H
 #define MTP_TRAIN_H
 
