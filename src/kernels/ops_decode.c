@@ -34,9 +34,10 @@ static inline float lane_sum(const float a[L]) {
 /* ---- the softmax ----------------------------------------------------------------------
  * exp(x[j] - mx) by vexp1, summed in 16 lanes (element j in lane j % 16) and lane_sum. Every
  * softmax of mtp uses this recipe: training attention and the loss (ops.c), sampling, and
- * decoding attention (mtp_attend_row; its AVX-512 version does the same sums 16 at a time).
- * The bf16 attention's numerators are rounded before they are summed, so they differ. */
-static float sum_exp(float *out, const float *x, int n, float mx) {
+ * decoding attention (mtp_attend_row). Written twice, portable and AVX-512, with the same
+ * bits (tests/test_ops_decode.c compares the two mtp_attend_row versions, which call
+ * them). The bf16 attention's numerators are rounded before they are summed, so differ. */
+static float sum_exp_portable(float *out, const float *x, int n, float mx) {
     float sum[L] = {0};
     for (int j = 0; j < n; j++) {
         float e = vexp1(x[j] - mx);
@@ -46,12 +47,51 @@ static float sum_exp(float *out, const float *x, int n, float mx) {
     return lane_sum(sum);
 }
 
-float mtp_sum_exp(const float *x, int n, float mx) { return sum_exp(NULL, x, n, mx); }
-
-float mtp_softmax(float *x, int n, float mx) {
-    float total = sum_exp(x, x, n, mx), inv = 1.0f / total;
+static float softmax_portable(float *x, int n, float mx) {
+    float total = sum_exp_portable(x, x, n, mx), inv = 1.0f / total;
     for (int j = 0; j < n; j++) x[j] *= inv;
     return total;
+}
+
+#if defined(__AVX512F__)
+static inline __mmask16 first(int n) { return (__mmask16)(n >= L ? 0xFFFF : (1u << n) - 1); }
+
+/* The same sums 16 at a time: lane l adds elements l, l+16, ... in order, and
+ * _mm512_reduce_add_ps is lane_sum's tree. */
+static float sum_exp_avx512(float *out, const float *x, int n, float mx) {
+    __m512 top = _mm512_set1_ps(mx), sum = _mm512_setzero_ps();
+    for (int j0 = 0; j0 < n; j0 += L) {
+        __mmask16 f = first(n - j0);
+        __m512 e = vexp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(f, x + j0), top));
+        if (out) _mm512_mask_storeu_ps(out + j0, f, e);
+        sum = _mm512_mask_add_ps(sum, f, sum, e);
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
+static float softmax_avx512(float *x, int n, float mx) {
+    float total = sum_exp_avx512(x, x, n, mx);
+    __m512 inv = _mm512_set1_ps(1.0f / total);
+    for (int j0 = 0; j0 < n; j0 += L) {
+        __mmask16 f = first(n - j0);
+        _mm512_mask_storeu_ps(x + j0, f, _mm512_mul_ps(_mm512_maskz_loadu_ps(f, x + j0), inv));
+    }
+    return total;
+}
+#endif
+
+float mtp_sum_exp(const float *x, int n, float mx) {
+#if defined(__AVX512F__)
+    if (mtp_decode_avx512_available()) return sum_exp_avx512(NULL, x, n, mx);
+#endif
+    return sum_exp_portable(NULL, x, n, mx);
+}
+
+float mtp_softmax(float *x, int n, float mx) {
+#if defined(__AVX512F__)
+    if (mtp_decode_avx512_available()) return softmax_avx512(x, n, mx);
+#endif
+    return softmax_portable(x, n, mx);
 }
 
 enum { RB = 4, OB = 4, PREFETCH_BLOCKS = 2 }; /* matmul: rows x outputs per register block */
@@ -210,7 +250,6 @@ void mtp_matmul_rows(float *out, const float *x, const float *w, int R, int C, i
 enum { PV = 4 }; /* partial sums of the weighted values */
 
 #if defined(__AVX512F__)
-static inline __mmask16 first(int n) { return (__mmask16)(n >= L ? 0xFFFF : (1u << n) - 1); }
 
 /* out (hd) = sum_j s[j] v_j in the recipe's partial sums, one 16-lane column at a time */
 static void weigh_values(float *out, const float *s, const float *v, const int *idx, int n,
@@ -275,7 +314,7 @@ static inline __attribute__((always_inline)) __m512 scores16(const __m512 *qv, i
 void mtp_attend_row_avx512(float *out, const float *q, const float *k, const float *v, const int *idx,
                            int n, size_t stride, int hd, float scale, float *s) {
     int nc = (hd + L - 1) / L, j0 = 0;
-    __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps(), qv[8];
+    __m512 mx = _mm512_set1_ps(-INFINITY), qv[8];
     if (hd % L == 0 && nc <= 8) { /* whole blocks of 16 keys, whole vectors: the fast path */
         for (int c = 0; c < nc; c++) qv[c] = _mm512_loadu_ps(q + c * L);
         for (; j0 + L <= n; j0 += L) {
@@ -306,18 +345,7 @@ void mtp_attend_row_avx512(float *out, const float *q, const float *k, const flo
         _mm512_mask_storeu_ps(s + j0, first(nj), sc);
         mx = _mm512_mask_max_ps(mx, first(nj), mx, sc);
     }
-    __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-    for (j0 = 0; j0 < n; j0 += L) {
-        __mmask16 f = first(n - j0);
-        __m512 e = vexp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(f, s + j0), top));
-        _mm512_mask_storeu_ps(s + j0, f, e);
-        sum = _mm512_mask_add_ps(sum, f, sum, e);
-    }
-    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
-    for (j0 = 0; j0 < n; j0 += L) {
-        __mmask16 f = first(n - j0);
-        _mm512_mask_storeu_ps(s + j0, f, _mm512_mul_ps(_mm512_maskz_loadu_ps(f, s + j0), inv));
-    }
+    softmax_avx512(s, n, _mm512_reduce_max_ps(mx));
     switch (hd % L ? 0 : nc) { /* constant nc: both of a key's vectors at once */
     case 1: weigh_values_by_key(out, s, v, idx, n, stride, 1); break;
     case 2: weigh_values_by_key(out, s, v, idx, n, stride, 2); break;
@@ -342,7 +370,7 @@ void mtp_attend_row_portable(float *out, const float *q, const float *k, const f
         s[j] = lane_sum(acc) * scale;
         mx = s[j] > mx ? s[j] : mx;
     }
-    mtp_softmax(s, n, mx);
+    softmax_portable(s, n, mx);
     for (int e = 0; e < hd; e++) {
         float p[PV] = {0};
         for (int j = 0; j < n; j++) p[j % PV] = fmaf(s[j], v[(size_t)idx[j] * stride + e], p[j % PV]);
