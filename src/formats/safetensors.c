@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/half.h"
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c reads and writes raw little-endian data: it needs a little-endian host"
 #endif
@@ -263,15 +265,6 @@ static float bits_to_float(uint32_t bits) {
     return f;
 }
 
-/* IEEE 754 binary16 -> binary32, exact for every input (subnormals, infinities, NaN payloads). */
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    if (exp == 0x1f) return bits_to_float(sign | 0x7f800000u | man << 13);
-    if (exp != 0) return bits_to_float(sign | (exp + 112) << 23 | man << 13); /* rebias 15 -> 127 */
-    float mag = (float)man * 0x1p-24f;                                        /* zero or subnormal */
-    return sign ? -mag : mag;
-}
-
 int mtp_st_to_f32(const mtp_safetensors *st, const mtp_st_tensor *t, float *out, mtp_err *err) {
     const uint8_t *p = t->data;
     switch (t->dtype) {
@@ -282,7 +275,7 @@ int mtp_st_to_f32(const mtp_safetensors *st, const mtp_st_tensor *t, float *out,
         for (size_t i = 0; i < t->numel; i++) out[i] = bits_to_float((uint32_t)(p[2 * i] | p[2 * i + 1] << 8) << 16);
         return 0;
     case MTP_DT_F16:
-        for (size_t i = 0; i < t->numel; i++) out[i] = half_to_float((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        for (size_t i = 0; i < t->numel; i++) out[i] = mtp_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
         return 0;
     default:
         return mtp_fail(err, "%s: tensor '%s' has dtype %s, which does not convert to float", st->path, t->name,
