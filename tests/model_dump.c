@@ -59,17 +59,17 @@ int main(int argc, char **argv) {
     char (*names)[160] = xcalloc(n, sizeof *names);
     float loss[MTP_MAX_FUTURE];
     for (int i = 0; i < nf; i++) loss[i] = (float)st.loss[i];
-    e[0] = (mtp_st_entry){"loss", loss, 1, {nf}};
+    e[0] = (mtp_st_entry){"loss", loss, 1, {nf}, MTP_DT_F32};
     for (int i = 0; i < nf; i++) {
         snprintf(names[1 + i], 160, "logits.%d", i + 1);
-        e[1 + i] = (mtp_st_entry){names[1 + i], logits + i * N * V, 3, {B, T, V}};
+        e[1 + i] = (mtp_st_entry){names[1 + i], logits + i * N * V, 3, {B, T, V}, MTP_DT_F32};
     }
     for (int k = 0; k < m.lay.n_params; k++) {
         const mtp_param *p = &m.lay.params[k];
         mtp_st_entry *x = &e[1 + nf + k];
         snprintf(names[1 + nf + k], 160, "grad.%s", p->name);
         *x = (mtp_st_entry){names[1 + nf + k], grads + p->offset, p->ndim,
-                            {(int64_t)p->shape[0], (int64_t)p->shape[1]}};
+                            {(int64_t)p->shape[0], (int64_t)p->shape[1]}, MTP_DT_F32};
     }
     int rc = mtp_st_write(argv[6], e, n, NULL, 0, &err);
     if (rc) fprintf(stderr, "model_dump: %s\n", err.msg);

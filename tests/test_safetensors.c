@@ -75,10 +75,10 @@ static void test_round_trip(void) {
     for (int i = 0; i < 12; i++) w[i] = i * 0.25f - 1.0f;
     for (int i = 0; i < 8; i++) b[i] = 1.0f / (float)(i + 3);
     const mtp_st_entry entries[] = {
-        {"layers.0/attn \"q\"", w, 2, {3, 4}},
-        {"scalar", &s, 0, {0}},
-        {"empty", NULL, 2, {0, 5}},
-        {"b", b, 3, {2, 2, 2}},
+        {"layers.0/attn \"q\"", w, 2, {3, 4}, MTP_DT_F32},
+        {"scalar", &s, 0, {0}, MTP_DT_F32},
+        {"empty", NULL, 2, {0, 5}, MTP_DT_F32},
+        {"b", b, 3, {2, 2, 2}, MTP_DT_F32},
     };
     const char *meta[] = {"format", "pt", "note", "quote \" backslash \\ newline \n tab \t unicode \xc3\xa9"};
     set_path("rt.safetensors");
@@ -124,7 +124,7 @@ static void test_round_trip(void) {
 
     /* Overwriting replaces the file; no temp file is left behind. */
     float z = -7.0f;
-    const mtp_st_entry one = {"z", &z, 1, {1}};
+    const mtp_st_entry one = {"z", &z, 1, {1}, MTP_DT_F32};
     CHECK(mtp_st_write(path, &one, 1, NULL, 0, &err) == 0, "round trip: overwrite");
     if (open_ok(&st, "overwrite") == 0) {
         float out = 0;
@@ -148,13 +148,52 @@ static void test_round_trip(void) {
     group_done("round trip");
 }
 
+/* Typed entries and the streaming writer: I8 and F16 bytes land as given, fill runs once
+ * per entry without data, in order; a failing fill leaves no file. */
+static int fill_calls;
+static int fill_ramp(void *ctx, int i, void *buf, mtp_err *err) {
+    (void)ctx, (void)err;
+    fill_calls++;
+    for (int k = 0; k < 6; k++) ((int8_t *)buf)[k] = (int8_t)(k * (i + 1) - 3);
+    return 0;
+}
+static int fill_fails(void *ctx, int i, void *buf, mtp_err *err) {
+    (void)ctx, (void)buf;
+    return mtp_fail(err, "fill %d refused", i);
+}
+
+static void test_stream(void) {
+    mtp_err err;
+    mtp_safetensors st;
+    set_path("stream.safetensors");
+    uint16_t h[2] = {0x3c00, 0xc000}; /* 1, -2 */
+    const mtp_st_entry e[] = {{"q", NULL, 2, {2, 3}, MTP_DT_I8}, {"h", h, 1, {2}, MTP_DT_F16},
+                              {"r", NULL, 1, {6}, MTP_DT_I8}};
+    fill_calls = 0;
+    CHECK(mtp_st_write_stream(path, e, 3, NULL, 0, fill_ramp, NULL, &err) == 0, "stream: write: %s", err.msg);
+    CHECK(fill_calls == 2, "stream: fill ran %d times, expected 2", fill_calls);
+    if (open_ok(&st, "stream") == 0) {
+        const mtp_st_tensor *q = mtp_st_find(&st, "q"), *r = mtp_st_find(&st, "r"), *ht = mtp_st_find(&st, "h");
+        CHECK(q && q->dtype == MTP_DT_I8 && q->nbytes == 6 && (int8_t)q->data[5] == 2, "stream: I8 tensor q");
+        CHECK(r && (int8_t)r->data[5] == 12 && (int8_t)r->data[0] == -3, "stream: I8 tensor r from its own fill");
+        float hf[2];
+        CHECK(ht && mtp_st_to_f32(&st, ht, hf, &err) == 0 && hf[0] == 1 && hf[1] == -2, "stream: F16 as given");
+        mtp_st_close(&st);
+    }
+    set_path("stream_fail.safetensors");
+    CHECK(mtp_st_write_stream(path, e, 3, NULL, 0, fill_fails, NULL, &err) == -1 && strstr(err.msg, "fill 0"),
+          "stream: a failing fill fails the write");
+    CHECK(access(path, F_OK) != 0, "stream: a failed write leaves no file");
+    group_done("stream");
+}
+
 static void test_writer_errors(void) {
     float x[4] = {0};
     const char *const meta[] = {"k", "a", "k", "b"};
-    const mtp_st_entry dup[] = {{"a", x, 1, {1}}, {"a", x, 1, {1}}};
-    const mtp_st_entry bad_ndim = {"a", x, MTP_ST_MAX_DIMS + 1, {1, 1, 1, 1, 1, 1, 1, 1}};
-    const mtp_st_entry neg = {"a", x, 1, {-1}};
-    const mtp_st_entry reserved = {"__metadata__", x, 1, {1}};
+    const mtp_st_entry dup[] = {{"a", x, 1, {1}, MTP_DT_F32}, {"a", x, 1, {1}, MTP_DT_F32}};
+    const mtp_st_entry bad_ndim = {"a", x, MTP_ST_MAX_DIMS + 1, {1, 1, 1, 1, 1, 1, 1, 1}, MTP_DT_F32};
+    const mtp_st_entry neg = {"a", x, 1, {-1}, MTP_DT_F32};
+    const mtp_st_entry reserved = {"__metadata__", x, 1, {1}, MTP_DT_F32};
     struct {
         const char *what;
         const mtp_st_entry *e;
@@ -358,7 +397,7 @@ static void test_malformed(void) {
 
 static void test_truncations(void) {
     float v[3] = {1, 2, 3};
-    const mtp_st_entry e[] = {{"a", v, 1, {2}}, {"b", v + 2, 0, {0}}};
+    const mtp_st_entry e[] = {{"a", v, 1, {2}, MTP_DT_F32}, {"b", v + 2, 0, {0}, MTP_DT_F32}};
     const char *meta[] = {"k", "v"};
     mtp_err err = {{0}};
     set_path("full.safetensors");
@@ -397,6 +436,7 @@ int main(void) {
         return 1;
     }
     test_round_trip();
+    test_stream();
     test_writer_errors();
     test_half_types();
     test_malformed();

@@ -1,6 +1,6 @@
-/* safetensors.c: the safetensors reader (mmap + full validation) and the atomic F32
- * writer declared in safetensors.h. It is not a general tensor library: it converts
- * F32/BF16/F16 to float and writes F32 only. */
+/* safetensors.c: the safetensors reader (mmap + full validation) and the atomic writer
+ * declared in safetensors.h. It is not a general tensor library: it converts F32/BF16/F16
+ * to float and writes what the caller hands it, byte for byte. */
 #include "formats/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -23,8 +23,8 @@
 #define MAX_EXACT ((uint64_t)1 << 53)
 
 /* Indexed by mtp_dtype. */
-static const char *const dtype_names[] = {"F32", "BF16", "F16", "I32", "U16", "I64"};
-static const size_t dtype_sizes[] = {4, 2, 2, 4, 2, 8};
+static const char *const dtype_names[] = {"F32", "BF16", "F16", "I32", "U16", "I64", "I8"};
+static const size_t dtype_sizes[] = {4, 2, 2, 4, 2, 8, 1};
 #define N_DTYPES ((int)(sizeof dtype_sizes / sizeof dtype_sizes[0]))
 
 static int dtype_from_name(const char *s, mtp_dtype *out) {
@@ -71,7 +71,7 @@ static int parse_tensor(const char *path, const cJSON *item, mtp_st_tensor *t,
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(item, "dtype");
     if (!cJSON_IsString(dt)) return mtp_fail(err, "%s: tensor '%s' has no dtype string", path, t->name);
     if (dtype_from_name(dt->valuestring, &t->dtype) != 0)
-        return mtp_fail(err, "%s: tensor '%s' has unsupported dtype '%s' (F32 BF16 F16 I32 U16 I64)", path,
+        return mtp_fail(err, "%s: tensor '%s' has unsupported dtype '%s' (F32 BF16 F16 I32 U16 I64 I8)", path,
                         t->name, dt->valuestring);
 
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(item, "shape");
@@ -314,14 +314,14 @@ static int add_entry(cJSON *root, const char *path, const mtp_st_entry *e, uint6
         if (e->shape[d] < 0 || (uint64_t)e->shape[d] > MAX_EXACT)
             return mtp_fail(err, "%s: tensor '%s' has dim %" PRId64 " out of range", path, e->name, e->shape[d]);
         dims[d] = (uint64_t)e->shape[d];
-        if (dims[d] != 0 && numel > MAX_EXACT / 4 / dims[d])
+        if (dims[d] != 0 && numel > MAX_EXACT / 8 / dims[d])
             return mtp_fail(err, "%s: tensor '%s' is too large", path, e->name);
         numel *= dims[d];
     }
-    uint64_t offs[2] = {*off, *off + numel * 4};
+    uint64_t offs[2] = {*off, *off + numel * dtype_sizes[e->dtype]};
     if (offs[1] > MAX_EXACT) return mtp_fail(err, "%s: tensors total more than 2^53 bytes", path);
     cJSON *t = cj(cJSON_AddObjectToObject(root, e->name));
-    cj(cJSON_AddStringToObject(t, "dtype", "F32"));
+    cj(cJSON_AddStringToObject(t, "dtype", dtype_names[e->dtype]));
     cJSON_AddItemToObject(t, "shape", uint_array(dims, e->ndim));
     cJSON_AddItemToObject(t, "data_offsets", uint_array(offs, 2));
     *off = offs[1];
@@ -349,11 +349,17 @@ out:
     return json;
 }
 
-int mtp_st_write(const char *path, const mtp_st_entry *entries, int n, const char *const *meta, int n_meta,
-                 mtp_err *err) {
+size_t mtp_st_entry_bytes(const mtp_st_entry *e) {
+    size_t numel = 1;
+    for (int d = 0; d < e->ndim; d++) numel *= (size_t)e->shape[d];
+    return numel * dtype_sizes[e->dtype];
+}
+
+int mtp_st_write_stream(const char *path, const mtp_st_entry *entries, int n, const char *const *meta,
+                        int n_meta, mtp_st_fill fill, void *ctx, mtp_err *err) {
     char *json = build_header(path, entries, n, meta, n_meta, err);
     if (!json) return -1;
-    size_t len = strlen(json), padded = (len + 7) / 8 * 8;
+    size_t len = strlen(json), padded = (len + 7) / 8 * 8, most = 0;
     uint8_t hdr[8];
     for (int i = 0; i < 8; i++) hdr[i] = (uint8_t)((uint64_t)padded >> (8 * i));
     mtp_atomic_file af;
@@ -366,10 +372,27 @@ int mtp_st_write(const char *path, const mtp_st_entry *entries, int n, const cha
     mtp_atomic_write(&af, json, len);
     mtp_atomic_write(&af, "        ", padded - len);
     free(json);
+    for (int i = 0; i < n; i++)
+        if (!entries[i].data && mtp_st_entry_bytes(&entries[i]) > most) most = mtp_st_entry_bytes(&entries[i]);
+    MTP_ASSERT(fill || !most); /* mtp_st_write: every entry has its data */
+    uint8_t *buf = most ? xmalloc(most) : NULL; /* one tensor at a time */
     for (int i = 0; i < n; i++) {
-        size_t numel = 1;
-        for (int d = 0; d < entries[i].ndim; d++) numel *= (size_t)entries[i].shape[d];
-        mtp_atomic_write(&af, entries[i].data, numel * sizeof(float));
+        size_t bytes = mtp_st_entry_bytes(&entries[i]);
+        if (entries[i].data || !bytes) {
+            mtp_atomic_write(&af, entries[i].data, bytes);
+        } else if (fill(ctx, i, buf, err) == 0) {
+            mtp_atomic_write(&af, buf, bytes);
+        } else {
+            free(buf);
+            mtp_atomic_abort(&af);
+            return -1;
+        }
     }
+    free(buf);
     return mtp_atomic_commit(&af, err);
+}
+
+int mtp_st_write(const char *path, const mtp_st_entry *entries, int n, const char *const *meta, int n_meta,
+                 mtp_err *err) {
+    return mtp_st_write_stream(path, entries, n, meta, n_meta, NULL, NULL, err);
 }

@@ -16,7 +16,7 @@
 #define MTP_ST_MAX_DIMS 8
 #define MTP_ST_MAX_HEADER (100u << 20) /* header JSON larger than this is refused */
 
-typedef enum { MTP_DT_F32, MTP_DT_BF16, MTP_DT_F16, MTP_DT_I32, MTP_DT_U16, MTP_DT_I64 } mtp_dtype;
+typedef enum { MTP_DT_F32, MTP_DT_BF16, MTP_DT_F16, MTP_DT_I32, MTP_DT_U16, MTP_DT_I64, MTP_DT_I8 } mtp_dtype;
 
 typedef struct {
     char *name;
@@ -46,17 +46,26 @@ const char *mtp_st_meta(const mtp_safetensors *st, const char *key); /* NULL if 
 /* Copies a F32, BF16 or F16 tensor into out as float (numel floats); -1 for other dtypes. */
 int mtp_st_to_f32(const mtp_safetensors *st, const mtp_st_tensor *t, float *out, mtp_err *err);
 
-/* One F32 tensor to write. */
+/* One tensor to write: its bytes as they will lie in the file (little-endian). */
 typedef struct {
     const char *name;
-    const float *data;
+    const void *data; /* NULL: mtp_st_write_stream's fill makes them */
     int ndim;
     int64_t shape[MTP_ST_MAX_DIMS];
+    mtp_dtype dtype;  /* F32 (0) unless set */
 } mtp_st_entry;
+
+size_t mtp_st_entry_bytes(const mtp_st_entry *e);
 
 /* Writes the entries (in the given order) and the metadata pairs meta[2k] -> meta[2k+1]
  * atomically to path. */
 int mtp_st_write(const char *path, const mtp_st_entry *entries, int n, const char *const *meta,
                  int n_meta, mtp_err *err);
+/* The same, where entries without data are made one at a time, when their turn comes, by
+ * fill (mtp_st_entry_bytes into buf): memory holds one tensor, not the file. A fill that
+ * fails (-1, err) leaves no file behind. */
+typedef int (*mtp_st_fill)(void *ctx, int i, void *buf, mtp_err *err);
+int mtp_st_write_stream(const char *path, const mtp_st_entry *entries, int n, const char *const *meta,
+                        int n_meta, mtp_st_fill fill, void *ctx, mtp_err *err);
 
 #endif
