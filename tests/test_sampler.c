@@ -44,7 +44,8 @@ typedef struct {
     size_t worst_work; /* the largest work seen at V = 128256 with k log k below V */
 } ctx;
 
-/* The kept count of the reference's result. */
+/* The tokens the reference kept with a probability above 0 (an underflowed one kept
+ * makes the bound below only stricter). */
 static int kept_of(const float *p, int V) {
     int n = 0;
     for (int j = 0; j < V; j++) n += p[j] > 0;
