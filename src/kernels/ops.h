@@ -90,6 +90,9 @@ typedef struct {
     int C, OC;
 } mtp_bf16_matrix;
 void mtp_bf16_pack(mtp_bf16_matrix *m, const float *w, int C, int OC); /* w (OC,C) */
+/* the same tiles from bf16 weights w (OC,C), their bits moved as they are (no rounding) */
+void mtp_bf16_pack_bf16(mtp_bf16_matrix *m, const uint16_t *w, int C, int OC);
+size_t mtp_bf16_bytes(const mtp_bf16_matrix *m); /* bytes of the tiles: what a matmul reads */
 void mtp_bf16_free(mtp_bf16_matrix *m);
 uint16_t mtp_bf16_round(float f);                                    /* nearest, ties even */
 float mtp_bf16_weight(const mtp_bf16_matrix *m, int o, int k);       /* w[o][k] as packed */

@@ -44,7 +44,8 @@ static size_t tiles_k(int C) { return (size_t)(C + TK - 1) / TK; }
 /* Offset of the tile of output block ob, input block kb (nkb input blocks). */
 static size_t tile_at(size_t ob, size_t kb, size_t nkb) { return ((ob / NB * nkb + kb) * NB + ob % NB) * TILE; }
 
-void mtp_bf16_pack(mtp_bf16_matrix *m, const float *w, int C, int OC) {
+/* The tiles from w (OC,C): fp32 rounded to bf16 (wf), or bf16 taken as it is (wb). */
+static void pack_tiles(mtp_bf16_matrix *m, const float *wf, const uint16_t *wb, int C, int OC) {
     size_t nkb = tiles_k(C), nob = (size_t)(OC + NB * TN - 1) / (NB * TN) * NB;
     m->C = C, m->OC = OC;
     m->p = xmalloc(nob * nkb * TILE * sizeof(uint16_t));
@@ -55,10 +56,21 @@ void mtp_bf16_pack(mtp_bf16_matrix *m, const float *w, int C, int OC) {
             for (int j = 0; j < TK / 2; j++)
                 for (int n = 0; n < TN; n++)
                     for (int e = 0; e < 2; e++) {
-                        size_t o = ob * TN + n, k = kb * TK + 2 * j + e;
-                        t[j * 2 * TN + n * 2 + e] = o < (size_t)OC && k < (size_t)C ? mtp_bf16_round(w[o * C + k]) : 0;
+                        size_t o = ob * TN + n, k = kb * TK + 2 * j + e, i = o * C + k;
+                        uint16_t v = 0;
+                        if (o < (size_t)OC && k < (size_t)C) v = wb ? wb[i] : mtp_bf16_round(wf[i]);
+                        t[j * 2 * TN + n * 2 + e] = v;
                     }
         }
+}
+
+void mtp_bf16_pack(mtp_bf16_matrix *m, const float *w, int C, int OC) { pack_tiles(m, w, NULL, C, OC); }
+
+void mtp_bf16_pack_bf16(mtp_bf16_matrix *m, const uint16_t *w, int C, int OC) { pack_tiles(m, NULL, w, C, OC); }
+
+size_t mtp_bf16_bytes(const mtp_bf16_matrix *m) {
+    size_t nob = (size_t)(m->OC + NB * TN - 1) / (NB * TN) * NB;
+    return nob * tiles_k(m->C) * TILE * sizeof(uint16_t);
 }
 
 void mtp_bf16_free(mtp_bf16_matrix *m) {
