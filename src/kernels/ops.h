@@ -84,12 +84,16 @@ void mtp_matmul_rows(float *out, const float *x, const float *w, int R, int C, i
 /* bf16 decoding (ops_bf16.c): weights packed once into bf16 tiles; rows rounded to bf16
  * per call; products summed in fp32. With Intel AMX (mtp_amx_available), up to 16 rows
  * cost about one read of the packed weights; with AVX512-BF16 (mtp_bf16_dp_available),
- * up to 6; elsewhere a portable loop. */
+ * up to 6; with AVX2 and FMA (mtp_bf16_avx2_available), 4 at a time; elsewhere a portable
+ * loop. */
 typedef struct {
     uint16_t *p;
     int C, OC;
 } mtp_bf16_matrix;
 void mtp_bf16_pack(mtp_bf16_matrix *m, const float *w, int C, int OC); /* w (OC,C) */
+/* the same tiles from bf16 weights w (OC,C), their bits moved as they are (no rounding) */
+void mtp_bf16_pack_bf16(mtp_bf16_matrix *m, const uint16_t *w, int C, int OC);
+size_t mtp_bf16_bytes(const mtp_bf16_matrix *m); /* bytes of the tiles: what a matmul reads */
 void mtp_bf16_free(mtp_bf16_matrix *m);
 uint16_t mtp_bf16_round(float f);                                    /* nearest, ties even */
 float mtp_bf16_weight(const mtp_bf16_matrix *m, int o, int k);       /* w[o][k] as packed */
@@ -99,11 +103,19 @@ void mtp_amx_disable(void);  /* from now on the next path (tests) */
  * environment: 0 */
 int mtp_bf16_dp_available(void);
 void mtp_bf16_dp_disable(void); /* from now on the portable path, where AMX is off too */
-const char *mtp_bf16_path(void); /* the bf16 matmul's path now: AMX, AVX512-BF16, portable */
+/* AVX2 + FMA, the path where AVX512-BF16 is not: the portable path's bits (a fused
+ * multiply-add per input, in order), faster; MTP_NO_AVX2 in the environment: 0 */
+int mtp_bf16_avx2_available(void);
+const char *mtp_bf16_path(void); /* the bf16 matmul's path now: AMX, AVX512-BF16, AVX2, portable */
 size_t mtp_bf16_scratch(int R, int C); /* uint16_t elements of scratch (zeroed once) */
 /* out (R,OC) = beta * out + bf16(x) (R,C) @ w^T */
 void mtp_matmul_rows_bf16(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
                           uint16_t *scratch);
+/* the portable and AVX2 paths alone (tests); the AVX2 one asserts mtp_bf16_avx2_available */
+void mtp_matmul_rows_bf16_portable(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
+                                   uint16_t *scratch);
+void mtp_matmul_rows_bf16_avx2(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
+                               uint16_t *scratch);
 /* bf16 attention on Intel AMX (attend_bf16.c), for decoders in bf16: q and k rounded to
  * bf16 for the scores; the softmax numerators and v rounded to bf16 over whole blocks of
  * 32 positions, fp32 after the last whole block. Batch-invariant like the rest: a

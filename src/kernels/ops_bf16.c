@@ -7,8 +7,10 @@
  * verification pass of 16 rows costs little more than a plain step of one. Without AMX, on
  * a CPU with AVX512-BF16 (AMD Zen 4 and 5, Intel since Cooper Lake), vdpbf16ps multiplies
  * the same tiles a row of 32 weight pairs per instruction, the weights read once for up to
- * 6 rows; elsewhere a portable loop computes the same rounded products. The three sum in
- * different orders, so a run uses one path throughout (mtp_bf16_path says which). All are
+ * 6 rows; elsewhere a portable loop computes the same rounded products, or, with AVX2 and
+ * FMA, vector code doing the portable loop's arithmetic (so its bits). AMX, AVX512-BF16 and
+ * portable sum in different orders, so a run uses one path throughout (mtp_bf16_path says
+ * which). All are
  * batch-invariant: each output element is accumulated on its own, in an order that does
  * not depend on the other rows or the threads. */
 #define _GNU_SOURCE /* syscall */
@@ -44,7 +46,8 @@ static size_t tiles_k(int C) { return (size_t)(C + TK - 1) / TK; }
 /* Offset of the tile of output block ob, input block kb (nkb input blocks). */
 static size_t tile_at(size_t ob, size_t kb, size_t nkb) { return ((ob / NB * nkb + kb) * NB + ob % NB) * TILE; }
 
-void mtp_bf16_pack(mtp_bf16_matrix *m, const float *w, int C, int OC) {
+/* The tiles from w (OC,C): fp32 rounded to bf16 (wf), or bf16 taken as it is (wb). */
+static void pack_tiles(mtp_bf16_matrix *m, const float *wf, const uint16_t *wb, int C, int OC) {
     size_t nkb = tiles_k(C), nob = (size_t)(OC + NB * TN - 1) / (NB * TN) * NB;
     m->C = C, m->OC = OC;
     m->p = xmalloc(nob * nkb * TILE * sizeof(uint16_t));
@@ -55,10 +58,21 @@ void mtp_bf16_pack(mtp_bf16_matrix *m, const float *w, int C, int OC) {
             for (int j = 0; j < TK / 2; j++)
                 for (int n = 0; n < TN; n++)
                     for (int e = 0; e < 2; e++) {
-                        size_t o = ob * TN + n, k = kb * TK + 2 * j + e;
-                        t[j * 2 * TN + n * 2 + e] = o < (size_t)OC && k < (size_t)C ? mtp_bf16_round(w[o * C + k]) : 0;
+                        size_t o = ob * TN + n, k = kb * TK + 2 * j + e, i = o * C + k;
+                        uint16_t v = 0;
+                        if (o < (size_t)OC && k < (size_t)C) v = wb ? wb[i] : mtp_bf16_round(wf[i]);
+                        t[j * 2 * TN + n * 2 + e] = v;
                     }
         }
+}
+
+void mtp_bf16_pack(mtp_bf16_matrix *m, const float *w, int C, int OC) { pack_tiles(m, w, NULL, C, OC); }
+
+void mtp_bf16_pack_bf16(mtp_bf16_matrix *m, const uint16_t *w, int C, int OC) { pack_tiles(m, NULL, w, C, OC); }
+
+size_t mtp_bf16_bytes(const mtp_bf16_matrix *m) {
+    size_t nob = (size_t)(m->OC + NB * TN - 1) / (NB * TN) * NB;
+    return nob * tiles_k(m->C) * TILE * sizeof(uint16_t);
 }
 
 void mtp_bf16_free(mtp_bf16_matrix *m) {
@@ -234,7 +248,8 @@ DP_TARGET static void matmul_dp(float *out, const uint16_t *xb, const mtp_bf16_m
 }
 #endif
 
-static int dp_state = -1; /* -1: not probed yet */
+static int dp_state = -1;   /* -1: not probed yet */
+static int avx2_state = -1; /* the AVX2 path's, likewise */
 
 int mtp_bf16_dp_available(void) {
 #if defined(__x86_64__)
@@ -249,10 +264,95 @@ int mtp_bf16_dp_available(void) {
 #endif
 }
 
-void mtp_bf16_dp_disable(void) { dp_state = 0; }
+void mtp_bf16_dp_disable(void) { dp_state = 0, avx2_state = 0; }
 
 const char *mtp_bf16_path(void) {
-    return mtp_amx_available() ? "AMX" : mtp_bf16_dp_available() ? "AVX512-BF16" : "portable";
+    return mtp_amx_available()       ? "AMX"
+           : mtp_bf16_dp_available() ? "AVX512-BF16"
+           : mtp_bf16_avx2_available() ? "AVX2"
+                                     : "portable";
+}
+
+/* ---- AVX2 + FMA --------------------------------------------------------------------------
+ * For CPUs without AVX512-BF16: the tiles' bf16 widened to fp32 by a shift (even element of
+ * a pair) or a mask (odd), one fused multiply-add per (row, output, input), inputs in order:
+ * the portable loop's arithmetic, so the same bits as it (not as AMX or AVX512-BF16, which
+ * sum pairs first). Per group of 4 output tiles and up to 4 rows, per input block and tile,
+ * the 16 outputs' sums of each row stay in registers while the tile's pairs are read once. */
+#if defined(__x86_64__)
+#define AVX2_TARGET __attribute__((target("avx2,fma")))
+enum { A2_ROWS = 4 };
+
+AVX2_TARGET __attribute__((always_inline)) static inline void group_avx2(float *out, const uint16_t *xb,
+                                                                         const mtp_bf16_matrix *w, int g, int r0,
+                                                                         const int nr, float beta) {
+    int OC = w->OC, C = w->C;
+    size_t nkb = tiles_k(C), ld = nkb * TK;
+    float acc[A2_ROWS][NB * TN] __attribute__((aligned(32))) = {{0}};
+    const __m256i hi = _mm256_set1_epi32((int)0xFFFF0000u);
+    for (size_t kb = 0; kb < nkb; kb++) {
+        int nk = C - (int)kb * TK < TK ? C - (int)kb * TK : TK; /* inputs of this block */
+        for (int t = 0; t < NB; t++) {
+            const uint16_t *tile = w->p + tile_at((size_t)g * NB + t, kb, nkb);
+            __m256 a[A2_ROWS][2];
+            for (int r = 0; r < nr; r++)
+                a[r][0] = _mm256_load_ps(acc[r] + t * TN), a[r][1] = _mm256_load_ps(acc[r] + t * TN + 8);
+            for (int j = 0; 2 * j < nk; j++) {
+                __m256i v0 = _mm256_loadu_si256((const __m256i *)(tile + j * 2 * TN));
+                __m256i v1 = _mm256_loadu_si256((const __m256i *)(tile + j * 2 * TN + 16));
+                __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16));
+                __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16));
+                __m256 o0 = _mm256_castsi256_ps(_mm256_and_si256(v0, hi));
+                __m256 o1 = _mm256_castsi256_ps(_mm256_and_si256(v1, hi));
+                for (int r = 0; r < nr; r++) {
+                    const uint16_t *xr = xb + (size_t)(r0 + r) * ld + kb * TK + 2 * j;
+                    __m256 xe = _mm256_set1_ps(mtp_bf16_value(xr[0]));
+                    a[r][0] = _mm256_fmadd_ps(xe, e0, a[r][0]);
+                    a[r][1] = _mm256_fmadd_ps(xe, e1, a[r][1]);
+                    if (2 * j + 1 < nk) { /* inputs past C: not added, as portable does not */
+                        __m256 xo = _mm256_set1_ps(mtp_bf16_value(xr[1]));
+                        a[r][0] = _mm256_fmadd_ps(xo, o0, a[r][0]);
+                        a[r][1] = _mm256_fmadd_ps(xo, o1, a[r][1]);
+                    }
+                }
+            }
+            for (int r = 0; r < nr; r++)
+                _mm256_store_ps(acc[r] + t * TN, a[r][0]), _mm256_store_ps(acc[r] + t * TN + 8, a[r][1]);
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int n = 0; n < NB * TN && g * NB * TN + n < OC; n++) {
+            float *dst = out + (size_t)(r0 + r) * OC + g * NB * TN + n;
+            *dst = beta == 0 ? acc[r][n] : *dst + acc[r][n];
+        }
+}
+
+AVX2_TARGET static void matmul_avx2(float *out, const uint16_t *xb, const mtp_bf16_matrix *w, int R, float beta) {
+    int ngroups = (w->OC + NB * TN - 1) / (NB * TN);
+    size_t nkb = tiles_k(w->C);
+#pragma omp parallel for schedule(static) if (ngroups * nkb >= 64)
+    for (int g = 0; g < ngroups; g++)
+        for (int r0 = 0; r0 < R; r0 += A2_ROWS) {
+            switch (R - r0 < A2_ROWS ? R - r0 : A2_ROWS) {
+            case 1: group_avx2(out, xb, w, g, r0, 1, beta); break;
+            case 2: group_avx2(out, xb, w, g, r0, 2, beta); break;
+            case 3: group_avx2(out, xb, w, g, r0, 3, beta); break;
+            default: group_avx2(out, xb, w, g, r0, 4, beta); break;
+            }
+        }
+}
+#endif
+
+int mtp_bf16_avx2_available(void) {
+#if defined(__x86_64__)
+    if (avx2_state < 0) {
+        __builtin_cpu_init();
+        avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("MTP_NO_AVX2");
+    }
+    return avx2_state;
+#else
+    return 0;
+#endif
 }
 
 /* ---- portable ------------------------------------------------------------------------ */
@@ -285,6 +385,28 @@ void mtp_matmul_rows_bf16(float *out, const float *x, const mtp_bf16_matrix *w, 
         matmul_dp(out, scratch, w, R, beta);
         return;
     }
+    if (mtp_bf16_avx2_available()) {
+        matmul_avx2(out, scratch, w, R, beta);
+        return;
+    }
 #endif
     matmul_portable(out, scratch, w, R, beta);
+}
+
+/* The AVX2 and portable paths alone, for the tests that compare their bits. */
+void mtp_matmul_rows_bf16_portable(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
+                                   uint16_t *scratch) {
+    rows_to_bf16(scratch, x, R, w->C, tiles_k(w->C) * TK);
+    matmul_portable(out, scratch, w, R, beta);
+}
+
+void mtp_matmul_rows_bf16_avx2(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
+                               uint16_t *scratch) {
+#if defined(__x86_64__)
+    MTP_ASSERT(mtp_bf16_avx2_available() || !"mtp_matmul_rows_bf16_avx2 on a CPU without AVX2 and FMA");
+    rows_to_bf16(scratch, x, R, w->C, tiles_k(w->C) * TK);
+    matmul_avx2(out, scratch, w, R, beta);
+#else
+    MTP_ASSERT(!"mtp_matmul_rows_bf16_avx2 on a CPU without AVX2 and FMA");
+#endif
 }

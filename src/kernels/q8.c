@@ -1,0 +1,482 @@
+/* q8.c: 8-bit weight matmul for decoding (q8.h). One arithmetic recipe on three paths:
+ *   AVX512-VNNI  vpdpbusd: one instruction adds, for 16 outputs, the products of 4 weight
+ *                bytes (stored unsigned, q + 128) with 4 signed bytes of a row broadcast
+ *                from memory; a block's weights (8 vectors) are loaded once for up to 16
+ *                rows, whose float sums stay in registers for the whole row of blocks;
+ *   AVX2         the same bytes widened to 16 bits (exact pmaddwd), 4 rows at a time;
+ *   portable     plain C loops over the packed layout.
+ * The +128 is taken back exactly: idot = sum (q_w + 128) q_x - 128 sum q_x, the last term
+ * computed once per row and block when the row is quantized. Integer dots are exact, the
+ * float steps (per block: convert, sw * sx, one fused multiply-add into the output's sum)
+ * are the same instructions in the same order on every path, so all paths give the same
+ * bits and a row never depends on the others or on the threads (a thread owns whole
+ * groups of 16 outputs). Rows are quantized per block by the same steps on every path:
+ * amax by the integer maximum of |x|'s bits (a NaN wins, so it reaches the output);
+ * sx = amax / 127; inv = min(127 / amax, FLT_MAX) (finite even for a tiny amax);
+ * q = nearbyint(x * inv) clamped to [-127, 127]; a block of zeros, or with an inf or NaN,
+ * gets q = 0 (its sx, 0, inf or NaN, says the rest). */
+#include "kernels/q8.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/half.h"
+#include "core/util.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+enum { B = MTP_Q8_BLOCK, GN = 16 };          /* inputs per block, outputs per group */
+enum { GBYTES = GN * B };                    /* weight bytes of a group's block: 512 */
+enum { PARALLEL_MIN = 256 };                 /* groups x blocks from which threads fork */
+
+static int nblocks(int C) { return (C + B - 1) / B; }
+static int ngroups(int OC) { return (OC + GN - 1) / GN; }
+
+/* ---- the file layout ------------------------------------------------------------------ */
+static uint32_t abs_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u & 0x7FFFFFFFu;
+}
+
+static float from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+void mtp_q8_quantize(int8_t *q, uint16_t *scale, const float *w, int C, int OC) {
+    int nb = nblocks(C);
+#pragma omp parallel for schedule(static) if ((size_t)OC * C >= (1u << 20))
+    for (int o = 0; o < OC; o++)
+        for (int b = 0; b < nb; b++) {
+            const float *wb = w + (size_t)o * C + b * B;
+            int8_t *qb = q + (size_t)o * C + b * B;
+            int n = C - b * B < B ? C - b * B : B;
+            uint32_t amax = 0;
+            for (int k = 0; k < n; k++) amax = abs_bits(wb[k]) > amax ? abs_bits(wb[k]) : amax;
+            uint16_t h = amax == 0 ? 0 : mtp_f32_to_f16(from_bits(amax) / 127.0f);
+            float s = mtp_f16_to_f32(h);
+            scale[(size_t)o * nb + b] = h;
+            for (int k = 0; k < n; k++) {
+                float v = s > 0 && s <= FLT_MAX ? nearbyintf(wb[k] / s) : 0;
+                qb[k] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+            }
+        }
+}
+
+/* ---- the packed layout (q8.h) ---------------------------------------------------------- */
+void mtp_q8_pack(mtp_q8_matrix *m, const int8_t *q, const uint16_t *scale, int C, int OC) {
+    int nb = nblocks(C), ng = ngroups(OC);
+    m->C = C, m->OC = OC, m->nb = nb;
+    m->w = (uint8_t *)falloc((size_t)ng * nb * GBYTES / sizeof(float)); /* 64-byte aligned */
+    m->scale = xmalloc((size_t)ng * nb * GN * sizeof(uint16_t));
+#pragma omp parallel for schedule(static) if ((size_t)ng * nb >= PARALLEL_MIN)
+    for (int g = 0; g < ng; g++)
+        for (int b = 0; b < nb; b++) {
+            uint8_t *t = m->w + ((size_t)g * nb + b) * GBYTES;
+            uint16_t *s = m->scale + ((size_t)g * nb + b) * GN;
+            for (int n = 0; n < GN; n++) {
+                int o = g * GN + n;
+                s[n] = o < OC ? scale[(size_t)o * nb + b] : 0;
+                for (int i = 0; i < B; i++) {
+                    int k = b * B + i;
+                    int v = o < OC && k < C ? q[(size_t)o * C + k] : 0;
+                    t[i / 4 * 64 + n * 4 + i % 4] = (uint8_t)(v + 128);
+                }
+            }
+        }
+}
+
+void mtp_q8_free(mtp_q8_matrix *m) {
+    free(m->w);
+    free(m->scale);
+    m->w = NULL, m->scale = NULL;
+}
+
+size_t mtp_q8_bytes(const mtp_q8_matrix *m) {
+    return (size_t)ngroups(m->OC) * m->nb * (GBYTES + GN * sizeof(uint16_t));
+}
+
+/* the weight byte (q + 128) of output o, input k */
+static int packed_at(const mtp_q8_matrix *m, int o, int k) {
+    size_t t = ((size_t)(o / GN) * m->nb + k / B) * GBYTES;
+    return m->w[t + k % B / 4 * 64 + o % GN * 4 + k % 4];
+}
+
+float mtp_q8_weight(const mtp_q8_matrix *m, int o, int k) {
+    float s = mtp_f16_to_f32(m->scale[((size_t)(o / GN) * m->nb + k / B) * GN + o % GN]);
+    return (float)(packed_at(m, o, k) - 128) * s;
+}
+
+/* ---- the rows, quantized (scratch) ----------------------------------------------------
+ * After aligning to 64: qx int8 (R, nb * 32) zero-padded; x16 the same as int16 (AVX2);
+ * sx float (R, nb); ns int32 (R, nb) = -128 * sum of the block's qx. */
+typedef struct {
+    int8_t *qx;
+    int16_t *x16;
+    float *sx;
+    int32_t *ns;
+    size_t ld; /* nb * 32 */
+} rows_q8;
+
+size_t mtp_q8_scratch(int R, int C) { return (size_t)R * nblocks(C) * (B + 2 * B + 4 + 4) + 64; }
+
+static rows_q8 rows_at(void *scratch, int R, int C) {
+    uintptr_t p = ((uintptr_t)scratch + 63) & ~(uintptr_t)63;
+    size_t nb = (size_t)nblocks(C), ld = nb * B;
+    rows_q8 x;
+    x.ld = ld;
+    x.qx = (int8_t *)p;
+    x.x16 = (int16_t *)(p + R * ld);
+    x.sx = (float *)(p + R * ld * 3);
+    x.ns = (int32_t *)(p + R * ld * 3 + R * nb * 4);
+    return x;
+}
+
+/* A block's inv (127 / amax, at most FLT_MAX) and sx; 0 when q must be 0 (see the top). */
+static float block_inv(uint32_t amax, float *sx) {
+    float a = from_bits(amax);
+    *sx = a / 127.0f;
+    if (amax == 0 || amax >= 0x7F800000u) return 0;
+    float inv = 127.0f / a;
+    return inv > FLT_MAX ? FLT_MAX : inv;
+}
+
+static void quantize_row_portable(const rows_q8 *x, int r, const float *src, int C) {
+    int nb = nblocks(C);
+    for (int b = 0; b < nb; b++) {
+        int n = C - b * B < B ? C - b * B : B;
+        const float *s = src + b * B;
+        uint32_t amax = 0;
+        for (int k = 0; k < n; k++) amax = abs_bits(s[k]) > amax ? abs_bits(s[k]) : amax;
+        float sx, inv = block_inv(amax, &sx);
+        int8_t *q = x->qx + r * x->ld + b * B;
+        int sum = 0;
+        for (int k = 0; k < B; k++) {
+            float v = k < n && inv != 0 ? nearbyintf(s[k] * inv) : 0;
+            q[k] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+            x->x16[r * x->ld + b * B + k] = q[k];
+            sum += q[k];
+        }
+        x->sx[(size_t)r * nb + b] = sx;
+        x->ns[(size_t)r * nb + b] = -128 * sum;
+    }
+}
+
+/* out[o] = acc, or += acc (beta 1) */
+static void store1(float *dst, float acc, float beta) { *dst = beta == 0 ? acc : *dst + acc; }
+
+/* ---- portable -------------------------------------------------------------------------- */
+void mtp_matmul_rows_q8_portable(float *out, const float *x, const mtp_q8_matrix *w, int R,
+                                 float beta, void *scratch) {
+    int C = w->C, OC = w->OC, nb = w->nb;
+    rows_q8 xq = rows_at(scratch, R, C);
+    for (int r = 0; r < R; r++) quantize_row_portable(&xq, r, x + (size_t)r * C, C);
+#pragma omp parallel for schedule(static) if ((size_t)ngroups(OC) * nb >= PARALLEL_MIN)
+    for (int o = 0; o < OC; o++)
+        for (int r = 0; r < R; r++) {
+            float acc = 0;
+            for (int b = 0; b < nb; b++) {
+                const int8_t *q = xq.qx + r * xq.ld + b * B;
+                int32_t idot = xq.ns[(size_t)r * nb + b];
+                for (int i = 0; i < B; i++) idot += packed_at(w, o, b * B + i) * q[i];
+                float sw = mtp_f16_to_f32(w->scale[((size_t)(o / GN) * nb + b) * GN + o % GN]);
+                acc = fmaf((float)idot, sw * xq.sx[(size_t)r * nb + b], acc);
+            }
+            store1(out + (size_t)r * OC + o, acc, beta);
+        }
+}
+
+/* ---- AVX2 ------------------------------------------------------------------------------ */
+#if defined(__x86_64__)
+#define AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
+#define AVX2_INLINE AVX2_TARGET __attribute__((always_inline)) static inline
+
+/* The row quantization of quantize_row_portable, 8 floats at a time. */
+AVX2_TARGET static void quantize_row_avx2(const rows_q8 *x, int r, const float *src, int C) {
+    int nb = nblocks(C);
+    float tail[B];
+    for (int b = 0; b < nb; b++) {
+        int n = C - b * B < B ? C - b * B : B;
+        const float *s = src + b * B;
+        if (n < B) { /* the last, partial block: padded with zeros */
+            memset(tail, 0, sizeof tail);
+            memcpy(tail, s, n * sizeof(float));
+            s = tail;
+        }
+        __m256 v[4];
+        __m256i m = _mm256_setzero_si256(), abs = _mm256_set1_epi32(0x7FFFFFFF);
+        for (int i = 0; i < 4; i++) {
+            v[i] = _mm256_loadu_ps(s + 8 * i);
+            m = _mm256_max_epu32(m, _mm256_and_si256(_mm256_castps_si256(v[i]), abs));
+        }
+        __m128i m4 = _mm_max_epu32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+        m4 = _mm_max_epu32(m4, _mm_shuffle_epi32(m4, 0x4E));
+        m4 = _mm_max_epu32(m4, _mm_shuffle_epi32(m4, 0xB1));
+        float sx, inv = block_inv((uint32_t)_mm_cvtsi128_si32(m4), &sx);
+        if (inv == 0) /* q = 0 (an inf times 0 would be a NaN) */
+            for (int i = 0; i < 4; i++) v[i] = _mm256_setzero_ps();
+        __m256 vi = _mm256_set1_ps(inv), hi = _mm256_set1_ps(127), lo = _mm256_set1_ps(-127);
+        __m256i q32[4], sum = _mm256_setzero_si256();
+        for (int i = 0; i < 4; i++) {
+            __m256 t = _mm256_round_ps(_mm256_mul_ps(v[i], vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            q32[i] = _mm256_cvttps_epi32(_mm256_max_ps(_mm256_min_ps(t, hi), lo));
+            sum = _mm256_add_epi32(sum, q32[i]);
+        }
+        /* int32 -> int16 -> int8; the packs interleave 128-bit lanes, the permutes undo it */
+        __m256i w01 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q32[0], q32[1]), 0xD8);
+        __m256i w23 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q32[2], q32[3]), 0xD8);
+        __m256i q8 = _mm256_permute4x64_epi64(_mm256_packs_epi16(w01, w23), 0xD8);
+        _mm256_storeu_si256((__m256i *)(x->qx + r * x->ld + b * B), q8);
+        _mm256_storeu_si256((__m256i *)(x->x16 + r * x->ld + b * B), w01);
+        _mm256_storeu_si256((__m256i *)(x->x16 + r * x->ld + b * B + 16), w23);
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+        x->sx[(size_t)r * nb + b] = sx;
+        x->ns[(size_t)r * nb + b] = -128 * _mm_cvtsi128_si32(s4);
+    }
+}
+
+/* Outputs n .. n+7 of a group (n = 0 or 8) from acc: masked past OC. */
+AVX2_INLINE void store8_avx2(float *row, int OC, int o, __m256 v, float beta) {
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (int i = 0; i < 8 && o + i < OC; i++) store1(row + o + i, t[i], beta);
+}
+
+enum { AR = 4 }; /* AVX2: rows per pass over a group's weights */
+
+/* One group of 16 outputs for nr (1..AR, a constant where inlined) rows from row r0. Per
+ * block and half (8 outputs): for the 8 vectors j, each half vector's 16 bytes (4 outputs
+ * x 4 inputs) widened to 16 bits; pmaddwd with the row's 4 inputs (16 bits) repeated gives
+ * pair sums, hadd and a permute put the 8 outputs' sums in order. */
+AVX2_INLINE void group_avx2(float *out, const rows_q8 *x, const mtp_q8_matrix *w, int g, int r0,
+                            const int nr, float beta) {
+    int nb = w->nb, OC = w->OC;
+    const uint8_t *wg = w->w + (size_t)g * nb * GBYTES;
+    const uint16_t *sg = w->scale + (size_t)g * nb * GN;
+    __m256 acc[AR][2];
+    for (int r = 0; r < nr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *wb = wg + (size_t)b * GBYTES;
+        for (int h = 0; h < 2; h++) {
+            __m256 sw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sg + (size_t)b * GN + 8 * h)));
+            __m256i d[AR][2];
+            for (int r = 0; r < nr; r++) d[r][0] = d[r][1] = _mm256_setzero_si256();
+            for (int j = 0; j < B / 4; j++) {
+                __m256i w0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(wb + j * 64 + h * 32)));
+                __m256i w1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(wb + j * 64 + h * 32 + 16)));
+                for (int r = 0; r < nr; r++) {
+                    int64_t x4;
+                    memcpy(&x4, x->x16 + (r0 + r) * x->ld + b * B + 4 * j, sizeof x4);
+                    __m256i xv = _mm256_set1_epi64x(x4);
+                    d[r][0] = _mm256_add_epi32(d[r][0], _mm256_madd_epi16(w0, xv));
+                    d[r][1] = _mm256_add_epi32(d[r][1], _mm256_madd_epi16(w1, xv));
+                }
+            }
+            for (int r = 0; r < nr; r++) {
+                size_t rb = (size_t)(r0 + r) * nb + b;
+                __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(d[r][0], d[r][1]), 0xD8);
+                s = _mm256_add_epi32(s, _mm256_set1_epi32(x->ns[rb]));
+                __m256 scale = _mm256_mul_ps(sw, _mm256_set1_ps(x->sx[rb]));
+                acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[r][h]);
+            }
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int h = 0; h < 2; h++) store8_avx2(out + (size_t)(r0 + r) * OC, OC, g * GN + 8 * h, acc[r][h], beta);
+}
+
+AVX2_TARGET static void matmul_avx2(float *out, const rows_q8 *x, const mtp_q8_matrix *w, int R, float beta) {
+    int ng = ngroups(w->OC);
+#pragma omp parallel for schedule(static) if ((size_t)ng * w->nb >= PARALLEL_MIN)
+    for (int g = 0; g < ng; g++)
+        for (int r0 = 0; r0 < R; r0 += AR) {
+            switch (R - r0 < AR ? R - r0 : AR) {
+            case 1: group_avx2(out, x, w, g, r0, 1, beta); break;
+            case 2: group_avx2(out, x, w, g, r0, 2, beta); break;
+            case 3: group_avx2(out, x, w, g, r0, 3, beta); break;
+            default: group_avx2(out, x, w, g, r0, 4, beta); break;
+            }
+        }
+}
+#endif
+
+void mtp_matmul_rows_q8_avx2(float *out, const float *x, const mtp_q8_matrix *w, int R, float beta,
+                             void *scratch) {
+#if defined(__x86_64__)
+    MTP_ASSERT(mtp_q8_avx2_available() || !"mtp_matmul_rows_q8_avx2 on a CPU without AVX2");
+    rows_q8 xq = rows_at(scratch, R, w->C);
+    for (int r = 0; r < R; r++) quantize_row_avx2(&xq, r, x + (size_t)r * w->C, w->C);
+    matmul_avx2(out, &xq, w, R, beta);
+#else
+    MTP_ASSERT(!"mtp_matmul_rows_q8_avx2 on a CPU without AVX2");
+#endif
+}
+
+/* ---- AVX512-VNNI ----------------------------------------------------------------------- */
+#if defined(__x86_64__)
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
+#define VNNI_INLINE VNNI_TARGET __attribute__((always_inline)) static inline
+
+/* The row quantization of quantize_row_portable, 16 floats at a time. */
+VNNI_TARGET static void quantize_row_vnni(const rows_q8 *x, int r, const float *src, int C) {
+    int nb = nblocks(C);
+    for (int b = 0; b < nb; b++) {
+        int n = C - b * B < B ? C - b * B : B;
+        __mmask16 m0 = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
+        __mmask16 m1 = (__mmask16)(n >= 32 ? 0xFFFF : n <= 16 ? 0 : (1u << (n - 16)) - 1);
+        __m512 v0 = _mm512_maskz_loadu_ps(m0, src + b * B), v1 = _mm512_maskz_loadu_ps(m1, src + b * B + 16);
+        __m512i abs = _mm512_set1_epi32(0x7FFFFFFF);
+        __m512i a = _mm512_max_epu32(_mm512_and_si512(_mm512_castps_si512(v0), abs),
+                                     _mm512_and_si512(_mm512_castps_si512(v1), abs));
+        float sx, inv = block_inv((uint32_t)_mm512_reduce_max_epu32(a), &sx);
+        if (inv == 0) v0 = v1 = _mm512_setzero_ps(); /* q = 0 (an inf times 0 would be a NaN) */
+        __m512 vi = _mm512_set1_ps(inv), hi = _mm512_set1_ps(127), lo = _mm512_set1_ps(-127);
+        __m512 t0 = _mm512_roundscale_ps(_mm512_mul_ps(v0, vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512 t1 = _mm512_roundscale_ps(_mm512_mul_ps(v1, vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512i q0 = _mm512_cvttps_epi32(_mm512_max_ps(_mm512_min_ps(t0, hi), lo));
+        __m512i q1 = _mm512_cvttps_epi32(_mm512_max_ps(_mm512_min_ps(t1, hi), lo));
+        int8_t *qd = x->qx + r * x->ld + b * B;
+        int16_t *wd = x->x16 + r * x->ld + b * B;
+        _mm_storeu_si128((__m128i *)qd, _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(qd + 16), _mm512_cvtepi32_epi8(q1));
+        _mm256_storeu_si256((__m256i *)wd, _mm512_cvtepi32_epi16(q0));
+        _mm256_storeu_si256((__m256i *)(wd + 16), _mm512_cvtepi32_epi16(q1));
+        x->sx[(size_t)r * nb + b] = sx;
+        x->ns[(size_t)r * nb + b] = -128 * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    }
+}
+
+/* VNNI: rows per pass over a group's weights, their sums in registers; more rows take
+ * another pass, the group's weights then read from L2. 16 measured 1.4x slower per row than
+ * 8 (registers spill); vpdpbusd's rate (about one per 0.35-0.4 ns here) is the limit, so
+ * past about 5 rows a pass costs more than reading the weights from memory. */
+enum { VR = 8 };
+/* VNNI: prefetch the weights this many blocks (of 512 bytes) ahead. The hardware's own
+ * prefetch falls behind while a pass computes 8 rows: at 4096 x 4096, 8 rows cost 2.4x one
+ * row without it, about 1.25-1.3x with 16-64 blocks ahead (one thread, a busy machine). */
+enum { PF_B = 32 };
+
+/* One group of 16 outputs for nr (1..VR, a constant where inlined) rows from row r0. */
+VNNI_INLINE void group_vnni(float *out, const rows_q8 *x, const mtp_q8_matrix *w, int g, int r0,
+                            const int nr, float beta) {
+    int nb = w->nb, OC = w->OC;
+    const __m512i *wg = (const __m512i *)(w->w + (size_t)g * nb * GBYTES);
+    const uint16_t *sg = w->scale + (size_t)g * nb * GN;
+    const int8_t *qx = x->qx + r0 * x->ld;
+    const float *sx = x->sx + (size_t)r0 * nb;
+    const int32_t *ns = x->ns + (size_t)r0 * nb;
+    __m512 acc[VR];
+#pragma GCC unroll 8
+    for (int r = 0; r < nr; r++) acc[r] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512i wv[B / 4];
+        for (int j = 0; j < B / 4; j++) {
+            wv[j] = _mm512_load_si512(wg + (size_t)b * (B / 4) + j);
+            _mm_prefetch((const char *)(wg + (size_t)(b + PF_B) * (B / 4) + j), _MM_HINT_T0); /* may pass the end: a hint */
+        }
+        __m512 sw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sg + (size_t)b * GN)));
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) {
+            const int8_t *xb = qx + r * x->ld + b * B;
+            __m512i d = _mm512_set1_epi32(ns[(size_t)r * nb + b]);
+            for (int j = 0; j < B / 4; j++) {
+                int32_t x4; /* 4 bytes of the row, broadcast to the 16 lanes */
+                memcpy(&x4, xb + 4 * j, sizeof x4);
+                d = _mm512_dpbusd_epi32(d, wv[j], _mm512_set1_epi32(x4));
+            }
+            __m512 scale = _mm512_mul_ps(sw, _mm512_set1_ps(sx[(size_t)r * nb + b]));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), scale, acc[r]);
+        }
+    }
+    int n = OC - g * GN < GN ? OC - g * GN : GN;
+    __mmask16 m = (__mmask16)((1u << n) - 1);
+    for (int r = 0; r < nr; r++) {
+        float *dst = out + (size_t)(r0 + r) * OC + g * GN;
+        __m512 v = acc[r];
+        if (beta != 0) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, dst));
+        _mm512_mask_storeu_ps(dst, m, v);
+    }
+}
+
+#define GROUP_VNNI_CASE(n) \
+    case n: group_vnni(out, x, w, g, r0, n, beta); break;
+
+VNNI_TARGET static void matmul_vnni(float *out, const rows_q8 *x, const mtp_q8_matrix *w, int R, float beta) {
+    int ng = ngroups(w->OC);
+#pragma omp parallel for schedule(static) if ((size_t)ng * w->nb >= PARALLEL_MIN)
+    for (int g = 0; g < ng; g++)
+        for (int r0 = 0; r0 < R; r0 += VR) {
+            switch (R - r0 < VR ? R - r0 : VR) {
+                GROUP_VNNI_CASE(1) GROUP_VNNI_CASE(2) GROUP_VNNI_CASE(3) GROUP_VNNI_CASE(4)
+                GROUP_VNNI_CASE(5) GROUP_VNNI_CASE(6) GROUP_VNNI_CASE(7)
+            default: group_vnni(out, x, w, g, r0, VR, beta); break;
+            }
+        }
+}
+#undef GROUP_VNNI_CASE
+#endif
+
+void mtp_matmul_rows_q8_vnni(float *out, const float *x, const mtp_q8_matrix *w, int R, float beta,
+                             void *scratch) {
+#if defined(__x86_64__)
+    MTP_ASSERT(mtp_q8_vnni_available() || !"mtp_matmul_rows_q8_vnni on a CPU without AVX512-VNNI");
+    rows_q8 xq = rows_at(scratch, R, w->C);
+    for (int r = 0; r < R; r++) quantize_row_vnni(&xq, r, x + (size_t)r * w->C, w->C);
+    matmul_vnni(out, &xq, w, R, beta);
+#else
+    MTP_ASSERT(!"mtp_matmul_rows_q8_vnni on a CPU without AVX512-VNNI");
+#endif
+}
+
+/* ---- the path -------------------------------------------------------------------------- */
+static int vnni_state = -1, avx2_state = -1; /* -1: not probed yet */
+
+int mtp_q8_vnni_available(void) {
+#if defined(__x86_64__)
+    if (vnni_state < 0) {
+        __builtin_cpu_init();
+        vnni_state = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+                     __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma") &&
+                     !getenv("MTP_NO_AVX512VNNI");
+    }
+    return vnni_state;
+#else
+    return 0;
+#endif
+}
+
+int mtp_q8_avx2_available(void) {
+#if defined(__x86_64__)
+    if (avx2_state < 0) {
+        __builtin_cpu_init();
+        avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                     __builtin_cpu_supports("f16c") && !getenv("MTP_NO_AVX2");
+    }
+    return avx2_state;
+#else
+    return 0;
+#endif
+}
+
+const char *mtp_q8_path(void) {
+    return mtp_q8_vnni_available() ? "AVX512-VNNI" : mtp_q8_avx2_available() ? "AVX2" : "portable";
+}
+
+void mtp_matmul_rows_q8(float *out, const float *x, const mtp_q8_matrix *w, int R, float beta,
+                        void *scratch) {
+    if (mtp_q8_vnni_available())
+        mtp_matmul_rows_q8_vnni(out, x, w, R, beta, scratch);
+    else if (mtp_q8_avx2_available())
+        mtp_matmul_rows_q8_avx2(out, x, w, R, beta, scratch);
+    else
+        mtp_matmul_rows_q8_portable(out, x, w, R, beta, scratch);
+}
