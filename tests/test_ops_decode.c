@@ -516,6 +516,89 @@ static void test_attend_bf16(void) {
     }
 }
 
+/* ---- attention over bf16 caches -------------------------------------------------------
+ * mtp_attend_row_bf16 widens each key and value exactly and then runs mtp_attend_row's
+ * recipe: its bits (output and softmax weights) are mtp_attend_row's on fp32 caches holding
+ * the widened values, in each version; its two versions agree; it is close to the double
+ * reference on the widened values. A slot holds KVH kv heads (stride KVH hd) and query head
+ * h reads kv head h / (H / KVH), as grouped-query attention does; the chains are a tree's
+ * (test_attend_bf16's) after prefixes of many lengths, and random gathers with repeats. */
+/* outputs (hd) and softmax weights (n) of two attention calls: the same bits */
+static int same_attention(const float *a, const float *b, int hd, const float *sa, const float *sb, int n) {
+    return !memcmp(a, b, hd * sizeof *a) && !memcmp(sa, sb, n * sizeof *sa);
+}
+
+static void test_attend_row_bf16(void) {
+    static const int HDS[] = {1, 5, 8, 16, 17, 32, 48, 64, 80, 128};
+    static const int LENS[] = {0, 1, 2, 15, 16, 17, 31, 32, 33, 64, 93};
+    static const float SCALES[] = {0.05f, 1, 40}; /* flat, typical, one dominant key */
+    enum { CAP = 110, KVH = 2, H = 4, GROUP = H / KVH, MAXHD = 128 };
+    int avx512 = mtp_decode_avx512_available();
+    for (size_t hi = 0; hi < sizeof HDS / sizeof *HDS; hi++) {
+        int hd = HDS[hi], ch[CAP], rounded = 1;
+        size_t stride = (size_t)KVH * hd, total = CAP * stride;
+        float *kf = varied(total, 1), *vf = varied(total, 1), *q = rnd((size_t)H * hd, 1);
+        float got[MAXHD], want[MAXHD], other[MAXHD], ref[MAXHD], sg[CAP], sw[CAP], so[CAP];
+        uint16_t *kb = xcalloc(total, sizeof *kb), *vb = xcalloc(total, sizeof *vb);
+        mtp_bf16_round_row(kb, kf, total);
+        mtp_bf16_round_row(vb, vf, total);
+        for (size_t i = 0; i < total; i++) {
+            rounded &= kb[i] == mtp_bf16_round(kf[i]) && vb[i] == mtp_bf16_round(vf[i]);
+            kf[i] = bf16_float(kb[i]), vf[i] = bf16_float(vb[i]); /* the widened caches */
+        }
+        CHECK(rounded, "bf16_round_row hd %d: the cache rows rounded like mtp_bf16_round", hd);
+        int same = 1, same_portable = 1, same_versions = 1, close = 1;
+        char where[120] = "";
+        for (size_t li = 0; li <= sizeof LENS / sizeof *LENS; li++)
+            for (int r = 0; r < TREE; r++)
+                for (size_t si = 0; si < sizeof SCALES / sizeof *SCALES; si++) {
+                    int n;
+                    if (li < sizeof LENS / sizeof *LENS) {
+                        n = tree_chain(ch, LENS[li], r);
+                    } else { /* gathered out of order, repeats */
+                        n = 1 + (int)mtp_rng_below(&rng, CAP);
+                        for (int j = 0; j < n; j++) ch[j] = (int)mtp_rng_below(&rng, CAP);
+                    }
+                    float scale = SCALES[si] / sqrtf((float)hd);
+                    for (int h = 0; h < H; h++) {
+                        size_t g = (size_t)(h / GROUP) * hd;
+                        const float *qh = q + (size_t)h * hd;
+                        int a = 1, b = 1, c = 1, d = 1;
+                        mtp_attend_row_bf16(got, qh, kb + g, vb + g, ch, n, stride, hd, scale, sg);
+                        mtp_attend_row(want, qh, kf + g, vf + g, ch, n, stride, hd, scale, sw);
+                        a = same_attention(got, want, hd, sg, sw, n);
+                        mtp_attend_row_bf16_portable(got, qh, kb + g, vb + g, ch, n, stride, hd, scale, sg);
+                        mtp_attend_row_portable(other, qh, kf + g, vf + g, ch, n, stride, hd, scale, so);
+                        b = same_attention(got, other, hd, sg, so, n);
+                        if (avx512) {
+                            mtp_attend_row_bf16_avx512(other, qh, kb + g, vb + g, ch, n, stride, hd, scale, so);
+                            c = same_attention(got, other, hd, sg, so, n);
+                        }
+                        if (SCALES[si] == 1) { /* the others: 1e3 values, scores far apart */
+                            mtp_attend_row_ref(ref, qh, kf + g, vf + g, ch, n, stride, hd, scale);
+                            double worst = 0, top = 1e-3;
+                            for (int e = 0; e < hd; e++) top = fmax(top, fabs(ref[e]));
+                            for (int e = 0; e < hd; e++) worst = fmax(worst, fabs((double)want[e] - ref[e]));
+                            d = worst <= TOL * top;
+                        }
+                        same &= a, same_portable &= b, same_versions &= c, close &= d;
+                        if (!(a && b && c && d) && !*where)
+                            snprintf(where, sizeof where, "first at %d keys, tree row %d, scale %g, query head %d", n,
+                                     r, scale, h);
+                    }
+                }
+        CHECK(same, "attend_row_bf16 hd %d: the bits of attend_row on the widened caches, weights too (%s)", hd, where);
+        CHECK(same_portable, "attend_row_bf16 portable hd %d: the bits of attend_row portable on the widened caches (%s)",
+              hd, where);
+        if (avx512)
+            CHECK(same_versions, "attend_row_bf16 AVX-512 vs portable hd %d: the same bits (%s)", hd, where);
+        else
+            SKIP("attend_row_bf16 AVX-512 vs portable hd %d: %s", hd, no_avx512());
+        CHECK(close, "attend_row_bf16 hd %d vs the reference on the widened caches within %g (%s)", hd, TOL, where);
+        free(kf), free(vf), free(q), free(kb), free(vb);
+    }
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* keep the lines if a sanitizer ends the run */
 #if MTP_HAVE_OMP
@@ -558,5 +641,6 @@ int main(void) {
     test_bf16_rows_rounding("portable");
     test_rope_rows();
     test_attend_row();
+    test_attend_row_bf16();
     return check_finish();
 }

@@ -132,6 +132,12 @@ void mtp_attend_bf16(float *const *out, const float *const *q, const int *const 
  * k + idx[j] * stride and v + idx[j] * stride; s: n floats of scratch (the weights) */
 void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
                     int n, size_t stride, int hd, float scale, float *s);
+/* The same over bf16 caches (key j's vectors at k + idx[j] * stride and v + idx[j] * stride,
+ * bf16): the bits of mtp_attend_row on the keys and values widened to fp32. */
+void mtp_attend_row_bf16(float *out, const float *q, const uint16_t *k, const uint16_t *v, const int *idx,
+                         int n, size_t stride, int hd, float scale, float *s);
+/* dst (n) = mtp_bf16_round(src[i]): a key or value row into a bf16 cache */
+void mtp_bf16_round_row(uint16_t *dst, const float *src, size_t n);
 
 /* The two versions of the decoding kernels with an AVX-512 path (ops_decode.c,
  * ops_bf16.c, attend_bf16.c), for the tests that compare them bit for bit: *_portable,
@@ -146,6 +152,10 @@ void mtp_attend_row_portable(float *out, const float *q, const float *k, const f
                              int n, size_t stride, int hd, float scale, float *s);
 void mtp_attend_row_avx512(float *out, const float *q, const float *k, const float *v, const int *idx,
                            int n, size_t stride, int hd, float scale, float *s);
+void mtp_attend_row_bf16_portable(float *out, const float *q, const uint16_t *k, const uint16_t *v,
+                                  const int *idx, int n, size_t stride, int hd, float scale, float *s);
+void mtp_attend_row_bf16_avx512(float *out, const float *q, const uint16_t *k, const uint16_t *v,
+                                const int *idx, int n, size_t stride, int hd, float scale, float *s);
 /* dst (n) = mtp_bf16_round(src[i]): how mtp_matmul_rows_bf16 rounds its rows */
 void mtp_bf16_round_row_portable(uint16_t *dst, const float *src, size_t n);
 void mtp_bf16_round_row_avx512(uint16_t *dst, const float *src, size_t n);
