@@ -104,14 +104,16 @@ size_t mtp_bf16_scratch(int R, int C); /* uint16_t elements of scratch (zeroed o
 /* out (R,OC) = beta * out + bf16(x) (R,C) @ w^T */
 void mtp_matmul_rows_bf16(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
                           uint16_t *scratch);
-/* bf16 attention on Intel AMX (attend_bf16.c), for decoders in bf16: q and k rounded to
- * bf16 for the scores; the softmax numerators and v rounded to bf16 over whole blocks of
- * 32 positions, fp32 after the last whole block. Batch-invariant like the rest: a
- * query's result depends on its own vector and on the keys and values at its positions,
- * not on the slots holding them nor on the other queries. */
+/* bf16 attention on Intel AMX (attend_bf16.c), for decoders in bf16: q, k and v rounded
+ * to bf16 (k and v once, into the tiles: the only copy it reads); the softmax numerators
+ * rounded to bf16 over whole blocks of 32 positions, fp32 after the last whole block.
+ * Batch-invariant like the rest: a query's result depends on its own vector and on the
+ * keys and values at its positions, not on the slots holding them nor on the other
+ * queries. */
 typedef struct {
     const uint16_t *k, *v; /* keys (rotated) and values of one kv head, bf16, in tiles */
-    const float *vf;       /* the values in fp32: slot s at vf + s * vf_ld */
+    /* TODO: remove vf and vf_ld once src/decode stops filling them: not read any more */
+    const float *vf;
     size_t vf_ld;
     int hd;
 } mtp_kv_bf16;
@@ -121,6 +123,9 @@ size_t mtp_kv_tiles_size(int cap, int hd);       /* uint16_t elements of k (or v
 /* Rounds a slot's key and value (hd each) into one kv head's tiles. Slots 2j and 2j+1
  * share tile rows: not from two threads at once. */
 void mtp_kv_tiles_put(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v);
+/* k, v (hd) = a slot's key and value as the tiles hold them, widened to fp32: put back at
+ * any slot, the same bf16 (how a decoder keeping only tiles moves a slot) */
+void mtp_kv_tiles_get(float *k, float *v, const uint16_t *kt, const uint16_t *vt, int hd, int slot);
 enum { MTP_ATTEND_BF16_QUERIES = 16 }; /* queries per call: one tile's rows */
 /* For nq <= MTP_ATTEND_BF16_QUERIES queries of one sequence and kv head: out[i] (hd) =
  * softmax over the n[i] keys chain[i][0..n[i]-1] (the slots of positions 0..n[i]-1, in
@@ -162,5 +167,8 @@ void mtp_bf16_round_row_avx512(uint16_t *dst, const float *src, size_t n);
 /* mtp_kv_tiles_put's two versions */
 void mtp_kv_tiles_put_portable(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v);
 void mtp_kv_tiles_put_avx512(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v);
+/* mtp_kv_tiles_get's two versions */
+void mtp_kv_tiles_get_portable(float *k, float *v, const uint16_t *kt, const uint16_t *vt, int hd, int slot);
+void mtp_kv_tiles_get_avx512(float *k, float *v, const uint16_t *kt, const uint16_t *vt, int hd, int slot);
 
 #endif
