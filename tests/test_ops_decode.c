@@ -387,7 +387,8 @@ static void test_kv_tiles_versions(void) {
  * rounded to bf16 (summed here in double); the softmax numerators p = vexp1(scale s - max)
  * in fp32; v rounded to bf16 (the tiles are the kernel's only copy); over the whole
  * blocks of 32 positions p rounded to bf16 too, after the last whole block p in fp32; all
- * sums in double, then / sum p. round 0: no rounding at all (plain attention). drop >= 0: leaves that position out (the self-test below).
+ * sums in double, then / sum p. round 0: no rounding at all (plain attention). drop >= 0:
+ * leaves that position out (the self-test below).
  * slack[d]: where a numerator sits so near a bf16 rounding midpoint that the kernel's own
  * fp32 sums may round it the other way, the most that can move output d. */
 enum { TIGHT_MIDPOINT = 256 }; /* fp32 ulps of p from a bf16 midpoint counted as ambiguous */
@@ -635,10 +636,10 @@ static void test_attend_row_bf16(void) {
                                      r, scale, h);
                     }
                 }
-        CHECK(same, "attend_row_bf16 hd %d, %s: the bits of attend_row on the widened caches, weights too (%s)", hd, data,
-              where);
-        CHECK(same_portable, "attend_row_bf16 portable hd %d, %s: the bits of attend_row portable on the widened caches (%s)",
-              hd, data, where);
+        CHECK(same, "attend_row_bf16 hd %d, %s: the bits of attend_row on the widened caches, weights too (%s)", hd,
+              data, where);
+        CHECK(same_portable, "attend_row_bf16 portable hd %d, %s: the bits of attend_row portable on the widened "
+              "caches (%s)", hd, data, where);
         if (avx512)
             CHECK(same_versions, "attend_row_bf16 AVX-512 vs portable hd %d, %s: the same bits (%s)", hd, data, where);
         else
