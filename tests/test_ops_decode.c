@@ -88,6 +88,8 @@ static float bf16_float(uint16_t h) {
     return f;
 }
 
+static float bf16r(float x) { return bf16_float(mtp_bf16_round(x)); }
+
 static void test_bf16_round(void) {
     float one_and_half_ulp = 1.0f + 1.0f / 256, above = 1.0f + 1.0f / 256 + 1.0f / 65536;
     CHECK(mtp_bf16_round(1.0f) == 0x3F80 && mtp_bf16_round(-2.0f) == 0xC000, "bf16: exact values");
@@ -316,6 +318,49 @@ static void test_bf16_exp_versions(void) {
 #endif
 }
 
+/* A slot read back from the tiles (mtp_kv_tiles_get, whose AVX-512 version reads the values
+ * as mtp_attend_bf16 does) is its key and value rounded to bf16, whatever was put in the
+ * slots beside it; putting that at another slot (a decoder moving a slot) writes there
+ * what putting the original would. The values have every magnitude, zeros, inf and NaN. */
+static void test_kv_tiles_get(void) {
+    enum { CAP = 70 };
+    for (int hd = 32; hd <= 96; hd += 32) {
+        size_t n = mtp_kv_tiles_size(CAP, hd);
+        uint16_t *kt = xcalloc(n, 2), *vt = xcalloc(n, 2), *kt2 = xcalloc(n, 2), *vt2 = xcalloc(n, 2);
+        float *k = varied((size_t)CAP * hd, 1), *v = varied((size_t)CAP * hd, 1), kg[96], vg[96], kw[96], vw[96];
+        k[3] = INFINITY, v[4] = -INFINITY, k[hd + 5] = NAN, v[2 * hd + 7] = NAN;
+        for (int s = 0; s < CAP; s++) {
+            int slot = (s * 37) % CAP; /* out of order: both halves of shared tile rows */
+            mtp_kv_tiles_put(kt, vt, hd, slot, k + (size_t)slot * hd, v + (size_t)slot * hd);
+        }
+        int ok = 1, versions = 1, moved = 1;
+        for (int slot = 0; slot < CAP; slot++) {
+            const float *ks = k + (size_t)slot * hd, *vs = v + (size_t)slot * hd;
+            for (int d = 0; d < hd; d++) kw[d] = bf16r(ks[d]), vw[d] = bf16r(vs[d]);
+            mtp_kv_tiles_get_portable(kg, vg, kt, vt, hd, slot);
+            ok &= !memcmp(kg, kw, hd * sizeof *kg) && !memcmp(vg, vw, hd * sizeof *vg);
+            if (mtp_decode_avx512_available()) {
+                mtp_kv_tiles_get_avx512(kg, vg, kt, vt, hd, slot);
+                versions &= !memcmp(kg, kw, hd * sizeof *kg) && !memcmp(vg, vw, hd * sizeof *vg);
+            }
+            mtp_kv_tiles_get(kg, vg, kt, vt, hd, slot); /* moved to slot CAP - 1 - slot */
+            memcpy(kt2, kt, n * 2), memcpy(vt2, vt, n * 2);
+            mtp_kv_tiles_put(kt2, vt2, hd, CAP - 1 - slot, kg, vg);
+            mtp_kv_tiles_put(kt, vt, hd, CAP - 1 - slot, ks, vs);
+            moved &= !memcmp(kt, kt2, n * 2) && !memcmp(vt, vt2, n * 2);
+            mtp_kv_tiles_put(kt, vt, hd, CAP - 1 - slot, k + (size_t)(CAP - 1 - slot) * hd,
+                             v + (size_t)(CAP - 1 - slot) * hd);
+        }
+        CHECK(ok, "kv tiles get (portable) hd %d: every slot's key and value rounded to bf16", hd);
+        if (mtp_decode_avx512_available())
+            CHECK(versions, "kv tiles get (AVX-512) hd %d: every slot's key and value rounded to bf16", hd);
+        else
+            SKIP("kv tiles get (AVX-512) hd %d: %s", hd, no_avx512());
+        CHECK(moved, "kv tiles hd %d: a slot read back and put elsewhere is the original put there", hd);
+        free(kt), free(vt), free(kt2), free(vt2), free(k), free(v);
+    }
+}
+
 /* Key and value tiles written by the AVX-512 and portable mtp_kv_tiles_put: the same bytes. */
 static void test_kv_tiles_versions(void) {
     if (!mtp_decode_avx512_available()) {
@@ -340,16 +385,15 @@ static void test_kv_tiles_versions(void) {
 /* ---- bf16 attention ------------------------------------------------------------------
  * The reference rounds as ops.h and attend_bf16.c document: the scores from q and k
  * rounded to bf16 (summed here in double); the softmax numerators p = vexp1(scale s - max)
- * in fp32; over the whole blocks of 32 positions p and v rounded to bf16, after the last
- * whole block p and v in fp32; all sums in double, then / sum p. round 0: no rounding at
- * all (plain attention). drop >= 0: leaves that position out (the self-test below).
+ * in fp32; v rounded to bf16 (the tiles are the kernel's only copy); over the whole
+ * blocks of 32 positions p rounded to bf16 too, after the last whole block p in fp32; all
+ * sums in double, then / sum p. round 0: no rounding at all (plain attention). drop >= 0:
+ * leaves that position out (the self-test below).
  * slack[d]: where a numerator sits so near a bf16 rounding midpoint that the kernel's own
  * fp32 sums may round it the other way, the most that can move output d. */
 enum { TIGHT_MIDPOINT = 256 }; /* fp32 ulps of p from a bf16 midpoint counted as ambiguous */
 static const double TOL_ATT = 1e-4; /* bf16 attention vs its reference, relative to max |out|:
                                      * only the kernel's fp32 sums differ (about 1e-6) */
-
-static float bf16r(float x) { return bf16_float(mtp_bf16_round(x)); }
 
 static void attend_bf16_ref(double *out, double *slack, const float *q, const float *k, const float *v,
                             const int *chain, int n, size_t ld, int hd, float scale, int round, int drop) {
@@ -380,7 +424,7 @@ static void attend_bf16_ref(double *out, double *slack, const float *q, const fl
         int ambiguous = i < full && p[i] > 0 && abs((int)(u & 0xFFFF) - 0x8000) < TIGHT_MIDPOINT;
         float ulp = ambiguous ? ldexpf(1.0f, ilogbf(p[i]) - 7) : 0; /* of a bf16 at p */
         for (int d = 0; d < hd; d++) {
-            float vd = i < full ? bf16r(vi[d]) : vi[d];
+            float vd = round ? bf16r(vi[d]) : vi[d];
             out[d] += (double)pi * vd;
             if (ambiguous) slack[d] += (double)ulp * fabsf(vd);
         }
@@ -474,7 +518,7 @@ static void test_attend_bf16(void) {
             int len = ATT_LENS[li], chains[TREE][CAP], n[TREE * QPER];
             for (int s = 0; s < CAP; s++) /* kv head 1 of the cache: ld > hd */
                 mtp_kv_tiles_put(kt, vt, hd, s, k + s * ld + hd, v + s * ld + hd);
-            mtp_kv_bf16 kv = {kt, vt, v + hd, ld, hd};
+            mtp_kv_bf16 kv = {.k = kt, .v = vt, .hd = hd};
             float *outs[TREE * QPER];
             const float *qs[TREE * QPER];
             const int *chs[TREE * QPER];
@@ -501,7 +545,7 @@ static void test_attend_bf16(void) {
                 for (int s = 0; s < CAP; s++) mtp_kv_tiles_put(kt2, vt2, hd, s, k2 + s * ld + hd, v2 + s * ld + hd);
                 int identity[CAP];
                 for (int i = 0; i < CAP; i++) identity[i] = i;
-                mtp_kv_bf16 kv2 = {kt2, vt2, v2 + hd, ld, hd};
+                mtp_kv_bf16 kv2 = {.k = kt2, .v = vt2, .hd = hd};
                 float *o1[1] = {alone};
                 const float *q1[1] = {qs[m]};
                 const int *c1[1] = {identity};
@@ -513,6 +557,96 @@ static void test_attend_bf16(void) {
               TOL_ATT, worst);
         CHECK(same, "attend_bf16 hd %d: each tree row equals itself alone, in position order", hd);
         free(k), free(v), free(q), free(k2), free(v2), free(scratch), free(kt), free(vt), free(kt2), free(vt2);
+    }
+}
+
+/* ---- attention over bf16 caches -------------------------------------------------------
+ * mtp_attend_row_bf16 widens each key and value exactly and then runs mtp_attend_row's
+ * recipe: its bits (output and softmax weights) are mtp_attend_row's on fp32 caches holding
+ * the widened values, in each version; its two versions agree; it is close to the double
+ * reference on the widened values, where they are well conditioned (normal keys and
+ * values, the typical scale; varied()'s 1e3 elements make scores whose fp32 rounding alone
+ * exceeds TOL). A slot holds KVH kv heads (stride KVH hd) and query head
+ * h reads kv head h / (H / KVH), as grouped-query attention does; the chains are a tree's
+ * (test_attend_bf16's) after prefixes of many lengths, and random gathers with repeats. */
+/* outputs (hd) and softmax weights (n) of two attention calls: the same bits */
+static int same_attention(const float *a, const float *b, int hd, const float *sa, const float *sb, int n) {
+    return !memcmp(a, b, hd * sizeof *a) && !memcmp(sa, sb, n * sizeof *sa);
+}
+
+static void test_attend_row_bf16(void) {
+    static const int HDS[] = {1, 5, 8, 16, 17, 32, 48, 64, 80, 128};
+    static const int LENS[] = {0, 1, 2, 15, 16, 17, 31, 32, 33, 64, 93};
+    static const float SCALES[] = {0.05f, 1, 40}; /* flat, typical, one dominant key */
+    enum { CAP = 110, KVH = 2, H = 4, GROUP = H / KVH, MAXHD = 128 };
+    int avx512 = mtp_decode_avx512_available();
+    for (size_t hi = 0; hi < 2 * sizeof HDS / sizeof *HDS; hi++) {
+        int hd = HDS[hi / 2], normal = hi % 2, ch[CAP], rounded = 1;
+        size_t stride = (size_t)KVH * hd, total = CAP * stride;
+        float *kf = normal ? rnd(total, 1) : varied(total, 1), *vf = normal ? rnd(total, 1) : varied(total, 1);
+        float *q = rnd((size_t)H * hd, 1);
+        float got[MAXHD], want[MAXHD], other[MAXHD], ref[MAXHD], sg[CAP], sw[CAP], so[CAP];
+        uint16_t *kb = xcalloc(total, sizeof *kb), *vb = xcalloc(total, sizeof *vb);
+        mtp_bf16_round_row(kb, kf, total);
+        mtp_bf16_round_row(vb, vf, total);
+        for (size_t i = 0; i < total; i++) {
+            rounded &= kb[i] == mtp_bf16_round(kf[i]) && vb[i] == mtp_bf16_round(vf[i]);
+            kf[i] = bf16_float(kb[i]), vf[i] = bf16_float(vb[i]); /* the widened caches */
+        }
+        const char *data = normal ? "normal" : "varied";
+        CHECK(rounded, "bf16_round_row hd %d: the cache rows rounded like mtp_bf16_round (%s)", hd, data);
+        int same = 1, same_portable = 1, same_versions = 1, close = 1;
+        char where[120] = "";
+        for (size_t li = 0; li <= sizeof LENS / sizeof *LENS; li++)
+            for (int r = 0; r < TREE; r++)
+                for (size_t si = 0; si < sizeof SCALES / sizeof *SCALES; si++) {
+                    int n;
+                    if (li < sizeof LENS / sizeof *LENS) {
+                        n = tree_chain(ch, LENS[li], r);
+                    } else { /* gathered out of order, repeats */
+                        n = 1 + (int)mtp_rng_below(&rng, CAP);
+                        for (int j = 0; j < n; j++) ch[j] = (int)mtp_rng_below(&rng, CAP);
+                    }
+                    float scale = SCALES[si] / sqrtf((float)hd);
+                    for (int h = 0; h < H; h++) {
+                        size_t g = (size_t)(h / GROUP) * hd;
+                        const float *qh = q + (size_t)h * hd;
+                        int a = 1, b = 1, c = 1, d = 1;
+                        mtp_attend_row_bf16(got, qh, kb + g, vb + g, ch, n, stride, hd, scale, sg);
+                        mtp_attend_row(want, qh, kf + g, vf + g, ch, n, stride, hd, scale, sw);
+                        a = same_attention(got, want, hd, sg, sw, n);
+                        mtp_attend_row_bf16_portable(got, qh, kb + g, vb + g, ch, n, stride, hd, scale, sg);
+                        mtp_attend_row_portable(other, qh, kf + g, vf + g, ch, n, stride, hd, scale, so);
+                        b = same_attention(got, other, hd, sg, so, n);
+                        if (avx512) {
+                            mtp_attend_row_bf16_avx512(other, qh, kb + g, vb + g, ch, n, stride, hd, scale, so);
+                            c = same_attention(got, other, hd, sg, so, n);
+                        }
+                        if (normal && SCALES[si] == 1) {
+                            mtp_attend_row_ref(ref, qh, kf + g, vf + g, ch, n, stride, hd, scale);
+                            double worst = 0, top = 1e-3; /* relative to the values averaged: */
+                            for (int j = 0; j < n; j++)     /* the average itself may cancel */
+                                for (int e = 0; e < hd; e++) top = fmax(top, fabs(vf[(size_t)ch[j] * stride + g + e]));
+                            for (int e = 0; e < hd; e++) worst = fmax(worst, fabs((double)want[e] - ref[e]));
+                            d = worst <= TOL * top;
+                        }
+                        same &= a, same_portable &= b, same_versions &= c, close &= d;
+                        if (!(a && b && c && d) && !*where)
+                            snprintf(where, sizeof where, "first at %d keys, tree row %d, scale %g, query head %d", n,
+                                     r, scale, h);
+                    }
+                }
+        CHECK(same, "attend_row_bf16 hd %d, %s: the bits of attend_row on the widened caches, weights too (%s)", hd,
+              data, where);
+        CHECK(same_portable, "attend_row_bf16 portable hd %d, %s: the bits of attend_row portable on the widened "
+              "caches (%s)", hd, data, where);
+        if (avx512)
+            CHECK(same_versions, "attend_row_bf16 AVX-512 vs portable hd %d, %s: the same bits (%s)", hd, data, where);
+        else
+            SKIP("attend_row_bf16 AVX-512 vs portable hd %d, %s: %s", hd, data, no_avx512());
+        if (normal)
+            CHECK(close, "attend_row_bf16 hd %d vs the reference on the widened caches within %g (%s)", hd, TOL, where);
+        free(kf), free(vf), free(q), free(kb), free(vb);
     }
 }
 
@@ -531,6 +665,7 @@ int main(void) {
     test_attend_row_versions();
     test_bf16_exp_versions();
     test_kv_tiles_versions();
+    test_kv_tiles_get();
     test_bf16_round();
     test_attend_bf16_reference();
     if (mtp_amx_available()) {
@@ -558,5 +693,6 @@ int main(void) {
     test_bf16_rows_rounding("portable");
     test_rope_rows();
     test_attend_row();
+    test_attend_row_bf16();
     return check_finish();
 }

@@ -6,7 +6,9 @@
  *
  * Values: out (16 queries x 16 dims) = P (16 x 32 positions, the softmax numerators as
  * bf16) @ V (32 x 16, bf16), summed over the whole blocks of 32 positions, then the
- * positions after the last whole block (fewer than 32) in fp32, then divided by the sum.
+ * positions after the last whole block (fewer than 32) with their numerators in fp32
+ * (the values widened from the tiles), then divided by the sum. The tiles are the only
+ * copy of the keys and values this reads: mtp_kv_tiles_get reads a slot back.
  *
  * Batch invariance: a query's result may depend only on its vector and the keys and
  * values at its positions, not on the slots they sit in (a tree's drafts sit in slots
@@ -51,7 +53,27 @@ size_t mtp_kv_tiles_size(int cap, int hd) { return cap_blocks(cap) * hd; }
  * slot the pair (k[slot][2j], k[slot][2j+1]): the B operand of Q @ K^T.
  * Value tiles: for each 32 slots and 16 dims, row j holding for each dim the pair
  * (v[slot 2j][dim], v[slot 2j+1][dim]): the B operand of P @ V. */
+static size_t key_at(int hd, int slot, int d) { /* of k[slot][d] in the key tiles */
+    return (size_t)(slot / KS) * (hd / 32) * TILE + d / 32 * TILE + (d % 32) / 2 * 32 + (slot % KS) * 2 + d % 2;
+}
+
+static size_t value_at(int hd, int slot, int d) { /* of v[slot][d] in the value tiles */
+    return (size_t)(slot / VB) * (hd / 16) * TILE + d / 16 * TILE + (slot % VB) / 2 * 32 + (d % 16) * 2 + slot % 2;
+}
+
 #if defined(__AVX512F__)
+/* v[slot][d0..d0+15] (d0 a multiple of 16), a bf16 in the low half of each 32-bit lane:
+ * the halves (slot even: low, odd: high) of the 16 words of one value-tile row */
+static inline __m512i value_words16(const uint16_t *vt, int hd, int slot, int d0) {
+    __m512i w = _mm512_loadu_si512(vt + value_at(hd, slot, d0) - slot % 2);
+    return slot % 2 ? _mm512_srli_epi32(w, 16) : _mm512_and_si512(w, _mm512_set1_epi32(0xFFFF));
+}
+
+/* the same widened to fp32 */
+static inline __m512 value16(const uint16_t *vt, int hd, int slot, int d0) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(value_words16(vt, hd, slot, d0), 16));
+}
+
 void mtp_kv_tiles_put_avx512(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v) {
     MTP_ASSERT(hd % 32 == 0 && slot >= 0);
     uint16_t *kb = kt + (size_t)(slot / KS) * (hd / 32) * TILE + (slot % KS) * 2;
@@ -79,11 +101,9 @@ void mtp_kv_tiles_put_avx512(uint16_t *kt, uint16_t *vt, int hd, int slot, const
 
 void mtp_kv_tiles_put_portable(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v) {
     MTP_ASSERT(hd % 32 == 0 && slot >= 0);
-    uint16_t *kb = kt + (size_t)(slot / KS) * (hd / 32) * TILE + (slot % KS) * 2;
-    uint16_t *vb = vt + (size_t)(slot / VB) * (hd / 16) * TILE + (slot % VB) / 2 * 32 + slot % 2;
     for (int d = 0; d < hd; d++) {
-        kb[d / 32 * TILE + (d % 32) / 2 * 32 + d % 2] = mtp_bf16_round(k[d]);
-        vb[d / 16 * TILE + (d % 16) * 2] = mtp_bf16_round(v[d]);
+        kt[key_at(hd, slot, d)] = mtp_bf16_round(k[d]);
+        vt[value_at(hd, slot, d)] = mtp_bf16_round(v[d]);
     }
 }
 
@@ -92,6 +112,42 @@ void mtp_kv_tiles_put(uint16_t *kt, uint16_t *vt, int hd, int slot, const float 
         mtp_kv_tiles_put_avx512(kt, vt, hd, slot, k, v);
     else
         mtp_kv_tiles_put_portable(kt, vt, hd, slot, k, v);
+}
+
+/* Reading a slot back: the values through value_words16, as mtp_attend_bf16 reads them. */
+#if defined(__AVX512F__)
+void mtp_kv_tiles_get_avx512(float *k, float *v, const uint16_t *kt, const uint16_t *vt, int hd, int slot) {
+    MTP_ASSERT(hd % 32 == 0 && slot >= 0);
+    const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32(16));
+    for (int d = 0; d < hd; d += 32) { /* the 16 pairs of a key's 32 dims: 32 bf16 in order */
+        __m512i pairs = _mm512_i32gather_epi32(rows, kt + key_at(hd, slot, d), 4);
+        __m512i lo = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(pairs));
+        __m512i hi = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(pairs, 1));
+        _mm512_storeu_ps(k + d, _mm512_castsi512_ps(_mm512_slli_epi32(lo, 16)));
+        _mm512_storeu_ps(k + d + 16, _mm512_castsi512_ps(_mm512_slli_epi32(hi, 16)));
+    }
+    for (int d = 0; d < hd; d += 16) _mm512_storeu_ps(v + d, value16(vt, hd, slot, d));
+}
+#else
+void mtp_kv_tiles_get_avx512(float *k, float *v, const uint16_t *kt, const uint16_t *vt, int hd, int slot) {
+    MTP_ASSERT(!"mtp_kv_tiles_get_avx512 in a build without AVX-512: check mtp_decode_avx512_available");
+}
+#endif
+
+void mtp_kv_tiles_get_portable(float *k, float *v, const uint16_t *kt, const uint16_t *vt, int hd, int slot) {
+    MTP_ASSERT(hd % 32 == 0 && slot >= 0);
+    for (int d = 0; d < hd; d++) {
+        k[d] = mtp_bf16_value(kt[key_at(hd, slot, d)]);
+        v[d] = mtp_bf16_value(vt[value_at(hd, slot, d)]);
+    }
+}
+
+void mtp_kv_tiles_get(float *k, float *v, const uint16_t *kt, const uint16_t *vt, int hd, int slot) {
+    if (mtp_decode_avx512_available())
+        mtp_kv_tiles_get_avx512(k, v, kt, vt, hd, slot);
+    else
+        mtp_kv_tiles_get_portable(k, v, kt, vt, hd, slot);
 }
 
 #if MTP_AMX_ATTENTION
@@ -133,18 +189,15 @@ AMX_TARGET static float numerators(float *p, const float *s, const int *ch, int 
 }
 
 /* Two value tiles (dims d0..d0+31) of block b as a chain sees them: position i's values
- * from slot ch[i]. Rounded as mtp_kv_tiles_put rounds, so equal to the cache's tiles
- * where the positions sit in their own slots. */
+ * from slot ch[i] of the cache's tiles, so equal to them where the positions sit in their
+ * own slots. */
 AMX_TARGET static void assemble_values(uint16_t *vt, const mtp_kv_bf16 *kv, const int *ch, int b, int d0) {
-    for (int j = 0; j < VB / 2; j++) {
-        const float *v0 = kv->vf + (size_t)ch[b * VB + 2 * j] * kv->vf_ld + d0;
-        const float *v1 = kv->vf + (size_t)ch[b * VB + 2 * j + 1] * kv->vf_ld + d0;
+    for (int j = 0; j < VB / 2; j++)
         for (int t = 0; t < 2; t++) {
-            __m512i lo = _mm512_cvtepu16_epi32(mtp_bf16_round16(_mm512_loadu_ps(v0 + 16 * t)));
-            __m512i hi = _mm512_cvtepu16_epi32(mtp_bf16_round16(_mm512_loadu_ps(v1 + 16 * t)));
+            __m512i lo = value_words16(kv->v, kv->hd, ch[b * VB + 2 * j], d0 + 16 * t);
+            __m512i hi = value_words16(kv->v, kv->hd, ch[b * VB + 2 * j + 1], d0 + 16 * t);
             _mm512_storeu_si512(vt + t * TILE + j * 32, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
         }
-    }
 }
 
 AMX_TARGET void mtp_attend_bf16(float *const *out, const float *const *q, const int *const *chain,
@@ -240,12 +293,12 @@ AMX_TARGET void mtp_attend_bf16(float *const *out, const float *const *q, const 
         _tile_stored(1, acc + d0 + 16, (long)(hd * sizeof *acc));
     }
 
-    for (int m = 0; m < nq; m++) { /* the positions after the whole blocks, in fp32: 4 chains */
+    for (int m = 0; m < nq; m++) { /* the positions after the whole blocks, fp32 numerators: 4 chains */
         const float *pm = p + m * c;
         for (int d0 = 0; d0 < hd; d0 += 16) {
             __m512 t0 = _mm512_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
             const int *ch = chain[m];
-#define TERM(i) _mm512_fmadd_ps(_mm512_set1_ps(pm[i]), _mm512_loadu_ps(kv->vf + (size_t)ch[i] * kv->vf_ld + d0),
+#define TERM(i) _mm512_fmadd_ps(_mm512_set1_ps(pm[i]), value16(kv->v, hd, ch[i], d0),
             int i = nfull[m] * VB; /* a multiple of 4: position i goes to chain i % 4 */
             for (; i + 4 <= n[m]; i += 4) {
                 t0 = TERM(i) t0);

@@ -116,14 +116,16 @@ void mtp_matmul_rows_bf16_portable(float *out, const float *x, const mtp_bf16_ma
                                    uint16_t *scratch);
 void mtp_matmul_rows_bf16_avx2(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
                                uint16_t *scratch);
-/* bf16 attention on Intel AMX (attend_bf16.c), for decoders in bf16: q and k rounded to
- * bf16 for the scores; the softmax numerators and v rounded to bf16 over whole blocks of
- * 32 positions, fp32 after the last whole block. Batch-invariant like the rest: a
- * query's result depends on its own vector and on the keys and values at its positions,
- * not on the slots holding them nor on the other queries. */
+/* bf16 attention on Intel AMX (attend_bf16.c), for decoders in bf16: q, k and v rounded
+ * to bf16 (k and v once, into the tiles: the only copy it reads); the softmax numerators
+ * rounded to bf16 over whole blocks of 32 positions, fp32 after the last whole block.
+ * Batch-invariant like the rest: a query's result depends on its own vector and on the
+ * keys and values at its positions, not on the slots holding them nor on the other
+ * queries. */
 typedef struct {
     const uint16_t *k, *v; /* keys (rotated) and values of one kv head, bf16, in tiles */
-    const float *vf;       /* the values in fp32: slot s at vf + s * vf_ld */
+    /* TODO: remove vf and vf_ld once src/decode stops filling them: not read any more */
+    const float *vf;
     size_t vf_ld;
     int hd;
 } mtp_kv_bf16;
@@ -133,6 +135,9 @@ size_t mtp_kv_tiles_size(int cap, int hd);       /* uint16_t elements of k (or v
 /* Rounds a slot's key and value (hd each) into one kv head's tiles. Slots 2j and 2j+1
  * share tile rows: not from two threads at once. */
 void mtp_kv_tiles_put(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v);
+/* k, v (hd) = a slot's key and value as the tiles hold them, widened to fp32: put back at
+ * any slot, the same bf16 (how a decoder keeping only tiles moves a slot) */
+void mtp_kv_tiles_get(float *k, float *v, const uint16_t *kt, const uint16_t *vt, int hd, int slot);
 enum { MTP_ATTEND_BF16_QUERIES = 16 }; /* queries per call: one tile's rows */
 /* For nq <= MTP_ATTEND_BF16_QUERIES queries of one sequence and kv head: out[i] (hd) =
  * softmax over the n[i] keys chain[i][0..n[i]-1] (the slots of positions 0..n[i]-1, in
@@ -144,6 +149,12 @@ void mtp_attend_bf16(float *const *out, const float *const *q, const int *const 
  * k + idx[j] * stride and v + idx[j] * stride; s: n floats of scratch (the weights) */
 void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
                     int n, size_t stride, int hd, float scale, float *s);
+/* The same over bf16 caches (key j's vectors at k + idx[j] * stride and v + idx[j] * stride,
+ * bf16): the bits of mtp_attend_row on the keys and values widened to fp32. */
+void mtp_attend_row_bf16(float *out, const float *q, const uint16_t *k, const uint16_t *v, const int *idx,
+                         int n, size_t stride, int hd, float scale, float *s);
+/* dst (n) = mtp_bf16_round(src[i]): a key or value row into a bf16 cache */
+void mtp_bf16_round_row(uint16_t *dst, const float *src, size_t n);
 
 /* The two versions of the decoding kernels with an AVX-512 path (ops_decode.c,
  * ops_bf16.c, attend_bf16.c), for the tests that compare them bit for bit: *_portable,
@@ -158,11 +169,18 @@ void mtp_attend_row_portable(float *out, const float *q, const float *k, const f
                              int n, size_t stride, int hd, float scale, float *s);
 void mtp_attend_row_avx512(float *out, const float *q, const float *k, const float *v, const int *idx,
                            int n, size_t stride, int hd, float scale, float *s);
+void mtp_attend_row_bf16_portable(float *out, const float *q, const uint16_t *k, const uint16_t *v,
+                                  const int *idx, int n, size_t stride, int hd, float scale, float *s);
+void mtp_attend_row_bf16_avx512(float *out, const float *q, const uint16_t *k, const uint16_t *v,
+                                const int *idx, int n, size_t stride, int hd, float scale, float *s);
 /* dst (n) = mtp_bf16_round(src[i]): how mtp_matmul_rows_bf16 rounds its rows */
 void mtp_bf16_round_row_portable(uint16_t *dst, const float *src, size_t n);
 void mtp_bf16_round_row_avx512(uint16_t *dst, const float *src, size_t n);
 /* mtp_kv_tiles_put's two versions */
 void mtp_kv_tiles_put_portable(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v);
 void mtp_kv_tiles_put_avx512(uint16_t *kt, uint16_t *vt, int hd, int slot, const float *k, const float *v);
+/* mtp_kv_tiles_get's two versions */
+void mtp_kv_tiles_get_portable(float *k, float *v, const uint16_t *kt, const uint16_t *vt, int hd, int slot);
+void mtp_kv_tiles_get_avx512(float *k, float *v, const uint16_t *kt, const uint16_t *vt, int hd, int slot);
 
 #endif

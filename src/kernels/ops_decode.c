@@ -11,12 +11,14 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
 #include "core/util.h"
+#include "kernels/bf16.h"
 #include "kernels/vexp.h"
 
 enum { L = 16 }; /* lanes: element i of a dot product is summed in lane i % 16 */
@@ -245,19 +247,45 @@ void mtp_matmul_rows(float *out, const float *x, const float *w, int R, int C, i
  * times scale. Weights: vexp1(score - max), summed in 16 lanes (key j in lane j % 16)
  * and lane_sum. Output element e: fused multiply-adds of (weight / sum) * v[e], key j into
  * partial sum j % 4 (four independent chains: the adds need not wait on each other), then
- * (p0 + p1) + (p2 + p3). */
+ * (p0 + p1) + (p2 + p3).
+ * The keys and values are fp32 (mtp_attend_row) or bf16 (mtp_attend_row_bf16), a bf16
+ * element widened to fp32 exactly (its bits << 16) as it is loaded: so each version below
+ * is one body for both, parameterised by bf16 (a constant where inlined), and the bf16
+ * kernel gives the bits of the fp32 one run on the widened values. */
 
 enum { PV = 4 }; /* partial sums of the weighted values */
 
+/* element at of a cache, fp32 or bf16 */
+static inline float load1(const void *base, size_t at, int bf16) {
+    return bf16 ? mtp_bf16_value(((const uint16_t *)base)[at]) : ((const float *)base)[at];
+}
+
 #if defined(__AVX512F__)
 
+/* elements at..at+15 of a cache, fp32 or bf16 */
+static inline __m512 load16(const void *base, size_t at, int bf16) {
+    if (!bf16) return _mm512_loadu_ps((const float *)base + at);
+    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)base + at));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* the first cnt of them (cnt >= 1), zeros after, reading only those */
+static inline __m512 load_first(const void *base, size_t at, int cnt, int bf16) {
+    if (!bf16) return _mm512_maskz_loadu_ps(first(cnt), (const float *)base + at);
+    if (cnt >= L) return load16(base, at, 1);
+    uint16_t t[L] = {0}; /* (a masked 16-bit load needs AVX512BW) */
+    memcpy(t, (const uint16_t *)base + at, (size_t)cnt * sizeof *t);
+    return load16(t, 0, 1);
+}
+
 /* out (hd) = sum_j s[j] v_j in the recipe's partial sums, one 16-lane column at a time */
-static void weigh_values(float *out, const float *s, const float *v, const int *idx, int n,
-                         size_t stride, int hd) {
+static inline __attribute__((always_inline)) void weigh_values(float *out, const float *s, const void *v,
+                                                               const int *idx, int n, size_t stride, int hd,
+                                                               int bf16) {
     for (int c = 0; c < (hd + L - 1) / L; c++) {
-        __mmask16 m = first(hd - c * L);
+        int cnt = hd - c * L;
         __m512 p0 = _mm512_setzero_ps(), p1 = p0, p2 = p0, p3 = p0;
-#define WV(j) _mm512_set1_ps(s[j]), _mm512_maskz_loadu_ps(m, v + (size_t)idx[j] * stride + c * L)
+#define WV(j) _mm512_set1_ps(s[j]), load_first(v, (size_t)idx[j] * stride + c * L, cnt, bf16)
         int j = 0;
         for (; j + PV <= n; j += PV) {
             p0 = _mm512_fmadd_ps(WV(j), p0);
@@ -269,29 +297,29 @@ static void weigh_values(float *out, const float *s, const float *v, const int *
         if (j + 1 < n) p1 = _mm512_fmadd_ps(WV(j + 1), p1);
         if (j + 2 < n) p2 = _mm512_fmadd_ps(WV(j + 2), p2);
 #undef WV
-        _mm512_mask_storeu_ps(out + c * L, m, _mm512_add_ps(_mm512_add_ps(p0, p1), _mm512_add_ps(p2, p3)));
+        _mm512_mask_storeu_ps(out + c * L, first(cnt), _mm512_add_ps(_mm512_add_ps(p0, p1), _mm512_add_ps(p2, p3)));
     }
 }
 
 /* The same sums for hd = 16 nc (nc <= 4, a constant where inlined), key by key: a key's
  * vectors are adjacent in memory, and its row index is read once. */
-static inline __attribute__((always_inline)) void weigh_values_by_key(float *out, const float *s,
-                                                                     const float *v, const int *idx,
-                                                                     int n, size_t stride, int nc) {
+static inline __attribute__((always_inline)) void weigh_values_by_key(float *out, const float *s, const void *v,
+                                                                      const int *idx, int n, size_t stride,
+                                                                      int nc, int bf16) {
     __m512 p[4][PV];
     for (int c = 0; c < nc; c++)
         for (int t = 0; t < PV; t++) p[c][t] = _mm512_setzero_ps();
     int j = 0;
     for (; j + PV <= n; j += PV)
         for (int t = 0; t < PV; t++) {
-            const float *vj = v + (size_t)idx[j + t] * stride;
+            size_t vj = (size_t)idx[j + t] * stride;
             __m512 w = _mm512_set1_ps(s[j + t]);
-            for (int c = 0; c < nc; c++) p[c][t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + c * L), p[c][t]);
+            for (int c = 0; c < nc; c++) p[c][t] = _mm512_fmadd_ps(w, load16(v, vj + c * L, bf16), p[c][t]);
         }
     for (int t = 0; j + t < n; t++) {
-        const float *vj = v + (size_t)idx[j + t] * stride;
+        size_t vj = (size_t)idx[j + t] * stride;
         __m512 w = _mm512_set1_ps(s[j + t]);
-        for (int c = 0; c < nc; c++) p[c][t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + c * L), p[c][t]);
+        for (int c = 0; c < nc; c++) p[c][t] = _mm512_fmadd_ps(w, load16(v, vj + c * L, bf16), p[c][t]);
     }
     for (int c = 0; c < nc; c++)
         _mm512_storeu_ps(out + c * L, _mm512_add_ps(_mm512_add_ps(p[c][0], p[c][1]), _mm512_add_ps(p[c][2], p[c][3])));
@@ -299,20 +327,22 @@ static inline __attribute__((always_inline)) void weigh_values_by_key(float *out
 
 /* Scores of 16 keys: the query's nc vectors stay in registers, the 16 lane sums too
  * (constant indices once unrolled). nc is a constant where inlined. */
-static inline __attribute__((always_inline)) __m512 scores16(const __m512 *qv, int nc, const float *k,
-                                                             const int *idx, size_t stride) {
+static inline __attribute__((always_inline)) __m512 scores16(const __m512 *qv, int nc, const void *k,
+                                                             const int *idx, size_t stride, int bf16) {
     __m512 a[L];
 #pragma GCC unroll 16
     for (int j = 0; j < L; j++) {
-        const float *kj = k + (size_t)idx[j] * stride;
-        a[j] = _mm512_fmadd_ps(qv[0], _mm512_loadu_ps(kj), _mm512_setzero_ps());
-        for (int c = 1; c < nc; c++) a[j] = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kj + c * L), a[j]);
+        size_t kj = (size_t)idx[j] * stride;
+        a[j] = _mm512_fmadd_ps(qv[0], load16(k, kj, bf16), _mm512_setzero_ps());
+        for (int c = 1; c < nc; c++) a[j] = _mm512_fmadd_ps(qv[c], load16(k, kj + c * L, bf16), a[j]);
     }
     return sum16(a);
 }
 
-void mtp_attend_row_avx512(float *out, const float *q, const float *k, const float *v, const int *idx,
-                           int n, size_t stride, int hd, float scale, float *s) {
+static inline __attribute__((always_inline)) void attend_row_avx512(float *out, const float *q, const void *k,
+                                                                    const void *v, const int *idx, int n,
+                                                                    size_t stride, int hd, float scale, float *s,
+                                                                    int bf16) {
     int nc = (hd + L - 1) / L, j0 = 0;
     __m512 mx = _mm512_set1_ps(-INFINITY), qv[8];
     if (hd % L == 0 && nc <= 8) { /* whole blocks of 16 keys, whole vectors: the fast path */
@@ -320,10 +350,10 @@ void mtp_attend_row_avx512(float *out, const float *q, const float *k, const flo
         for (; j0 + L <= n; j0 += L) {
             __m512 sc;
             switch (nc) {
-            case 1: sc = scores16(qv, 1, k, idx + j0, stride); break;
-            case 2: sc = scores16(qv, 2, k, idx + j0, stride); break;
-            case 4: sc = scores16(qv, 4, k, idx + j0, stride); break;
-            default: sc = scores16(qv, nc, k, idx + j0, stride); break;
+            case 1: sc = scores16(qv, 1, k, idx + j0, stride, bf16); break;
+            case 2: sc = scores16(qv, 2, k, idx + j0, stride, bf16); break;
+            case 4: sc = scores16(qv, 4, k, idx + j0, stride, bf16); break;
+            default: sc = scores16(qv, nc, k, idx + j0, stride, bf16); break;
             }
             sc = _mm512_mul_ps(sc, _mm512_set1_ps(scale));
             _mm512_storeu_ps(s + j0, sc);
@@ -335,11 +365,10 @@ void mtp_attend_row_avx512(float *out, const float *q, const float *k, const flo
         int nj = n - j0 < L ? n - j0 : L;
         for (int j = 0; j < L; j++) a[j] = _mm512_setzero_ps();
         for (int j = 0; j < nj; j++) {
-            const float *kj = k + (size_t)idx[j0 + j] * stride;
-            for (int c = 0; c < nc; c++) {
-                __mmask16 m = first(hd - c * L);
-                a[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + c * L), _mm512_maskz_loadu_ps(m, kj + c * L), a[j]);
-            }
+            size_t kj = (size_t)idx[j0 + j] * stride;
+            for (int c = 0; c < nc; c++)
+                a[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(first(hd - c * L), q + c * L),
+                                       load_first(k, kj + c * L, hd - c * L, bf16), a[j]);
         }
         __m512 sc = _mm512_mul_ps(sum16(a), _mm512_set1_ps(scale));
         _mm512_mask_storeu_ps(s + j0, first(nj), sc);
@@ -347,35 +376,62 @@ void mtp_attend_row_avx512(float *out, const float *q, const float *k, const flo
     }
     softmax_avx512(s, n, _mm512_reduce_max_ps(mx));
     switch (hd % L ? 0 : nc) { /* constant nc: both of a key's vectors at once */
-    case 1: weigh_values_by_key(out, s, v, idx, n, stride, 1); break;
-    case 2: weigh_values_by_key(out, s, v, idx, n, stride, 2); break;
-    case 4: weigh_values_by_key(out, s, v, idx, n, stride, 4); break;
-    default: weigh_values(out, s, v, idx, n, stride, hd); break;
+    case 1: weigh_values_by_key(out, s, v, idx, n, stride, 1, bf16); break;
+    case 2: weigh_values_by_key(out, s, v, idx, n, stride, 2, bf16); break;
+    case 4: weigh_values_by_key(out, s, v, idx, n, stride, 4, bf16); break;
+    default: weigh_values(out, s, v, idx, n, stride, hd, bf16); break;
     }
+}
+
+void mtp_attend_row_avx512(float *out, const float *q, const float *k, const float *v, const int *idx,
+                           int n, size_t stride, int hd, float scale, float *s) {
+    attend_row_avx512(out, q, k, v, idx, n, stride, hd, scale, s, 0);
+}
+
+void mtp_attend_row_bf16_avx512(float *out, const float *q, const uint16_t *k, const uint16_t *v, const int *idx,
+                                int n, size_t stride, int hd, float scale, float *s) {
+    attend_row_avx512(out, q, k, v, idx, n, stride, hd, scale, s, 1);
 }
 #else
 void mtp_attend_row_avx512(float *out, const float *q, const float *k, const float *v, const int *idx,
                            int n, size_t stride, int hd, float scale, float *s) {
     MTP_ASSERT(!"mtp_attend_row_avx512 in a build without AVX-512: check mtp_decode_avx512_available");
 }
+
+void mtp_attend_row_bf16_avx512(float *out, const float *q, const uint16_t *k, const uint16_t *v, const int *idx,
+                                int n, size_t stride, int hd, float scale, float *s) {
+    MTP_ASSERT(!"mtp_attend_row_bf16_avx512 in a build without AVX-512: check mtp_decode_avx512_available");
+}
 #endif
 
-void mtp_attend_row_portable(float *out, const float *q, const float *k, const float *v, const int *idx,
-                             int n, size_t stride, int hd, float scale, float *s) {
+static inline __attribute__((always_inline)) void attend_row_portable(float *out, const float *q, const void *k,
+                                                                      const void *v, const int *idx, int n,
+                                                                      size_t stride, int hd, float scale, float *s,
+                                                                      int bf16) {
     float mx = -INFINITY;
     for (int j = 0; j < n; j++) {
-        const float *kj = k + (size_t)idx[j] * stride;
+        size_t kj = (size_t)idx[j] * stride;
         float acc[L] = {0};
-        for (int i = 0; i < hd; i++) acc[i % L] = fmaf(q[i], kj[i], acc[i % L]);
+        for (int i = 0; i < hd; i++) acc[i % L] = fmaf(q[i], load1(k, kj + i, bf16), acc[i % L]);
         s[j] = lane_sum(acc) * scale;
         mx = s[j] > mx ? s[j] : mx;
     }
     softmax_portable(s, n, mx);
     for (int e = 0; e < hd; e++) {
         float p[PV] = {0};
-        for (int j = 0; j < n; j++) p[j % PV] = fmaf(s[j], v[(size_t)idx[j] * stride + e], p[j % PV]);
+        for (int j = 0; j < n; j++) p[j % PV] = fmaf(s[j], load1(v, (size_t)idx[j] * stride + e, bf16), p[j % PV]);
         out[e] = (p[0] + p[1]) + (p[2] + p[3]);
     }
+}
+
+void mtp_attend_row_portable(float *out, const float *q, const float *k, const float *v, const int *idx,
+                             int n, size_t stride, int hd, float scale, float *s) {
+    attend_row_portable(out, q, k, v, idx, n, stride, hd, scale, s, 0);
+}
+
+void mtp_attend_row_bf16_portable(float *out, const float *q, const uint16_t *k, const uint16_t *v, const int *idx,
+                                  int n, size_t stride, int hd, float scale, float *s) {
+    attend_row_portable(out, q, k, v, idx, n, stride, hd, scale, s, 1);
 }
 
 void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
@@ -384,4 +440,21 @@ void mtp_attend_row(float *out, const float *q, const float *k, const float *v, 
         mtp_attend_row_avx512(out, q, k, v, idx, n, stride, hd, scale, s);
     else
         mtp_attend_row_portable(out, q, k, v, idx, n, stride, hd, scale, s);
+}
+
+void mtp_attend_row_bf16(float *out, const float *q, const uint16_t *k, const uint16_t *v, const int *idx,
+                         int n, size_t stride, int hd, float scale, float *s) {
+    if (mtp_decode_avx512_available())
+        mtp_attend_row_bf16_avx512(out, q, k, v, idx, n, stride, hd, scale, s);
+    else
+        mtp_attend_row_bf16_portable(out, q, k, v, idx, n, stride, hd, scale, s);
+}
+
+/* A row of a bf16 cache, rounded like mtp_matmul_rows_bf16's rows (ops_bf16.c defines
+ * the two versions). */
+void mtp_bf16_round_row(uint16_t *dst, const float *src, size_t n) {
+    if (mtp_decode_avx512_available())
+        mtp_bf16_round_row_avx512(dst, src, n);
+    else
+        mtp_bf16_round_row_portable(dst, src, n);
 }
