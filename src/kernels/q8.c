@@ -1,8 +1,9 @@
 /* q8.c: 8-bit weight matmul for decoding (q8.h). One arithmetic recipe on three paths:
  *   AVX512-VNNI  vpdpbusd: one instruction adds, for 16 outputs, the products of 4 weight
- *                bytes (stored unsigned, q + 128) with 4 signed bytes of a row broadcast
- *                from memory; a block's weights (8 vectors) are loaded once for up to 16
- *                rows, whose float sums stay in registers for the whole row of blocks;
+ *                bytes (stored unsigned, q + 128) with 4 signed bytes of a row broadcast;
+ *                a block's weights (8 vectors) are loaded once for up to 8 rows, whose
+ *                float sums stay in registers for the whole row of blocks; more rows take
+ *                further passes over the group of outputs, its weights then in L2;
  *   AVX2         the same bytes widened to 16 bits (exact pmaddwd), 4 rows at a time;
  *   portable     plain C loops over the packed layout.
  * The +128 is taken back exactly: idot = sum (q_w + 128) q_x - 128 sum q_x, the last term
