@@ -1,8 +1,9 @@
 /* q8.c: 8-bit weight matmul for decoding (q8.h). One arithmetic recipe on three paths:
  *   AVX512-VNNI  vpdpbusd: one instruction adds, for 16 outputs, the products of 4 weight
- *                bytes (stored unsigned, q + 128) with 4 signed bytes of a row broadcast
- *                from memory; a block's weights (8 vectors) are loaded once for up to 16
- *                rows, whose float sums stay in registers for the whole row of blocks;
+ *                bytes (stored unsigned, q + 128) with 4 signed bytes of a row broadcast;
+ *                a block's weights (8 vectors) are loaded once for up to 8 rows, whose
+ *                float sums stay in registers for the whole row of blocks; more rows take
+ *                further passes over the group of outputs, its weights then in L2;
  *   AVX2         the same bytes widened to 16 bits (exact pmaddwd), 4 rows at a time;
  *   portable     plain C loops over the packed layout.
  * The +128 is taken back exactly: idot = sum (q_w + 128) q_x - 128 sum q_x, the last term
@@ -359,10 +360,10 @@ VNNI_TARGET static void quantize_row_vnni(const rows_q8 *x, int r, const float *
  * 8 (registers spill); vpdpbusd's rate (about one per 0.35-0.4 ns here) is the limit, so
  * past about 5 rows a pass costs more than reading the weights from memory. */
 enum { VR = 8 };
-/* VNNI: prefetch the weights this many blocks (of 512 bytes) ahead. The hardware's own
+/* VNNI: prefetch the weights this many blocks (of 512 bytes, so 32 KB) ahead. The hardware's own
  * prefetch falls behind while a pass computes 8 rows: at 4096 x 4096, 8 rows cost 2.4x one
  * row without it, about 1.25-1.3x with 16-64 blocks ahead (one thread, a busy machine). */
-enum { PF_B = 32 };
+enum { PF_B = 64 };
 
 /* One group of 16 outputs for nr (1..VR, a constant where inlined) rows from row r0. */
 VNNI_INLINE void group_vnni(float *out, const rows_q8 *x, const mtp_q8_matrix *w, int g, int r0,
