@@ -34,13 +34,10 @@ int arg_int(const char *cmd, const char *flag, const char *s, long lo, long hi, 
     return 0;
 }
 
-int arg_precision(const char *cmd, const char *s, int *bf16) {
-    if (strcmp(s, "fp32") && strcmp(s, "bf16")) {
-        usage_error(cmd, "--precision: expected fp32 or bf16, got '%s'", s);
-        return -1;
-    }
-    *bf16 = !strcmp(s, "bf16");
-    return 0;
+int arg_dtype(const char *cmd, const char *s, mtp_wtype *t) {
+    if (mtp_wtype_parse(s, t) == 0) return 0;
+    usage_error(cmd, "--dtype: expected f32, bf16 or q8, got '%s'", s);
+    return -1;
 }
 
 int arg_u64(const char *cmd, const char *flag, const char *s, uint64_t *out) {

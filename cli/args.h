@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mtp.h"
+
 #define EXIT_BAD_INPUT 1 /* a file was missing, malformed or out of range */
 #define EXIT_USAGE 2     /* a flag was missing or wrong */
 
@@ -13,8 +15,8 @@
 int arg_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out);
 int arg_u64(const char *cmd, const char *flag, const char *s, uint64_t *out);
 int arg_float(const char *cmd, const char *flag, const char *s, double lo, double hi, float *out);
-/* --precision fp32|bf16: *bf16 = 0 or 1 */
-int arg_precision(const char *cmd, const char *s, int *bf16);
+/* --dtype f32|bf16|q8 */
+int arg_dtype(const char *cmd, const char *s, mtp_wtype *t);
 /* Comma-separated floats (e.g. --head-weights 1,0.5,0.5); returns the count or -1. */
 int arg_floats(const char *cmd, const char *flag, const char *s, float *out, int max);
 /* Prints "mtp CMD: <msg>" and a hint to --help; returns EXIT_USAGE. */

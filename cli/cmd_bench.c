@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "bench_shape.h"
 #include "commands.h"
 #include "kernels/backend.h"
 #include "model/checkpoint.h"
@@ -25,12 +26,16 @@ static const char *HELP =
     "                        --n-future 4 --batch 8 --seq 256 --steps 6\n"
     "                        --head-schedule sequential|naive --threads N]\n"
     "       mtp bench decode --model M --data SHARD [--prompts 8 --prompt-len 64 -n 128 --repeat 3\n"
-    "                        --precision fp32|bf16 --threads N]\n"
+    "                        --dtype f32|bf16|q8 --threads N]\n"
+    "       mtp bench decode --shape 1b|7b [--dtype bf16|q8 -n 32 --prompt-len 64 --context 2048]\n"
     "  train prints one JSON line: tok_per_s (steps after the first), peak_rss_mb\n"
     "  decode: plain vs block vs tree greedy decoding of the same prompts (windows of the\n"
     "  shard), at batch 1 (one prompt at a time) and batch = --prompts; outputs checked equal;\n"
     "  tok/s after the first token (prefill excluded), median of --repeat interleaved rounds;\n"
-    "  speed-up: the median of the rounds' ratios to plain\n";
+    "  speed-up: the median of the rounds' ratios to plain\n"
+    "  decode --shape: a random model of that shape made in bf16 or q8 (no fp32 copy): read\n"
+    "  bandwidth measured first, the cost of a pass of 1-16 rows, plain/block/tree tok/s with\n"
+    "  GB/s and %% of the bandwidth at batch 1 and 4, prefill and peak memory at --context\n";
 
 static double time_gemm(int transB, int M, int N, int K, const float *a, const float *b, float *c) {
     mtp_gemm(0, transB, M, N, K, 1, a, K, b, transB ? K : N, 0, c, N); /* warm-up */
@@ -169,20 +174,23 @@ static double median(const double *v, int n) {
     return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
-/* Weights (floats) a pass reads: trunk, the future heads it runs, norm and unembedding. */
+/* Bytes of weights a pass reads: trunk, the future heads it runs, and the unembedding. */
 static double pass_weights(const mtp_model *m, int heads) {
-    const mtp_layout *lay = &m->lay;
-    double per_block = (double)(lay->norm - lay->blocks[0].attn_norm) / m->cfg.n_layers;
-    return per_block * (mtp_n_trunk(&m->cfg) + heads) + (lay->total - lay->norm);
+    double bytes = (double)mtp_wmat_bytes(&m->dec.out);
+    for (int l = 0; l < mtp_n_trunk(&m->cfg) + heads; l++) bytes += (double)mtp_wblock_bytes(&m->dec.blocks[l]);
+    return bytes;
 }
 
 static int bench_decode(int argc, char **argv) {
     static const struct option LONG[] = {{"model", 1, 0, 'm'}, {"data", 1, 0, 'd'},
                                          {"prompts", 1, 0, 'p'}, {"prompt-len", 1, 0, 'l'},
                                          {"max-tokens", 1, 0, 'n'}, {"threads", 1, 0, 't'},
-                                         {"repeat", 1, 0, 'r'}, {"precision", 1, 0, 'P'}, {0, 0, 0, 0}};
-    const char *model = NULL, *data = NULL;
-    int np = 8, plen = 64, ntok = 128, threads = 0, repeat = 3, bf16 = 0, c, bad = 0;
+                                         {"repeat", 1, 0, 'r'}, {"dtype", 1, 0, 'P'},
+                                         {"shape", 1, 0, 'S'}, {"context", 1, 0, 'C'}, {0, 0, 0, 0}};
+    const char *model = NULL, *data = NULL, *shape = NULL;
+    int context = 2048;
+    int np = 8, plen = 64, ntok = 128, threads = 0, repeat = 3, dtype_given = 0, c, bad = 0;
+    mtp_wtype dtype = MTP_F32;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":n:", LONG, NULL)) != -1 && !bad) {
@@ -194,18 +202,36 @@ static int bench_decode(int argc, char **argv) {
         case 'n': bad = arg_int("bench", "--max-tokens", optarg, 2, 1 << 20, &ntok); break;
         case 't': bad = arg_int("bench", "--threads", optarg, 1, 1024, &threads); break;
         case 'r': bad = arg_int("bench", "--repeat", optarg, 1, 99, &repeat); break;
-        case 'P': bad = arg_precision("bench", optarg, &bf16); break;
+        case 'P': bad = arg_dtype("bench", optarg, &dtype), dtype_given = 1; break;
+        case 'S': shape = optarg; break;
+        case 'C': bad = arg_int("bench", "--context", optarg, 0, 4096, &context); break;
         default: return options_error("bench", c, argv);
         }
     }
     if (bad) return EXIT_USAGE;
-    if (!model || !data) return usage_error("bench", "decode needs --model and --data");
+    if (shape && (model || data)) return usage_error("bench", "decode takes --shape or --model and --data");
+    if (shape) {
+        mtp_set_threads(threads);
+        return bench_shape(shape, dtype_given ? dtype : MTP_BF16, ntok, plen, context);
+    }
+    if (!model || !data) return usage_error("bench", "decode needs --model and --data, or --shape");
     mtp_set_threads(threads);
     mtp_model m;
     mtp_shard s;
     mtp_err err;
-    if (mtp_model_load(&m, model, &err) || mtp_shard_open(&s, data, m.cfg.vocab_size, &err)) {
+    if (mtp_model_load_decode(&m, model, &err)) {
         fprintf(stderr, "mtp bench: %s\n", err.msg);
+        return EXIT_BAD_INPUT;
+    }
+    if (dtype_given && dtype != m.dec.type && !m.params) {
+        mtp_model_free(&m);
+        return usage_error("bench", "--dtype %s: %s is stored in %s (only F32 models are packed into "
+                           "other types)", mtp_wtype_name(dtype), model, mtp_wtype_name(m.dec.type));
+    }
+    if (dtype_given) mtp_model_decode_as(&m, dtype);
+    if (mtp_shard_open(&s, data, m.cfg.vocab_size, &err)) {
+        fprintf(stderr, "mtp bench: %s\n", err.msg);
+        mtp_model_free(&m);
         return EXIT_BAD_INPUT;
     }
     if (plen + ntok > m.cfg.max_seq_len || (size_t)plen >= s.n) {
@@ -231,12 +257,10 @@ static int bench_decode(int argc, char **argv) {
     printf("%s\n%s: %zu parameters, n_future %d; %d prompts of %d tokens, %d new tokens each, greedy;\n"
            "%s weights%s%s; decoding tok/s after the first token, median of %d interleaved rounds;\n"
            "speed-up: the median of the rounds' ratios\n",
-           mtp_backend_describe(), model, m.lay.total, nf, np, plen, ntok, bf16 ? "bf16" : "fp32",
-           bf16 ? " on " : "", bf16 ? mtp_bf16_path() : "", repeat);
+           mtp_backend_describe(), model, m.lay.total, nf, np, plen, ntok, mtp_wtype_name(m.dec.type),
+           " on ", mtp_wtype_kernels(m.dec.type), repeat);
     printf("%-6s %-6s %9s %8s %8s %8s  %s\n", "batch", "mode", "tok/s", "speedup", "tok/pass",
            "of ideal", "accepted at depth 1..");
-    mtp_bf16_weights bw = {0}; /* packed once for every call */
-    if (bf16) mtp_bf16_weights_init(&bw, &m);
     mtp_token *ref = xmalloc((size_t)np * ntok * sizeof(mtp_token));
     mtp_gen_result *res = xcalloc(np, sizeof *res);
     for (int batch = 1; batch <= np && rc == 0; batch = batch == 1 && np > 1 ? np : np + 1) {
@@ -247,8 +271,6 @@ static int bench_decode(int argc, char **argv) {
                 mtp_gen_opts_default(&o);
                 o.spec = modes[k].spec;
                 o.max_tokens = ntok;
-                o.bf16 = bf16;
-                o.bf16_weights = bf16 ? &bw : NULL;
                 double tokens = 0, fw = 0, secs = 0;
                 for (int first = 0; first < np && rc == 0; first += batch) {
                     rc = mtp_generate(&m, prompts + first, lens + first, batch, &o, res, NULL, NULL, &err);
@@ -289,7 +311,6 @@ static int bench_decode(int argc, char **argv) {
     free(ref);
     free(prompt_buf);
     free(res);
-    mtp_bf16_weights_free(&bw);
     mtp_shard_free(&s);
     mtp_model_free(&m);
     return rc ? EXIT_BAD_INPUT : 0;

@@ -26,8 +26,8 @@ static const char *HELP =
     "  --temp T            0 = greedy (exact speculation); > 0 samples [0]\n"
     "  --top-k K --top-p P sampling filters                   [off]\n"
     "  --seed S            sampling seed                      [1]\n"
-    "  --precision P       fp32 | bf16: bf16 copies of the weights, rows rounded to bf16,\n"
-    "                      fp32 sums (Intel AMX where the CPU has it)   [fp32]\n"
+    "  --dtype T           f32 | bf16 | q8: decode an F32 model's weights as copies in T\n"
+    "                      (packed once; bf16 and 8-bit files decode in their own type)\n"
     "  --threads N         threads                            [all cores]\n"
     "  --json              one JSON object per prompt: tokens, text, tokens_per_forward,\n"
     "                      accept (per drafted depth), tok_per_s, ttft_s\n"
@@ -136,7 +136,7 @@ static void print_json(int i, const mtp_gen_result *r, int depths, int bytes) {
     cJSON_Delete(o);
 }
 
-static void print_stats(const mtp_gen_result *res, int n, int depths) {
+static void print_stats(const mtp_model *m, const mtp_gen_result *res, int n, int depths) {
     int64_t tokens = 0, fw = 0;
     double t = 0, ttft = 0;
     for (int i = 0; i < n; i++) {
@@ -157,7 +157,8 @@ static void print_stats(const mtp_gen_result *res, int n, int depths) {
             fprintf(stderr, " %d: %.0f%%", d, dr ? 100.0 * ac / dr : 0);
         }
     }
-    fprintf(stderr, "]\n");
+    mtp_wtype wt = mtp_model_wtype(m);
+    fprintf(stderr, " | %s weights, %s kernels]\n", mtp_wtype_name(wt), mtp_wtype_kernels(wt));
 }
 
 int cmd_generate(int argc, char **argv) {
@@ -166,11 +167,13 @@ int cmd_generate(int argc, char **argv) {
         {"prompt-tokens", 1, 0, 'i'}, {"lines", 0, 0, 'L'}, {"max-tokens", 1, 0, 'n'},
         {"spec", 1, 0, 'S'}, {"draft", 1, 0, 'd'}, {"tree", 1, 0, 'T'}, {"temp", 1, 0, 't'},
         {"top-k", 1, 0, 'k'}, {"top-p", 1, 0, 'P'}, {"seed", 1, 0, 's'}, {"threads", 1, 0, 'j'},
-        {"json", 0, 0, 'J'}, {"quiet", 0, 0, 'q'}, {"precision", 1, 0, 'b'}, {"help", 0, 0, 'h'},
+        {"json", 0, 0, 'J'}, {"quiet", 0, 0, 'q'}, {"dtype", 1, 0, 'b'}, {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     const char *model = NULL, *spec = NULL, *files[64];
     const char *texts[256], *ids[256];
     int nfiles = 0, ntexts = 0, nids = 0, lines = 0, threads = 0, json = 0, quiet = 0, c, bad = 0;
+    int dtype_given = 0;
+    mtp_wtype dtype = MTP_F32;
     mtp_gen_opts o;
     mtp_gen_opts_default(&o);
     float tree[MTP_MAX_FUTURE];
@@ -212,7 +215,7 @@ int cmd_generate(int argc, char **argv) {
         case 'j': bad = arg_int("generate", "--threads", optarg, 1, 1024, &threads); break;
         case 'J': json = 1; break;
         case 'q': quiet = 1; break;
-        case 'b': bad = arg_precision("generate", optarg, &o.bf16); break;
+        case 'b': bad = arg_dtype("generate", optarg, &dtype), dtype_given = 1; break;
         case 'h': fputs(HELP, stdout); return 0;
         default: return options_error("generate", c, argv);
         }
@@ -227,8 +230,9 @@ int cmd_generate(int argc, char **argv) {
 
     mtp_model *m;
     mtp_err err;
-    if (mtp_model_open(&m, model, &err)) {
-        fprintf(stderr, "mtp generate: %s\n", err.msg);
+    if (mtp_model_open_decode(&m, model, &err) || (dtype_given && mtp_model_decode_type(m, dtype, &err))) {
+        fprintf(stderr, "mtp generate: %s: %s\n", model, err.msg);
+        mtp_model_close(m);
         return EXIT_BAD_INPUT;
     }
     const mtp_config *cfg = mtp_model_config(m);
@@ -311,7 +315,7 @@ int cmd_generate(int argc, char **argv) {
                 putchar('\n');
             }
         }
-        if (!quiet && !json) print_stats(res, p.n, depths);
+        if (!quiet && !json) print_stats(m, res, p.n, depths);
     }
     for (int i = 0; res && i < p.n; i++) mtp_gen_result_free(&res[i]);
     free(res);

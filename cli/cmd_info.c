@@ -33,9 +33,10 @@ int cmd_info(int argc, char **argv) {
     printf("  trunk         %12zu\n", n->trunk);
     printf("  future heads  %12zu  (%d x %zu)\n", n->heads, c->n_future, n->heads / c->n_future);
     printf("  norm+output   %12zu\n", n->norm_output);
-    static const char *const DT[3] = {"F32", "BF16", "F16"};
-    printf("storage: %d tensors, %zu bytes in the file\n", info.n_tensors, info.file_bytes);
-    for (int k = 0; k < 3; k++)
+    static const char *const DT[4] = {"F32", "BF16", "F16", "I8"};
+    printf("storage: %d tensors, %zu bytes in the file; matrices decode as %s\n", info.n_tensors,
+           info.file_bytes, mtp_wtype_name(info.wtype));
+    for (int k = 0; k < 4; k++)
         if (info.tensor_bytes[k]) printf("  %-4s          %12zu bytes\n", DT[k], info.tensor_bytes[k]);
     return 0;
 }

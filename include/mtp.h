@@ -70,10 +70,27 @@ char *mtp_config_to_json(const mtp_config *c);
 
 /* ---- models --------------------------------------------------------------------------- */
 
+/* The number type of a model's weight matrices when decoding (docs/formats.md): F32;
+ * BF16; Q8, blocks of 32 int8 weights with one F16 scale each (like llama.cpp's Q8_0). */
+typedef enum { MTP_F32, MTP_BF16, MTP_Q8 } mtp_wtype;
+const char *mtp_wtype_name(mtp_wtype t);           /* "f32", "bf16", "q8" */
+int mtp_wtype_parse(const char *s, mtp_wtype *t); /* those names; -1 for anything else */
+const char *mtp_wtype_kernels(mtp_wtype t);       /* the kernels it runs on here: "AVX512-BF16", .. */
+
 typedef struct mtp_model mtp_model; /* weights and config; opaque */
 
-/* A model file (safetensors, docs/formats.md); *m is NULL on failure. */
+/* A model file (safetensors, docs/formats.md) with fp32 weights (bf16 widened, 8-bit
+ * dequantized), for training, evaluation and decoding; *m is NULL on failure. */
 int mtp_model_open(mtp_model **m, const char *path, mtp_err *err);
+/* A model file for decoding only: bf16 and 8-bit files keep their types, packed once from
+ * the file's map with no fp32 copy (training, evaluation and saving refuse such a model);
+ * F32 files open as with mtp_model_open. */
+int mtp_model_open_decode(mtp_model **m, const char *path, mtp_err *err);
+/* From now on decoding multiplies by copies of the fp32 weights in type t (packed once;
+ * F32: the weights themselves). A model without fp32 weights (mtp_model_open_decode of a
+ * bf16 or 8-bit file) accepts only the type it has. */
+int mtp_model_decode_type(mtp_model *m, mtp_wtype t, mtp_err *err);
+mtp_wtype mtp_model_wtype(const mtp_model *m); /* the type decoding multiplies in */
 /* A new model for cfg (as mtp_config_parse or _load leave it: hidden_dim resolved) with
  * seeded random weights (matrices N(0, 0.02), residual outputs scaled by
  * 1/sqrt(2 n_layers), norms 1). */
@@ -91,9 +108,14 @@ typedef struct {
     mtp_param_counts params;
     int n_tensors;
     size_t file_bytes;
-    size_t tensor_bytes[3]; /* bytes of F32, BF16 and F16 tensors */
+    size_t tensor_bytes[4]; /* bytes of F32, BF16, F16 and I8 tensors (8-bit scales: F16) */
+    mtp_wtype wtype;        /* the matrices' type (mixed files: the unembedding's) */
 } mtp_model_info;
 int mtp_model_info_read(const char *path, mtp_model_info *info, mtp_err *err);
+/* Rewrites model file in as out with its matrices in type t (F32; BF16, rounded to nearest
+ * even; Q8, docs/formats.md) and the norms in F32, one tensor in memory at a time. The
+ * output is written atomically: on failure nothing is left at out. */
+int mtp_convert(const char *in, const char *out, mtp_wtype t, mtp_err *err);
 
 /* ---- training (README.md "Training"; the state file: docs/formats.md) ------------------- */
 
@@ -165,7 +187,6 @@ typedef struct {
     float top_p; /* 1: off */
 } mtp_sampling;
 
-typedef struct mtp_bf16_weights mtp_bf16_weights; /* packed bf16 copies of a model's weights */
 
 typedef struct {
     mtp_spec spec;
@@ -175,12 +196,9 @@ typedef struct {
     mtp_sampling sampling;
     uint64_t seed;                      /* sequence i draws from its own stream (seed, i) */
     int max_tokens;
-    int bf16;                           /* multiply by bf16 copies of the weights */
-    const mtp_bf16_weights *bf16_weights; /* those copies, made once by the caller; NULL:
-                                             each call packs its own */
 } mtp_gen_opts;
 
-/* Greedy, block speculation over every future head, 128 new tokens, fp32, seed 1. */
+/* Greedy, block speculation over every future head, 128 new tokens, seed 1. */
 void mtp_gen_opts_default(mtp_gen_opts *o);
 
 typedef struct {

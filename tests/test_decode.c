@@ -70,7 +70,7 @@ static void train_periodic(mtp_model *m, int steps) {
 
 /* ---- KV cache vs full forward ------------------------------------------------------ */
 
-static void test_cache_vs_full(int nf, int bf16, int hd) {
+static void test_cache_vs_full(int nf, mtp_wtype t, int hd) {
     mtp_model m;
     make_model_hd(&m, nf, nf + 2, 37, 0.05f, 11 + nf, hd);
     int T = 20, P = 7, V = 37;
@@ -82,10 +82,8 @@ static void test_cache_vs_full(int nf, int bf16, int hd) {
     MTP_ASSERT(mtp_acts_init(&a, &m.cfg, 1, T, MTP_HEADS_NAIVE, 0, &err) == 0);
     mtp_step(&m, &a, window, NULL, NULL, 0, NULL);
     mtp_decoder d;
-    MTP_ASSERT(mtp_decoder_init(&d, &m, 1, m.cfg.max_seq_len, T, &err) == 0);
-    mtp_bf16_weights bw = {0}; /* packed by the caller here; by the decoder in generate */
-    if (bf16) mtp_bf16_weights_init(&bw, &m);
-    if (bf16) MTP_ASSERT(mtp_decoder_use_bf16(&d, &bw, &err) == 0);
+    mtp_model_decode_as(&m, t);
+    MTP_ASSERT(mtp_decoder_init(&d, &m, 1, &T, T, &err) == 0);
     float *lg = falloc((size_t)T * nf * V), *h1 = falloc((size_t)T * V);
     mtp_row rows[20];
     /* the prompt in one pass (head 1 logits for every row); then one token per pass, each
@@ -109,14 +107,15 @@ static void test_cache_vs_full(int nf, int bf16, int hd) {
                 worst = fmax(worst, fabs(x - y) / fmax(1.0, fabs(y)));
             }
     /* different kernels (BLAS vs batch-invariant rows), same float math: reordered sums;
-     * bf16: weights and rows rounded to 8 significant bits */
-    CHECK(worst < (bf16 ? 2e-2 : 1e-4), "n_future %d%s: cached logits differ from a full forward by %.3g", nf,
-           bf16 ? " (bf16)" : "", worst);
-    if (bf16) printf("  bf16 decoding, n_future %d: logits within %.2g of fp32\n", nf, worst);
+     * bf16: weights, rows and the cache rounded to 8 significant bits; q8: weights and
+     * rows to 8 bits per block of 32 (and the cache to bf16) */
+    double tol = t == MTP_F32 ? 1e-4 : t == MTP_BF16 ? 2e-2 : 4e-2;
+    CHECK(worst < tol, "n_future %d (%s): cached logits differ from a full forward by %.3g", nf, mtp_wtype_name(t),
+          worst);
+    if (t != MTP_F32) printf("  %s decoding, n_future %d: logits within %.2g of fp32\n", mtp_wtype_name(t), nf, worst);
     free(lg);
     free(h1);
     mtp_decoder_free(&d);
-    mtp_bf16_weights_free(&bw);
     mtp_acts_free(&a);
     mtp_model_free(&m);
 }
@@ -129,8 +128,9 @@ static void test_batch_invariance(void) {
     int V = 41, nf = 3;
     mtp_err err;
     mtp_decoder d1, d2;
-    MTP_ASSERT(mtp_decoder_init(&d1, &m, 1, 64, 16, &err) == 0);
-    MTP_ASSERT(mtp_decoder_init(&d2, &m, 3, 64, 16, &err) == 0);
+    int caps[3] = {64, 40, 12}; /* sequences of different sizes share one cache */
+    MTP_ASSERT(mtp_decoder_init(&d1, &m, 1, caps, 16, &err) == 0);
+    MTP_ASSERT(mtp_decoder_init(&d2, &m, 3, caps + 0, 16, &err) == 0);
     mtp_token toks[10] = {1, 5, 9, 2, 40, 7, 7, 3, 0, 11};
     mtp_row rows[16];
     float *l1 = falloc(16 * nf * V), *l2 = falloc(16 * nf * V);
@@ -179,7 +179,8 @@ static void test_threads(void) {
     for (int threads = 1; threads <= 2; threads++) {
         mtp_decoder d;
         omp_set_num_threads(threads);
-        MTP_ASSERT(mtp_decoder_init(&d, &m, 1, m.cfg.max_seq_len, P, &err) == 0);
+        int cap = m.cfg.max_seq_len;
+        MTP_ASSERT(mtp_decoder_init(&d, &m, 1, &cap, P, &err) == 0);
         for (int j = 0; j < P; j++) rows[j] = (mtp_row){0, j, j, j - 1, j, (mtp_token)((j * 7) % V)};
         lg[threads - 1] = falloc((size_t)P * V);
         mtp_decoder_forward(&d, rows, P, 1, lg[threads - 1]);
@@ -225,7 +226,8 @@ static floors trained_floor(int nf) {
     return F[nf];
 }
 
-static void test_exact_greedy_floor(const mtp_model *m, const char *what, int bf16, floors fl) {
+/* m decodes in type t (a copy of its fp32 weights) for the test, then in F32 again. */
+static void test_exact_greedy_floor(mtp_model *m, const char *what, mtp_wtype t, floors fl) {
     enum { NP = 6, NT = 40 };
     int V = m->cfg.vocab_size, nf = m->cfg.n_future;
     mtp_token buf[NP][12];
@@ -238,9 +240,8 @@ static void test_exact_greedy_floor(const mtp_model *m, const char *what, int bf
         prompts[i] = buf[i];
     }
     mtp_gen_result plain[NP], spec[NP], alone;
-    mtp_bf16_weights bw = {0}; /* plain packs its own copies; the modes share these */
-    if (bf16) mtp_bf16_weights_init(&bw, m);
-    mtp_gen_opts o = {.spec = MTP_SPEC_NONE, .max_tokens = NT, .bf16 = bf16};
+    mtp_model_decode_as(m, t);
+    mtp_gen_opts o = {.spec = MTP_SPEC_NONE, .max_tokens = NT};
     MTP_ASSERT(gen(m, prompts, lens, NP, o, plain) == 0);
     struct {
         mtp_spec spec;
@@ -250,7 +251,7 @@ static void test_exact_greedy_floor(const mtp_model *m, const char *what, int bf
                  {MTP_SPEC_TREE, 0, 3, {3, 1, 2}}, {MTP_SPEC_TREE, 0, 1, {5}}};
     for (size_t k = 0; k < sizeof modes / sizeof *modes; k++) {
         o = (mtp_gen_opts){.spec = modes[k].spec, .draft = modes[k].draft, .max_tokens = NT,
-                           .tree_depths = modes[k].depths, .bf16 = bf16, .bf16_weights = bf16 ? &bw : NULL};
+                           .tree_depths = modes[k].depths};
         memcpy(o.tree_width, modes[k].w, sizeof modes[k].w);
         MTP_ASSERT(gen(m, prompts, lens, NP, o, spec) == 0);
         int same = 1;
@@ -273,12 +274,12 @@ static void test_exact_greedy_floor(const mtp_model *m, const char *what, int bf
         for (int i = 0; i < NP; i++) free(spec[i].tokens);
     }
     for (int i = 0; i < NP; i++) free(plain[i].tokens);
-    mtp_bf16_weights_free(&bw);
+    mtp_model_decode_as(m, MTP_F32);
 }
 
 /* an untrained model: acceptance is whatever chance gives, no floor */
-static void test_exact_greedy(const mtp_model *m, const char *what, int bf16) {
-    test_exact_greedy_floor(m, what, bf16, (floors){0, 0});
+static void test_exact_greedy(mtp_model *m, const char *what) {
+    test_exact_greedy_floor(m, what, MTP_F32, (floors){0, 0});
 }
 
 /* ---- speculative sampling is exact -------------------------------------------------- */
@@ -288,7 +289,8 @@ static void exact_joint(const mtp_model *m, const mtp_token *prompt, int P, doub
     int V = m->cfg.vocab_size;
     mtp_err err;
     mtp_decoder d;
-    MTP_ASSERT(mtp_decoder_init(&d, m, 1, m->cfg.max_seq_len, P + 3, &err) == 0);
+    int cap = P + 3;
+    MTP_ASSERT(mtp_decoder_init(&d, m, 1, &cap, P + 3, &err) == 0);
     float *lg = falloc(V), *p = falloc(V);
     mtp_prob_id *scr = xmalloc(V * sizeof *scr);
     mtp_sampling s = {1, 0, 1};
@@ -403,16 +405,17 @@ int main(void) {
 #if MTP_HAVE_OMP
     max_threads = omp_get_max_threads();
 #endif
-    for (int nf = 1; nf <= 4; nf++) test_cache_vs_full(nf, 0, 8);
+    for (int nf = 1; nf <= 4; nf++) test_cache_vs_full(nf, MTP_F32, 8);
     test_batch_invariance();
     test_threads();
     for (int nf = 2; nf <= 8; nf++) {
         mtp_model m;
         make_model(&m, nf, nf + 1, 8, 0.3f, 100 + nf);
-        test_exact_greedy(&m, "random ", 0);
+        test_exact_greedy(&m, "random ");
         train_periodic(&m, 40);
-        test_exact_greedy_floor(&m, "trained", 0, trained_floor(nf));
-        test_exact_greedy_floor(&m, "bf16   ", 1, trained_floor(nf));
+        test_exact_greedy_floor(&m, "trained", MTP_F32, trained_floor(nf));
+        test_exact_greedy_floor(&m, "bf16   ", MTP_BF16, trained_floor(nf));
+        test_exact_greedy_floor(&m, "q8     ", MTP_Q8, trained_floor(nf));
         mtp_model_free(&m);
     }
     /* bf16 decoding: on AMX if the CPU has it, then on the portable path */
@@ -428,23 +431,25 @@ int main(void) {
         char label[64];
         snprintf(label, sizeof label, "bf16 (%s)", mtp_bf16_path());
         printf("  bf16 path: %s\n", mtp_bf16_path());
-        for (int nf = 1; nf <= 4; nf += 3) test_cache_vs_full(nf, 1, 8);
+        for (int nf = 1; nf <= 4; nf += 3) test_cache_vs_full(nf, MTP_BF16, 8);
         mtp_model m;
         make_model(&m, 3, 4, 8, 0.3f, 103);
         train_periodic(&m, 40);
-        test_exact_greedy_floor(&m, label, 1, trained_floor(3));
+        test_exact_greedy_floor(&m, label, MTP_BF16, trained_floor(3));
         mtp_model_free(&m);
         /* heads of 32 and 64: attention on AMX tiles too (mtp_attend_bf16) */
         for (int hd = 32; hd <= 64 && !pass; hd *= 2) {
             printf("  bf16 with heads of %d: %s attention\n", hd, mtp_attend_bf16_available(hd) ? "AMX" : "fp32");
-            test_cache_vs_full(4, 1, hd);
+            test_cache_vs_full(4, MTP_BF16, hd);
             make_model_hd(&m, 4, 5, 8, 0.3f, 104 + hd, hd);
             train_periodic(&m, 40);
-            test_exact_greedy_floor(&m, hd == 32 ? "bf16 hd 32" : "bf16 hd 64", 1,
+            test_exact_greedy_floor(&m, hd == 32 ? "bf16 hd 32" : "bf16 hd 64", MTP_BF16,
                                     hd == 32 ? (floors){1.55, 1.70} : (floors){1.37, 1.54});
             mtp_model_free(&m);
         }
     }
+    printf("  q8 path: %s\n", mtp_wtype_kernels(MTP_Q8));
+    for (int nf = 1; nf <= 4; nf += 3) test_cache_vs_full(nf, MTP_Q8, 8);
     test_sampling();
     test_bad_prompts();
     return check_finish();

@@ -199,7 +199,29 @@ def build_cases(tmp):
     hj += b" " * (-len(hj) % 8 + 3)  # length = 3 mod 8
     ok_models.append(("unaligned data (header length 3 mod 8)",
                       C.write("model_unaligned", ".safetensors", st_bytes(hj, base_data, pad=False))))
+    # An 8-bit model (docs/formats.md): every matrix as I8 with its F16 block scales.
+    def q8(a):
+        rows, cols = a.shape
+        nb = (cols + 31) // 32
+        pad = np.zeros((rows, nb * 32), dtype=np.float32)
+        pad[:, :cols] = a
+        blocks = pad.reshape(rows, nb, 32)
+        scale = (np.abs(blocks).max(axis=2) / 127).astype("<f2")
+        sf = scale.astype(np.float32)[:, :, None]
+        q = np.clip(np.round(np.divide(blocks, sf, out=np.zeros_like(blocks), where=sf != 0)), -127, 127)
+        return q.reshape(rows, nb * 32)[:, :cols].astype(np.int8).tobytes(), scale.tobytes(), (rows, nb)
+    q8_entries = []
+    for n, d, shp, r in entries:
+        if len(shp) != 2:
+            q8_entries.append((n, d, shp, r))
+            continue
+        qb, sb, sshape = q8(tensors[n])
+        q8_entries += [(n, "I8", shp, qb), (n + "_scale", "F16", sshape, sb)]
+    h, dd = st_layout(q8_entries)
+    ok_models.append(("8-bit matrices", C.write("model_q8", ".safetensors", st_bytes(st_header_bytes(h, meta), dd))))
     for name, p in ok_models:
+        cases.append(Case(f"control: generate, {name}", ["generate", "--model", p, "--prompt-tokens", "1,2", "-n",
+                                                         "3", "--quiet"], 0, []))
         cases.append(Case(f"control: info, {name}", ["info", p], 0, []))
         eval_case(f"control: eval, {name}", ["--model", p, "--data", good_shard], 0, [])
         train_case(f"control: train, {name}", ["--model", p, "--data", good_shard], 0, [])
@@ -374,7 +396,27 @@ def build_cases(tmp):
     models.append(("a directory", os.path.join(tmp, "out"), None))
     models.append(("a training state file", os.path.join(run_dir, "state.safetensors"), None))
 
+    # 8-bit matrices whose scales are missing, misshapen or mistyped, or 8-bit where no
+    # 8-bit tensor may be (a norm), or scales of a matrix that is not 8-bit
+    mat = next(i for i, e in enumerate(q8_entries) if e[1] == "I8")
+
+    def q8_edit(name, fn, also):
+        ents = [list(e) for e in q8_entries]
+        fn(ents)
+        model_entries(name, [tuple(e) for e in ents], also=also)
+    q8_edit("8-bit matrix without its scales", lambda es: es.pop(mat + 1), ["scales"])
+    q8_edit("8-bit scales of the wrong shape", lambda es: es[mat + 1].__setitem__(2, (es[mat + 1][2][0] * 2, 1)),
+            ["scales"])
+    q8_edit("8-bit scales as F32", lambda es: es[mat + 1].__setitem__(1, "F32") or
+            es[mat + 1].__setitem__(3, np.zeros(es[mat + 1][2], dtype="<f4").tobytes()), ["scales"])
+    norm = next(i for i, e in enumerate(q8_entries) if len(e[2]) == 1)
+    q8_edit("8-bit norm", lambda es: es[norm].__setitem__(1, "I8") or
+            es[norm].__setitem__(3, bytes(int(np.prod(es[norm][2])))), ["I8"])
+    q8_edit("scales of an F32 matrix", lambda es: es.__setitem__(mat, list(entries[[e[0] for e in entries].index(
+        es[mat][0])])), ["unexpected"])
     for name, p, also in models:
+        cases.append(Case(f"model/{name}: generate", ["generate", "--model", p, "--prompt-tokens", "1,2", "-n", "3"],
+                          1, [p], also))
         cases.append(Case(f"model/{name}: info", ["info", p], 1, [p], also))
         eval_case(f"model/{name}: eval", ["--model", p, "--data", good_shard], 1, [p], also)
         train_case(f"model/{name}: train", ["--model", p, "--data", good_shard], 1, [p], also)

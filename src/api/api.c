@@ -23,6 +23,25 @@ int mtp_model_open(mtp_model **m, const char *path, mtp_err *err) {
     return -1;
 }
 
+int mtp_model_open_decode(mtp_model **m, const char *path, mtp_err *err) {
+    *m = xmalloc(sizeof **m);
+    if (mtp_model_load_decode(*m, path, err) == 0) return 0;
+    free(*m);
+    *m = NULL;
+    return -1;
+}
+
+int mtp_model_decode_type(mtp_model *m, mtp_wtype t, mtp_err *err) {
+    if (m->dec.type == t) return 0;
+    if (!m->params)
+        return mtp_fail(err, "the model is stored in %s and was opened for decoding only: it decodes in %s "
+                        "(mtp convert makes other types)", mtp_wtype_name(m->dec.type), mtp_wtype_name(m->dec.type));
+    mtp_model_decode_as(m, t);
+    return 0;
+}
+
+mtp_wtype mtp_model_wtype(const mtp_model *m) { return m->dec.type; }
+
 int mtp_model_create(mtp_model **m, const mtp_config *cfg, uint64_t seed, mtp_err *err) {
     *m = xmalloc(sizeof **m);
     if (mtp_config_validate(cfg, "config", err) == 0 && mtp_model_init(*m, cfg, err) == 0) {
@@ -57,9 +76,11 @@ int mtp_model_info_read(const char *path, mtp_model_info *info, mtp_err *err) {
         info->file_bytes = st.size;
         for (int i = 0; i < st.n_tensors; i++) {
             mtp_dtype dt = st.tensors[i].dtype;
-            int k = dt == MTP_DT_F32 ? 0 : dt == MTP_DT_BF16 ? 1 : dt == MTP_DT_F16 ? 2 : -1;
+            int k = dt == MTP_DT_F32 ? 0 : dt == MTP_DT_BF16 ? 1 : dt == MTP_DT_F16 ? 2 : dt == MTP_DT_I8 ? 3 : -1;
             if (k >= 0) info->tensor_bytes[k] += st.tensors[i].nbytes;
         }
+        const mtp_st_tensor *out = mtp_st_find(&st, "output.weight");
+        info->wtype = !out ? MTP_F32 : out->dtype == MTP_DT_BF16 ? MTP_BF16 : out->dtype == MTP_DT_I8 ? MTP_Q8 : MTP_F32;
     }
     mtp_st_close(&st);
     return rc;
@@ -75,6 +96,8 @@ int mtp_train_state_open(const char *dir, mtp_model **m, mtp_train_opts *o, mtp_
 
 int mtp_eval_file(const mtp_model *m, const char *data, int B, int T, int batches,
                   mtp_head_stats *out, mtp_err *err) {
+    if (!m->params)
+        return mtp_fail(err, "evaluation needs fp32 weights: open the model with mtp_model_open, not for decoding only");
     mtp_shardset s;
     if (mtp_shardset_open(&s, data, m->cfg.vocab_size, err)) return -1;
     int rc = mtp_eval(m, &s, B, T, batches, out, err);

@@ -20,23 +20,55 @@ static void *touched(size_t bytes) {
 
 static float *ftouched(size_t n) { return touched(n * sizeof(float)); }
 
-int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int max_rows,
+int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, const int *cap, int max_rows,
                      mtp_err *err) {
     const mtp_config *c = &m->cfg;
     memset(d, 0, sizeof *d);
-    size_t kv = mtp_kv_dim(c), dim = c->dim, f = c->hidden_dim, R = max_rows;
-    size_t cache = (size_t)c->n_layers * n_seq * cap * kv;
-    size_t scratch = R * (dim * (10 + c->n_future) + 2 * kv + 2 * f + (size_t)c->n_heads * cap + cap);
-    if (mtp_check_fits((2 * cache + scratch) * sizeof(float), "the KV cache and decoding buffers", err))
+    size_t kv = mtp_kv_dim(c), dim = c->dim, f = c->hidden_dim, R = max_rows, slots = 0;
+    int max_cap = 1;
+    for (int s = 0; s < n_seq; s++) {
+        MTP_ASSERT(cap[s] > 0 && cap[s] <= c->max_seq_len);
+        slots += cap[s];
+        max_cap = cap[s] > max_cap ? cap[s] : max_cap;
+    }
+    int bf16_kv = m->dec.type != MTP_F32, hd = mtp_head_dim(c);
+    int tiles = bf16_kv && mtp_attend_bf16_available(hd) && c->n_heads / c->n_kv_heads <= MTP_ATTEND_BF16_QUERIES;
+    size_t tile_block = 0;
+    for (int s = 0; tiles && s < n_seq; s++) tile_block += (size_t)c->n_kv_heads * mtp_kv_tiles_size(cap[s], hd);
+    size_t cache = (size_t)c->n_layers * (tiles ? tile_block : slots * kv) * (bf16_kv ? sizeof(uint16_t) : sizeof(float));
+    size_t attn_scratch = tiles ? (size_t)mtp_backend_threads() * mtp_attend_bf16_scratch(max_cap, hd) : 0;
+    size_t rows = R * c->n_future; /* head_logits: every head of every row at once */
+    size_t wscratch = mtp_wmat_scratch(m->dec.type, (int)rows, dim > f ? (int)dim : (int)f);
+    size_t scratch = R * (dim * (10 + c->n_future) + 2 * kv + 2 * f + (size_t)c->n_heads * max_cap + max_cap);
+    if (mtp_check_fits(2 * cache + (scratch + attn_scratch) * sizeof(float) + wscratch,
+                       "the KV cache and decoding buffers", err))
         return -1;
     d->m = m;
     d->n_seq = n_seq;
-    d->cap = cap;
     d->max_rows = max_rows;
+    d->max_cap = max_cap;
+    d->slots = slots;
+    d->cap = xmalloc(n_seq * sizeof(int));
+    d->first = xmalloc(n_seq * sizeof(size_t));
+    for (int s = 0; s < n_seq; s++) {
+        d->cap[s] = cap[s];
+        d->first[s] = s ? d->first[s - 1] + cap[s - 1] : 0;
+    }
     d->len = xcalloc(n_seq, sizeof(int));
-    d->kc = ftouched(cache);
-    d->vc = ftouched(cache);
-    mtp_rope_init(&d->rope, cap, mtp_head_dim(c), c->rope_theta);
+    d->bf16_kv = bf16_kv;
+    d->tiles = tiles;
+    if (tiles) {
+        d->tile_first = xmalloc(n_seq * sizeof(size_t));
+        for (int s = 0; s < n_seq; s++)
+            d->tile_first[s] = s ? d->tile_first[s - 1] + (size_t)c->n_kv_heads * mtp_kv_tiles_size(cap[s - 1], hd) : 0;
+        d->tile_block = tile_block;
+        d->attn_scratch = ftouched(attn_scratch);
+        d->attn_threads = mtp_backend_threads();
+        d->tasks = xmalloc(R * c->n_kv_heads * 3 * sizeof(int));
+    }
+    d->kc = touched(cache);
+    d->vc = touched(cache);
+    mtp_rope_init(&d->rope, max_cap, mtp_head_dim(c), c->rope_theta);
     d->z = ftouched(R * dim);
     d->zt = ftouched(R * dim);
     d->x = ftouched(R * dim);
@@ -49,83 +81,24 @@ int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int
     d->h1 = ftouched(R * f);
     d->h3 = ftouched(R * f);
     d->zn = ftouched(R * c->n_future * dim);
-    d->scores = ftouched(R * c->n_heads * (size_t)cap);
-    d->chain = xmalloc(R * (size_t)cap * sizeof(int));
+    d->scores = ftouched(R * c->n_heads * (size_t)max_cap);
+    d->chain = xmalloc(R * (size_t)max_cap * sizeof(int));
     d->nkeys = xmalloc(R * sizeof(int));
     d->pos = xmalloc(R * sizeof(int));
-    return 0;
-}
-
-void mtp_bf16_weights_init(mtp_bf16_weights *bw, const mtp_model *m) {
-    const mtp_config *c = &m->cfg;
-    int dim = c->dim, kvd = mtp_kv_dim(c), f = c->hidden_dim;
-    bw->n_layers = c->n_layers;
-    bw->blocks = xcalloc(c->n_layers, sizeof *bw->blocks);
-    for (int l = 0; l < c->n_layers; l++) {
-        mtp_block_ptrs w = mtp_block_at(&m->lay, m->params, l);
-        mtp_bf16_block *b = &bw->blocks[l];
-        mtp_bf16_pack(&b->wq, w.wq, dim, dim);
-        mtp_bf16_pack(&b->wk, w.wk, dim, kvd);
-        mtp_bf16_pack(&b->wv, w.wv, dim, kvd);
-        mtp_bf16_pack(&b->wo, w.wo, dim, dim);
-        mtp_bf16_pack(&b->w1, w.w1, dim, f);
-        mtp_bf16_pack(&b->w2, w.w2, f, dim);
-        mtp_bf16_pack(&b->w3, w.w3, dim, f);
-    }
-    mtp_bf16_pack(&bw->out, m->params + m->lay.output, dim, c->vocab_size);
-}
-
-void mtp_bf16_weights_free(mtp_bf16_weights *bw) {
-    for (int l = 0; bw->blocks && l < bw->n_layers; l++) {
-        mtp_bf16_block *b = &bw->blocks[l];
-        mtp_bf16_matrix *ms[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w1, &b->w2, &b->w3};
-        for (int i = 0; i < 7; i++) mtp_bf16_free(ms[i]);
-    }
-    free(bw->blocks);
-    mtp_bf16_free(&bw->out);
-    memset(bw, 0, sizeof *bw);
-}
-
-int mtp_decoder_use_bf16(mtp_decoder *d, const mtp_bf16_weights *w, mtp_err *err) {
-    const mtp_config *c = &d->m->cfg;
-    int dim = c->dim, f = c->hidden_dim, hd = mtp_head_dim(c), nkv = c->n_kv_heads;
-    if (d->bf16) return 0;
-    for (int s = 0; s < d->n_seq; s++) MTP_ASSERT(d->len[s] == 0); /* before the first pass */
-    int rows = d->max_rows * c->n_future; /* head_logits: every head of every row at once */
-    size_t row_scratch = mtp_bf16_scratch(rows, dim > f ? dim : f);
-    int tiles = mtp_attend_bf16_available(hd) && c->n_heads / nkv <= MTP_ATTEND_BF16_QUERIES;
-    size_t seqs = (size_t)c->n_layers * d->n_seq, kv_tiles = seqs * nkv * mtp_kv_tiles_size(d->cap, hd);
-    size_t attn_scratch = (size_t)mtp_backend_threads() * mtp_attend_bf16_scratch(d->cap, hd);
-    size_t bytes = row_scratch * sizeof(uint16_t) + (w ? 0 : d->m->lay.total * sizeof(uint16_t)) +
-                   (tiles ? 2 * kv_tiles * sizeof(uint16_t) + attn_scratch * sizeof(float) : 0);
-    if (mtp_check_fits(bytes, "the bf16 weights and caches", err)) return -1;
-    if (!w) {
-        mtp_bf16_weights_init(&d->own_bf16, d->m);
-        w = &d->own_bf16;
-    }
-    MTP_ASSERT(w->n_layers == c->n_layers && w->out.C == dim && w->out.OC == c->vocab_size &&
-               w->blocks[0].w1.OC == f);
-    d->bf16 = w;
-    d->bf16_rows = xcalloc(row_scratch, sizeof(uint16_t));
-    if (!tiles) return 0;
-    d->kt = touched(kv_tiles * sizeof(uint16_t));
-    d->vt = touched(kv_tiles * sizeof(uint16_t));
-    d->attn_threads = mtp_backend_threads();
-    d->attn_scratch = ftouched(attn_scratch);
-    d->tasks = xmalloc((size_t)d->max_rows * nkv * 3 * sizeof(int));
+    d->wscratch = wscratch ? touched(wscratch) : NULL;
     return 0;
 }
 
 void mtp_decoder_free(mtp_decoder *d) {
-    mtp_bf16_weights_free(&d->own_bf16);
-    free(d->bf16_rows);
-    free(d->kt);
-    free(d->vt);
+    free(d->tile_first);
     free(d->attn_scratch);
     free(d->tasks);
+    free(d->cap);
+    free(d->first);
     free(d->len);
     free(d->kc);
     free(d->vc);
+    free(d->wscratch);
     mtp_rope_free(&d->rope);
     float *bufs[] = {d->z,  d->zt, d->x,    d->xn, d->q,  d->k,  d->v,
                      d->ao, d->rstd, d->h1, d->h3, d->zn, d->scores};
@@ -136,57 +109,68 @@ void mtp_decoder_free(mtp_decoder *d) {
     memset(d, 0, sizeof *d);
 }
 
-/* out (R,OC) = beta * out + x @ w^T: fp32 w, or its bf16 copy wb if the decoder has one */
-static void matmul(const mtp_decoder *d, float *out, const float *x, const float *w,
-                   const mtp_bf16_matrix *wb, int R, int C, int OC, float beta) {
-    if (d->bf16)
-        mtp_matmul_rows_bf16(out, x, wb, R, beta, d->bf16_rows);
-    else
-        mtp_matmul_rows(out, x, w, R, C, OC, beta);
-}
-
-static float *cache_at(const mtp_decoder *d, float *base, int block, int seq, int slot) {
-    size_t kv = mtp_kv_dim(&d->m->cfg);
-    return base + (((size_t)block * d->n_seq + seq) * d->cap + slot) * kv;
+/* A slot's keys or values (kv_dim elements) in a block's cache of a sequence. */
+static void *cache_at(const mtp_decoder *d, void *base, int block, int seq, int slot) {
+    size_t kv = mtp_kv_dim(&d->m->cfg), el = d->bf16_kv ? sizeof(uint16_t) : sizeof(float);
+    return (char *)base + (((size_t)block * d->slots + d->first[seq] + slot) * kv) * el;
 }
 
 /* One kv head's key or value tiles (mtp_attend_bf16) in a block's cache of a sequence. */
-static uint16_t *tiles_at(const mtp_decoder *d, uint16_t *base, int block, int seq, int kv_head) {
+static uint16_t *tiles_at(const mtp_decoder *d, void *base, int block, int seq, int kv_head) {
     const mtp_config *c = &d->m->cfg;
-    size_t size = mtp_kv_tiles_size(d->cap, mtp_head_dim(c));
-    return base + (((size_t)block * d->n_seq + seq) * c->n_kv_heads + kv_head) * size;
+    return (uint16_t *)base + block * d->tile_block + d->tile_first[seq] +
+           (size_t)kv_head * mtp_kv_tiles_size(d->cap[seq], mtp_head_dim(c));
 }
 
-/* The bf16 tiles of a slot's keys and values (if the decoder keeps them), from kc, vc. */
-static void put_kv_tiles(mtp_decoder *d, int block, int seq, int slot) {
-    if (!d->kt) return;
+/* Stores a row's key and value (fp32, kv_dim) at a slot, in the cache's precision. */
+static void put_kv(mtp_decoder *d, int block, int seq, int slot, const float *k, const float *v) {
     const mtp_config *c = &d->m->cfg;
-    int hd = mtp_head_dim(c);
-    const float *k = cache_at(d, d->kc, block, seq, slot), *v = cache_at(d, d->vc, block, seq, slot);
-    for (int g = 0; g < c->n_kv_heads; g++)
-        mtp_kv_tiles_put(tiles_at(d, d->kt, block, seq, g), tiles_at(d, d->vt, block, seq, g), hd, slot,
-                         k + g * hd, v + g * hd);
+    size_t kv = mtp_kv_dim(c);
+    if (d->tiles) {
+        int hd = mtp_head_dim(c);
+        for (int g = 0; g < c->n_kv_heads; g++)
+            mtp_kv_tiles_put(tiles_at(d, d->kc, block, seq, g), tiles_at(d, d->vc, block, seq, g), hd, slot,
+                             k + g * hd, v + g * hd);
+        return;
+    }
+    void *kd = cache_at(d, d->kc, block, seq, slot), *vd = cache_at(d, d->vc, block, seq, slot);
+    if (d->bf16_kv) {
+        mtp_bf16_round_row(kd, k, kv);
+        mtp_bf16_round_row(vd, v, kv);
+    } else {
+        memcpy(kd, k, kv * sizeof(float));
+        memcpy(vd, v, kv * sizeof(float));
+    }
 }
 
 void mtp_decoder_move(mtp_decoder *d, int seq, int dst, int src) {
-    size_t bytes = mtp_kv_dim(&d->m->cfg) * sizeof(float);
-    for (int b = 0; b < d->m->cfg.n_layers; b++) {
-        memmove(cache_at(d, d->kc, b, seq, dst), cache_at(d, d->kc, b, seq, src), bytes);
-        memmove(cache_at(d, d->vc, b, seq, dst), cache_at(d, d->vc, b, seq, src), bytes);
-        put_kv_tiles(d, b, seq, dst);
+    const mtp_config *c = &d->m->cfg;
+    size_t bytes = mtp_kv_dim(c) * (d->bf16_kv ? sizeof(uint16_t) : sizeof(float));
+    int hd = mtp_head_dim(c);
+    for (int b = 0; b < c->n_layers; b++) {
+        if (!d->tiles) {
+            memmove(cache_at(d, d->kc, b, seq, dst), cache_at(d, d->kc, b, seq, src), bytes);
+            memmove(cache_at(d, d->vc, b, seq, dst), cache_at(d, d->vc, b, seq, src), bytes);
+            continue;
+        }
+        for (int g = 0; g < c->n_kv_heads; g++) { /* read back as the tiles hold it, put again */
+            uint16_t *kt = tiles_at(d, d->kc, b, seq, g), *vt = tiles_at(d, d->vc, b, seq, g);
+            mtp_kv_tiles_get(d->k, d->v, kt, vt, hd, src);
+            mtp_kv_tiles_put(kt, vt, hd, dst, d->k, d->v);
+        }
     }
 }
 
 /* The slots each row attends to, in order: committed prefix, ancestors, itself. */
 static void build_chains(mtp_decoder *d, const mtp_row *rows, int R) {
     for (int r = 0; r < R; r++) {
-        int *ch = d->chain + (size_t)r * d->cap, depth = 0;
+        int *ch = d->chain + (size_t)r * d->max_cap, depth = 0;
         for (int a = r; a >= 0; a = rows[a].parent) {
             MTP_ASSERT(rows[a].parent < a && rows[a].seq == rows[r].seq);
             depth++;
         }
         int n = d->len[rows[r].seq];
-        MTP_ASSERT(n + depth <= d->cap);
+        MTP_ASSERT(n + depth <= d->cap[rows[r].seq]);
         for (int i = 0; i < n; i++) ch[i] = i;
         int at = n + depth;
         for (int a = r; a >= 0; a = rows[a].parent) ch[--at] = rows[a].slot;
@@ -196,16 +180,16 @@ static void build_chains(mtp_decoder *d, const mtp_row *rows, int R) {
 
 /* ao (R, dim) by mtp_attend_bf16: a task is up to MTP_ATTEND_BF16_QUERIES queries of one
  * sequence and kv head (its rows times the kv head's query heads). */
-static void attention_rows_bf16(mtp_decoder *d, int block, const mtp_row *rows, int R, size_t work) {
+static void attention_rows_tiles(mtp_decoder *d, int block, const mtp_row *rows, int R, size_t work) {
     const mtp_config *c = &d->m->cfg;
-    int hd = mtp_head_dim(c), group = c->n_heads / c->n_kv_heads, kvd = mtp_kv_dim(c);
+    int hd = mtp_head_dim(c), group = c->n_heads / c->n_kv_heads;
     int per = MTP_ATTEND_BF16_QUERIES / group, nt = 0, *t = d->tasks;
     float scale = 1.0f / sqrtf((float)hd);
     for (int r0 = 0, r1; r0 < R; r0 = r1) {
         for (r1 = r0 + 1; r1 < R && r1 - r0 < per && rows[r1].seq == rows[r0].seq;) r1++;
         for (int g = 0; g < c->n_kv_heads; g++, nt++) t[3 * nt] = r0, t[3 * nt + 1] = r1, t[3 * nt + 2] = g;
     }
-    size_t scratch = mtp_attend_bf16_scratch(d->cap, hd);
+    size_t scratch = mtp_attend_bf16_scratch(d->max_cap, hd);
 #pragma omp parallel for schedule(static) num_threads(d->attn_threads) if (work >= 1u << 18)
     for (int i = 0; i < nt; i++) {
         int r0 = t[3 * i], r1 = t[3 * i + 1], g = t[3 * i + 2], seq = rows[r0].seq, nq = 0;
@@ -217,12 +201,11 @@ static void attention_rows_bf16(mtp_decoder *d, int block, const mtp_row *rows, 
             for (int h = g * group; h < (g + 1) * group; h++, nq++) {
                 out[nq] = d->ao + (size_t)r * c->dim + h * hd;
                 q[nq] = d->q + (size_t)r * c->dim + h * hd;
-                chain[nq] = d->chain + (size_t)r * d->cap;
+                chain[nq] = d->chain + (size_t)r * d->max_cap;
                 n[nq] = d->nkeys[r];
             }
-        mtp_kv_bf16 kv = {tiles_at(d, d->kt, block, seq, g), tiles_at(d, d->vt, block, seq, g),
-                          cache_at(d, d->vc, block, seq, 0) + g * hd, kvd, hd};
-        mtp_attend_bf16(out, q, chain, n, nq, &kv, d->cap, scale,
+        mtp_kv_bf16 kv = {tiles_at(d, d->kc, block, seq, g), tiles_at(d, d->vc, block, seq, g), hd};
+        mtp_attend_bf16(out, q, chain, n, nq, &kv, d->cap[seq], scale,
                         d->attn_scratch + mtp_backend_thread() * scratch);
     }
 }
@@ -234,19 +217,23 @@ static void attention_rows(mtp_decoder *d, int block, const mtp_row *rows, int R
     float scale = 1.0f / sqrtf((float)hd);
     size_t work = 0; /* multiply-adds: below a few tens of thousands, a fork and join costs more */
     for (int r = 0; r < R; r++) work += (size_t)d->nkeys[r] * H * hd * 2;
-    if (d->kt) {
-        attention_rows_bf16(d, block, rows, R, work);
+    if (d->tiles) {
+        attention_rows_tiles(d, block, rows, R, work);
         return;
     }
 #pragma omp parallel for schedule(static) if (work >= 1u << 16)
     for (int rh = 0; rh < R * H; rh++) {
         int r = rh / H, h = rh % H, g = h / group, n = d->nkeys[r], seq = rows[r].seq;
-        const int *ch = d->chain + (size_t)r * d->cap;
+        const int *ch = d->chain + (size_t)r * d->max_cap;
         const float *q = d->q + (size_t)r * c->dim + h * hd;
-        const float *kbase = cache_at(d, d->kc, block, seq, 0) + g * hd;
-        const float *vbase = cache_at(d, d->vc, block, seq, 0) + g * hd;
-        mtp_attend_row(d->ao + (size_t)r * c->dim + h * hd, q, kbase, vbase, ch, n, kvd, hd, scale,
-                       d->scores + (size_t)rh * d->cap);
+        float *out = d->ao + (size_t)r * c->dim + h * hd, *scores = d->scores + (size_t)rh * d->max_cap;
+        if (d->bf16_kv) {
+            const uint16_t *kb = cache_at(d, d->kc, block, seq, 0), *vb = cache_at(d, d->vc, block, seq, 0);
+            mtp_attend_row_bf16(out, q, kb + g * hd, vb + g * hd, ch, n, kvd, hd, scale, scores);
+        } else {
+            const float *kb = cache_at(d, d->kc, block, seq, 0), *vb = cache_at(d, d->vc, block, seq, 0);
+            mtp_attend_row(out, q, kb + g * hd, vb + g * hd, ch, n, kvd, hd, scale, scores);
+        }
     }
 }
 
@@ -265,13 +252,9 @@ typedef struct {
 static void dec_matmul(const mtp_block_impl *im, float *out, const float *x,
                        mtp_block_matrix which, int R, int C, int OC, float beta) {
     const dec_block *db = (const dec_block *)im;
-    const mtp_bf16_matrix *wb = NULL;
-    if (db->d->bf16) {
-        const mtp_bf16_block *b = &db->d->bf16->blocks[db->block];
-        const mtp_bf16_matrix *ms[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w1, &b->w2, &b->w3};
-        wb = ms[which];
-    }
-    matmul(db->d, out, x, mtp_block_weight(&im->w, which), wb, R, C, OC, beta);
+    const mtp_wmat *w = &db->d->m->dec.blocks[db->block].mat[which];
+    MTP_ASSERT(w->C == C && w->OC == OC);
+    mtp_wmat_matmul(out, x, w, R, beta, db->d->wscratch);
 }
 
 static void dec_rope(const mtp_block_impl *im, float *x, int R, int n_heads) {
@@ -281,14 +264,9 @@ static void dec_rope(const mtp_block_impl *im, float *x, int R, int n_heads) {
 
 static void dec_keep_kv(const mtp_block_impl *im, const float *k, const float *v, int R) {
     const dec_block *db = (const dec_block *)im;
-    mtp_decoder *d = db->d;
     size_t kvd = mtp_kv_dim(im->cfg);
-    for (int r = 0; r < R; r++) {
-        const mtp_row *row = &db->rows[r];
-        memcpy(cache_at(d, d->kc, db->block, row->seq, row->slot), k + r * kvd, kvd * sizeof(float));
-        memcpy(cache_at(d, d->vc, db->block, row->seq, row->slot), v + r * kvd, kvd * sizeof(float));
-        put_kv_tiles(d, db->block, row->seq, row->slot);
-    }
+    for (int r = 0; r < R; r++)
+        put_kv(db->d, db->block, db->rows[r].seq, db->rows[r].slot, k + r * kvd, v + r * kvd);
 }
 
 static void dec_attend(const mtp_block_impl *im, float *ao, const float *q, const float *k,
@@ -305,8 +283,8 @@ static dec_block dec_block_at(mtp_decoder *d, int block, const mtp_row *rows, co
     *b = (mtp_block_acts){.x = d->x, .xn1 = d->xn, .rstd1 = d->rstd, .q = d->q, .k = d->k,
                           .v = d->v, .ao = d->ao, .xmid = d->x, .xn2 = d->xn, .rstd2 = d->rstd,
                           .h1 = d->h1, .h3 = d->h3, .g = d->h1, .out = d->x};
-    return (dec_block){{&d->m->cfg, mtp_block_at(&d->m->lay, d->m->params, block), dec_matmul,
-                        dec_rope, dec_keep_kv, dec_attend},
+    const mtp_wblock *w = &d->m->dec.blocks[block];
+    return (dec_block){{&d->m->cfg, w->attn_norm, w->ffn_norm, dec_matmul, dec_rope, dec_keep_kv, dec_attend},
                        d, block, rows, pos};
 }
 
@@ -333,13 +311,11 @@ static void head_logits(mtp_decoder *d, const mtp_row *rows, int R, int nh, int 
     for (int r = 0; r < R; r++) {
         if (rows[r].logits < 0) continue;
         float *zn = d->zn + ((size_t)rows[r].logits * nh + col) * dim;
-        mtp_rmsnorm_fwd(zn, d->rstd, d->x + (size_t)r * dim, d->m->params + d->m->lay.norm, 1,
-                        dim, c->norm_eps);
+        mtp_rmsnorm_fwd(zn, d->rstd, d->x + (size_t)r * dim, d->m->dec.norm, 1, dim, c->norm_eps);
         nwant++;
     }
     if (nwant && col == nh - 1) /* all heads normed: one unembedding, weights read once */
-        matmul(d, logits, d->zn, d->m->params + d->m->lay.output, d->bf16 ? &d->bf16->out : NULL,
-               nwant * nh, dim, c->vocab_size, 0);
+        mtp_wmat_matmul(logits, d->zn, &d->m->dec.out, nwant * nh, 0, d->wscratch);
 }
 
 void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_heads, float *logits) {
@@ -349,10 +325,10 @@ void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_head
     int *pos = d->pos;
     for (int r = 0; r < R; r++) {
         MTP_ASSERT(rows[r].token < (mtp_token)V && rows[r].seq >= 0 && rows[r].seq < d->n_seq);
-        MTP_ASSERT(rows[r].slot >= d->len[rows[r].seq] && rows[r].slot < d->cap);
+        MTP_ASSERT(rows[r].slot >= d->len[rows[r].seq] && rows[r].slot < d->cap[rows[r].seq]);
+        MTP_ASSERT(rows[r].pos < d->max_cap);
         pos[r] = rows[r].pos;
-        memcpy(d->x + (size_t)r * dim, d->m->params + d->m->lay.tok_emb + (size_t)rows[r].token * dim,
-               dim * sizeof(float));
+        mtp_wrows_get(&d->m->dec.emb, (int)rows[r].token, d->x + (size_t)r * dim);
     }
     build_chains(d, rows, R);
     for (int l = 0; l < nt; l++) block_rows(d, l, rows, R, pos, 0);

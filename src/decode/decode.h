@@ -33,59 +33,43 @@ typedef struct {
     mtp_token token;
 } mtp_row;
 
-/* A model's matrices packed for bf16 decoding: made once, shared by any number of
- * decoders (mtp_decoder_use_bf16) while the model lives. */
-typedef struct {
-    mtp_bf16_matrix wq, wk, wv, wo, w1, w2, w3;
-} mtp_bf16_block;
-
-struct mtp_bf16_weights { /* typedef in mtp.h */
-    int n_layers;
-    mtp_bf16_block *blocks; /* (n_layers) */
-    mtp_bf16_matrix out;    /* the unembedding */
-};
-
-void mtp_bf16_weights_init(mtp_bf16_weights *w, const mtp_model *m);
-void mtp_bf16_weights_free(mtp_bf16_weights *w);
-
 typedef struct {
     const mtp_model *m;
-    int n_seq, cap, max_rows;
+    int n_seq, max_rows;
+    int *cap;            /* (n_seq) slots of each sequence's cache */
     int *len;            /* (n_seq) committed prefix: slots [0, len) in position order */
-    float *kc, *vc;      /* (n_layers, n_seq, cap, kv_dim), keys after rotary */
-    mtp_rope rope;       /* positions 0..cap-1 */
+    size_t *first;       /* (n_seq) the sequence's first slot in a block's cache */
+    size_t slots;        /* all sequences' slots: a block's cache holds slots x kv_dim */
+    int max_cap;
+    /* One cache per block, in the decoding precision: fp32 when the weights are F32,
+     * bf16 (rounded keys and values) when they are BF16 or Q8. Keys after rotary. With
+     * AMX attention (mtp_attend_bf16) the bf16 cache is in its tile layout instead. */
+    int bf16_kv, tiles;
+    void *kc, *vc;       /* (n_layers, slots, kv_dim) floats or bf16; or tiles: per block,
+                            per sequence, per kv head mtp_kv_tiles_size(cap, head_dim) */
+    size_t *tile_first;  /* (n_seq) tiles: the sequence's first element in a block's tiles */
+    size_t tile_block;   /* tiles: elements of one block's tiles, all sequences */
+    float *attn_scratch; /* tiles: mtp_attend_bf16's scratch for attn_threads threads */
+    int attn_threads;
+    int *tasks;          /* tiles: (max_rows * n_kv_heads, 3) first row, end row, kv head */
+    mtp_rope rope;       /* positions 0..max_cap-1 */
     /* scratch for max_rows rows */
     float *z, *zt, *x, *xn, *q, *k, *v, *ao, *h1, *h3, *zn; /* (R,dim|kv|hidden); zn (R*n,dim) */
     float *rstd;         /* (R) the norms' reciprocal RMS */
-    float *scores;       /* (R * n_heads, cap) attention weights */
-    int *chain;          /* (R, cap) keys each row attends to, as slots */
+    float *scores;       /* (R * n_heads, max_cap) attention weights */
+    int *chain;          /* (R, max_cap) keys each row attends to, as slots */
     int *nkeys;          /* (R) */
     int *pos;            /* (R) the rows' positions */
-    const mtp_bf16_weights *bf16; /* NULL: fp32 weights; else packed copies, not owned */
-    mtp_bf16_weights own_bf16;    /* the copies mtp_decoder_use_bf16(d, NULL) made */
-    uint16_t *bf16_rows;          /* scratch: rows rounded to bf16 */
-    /* bf16 attention (mtp_attend_bf16), where the CPU and head size allow: the caches
-     * again in bf16, filled alongside kc and vc */
-    uint16_t *kt, *vt;   /* (n_layers, n_seq, n_kv_heads) key and value tiles */
-    int attn_threads;    /* scratch for this many threads: */
-    float *attn_scratch;
-    int *tasks;          /* (max_rows * n_kv_heads, 3) first row, end row, kv head */
+    void *wscratch;      /* the weight kernels' scratch (rows rounded or quantized) */
 } mtp_decoder;
 
-/* cap: slots per sequence (at most max_seq_len); max_rows: rows per pass. */
-int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, int cap, int max_rows,
+/* cap[s]: slots of sequence s (at most max_seq_len); max_rows: rows per pass. The decoder
+ * multiplies by m->dec (model.h) in its types; speculative output equals plain output
+ * exactly in each, as every kernel is batch-invariant. Refuses (-1, err) what memory
+ * cannot hold. */
+int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, const int *cap, int max_rows,
                      mtp_err *err);
 void mtp_decoder_free(mtp_decoder *d);
-
-/* From now on the decoder multiplies by bf16 copies of the weights w (NULL: it packs its
- * own; w must outlive the decoder) (rows rounded to bf16,
- * sums in fp32): half the bytes to read, and with Intel AMX up to 16 rows per weight read
- * (ops.h). With AMX, and a head size that is a multiple of 32, attention also runs on
- * tiles, over bf16 copies of the caches (mtp_attend_bf16). Every pass of the decoder then
- * uses them, so speculative output still equals plain output exactly; it differs from
- * fp32 decoding by bf16 rounding. Call before the first pass. Refuses (-1, err) what
- * memory cannot hold. */
-int mtp_decoder_use_bf16(mtp_decoder *d, const mtp_bf16_weights *w, mtp_err *err);
 
 /* One pass: rows (R <= max_rows) through the trunk and future head 1; heads 2..kv_heads
  * only store their keys and values. For rows with logits >= 0, logits[row.logits * V ...]

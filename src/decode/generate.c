@@ -96,7 +96,7 @@ static void draft(gen *g, int s, int i) {
  * depth's candidates as children; depths that do not fit the cache are left out. */
 static void build_tree(gen *g, int s) {
     seq_state *st = &g->st[s];
-    int room = g->dec.cap - g->dec.len[s];
+    int room = g->dec.cap[s] - g->dec.len[s];
     if (room > MTP_MAX_TREE_NODES) room = MTP_MAX_TREE_NODES;
     st->nodes[0] = (node){-1, 0, st->next};
     st->n_nodes = 1;
@@ -221,11 +221,16 @@ int mtp_generate(const mtp_model *m, const mtp_token *const *prompts, const int 
             return mtp_fail(err, "tree of %d+ nodes; at most %d", max_nodes, MTP_MAX_TREE_NODES);
     }
     int max_rows = PROMPT_CHUNK > n * max_nodes ? PROMPT_CHUNK : n * max_nodes;
-    if (mtp_decoder_init(&g.dec, m, n, m->cfg.max_seq_len, max_rows, err)) return -1;
-    if (o->bf16 && mtp_decoder_use_bf16(&g.dec, o->bf16_weights, err)) {
-        mtp_decoder_free(&g.dec);
-        return -1;
+    /* each sequence's cache holds what it can need: its prompt, its new tokens and a
+     * pass's drafts past them (so a tree is never cut short before max_tokens) */
+    int *cap = xmalloc(n * sizeof(int));
+    for (int s = 0; s < n; s++) {
+        int64_t need = (int64_t)lens[s] + (o->max_tokens > 0 ? o->max_tokens : 0) + max_nodes;
+        cap[s] = need < m->cfg.max_seq_len ? (int)need : m->cfg.max_seq_len;
     }
+    int rc = mtp_decoder_init(&g.dec, m, n, cap, max_rows, err);
+    free(cap);
+    if (rc) return -1;
     g.st = xcalloc(n, sizeof(seq_state));
     g.logits = falloc((size_t)max_rows * g.V);
     g.dlogits = falloc((size_t)n * (g.depths > 0 ? g.depths : 1) * g.V);
@@ -285,7 +290,7 @@ int mtp_generate(const mtp_model *m, const mtp_token *const *prompts, const int 
         R = 0;
         for (int s = 0; s < n; s++) {
             seq_state *st = &g.st[s];
-            if (!st->done && g.dec.len[s] >= g.dec.cap) {
+            if (!st->done && g.dec.len[s] >= g.dec.cap[s]) {
                 st->done = 1;
                 res[s].hit_max_seq_len = 1;
             }

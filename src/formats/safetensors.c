@@ -1,6 +1,7 @@
 /* safetensors.c: the safetensors reader (mmap + full validation) and the atomic writer
  * declared in safetensors.h. It is not a general tensor library: it converts F32/BF16/F16
  * to float and writes what the caller hands it, byte for byte. */
+#define _DEFAULT_SOURCE /* madvise */
 #include "formats/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -263,6 +264,13 @@ static float bits_to_float(uint32_t bits) {
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
+}
+
+void mtp_st_release(const mtp_safetensors *st, const mtp_st_tensor *t) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), b = ((uintptr_t)t->data + page - 1) / page * page,
+              e = ((uintptr_t)t->data + t->nbytes) / page * page;
+    (void)st;
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED); /* whole pages inside the tensor only */
 }
 
 int mtp_st_to_f32(const mtp_safetensors *st, const mtp_st_tensor *t, float *out, mtp_err *err) {

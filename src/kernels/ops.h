@@ -124,9 +124,6 @@ void mtp_matmul_rows_bf16_avx2(float *out, const float *x, const mtp_bf16_matrix
  * queries. */
 typedef struct {
     const uint16_t *k, *v; /* keys (rotated) and values of one kv head, bf16, in tiles */
-    /* TODO: remove vf and vf_ld once src/decode stops filling them: not read any more */
-    const float *vf;
-    size_t vf_ld;
     int hd;
 } mtp_kv_bf16;
 int mtp_attend_bf16_available(int hd);           /* AMX, and hd a multiple of 32 */

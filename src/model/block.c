@@ -6,7 +6,7 @@
 void mtp_block_kv(const mtp_block_impl *im, mtp_block_acts *b, int R) {
     const mtp_config *c = im->cfg;
     int d = c->dim, kv = mtp_kv_dim(c);
-    mtp_rmsnorm_fwd(b->xn1, b->rstd1, b->x, im->w.attn_norm, R, d, c->norm_eps);
+    mtp_rmsnorm_fwd(b->xn1, b->rstd1, b->x, im->attn_norm, R, d, c->norm_eps);
     im->matmul(im, b->k, b->xn1, MTP_WK, R, d, kv, 0);
     im->matmul(im, b->v, b->xn1, MTP_WV, R, d, kv, 0);
     im->rope(im, b->k, R, c->n_kv_heads);
@@ -19,7 +19,7 @@ void mtp_block_forward(const mtp_block_impl *im, mtp_block_acts *b, int R, int h
     size_t rd = (size_t)R * d * sizeof(float);
     /* xmid = x + Attention(RMSNorm(x)) */
     if (have_kv)
-        mtp_rmsnorm_fwd(b->xn1, b->rstd1, b->x, im->w.attn_norm, R, d, c->norm_eps);
+        mtp_rmsnorm_fwd(b->xn1, b->rstd1, b->x, im->attn_norm, R, d, c->norm_eps);
     else
         mtp_block_kv(im, b, R);
     im->matmul(im, b->q, b->xn1, MTP_WQ, R, d, d, 0);
@@ -28,7 +28,7 @@ void mtp_block_forward(const mtp_block_impl *im, mtp_block_acts *b, int R, int h
     if (b->xmid != b->x) memcpy(b->xmid, b->x, rd);
     im->matmul(im, b->xmid, b->ao, MTP_WO, R, d, d, 1);
     /* out = xmid + FFN(RMSNorm(xmid)), FFN(x) = w2(silu(w1 x) * w3 x) */
-    mtp_rmsnorm_fwd(b->xn2, b->rstd2, b->xmid, im->w.ffn_norm, R, d, c->norm_eps);
+    mtp_rmsnorm_fwd(b->xn2, b->rstd2, b->xmid, im->ffn_norm, R, d, c->norm_eps);
     im->matmul(im, b->h1, b->xn2, MTP_W1, R, d, f, 0);
     im->matmul(im, b->h3, b->xn2, MTP_W3, R, d, f, 0);
     mtp_swiglu_fwd(b->g, b->h1, b->h3, (size_t)R * f);

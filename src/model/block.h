@@ -13,13 +13,11 @@
 
 #include "model/model.h"
 
-typedef enum { MTP_WQ, MTP_WK, MTP_WV, MTP_WO, MTP_W1, MTP_W2, MTP_W3 } mtp_block_matrix;
-
 /* How a caller runs the recipe's steps; each gets the impl back (embed it first in a
  * struct of your own to carry context). R is the number of rows. */
 typedef struct mtp_block_impl {
     const mtp_config *cfg;
-    mtp_block_ptrs w; /* the block's weights: the norms are read here, the matrices by matmul */
+    const float *attn_norm, *ffn_norm; /* (dim) the block's norms; matmul has its matrices */
     /* out (R, OC) = beta * out + x (R, C) @ W^T for the block's matrix `which` (OC, C) */
     void (*matmul)(const struct mtp_block_impl *im, float *out, const float *x,
                    mtp_block_matrix which, int R, int C, int OC, float beta);

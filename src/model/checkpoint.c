@@ -5,46 +5,99 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/half.h"
+
+static void shape_text(char *out, size_t n, const mtp_st_tensor *t) {
+    out[0] = 0;
+    for (int d = 0, w = 0; d < t->ndim && d < 4; d++)
+        w += snprintf(out + w, n - (size_t)w, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+}
+
+int mtp_param_tensor_find(const mtp_safetensors *st, const char *prefix, const mtp_param *p,
+                          mtp_param_tensor *out, mtp_err *err) {
+    char name[160], got[64];
+    snprintf(name, sizeof name, "%s%s", prefix, p->name);
+    const mtp_st_tensor *t = mtp_st_find(st, name);
+    out->t = t, out->scale = NULL;
+    if (!t) return mtp_fail(err, "%s: missing tensor '%s'", st->path, name);
+    int ok = t->ndim == p->ndim && t->shape[0] == (int64_t)p->shape[0] &&
+             (p->ndim == 1 || t->shape[1] == (int64_t)p->shape[1]);
+    if (!ok) {
+        shape_text(got, sizeof got, t);
+        return mtp_fail(err, "%s: tensor '%s' has shape (%s), expected (%zu%s%.0zu)", st->path, name, got,
+                        p->shape[0], p->ndim == 2 ? "," : "", p->ndim == 2 ? p->shape[1] : 0);
+    }
+    if (t->dtype == MTP_DT_I8 && p->ndim == 2) {
+        char sname[170];
+        snprintf(sname, sizeof sname, "%s_scale", name);
+        const mtp_st_tensor *s = mtp_st_find(st, sname);
+        int64_t nb = ((int64_t)p->shape[1] + 31) / 32;
+        if (!s) return mtp_fail(err, "%s: 8-bit tensor '%s' has no scales '%s'", st->path, name, sname);
+        if (s->dtype != MTP_DT_F16 || s->ndim != 2 || s->shape[0] != (int64_t)p->shape[0] || s->shape[1] != nb) {
+            shape_text(got, sizeof got, s);
+            return mtp_fail(err, "%s: scales '%s' are (%s) of another dtype or shape; expected F16 (%zu,%lld)",
+                            st->path, sname, got, p->shape[0], (long long)nb);
+        }
+        out->scale = s;
+        return 0;
+    }
+    if (t->dtype != MTP_DT_F32 && t->dtype != MTP_DT_BF16 && t->dtype != MTP_DT_F16)
+        return mtp_fail(err, "%s: tensor '%s' is not F32, BF16, F16 (or an I8 matrix)", st->path, name);
+    return 0;
+}
+
 int mtp_check_params(const mtp_safetensors *st, const mtp_layout *lay, const char *prefix,
                      int exact, mtp_err *err) {
-    char name[160];
+    int expected = lay->n_params;
     for (int i = 0; i < lay->n_params; i++) {
-        const mtp_param *p = &lay->params[i];
-        snprintf(name, sizeof name, "%s%s", prefix, p->name);
-        const mtp_st_tensor *t = mtp_st_find(st, name);
-        if (!t) return mtp_fail(err, "%s: missing tensor '%s'", st->path, name);
-        int ok = t->ndim == p->ndim && t->shape[0] == (int64_t)p->shape[0] &&
-                 (p->ndim == 1 || t->shape[1] == (int64_t)p->shape[1]);
-        if (!ok) {
-            char got[64] = "", *w = got;
-            for (int d = 0; d < t->ndim && d < 4; d++)
-                w += snprintf(w, got + sizeof got - w, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-            return mtp_fail(err, "%s: tensor '%s' has shape (%s), expected (%zu%s%.0zu)", st->path,
-                            name, got, p->shape[0], p->ndim == 2 ? "," : "",
-                            p->ndim == 2 ? p->shape[1] : 0);
-        }
-        if (t->dtype != MTP_DT_F32 && t->dtype != MTP_DT_BF16 && t->dtype != MTP_DT_F16)
-            return mtp_fail(err, "%s: tensor '%s' is not F32, BF16 or F16", st->path, name);
+        mtp_param_tensor pt;
+        if (mtp_param_tensor_find(st, prefix, &lay->params[i], &pt, err)) return -1;
+        expected += pt.scale != NULL;
     }
-    if (exact && st->n_tensors != lay->n_params) {
+    if (exact && st->n_tensors != expected) {
+        size_t pl = strlen(prefix);
         for (int i = 0; i < st->n_tensors; i++) {
+            char base[160];
             const char *n = st->tensors[i].name;
-            size_t pl = strlen(prefix);
-            if (strncmp(n, prefix, pl) != 0 || !mtp_layout_find(lay, n + pl))
+            snprintf(base, sizeof base, "%s", n);
+            size_t bl = strlen(base);
+            if (bl > 6 && !strcmp(base + bl - 6, "_scale")) base[bl - 6] = 0; /* an 8-bit matrix's */
+            const mtp_st_tensor *of = mtp_st_find(st, base);
+            int scale_of_i8 = strcmp(base, n) != 0 && of && of->dtype == MTP_DT_I8;
+            if (strncmp(n, prefix, pl) != 0 || (!scale_of_i8 && !mtp_layout_find(lay, n + pl)))
                 return mtp_fail(err, "%s: unexpected tensor '%s' for this config", st->path, n);
         }
     }
     return 0;
 }
 
+/* An 8-bit matrix as floats: q * scale per block of 32. */
+static void dequantize(float *dst, const mtp_param_tensor *pt, size_t rows, size_t cols) {
+    size_t nb = (cols + 31) / 32;
+    const int8_t *q = (const int8_t *)pt->t->data;
+    const uint8_t *s = pt->scale->data;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t k = 0; k < cols; k++) {
+            size_t b = r * nb + k / 32;
+            dst[r * cols + k] = (float)q[r * cols + k] * mtp_f16_to_f32((uint16_t)(s[2 * b] | s[2 * b + 1] << 8));
+        }
+}
+
+int mtp_param_to_f32(const mtp_safetensors *st, const mtp_param_tensor *pt, const mtp_param *p, float *dst,
+                     mtp_err *err) {
+    if (!pt->scale) return mtp_st_to_f32(st, pt->t, dst, err);
+    dequantize(dst, pt, p->shape[0], p->shape[1]);
+    return 0;
+}
+
 int mtp_load_params(const mtp_safetensors *st, const mtp_layout *lay, const char *prefix,
                     float *dst, int exact, mtp_err *err) {
     if (mtp_check_params(st, lay, prefix, exact, err)) return -1;
-    char name[160];
     for (int i = 0; i < lay->n_params; i++) {
         const mtp_param *p = &lay->params[i];
-        snprintf(name, sizeof name, "%s%s", prefix, p->name);
-        if (mtp_st_to_f32(st, mtp_st_find(st, name), dst + p->offset, err)) return -1;
+        mtp_param_tensor pt;
+        MTP_ASSERT(mtp_param_tensor_find(st, prefix, p, &pt, err) == 0);
+        if (mtp_param_to_f32(st, &pt, p, dst + p->offset, err)) return -1;
     }
     return 0;
 }
@@ -58,11 +111,34 @@ int mtp_model_file_config(const mtp_safetensors *st, mtp_config *cfg, mtp_err *e
     return mtp_config_parse(cfg, json, what, err);
 }
 
-int mtp_model_load(mtp_model *m, const char *path, mtp_err *err) {
+/* Opens path and reads its config; with fp32 (else: decoding only, in the file's types). */
+static int load(mtp_model *m, const char *path, int fp32, mtp_err *err) {
     mtp_safetensors st;
     if (mtp_st_open(&st, path, err)) return -1;
     mtp_config cfg;
+    mtp_layout lay;
     int rc = mtp_model_file_config(&st, &cfg, err);
+    if (rc == 0) {
+        mtp_layout_init(&lay, &cfg);
+        rc = mtp_check_params(&st, &lay, "", 1, err);
+        int packed = 0; /* a bf16 or 8-bit matrix: decoding keeps the file's types */
+        for (int i = 0; rc == 0 && i < lay.n_params; i++) {
+            const mtp_st_tensor *t = mtp_st_find(&st, lay.params[i].name);
+            packed |= lay.params[i].ndim == 2 && (t->dtype == MTP_DT_BF16 || t->dtype == MTP_DT_I8);
+        }
+        fp32 |= !packed;
+        if (rc == 0 && !fp32)
+            rc = mtp_check_fits(st.size, "the model's packed weights", err);
+        if (rc == 0 && !fp32) {
+            memset(m, 0, sizeof *m);
+            m->cfg = cfg;
+            m->lay = lay;
+            m->file = st;
+            mtp_weights_from_file(&m->dec, &m->file, &m->lay, &m->cfg);
+            return 0;
+        }
+        mtp_layout_free(&lay);
+    }
     if (rc == 0) rc = mtp_model_init(m, &cfg, err);
     if (rc == 0) {
         rc = mtp_load_params(&st, &m->lay, "", m->params, 1, err);
@@ -72,8 +148,13 @@ int mtp_model_load(mtp_model *m, const char *path, mtp_err *err) {
     return rc;
 }
 
+int mtp_model_load(mtp_model *m, const char *path, mtp_err *err) { return load(m, path, 1, err); }
+
+int mtp_model_load_decode(mtp_model *m, const char *path, mtp_err *err) { return load(m, path, 0, err); }
+
 int mtp_model_save(const mtp_model *m, const char *path, const char *const *extra, int n_extra,
                    mtp_err *err) {
+    if (!m->params) return mtp_fail(err, "%s: this model was opened for decoding only: no fp32 weights to save", path);
     const mtp_layout *lay = &m->lay;
     mtp_st_entry *e = xcalloc(lay->n_params, sizeof *e);
     for (int i = 0; i < lay->n_params; i++) {

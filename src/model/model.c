@@ -25,7 +25,14 @@ int mtp_model_init(mtp_model *m, const mtp_config *cfg, mtp_err *err) {
     m->lay = lay;
     m->params = falloc(m->lay.total);
     memset(m->params, 0, m->lay.total * sizeof(float));
+    mtp_weights_from_params(&m->dec, &m->lay, &m->cfg, m->params, MTP_F32);
     return 0;
+}
+
+void mtp_model_decode_as(mtp_model *m, mtp_wtype t) {
+    MTP_ASSERT(m->params);
+    mtp_weights_free(&m->dec);
+    mtp_weights_from_params(&m->dec, &m->lay, &m->cfg, m->params, t);
 }
 
 void mtp_model_randomize(mtp_model *m, uint64_t seed) {
@@ -45,6 +52,8 @@ void mtp_model_randomize(mtp_model *m, uint64_t seed) {
 }
 
 void mtp_model_free(mtp_model *m) {
+    mtp_weights_free(&m->dec);
+    mtp_st_close(&m->file);
     free(m->params);
     mtp_layout_free(&m->lay);
 }
@@ -167,6 +176,7 @@ void mtp_acts_free(mtp_acts *a) {
  * values stay in the block's buffers. */
 typedef struct {
     mtp_block_impl im;
+    mtp_block_ptrs w;
     const mtp_rope *rope;
     int B, T;
     float *att;
@@ -174,7 +184,7 @@ typedef struct {
 
 static void train_matmul(const mtp_block_impl *im, float *out, const float *x,
                          mtp_block_matrix which, int R, int C, int OC, float beta) {
-    mtp_matmul_fwd(out, x, mtp_block_weight(&im->w, which), R, C, OC, beta);
+    mtp_matmul_fwd(out, x, mtp_block_weight(&((const train_block *)im)->w, which), R, C, OC, beta);
 }
 
 static void train_rope(const mtp_block_impl *im, float *x, int R, int n_heads) {
@@ -197,8 +207,8 @@ static void train_attend(const mtp_block_impl *im, float *ao, const float *q, co
 
 static void block_forward(const mtp_config *c, const mtp_block_ptrs *w, mtp_block_acts *b,
                           const mtp_rope *rope, int B, int T) {
-    train_block tb = {{c, *w, train_matmul, train_rope, train_keep_kv, train_attend}, rope, B, T,
-                      b->att};
+    train_block tb = {{c, w->attn_norm, w->ffn_norm, train_matmul, train_rope, train_keep_kv, train_attend},
+                      *w, rope, B, T, b->att};
     mtp_block_forward(&tb.im, b, B * T, 0);
 }
 

@@ -10,15 +10,23 @@
 #include "core/config.h"
 #include "kernels/ops.h"
 #include "model/params.h"
+#include "model/weights.h"
 
 struct mtp_model {
     mtp_config cfg;
     mtp_layout lay;
-    float *params; /* lay.total floats */
+    float *params;        /* lay.total floats; NULL when opened for decoding only from a
+                             bf16 or 8-bit file (mtp_model_load_decode) */
+    mtp_weights dec;      /* what decoding multiplies by: views of params, or packed */
+    mtp_safetensors file; /* mapped while dec reads from it (the embedding rows) */
 }; /* typedef in mtp.h */
 
-/* Allocates zeroed weights for cfg (already validated); refuses what memory cannot hold. */
+/* Allocates zeroed weights for cfg (already validated); refuses what memory cannot hold.
+ * Decoding reads them as they are (dec: F32 views). */
 int mtp_model_init(mtp_model *m, const mtp_config *cfg, mtp_err *err);
+/* From now on decoding multiplies by copies of the fp32 weights in type t (packed once;
+ * F32: the weights themselves). Needs params; call after training changed them. */
+void mtp_model_decode_as(mtp_model *m, mtp_wtype t);
 /* Seeded initialisation: matrices N(0, 0.02), residual outputs (wo, w2) scaled by
  * 1/sqrt(2 n_layers), norm weights 1. */
 void mtp_model_randomize(mtp_model *m, uint64_t seed);

@@ -54,7 +54,8 @@ int mtp_induction_eval(const mtp_model *m, int n, double *acc, mtp_err *err) {
     if (m->cfg.max_seq_len < INDUCTION_MAX_TOKENS)
         return mtp_fail(err, "induction stories need max_seq_len >= %d", INDUCTION_MAX_TOKENS);
     mtp_decoder d;
-    if (mtp_decoder_init(&d, m, 1, INDUCTION_MAX_TOKENS, INDUCTION_MAX_TOKENS, err)) return -1;
+    int cap = INDUCTION_MAX_TOKENS;
+    if (mtp_decoder_init(&d, m, 1, &cap, INDUCTION_MAX_TOKENS, err)) return -1;
     float *logits = falloc((size_t)INDUCTION_MAX_TOKENS * V);
     mtp_row rows[INDUCTION_MAX_TOKENS];
     mtp_story s;

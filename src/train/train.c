@@ -332,6 +332,8 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
               void *ctx, mtp_err *err) {
     const mtp_config *c = &m->cfg;
     size_t P = m->lay.total;
+    if (!m->params)
+        return mtp_fail(err, "training needs fp32 weights: this model was opened for decoding only");
     if (!opts_in_range(o))
         return mtp_fail(err, "training options out of range (batch %d, seq %d, grad_accum %d, "
                         "steps %d)", o->batch, o->seq, o->grad_accum, o->steps);

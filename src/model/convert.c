@@ -1,0 +1,103 @@
+/* convert.c: mtp_convert (mtp.h): a model file rewritten with its matrices in another
+ * number type: F32, BF16 (rounded to nearest even) or Q8 (docs/formats.md), the norms in
+ * F32. It streams: one tensor is in memory at a time (as floats, then in the new type),
+ * and the source's pages are let go once read, so memory stays far under the model's size. */
+#include "mtp.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/half.h"
+#include "core/util.h"
+#include "kernels/ops.h"
+#include "kernels/q8.h"
+#include "model/checkpoint.h"
+
+typedef struct {
+    const mtp_safetensors *st;
+    const mtp_layout *lay;
+    const int *param;     /* (entries) the parameter entry i writes; a Q8 matrix has two */
+    const int *is_scale;  /* (entries) the entry is a Q8 matrix's scales */
+    mtp_wtype t;
+    float *f;             /* the tensor as floats */
+    uint16_t *scale;      /* the last quantized matrix's scales, for the entry after it */
+} conv;
+
+static int fill(void *ctx, int i, void *buf, mtp_err *err) {
+    conv *c = ctx;
+    const mtp_param *p = &c->lay->params[c->param[i]];
+    size_t nb = p->ndim == 2 ? (p->shape[1] + MTP_Q8_BLOCK - 1) / MTP_Q8_BLOCK : 0;
+    if (c->is_scale[i]) {
+        memcpy(buf, c->scale, p->shape[0] * nb * sizeof(uint16_t));
+        return 0;
+    }
+    mtp_param_tensor pt;
+    if (mtp_param_tensor_find(c->st, "", p, &pt, err) || mtp_param_to_f32(c->st, &pt, p, c->f, err)) return -1;
+    mtp_st_release(c->st, pt.t);
+    if (pt.scale) mtp_st_release(c->st, pt.scale);
+    for (size_t k = 0; k < p->numel; k++)
+        if (!(c->f[k] - c->f[k] == 0)) /* NaN or infinity */
+            return mtp_fail(err, "%s: tensor '%s' holds a value that is not finite at element %zu", c->st->path,
+                            p->name, k);
+    if (p->ndim == 1 || c->t == MTP_F32) {
+        memcpy(buf, c->f, p->numel * sizeof(float));
+    } else if (c->t == MTP_BF16) {
+        uint16_t *b = buf;
+        for (size_t k = 0; k < p->numel; k++) b[k] = mtp_bf16_round(c->f[k]);
+    } else {
+        mtp_q8_quantize(buf, c->scale, c->f, (int)p->shape[1], (int)p->shape[0]);
+    }
+    return 0;
+}
+
+int mtp_convert(const char *in, const char *out, mtp_wtype t, mtp_err *err) {
+    mtp_safetensors st;
+    if (mtp_st_open(&st, in, err)) return -1;
+    mtp_config cfg;
+    mtp_layout lay;
+    if (mtp_model_file_config(&st, &cfg, err)) {
+        mtp_st_close(&st);
+        return -1;
+    }
+    mtp_layout_init(&lay, &cfg);
+    int rc = mtp_check_params(&st, &lay, "", 1, err), n = 0;
+    mtp_st_entry *e = xcalloc(2 * (size_t)lay.n_params, sizeof *e);
+    int *param = xcalloc(2 * (size_t)lay.n_params, sizeof(int)), *is_scale = xcalloc(2 * (size_t)lay.n_params, sizeof(int));
+    char **names = xcalloc(lay.n_params, sizeof(char *));
+    size_t most = 1, most_scales = 1;
+    for (int i = 0; i < lay.n_params; i++) {
+        const mtp_param *p = &lay.params[i];
+        int matrix = p->ndim == 2;
+        mtp_dtype dt = !matrix || t == MTP_F32 ? MTP_DT_F32 : t == MTP_BF16 ? MTP_DT_BF16 : MTP_DT_I8;
+        e[n] = (mtp_st_entry){p->name, NULL, p->ndim, {(int64_t)p->shape[0], (int64_t)p->shape[1]}, dt};
+        param[n++] = i;
+        most = p->numel > most ? p->numel : most;
+        if (dt != MTP_DT_I8) continue;
+        size_t nb = (p->shape[1] + MTP_Q8_BLOCK - 1) / MTP_Q8_BLOCK;
+        names[i] = xmalloc(strlen(p->name) + 8);
+        sprintf(names[i], "%s_scale", p->name);
+        e[n] = (mtp_st_entry){names[i], NULL, 2, {(int64_t)p->shape[0], (int64_t)nb}, MTP_DT_F16};
+        is_scale[n] = 1;
+        param[n++] = i;
+        most_scales = p->shape[0] * nb > most_scales ? p->shape[0] * nb : most_scales;
+    }
+    if (rc == 0) rc = mtp_check_fits(most * (sizeof(float) * 2) + most_scales * 2, "one tensor of the model", err);
+    if (rc == 0) {
+        conv c = {&st, &lay, param, is_scale, t, falloc(most), xmalloc(most_scales * sizeof(uint16_t))};
+        char *json = mtp_config_to_json(&cfg);
+        const char *meta[] = {"format", "mtp", "config", json};
+        rc = mtp_st_write_stream(out, e, n, meta, 2, fill, &c, err);
+        free(json);
+        free(c.f);
+        free(c.scale);
+    }
+    for (int i = 0; i < lay.n_params; i++) free(names[i]);
+    free(names);
+    free(e);
+    free(param);
+    free(is_scale);
+    mtp_layout_free(&lay);
+    mtp_st_close(&st);
+    return rc;
+}
