@@ -37,11 +37,8 @@ fi
 build/mtp info "$work/run/model.safetensors"
 build/mtp eval --model "$work/run/model.safetensors" --data "$work/data/val.bin" --batch 8 \
     --seq 128 --batches 16
-# fp32, then bf16 where the CPU has AMX (elsewhere bf16 runs a slow portable loop)
-precisions=fp32
-grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null && precisions="fp32 bf16"
-for p in $precisions; do
-    echo "== mtp decoding the twin's model ($p)"
+for t in f32 bf16 q8; do
+    echo "== mtp decoding the twin's model ($t)"
     build/mtp bench decode --model "$work/run/model.safetensors" --data "$work/data/val.bin" \
-        --prompts 4 --prompt-len 64 -n 160 --repeat 5 --precision "$p"
+        --prompts 4 --prompt-len 64 -n 160 --repeat 5 --dtype "$t"
 done
