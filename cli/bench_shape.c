@@ -108,12 +108,16 @@ int bench_shape(const char *shape, mtp_wtype t, int ntok, int plen, int context)
     for (size_t i = 0; i < sizeof SHAPES / sizeof *SHAPES; i++)
         if (!strcmp(shape, SHAPES[i][0])) json = SHAPES[i][1];
     if (!json) return usage_error("bench", "--shape: expected 1b or 7b, got '%s'", shape);
-    if (t == MTP_F32) return usage_error("bench", "--shape runs bf16 or q8 (an fp32 7B does not fit)");
     mtp_model m = {0};
     mtp_err err;
     if (mtp_config_parse(&m.cfg, json, "--shape", &err)) return usage_error("bench", "%s", err.msg);
     mtp_layout_init(&m.lay, &m.cfg);
     const mtp_config *c = &m.cfg;
+    size_t bytes = m.lay.total * (t == MTP_F32 ? 4 : t == MTP_BF16 ? 2 : 1);
+    if (mtp_check_fits(bytes + bytes / 8, "the random model's weights", &err)) {
+        mtp_layout_free(&m.lay);
+        return usage_error("bench", "--shape %s --dtype %s: %s", shape, mtp_wtype_name(t), err.msg);
+    }
     int nf = c->n_future, V = c->vocab_size;
     printf("%s\n", mtp_backend_describe());
     double bw = read_bandwidth();

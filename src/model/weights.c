@@ -140,35 +140,46 @@ void mtp_weights_random(mtp_weights *w, const mtp_layout *lay, const mtp_config 
     const int in[MTP_BLOCK_MATRICES] = {dim, dim, dim, dim, dim, f, dim};
     const int out[MTP_BLOCK_MATRICES] = {dim, kvd, kvd, dim, f, dim, f};
     size_t most = (size_t)V * dim > (size_t)f * dim ? (size_t)V * dim : (size_t)f * dim;
-    float *tmp = falloc(most);
+    /* F32: the matrices are views, so their floats live in owned; else one matrix at a time */
+    size_t f32 = t == MTP_F32 ? lay->total - (size_t)V * dim : 0;
+    float *tmp = t == MTP_F32 ? NULL : falloc(most), *next = NULL;
     w->type = t;
     w->n_blocks = lay->n_blocks;
     w->blocks = xcalloc(lay->n_blocks, sizeof *w->blocks);
-    w->owned = falloc(2 * (size_t)dim); /* the norms: ones */
+    w->owned = falloc(2 * (size_t)dim + f32); /* the norms: ones; F32 matrices */
     for (int k = 0; k < 2 * dim; k++) w->owned[k] = 1.0f;
+    next = w->owned + 2 * dim;
     for (int l = 0; l < lay->n_blocks; l++) {
         mtp_wblock *b = &w->blocks[l];
         for (int k = 0; k < MTP_BLOCK_MATRICES; k++) {
-            random_fill(tmp, (size_t)in[k] * out[k], seed + 7 * (uint64_t)(l * MTP_BLOCK_MATRICES + k));
-            MTP_ASSERT(t != MTP_F32); /* an F32 view would need its own floats: use mtp_model_randomize */
-            mtp_wmat_from_f32(&b->mat[k], t, tmp, in[k], out[k]);
+            float *m = t == MTP_F32 ? next : tmp;
+            random_fill(m, (size_t)in[k] * out[k], seed + 7 * (uint64_t)(l * MTP_BLOCK_MATRICES + k));
+            mtp_wmat_from_f32(&b->mat[k], t, m, in[k], out[k]);
+            if (t == MTP_F32) next += (size_t)in[k] * out[k];
         }
         b->attn_norm = b->ffn_norm = w->owned;
     }
     w->norm = w->owned;
-    random_fill(tmp, (size_t)V * dim, seed + 1);
-    mtp_wmat_from_f32(&w->out, t, tmp, dim, V);
-    random_fill(tmp, (size_t)V * dim, seed + 2); /* the embedding, as rows in type t */
+    float *o = t == MTP_F32 ? next : tmp;
+    random_fill(o, (size_t)V * dim, seed + 1);
+    mtp_wmat_from_f32(&w->out, t, o, dim, V);
+    /* the embedding, as rows in type t */
     size_t n = (size_t)V * dim, nb = (size_t)(dim + MTP_Q8_BLOCK - 1) / MTP_Q8_BLOCK;
-    if (t == MTP_BF16) {
+    float *e = xmalloc(n * sizeof(float));
+    random_fill(e, n, seed + 2);
+    if (t == MTP_F32) {
+        w->owned_rows = e;
+        w->emb = (mtp_wrows){MTP_F32, V, dim, e, NULL};
+    } else if (t == MTP_BF16) {
         uint16_t *rows = w->owned_rows = xmalloc(n * sizeof *rows);
-        for (size_t i = 0; i < n; i++) rows[i] = mtp_bf16_round(tmp[i]);
+        for (size_t i = 0; i < n; i++) rows[i] = mtp_bf16_round(e[i]);
         w->emb = (mtp_wrows){MTP_BF16, V, dim, rows, NULL};
     } else {
         int8_t *q = w->owned_rows = xmalloc(n + (size_t)V * nb * sizeof(uint16_t));
-        mtp_q8_quantize(q, (uint16_t *)(q + n), tmp, dim, V);
+        mtp_q8_quantize(q, (uint16_t *)(q + n), e, dim, V);
         w->emb = (mtp_wrows){MTP_Q8, V, dim, q, q + n};
     }
+    if (t != MTP_F32) free(e);
     free(tmp);
 }
 

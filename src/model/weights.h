@@ -37,7 +37,8 @@ void mtp_weights_from_params(mtp_weights *w, const mtp_layout *lay, const mtp_co
 void mtp_weights_from_file(mtp_weights *w, const mtp_safetensors *st, const mtp_layout *lay,
                            const mtp_config *c);
 /* Random weights straight in type t for benchmarks at sizes whose fp32 copy would not fit:
- * uniform with the spread of N(0, 0.02), norms 1, one matrix in fp32 at a time. */
+ * uniform with the spread of N(0, 0.02), norms 1; BF16 and Q8 hold one matrix in fp32 at
+ * a time. */
 void mtp_weights_random(mtp_weights *w, const mtp_layout *lay, const mtp_config *c, mtp_wtype t,
                         uint64_t seed);
 void mtp_weights_free(mtp_weights *w);
