@@ -30,6 +30,13 @@ static const char *SHAPES[][2] = {
            "\"vocab_size\":32000,\"n_future_tokens\":4,\"max_seq_len\":4096}"},
 };
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static volatile double sink; /* the sums go here, so the reads cannot be left out */
+
 /* Read bandwidth of this machine now: the median of 5 sums of a buffer far larger than
  * every cache, on all threads, after one sum not counted (the first pass over the buffer
  * runs at about half speed: the threads start, the TLB fills). Eight independent sums keep
@@ -39,7 +46,7 @@ static double read_bandwidth(void) {
     size_t n = (size_t)1 << 28, chunk = (size_t)1 << 16; /* 1 GiB of floats, in chunks of 256 KB */
     float *buf = xmalloc(n * sizeof(float));
     memset(buf, 1, n * sizeof(float));
-    double gbs[5], sink = 0;
+    double gbs[5];
     for (int rep = -1; rep < 5; rep++) {
         double t0 = mtp_now(), total = 0;
 #pragma omp parallel for schedule(static) reduction(+ : total)
@@ -58,16 +65,11 @@ static double read_bandwidth(void) {
 #endif
         }
         if (rep >= 0) gbs[rep] = n * sizeof(float) / (mtp_now() - t0) / 1e9;
-        sink += total;
+        sink = total;
     }
     free(buf);
-    if (sink == 42) printf(" "); /* keeps the sums */
-    for (int i = 1; i < 5; i++) /* median of 5 */
-        for (int j = i; j > 0 && gbs[j] < gbs[j - 1]; j--) {
-            double t = gbs[j];
-            gbs[j] = gbs[j - 1], gbs[j - 1] = t;
-        }
-    return gbs[2];
+    qsort(gbs, 5, sizeof *gbs, cmp_double);
+    return gbs[2]; /* the median */
 }
 
 static double peak_rss_gb(void) {
@@ -82,11 +84,6 @@ static double pass_bytes(const mtp_model *m, int heads) {
     double b = (double)mtp_wmat_bytes(&m->dec.out);
     for (int l = 0; l < mtp_n_trunk(&m->cfg) + heads; l++) b += (double)mtp_wblock_bytes(&m->dec.blocks[l]);
     return b;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* Median seconds of a forward pass of R rows (a chain after a cached prefix of `prefix`). */

@@ -223,12 +223,11 @@ static int bench_decode(int argc, char **argv) {
         fprintf(stderr, "mtp bench: %s\n", err.msg);
         return EXIT_BAD_INPUT;
     }
-    if (dtype_given && dtype != m.dec.type && !m.params) {
+    if (dtype_given && mtp_model_decode_type(&m, dtype, &err)) {
+        fprintf(stderr, "mtp bench: %s: %s\n", model, err.msg);
         mtp_model_free(&m);
-        return usage_error("bench", "--dtype %s: %s is stored in %s (only F32 models are packed into "
-                           "other types)", mtp_wtype_name(dtype), model, mtp_wtype_name(m.dec.type));
+        return EXIT_BAD_INPUT;
     }
-    if (dtype_given) mtp_model_decode_as(&m, dtype);
     if (mtp_shard_open(&s, data, m.cfg.vocab_size, &err)) {
         fprintf(stderr, "mtp bench: %s\n", err.msg);
         mtp_model_free(&m);

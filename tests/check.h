@@ -9,6 +9,8 @@
  *   SKIP(fmt, ...)                     a check that cannot run here, counted, with the reason
  *   check_finish()                     prints `N passed, M failed, K skipped` (the closing
  *                                      line tests/run.sh sums) and returns the exit status
+ *   check_threads(n)                   OpenMP threads from now on (nothing without OpenMP),
+ *                                      for the tests that compare 1 and 2 threads
  * It is not a framework: no fixtures, no registration, the tests call their own functions. */
 #ifndef MTP_TESTS_CHECK_H
 #define MTP_TESTS_CHECK_H
@@ -18,6 +20,10 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+
+#if MTP_HAVE_OMP
+#include <omp.h>
+#endif
 
 static int check_passed, check_failed, check_skipped;
 
@@ -105,6 +111,14 @@ __attribute__((format(printf, 3, 4), unused)) static void check_skip_at(const ch
     printf("\n");
 }
 #define SKIP(...) check_skip_at(__FILE__, __LINE__, __VA_ARGS__)
+
+__attribute__((unused)) static void check_threads(int n) {
+#if MTP_HAVE_OMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
 
 __attribute__((unused)) static int check_finish(void) {
     printf("%d passed, %d failed, %d skipped\n", check_passed, check_failed, check_skipped);

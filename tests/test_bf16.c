@@ -55,14 +55,6 @@ static void test_pack_bf16(void) {
     }
 }
 
-static void set_threads(int n) {
-#if MTP_HAVE_OMP
-    omp_set_num_threads(n);
-#else
-    (void)n;
-#endif
-}
-
 /* 600 x 260 has enough groups x blocks (5 x 19) to fork two threads. */
 static void test_matmul_avx2(void) {
     if (!mtp_bf16_avx2_available()) {
@@ -105,7 +97,7 @@ static void test_matmul_avx2(void) {
             mtp_matmul_rows_bf16_avx2(port, x, &m, R, 0, scratch);
             int same = 1;
             for (int threads = 1; threads <= 2; threads++) {
-                set_threads(threads);
+                check_threads(threads);
                 for (int r = 0; r < R; r++) {
                     mtp_matmul_rows_bf16_avx2(got, x + (size_t)r * C, &m, 1, 0, scratch);
                     same &= !memcmp(got, port + (size_t)r * OC, OC * sizeof(float));
@@ -115,7 +107,7 @@ static void test_matmul_avx2(void) {
                     same &= !memcmp(got, port, (size_t)n * OC * sizeof(float));
                 }
             }
-            set_threads(max_threads);
+            check_threads(max_threads);
             CHECK(same, "bf16 AVX2 C %d OC %d: a row's bits alone, among others, on 1 and 2 threads", C, OC);
             mtp_bf16_free(&m);
             free(x), free(w), free(base), free(got), free(port), free(want), free(scratch);

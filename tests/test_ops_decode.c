@@ -33,14 +33,6 @@ static float *rnd(size_t n, float scale) {
 
 static int max_threads = 1;
 
-static void set_threads(int n) {
-#if MTP_HAVE_OMP
-    omp_set_num_threads(n);
-#else
-    (void)n;
-#endif
-}
-
 /* Sizes around the kernels' blocks: 16 lanes, 4 weight rows, 4 input rows; and products
  * of at least 2^17 weights (the last two of each list), the size from which
  * mtp_matmul_rows forks threads, so that "1 and 2 threads" really runs 2. */
@@ -64,7 +56,7 @@ static void test_matmul_rows(void) {
             mtp_matmul_rows(got, x, w, R, C, OC, 0);
             int same = 1;
             for (int threads = 1; threads <= 2; threads++) {
-                set_threads(threads);
+                check_threads(threads);
                 for (int r = 0; r < R; r++) {
                     mtp_matmul_rows(one, x + (size_t)r * C, w, 1, C, OC, 0);
                     same &= !memcmp(one, got + (size_t)r * OC, OC * sizeof(float));
@@ -74,7 +66,7 @@ static void test_matmul_rows(void) {
                     same &= !memcmp(want, got, (size_t)n * OC * sizeof(float));
                 }
             }
-            set_threads(max_threads);
+            check_threads(max_threads);
             CHECK(same, "matmul_rows C %d OC %d (%s): a row's bits do not depend on the others nor on 1 or 2 threads",
                   C, OC, (size_t)C * OC >= 1u << 17 ? "2 threads fork" : "one thread");
             free(x), free(w), free(base), free(got), free(want), free(one);
@@ -152,7 +144,7 @@ static void test_matmul_rows_bf16(const char *path) {
             mtp_matmul_rows_bf16(got, x, &m, R, 0, scratch);
             int same = 1;
             for (int threads = 1; threads <= 2; threads++) {
-                set_threads(threads);
+                check_threads(threads);
                 for (int r = 0; r < R; r += 7) {
                     mtp_matmul_rows_bf16(one, x + (size_t)r * C, &m, 1, 0, scratch);
                     same &= !memcmp(one, got + (size_t)r * OC, OC * sizeof(float));
@@ -162,7 +154,7 @@ static void test_matmul_rows_bf16(const char *path) {
                     same &= !memcmp(want, got, (size_t)n * OC * sizeof(float));
                 }
             }
-            set_threads(max_threads);
+            check_threads(max_threads);
             CHECK(same, "matmul_rows_bf16 (%s) C %d OC %d: a row's bits do not depend on the others", path, C, OC);
             mtp_bf16_free(&m);
             free(x), free(w), free(base), free(got), free(want), free(one), free(scratch);

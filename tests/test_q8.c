@@ -43,14 +43,6 @@ enum { NPATHS = sizeof paths / sizeof *paths };
 static mtp_rng rng = {11};
 static int max_threads = 1;
 
-static void set_threads(int n) {
-#if MTP_HAVE_OMP
-    omp_set_num_threads(n);
-#else
-    (void)n;
-#endif
-}
-
 /* Normal values, each row of w with its own scale (rows of 0, and of wide range). */
 static float *rnd(size_t n, float scale) {
     float *x = falloc(n);
@@ -197,11 +189,11 @@ static void test_batch_invariance(void) {
                 SKIP("q8 %s batch invariance: %s", paths[p].name, "this CPU lacks the path (or it is turned off)");
                 continue;
             }
-            set_threads(max_threads);
+            check_threads(max_threads);
             paths[p].fn(all, x, &t.m, R, 0, scratch);
             int same = 1;
             for (int threads = 1; threads <= 2; threads++) {
-                set_threads(threads);
+                check_threads(threads);
                 for (int r = 0; r < R; r++) {
                     paths[p].fn(got, x + (size_t)r * C, &t.m, 1, 0, scratch);
                     same &= !memcmp(got, all + (size_t)r * OC, OC * sizeof(float));
@@ -211,7 +203,7 @@ static void test_batch_invariance(void) {
                     same &= !memcmp(got, all, (size_t)n * OC * sizeof(float));
                 }
             }
-            set_threads(max_threads);
+            check_threads(max_threads);
             CHECK(same, "q8 %s C %d OC %d (%s): a row's bits alone, among 1..17 rows, on 1 and 2 threads", paths[p].name,
                   C, OC, forks ? "2 threads fork" : "one thread");
         }

@@ -34,8 +34,8 @@ int mtp_model_open_decode(mtp_model **m, const char *path, mtp_err *err) {
 int mtp_model_decode_type(mtp_model *m, mtp_wtype t, mtp_err *err) {
     if (m->dec.type == t) return 0;
     if (!m->params)
-        return mtp_fail(err, "the model is stored in %s and was opened for decoding only: it decodes in %s "
-                        "(mtp convert makes other types)", mtp_wtype_name(m->dec.type), mtp_wtype_name(m->dec.type));
+        return mtp_fail(err, "the model is stored in %s and opened for decoding only, so it decodes in %s only "
+                        "(mtp convert makes the other types)", mtp_wtype_name(m->dec.type), mtp_wtype_name(m->dec.type));
     mtp_model_decode_as(m, t);
     return 0;
 }

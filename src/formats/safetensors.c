@@ -266,10 +266,9 @@ static float bits_to_float(uint32_t bits) {
     return f;
 }
 
-void mtp_st_release(const mtp_safetensors *st, const mtp_st_tensor *t) {
+void mtp_st_release(const mtp_st_tensor *t) {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), b = ((uintptr_t)t->data + page - 1) / page * page,
               e = ((uintptr_t)t->data + t->nbytes) / page * page;
-    (void)st;
     if (e > b) madvise((void *)b, e - b, MADV_DONTNEED); /* whole pages inside the tensor only */
 }
 

@@ -45,7 +45,7 @@ const mtp_st_tensor *mtp_st_find(const mtp_safetensors *st, const char *name);
 const char *mtp_st_meta(const mtp_safetensors *st, const char *key); /* NULL if absent */
 /* Lets go of a tensor's pages of the map (they leave the process's resident memory; the
  * data reads back from the file if touched again): for tensors packed into copies. */
-void mtp_st_release(const mtp_safetensors *st, const mtp_st_tensor *t);
+void mtp_st_release(const mtp_st_tensor *t);
 /* Copies a F32, BF16 or F16 tensor into out as float (numel floats); -1 for other dtypes. */
 int mtp_st_to_f32(const mtp_safetensors *st, const mtp_st_tensor *t, float *out, mtp_err *err);
 

@@ -1,4 +1,4 @@
-/* bf16.h: internal helpers of the bf16 kernels (ops_bf16.c, attend_bf16.c): bf16 values,
+/* bf16.h: internal helpers of the bf16 kernels (ops_bf16.c, attend_bf16.c, wmat.c): bf16 values,
  * rounding 16 floats at once, and the one AMX tile shape they use. */
 #ifndef MTP_BF16_H
 #define MTP_BF16_H

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/half.h"
+#include "kernels/bf16.h"
 #include "core/util.h"
 
 void mtp_wmat_from_f32(mtp_wmat *m, mtp_wtype t, const float *w, int C, int OC) {
@@ -85,10 +86,7 @@ void mtp_wrows_get(const mtp_wrows *t, int row, float *out) {
     if (t->type == MTP_F32) {
         memcpy(out, p, (size_t)t->dim * sizeof(float));
     } else if (t->type == MTP_BF16) {
-        for (int k = 0; k < t->dim; k++) {
-            uint32_t u = (uint32_t)(p[2 * k] | p[2 * k + 1] << 8) << 16;
-            memcpy(&out[k], &u, sizeof u);
-        }
+        for (int k = 0; k < t->dim; k++) out[k] = mtp_bf16_value((uint16_t)(p[2 * k] | p[2 * k + 1] << 8));
     } else {
         size_t nb = (size_t)(t->dim + MTP_Q8_BLOCK - 1) / MTP_Q8_BLOCK;
         const uint8_t *s = (const uint8_t *)t->scale + (size_t)row * nb * 2;

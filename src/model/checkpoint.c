@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/half.h"
 
 static void shape_text(char *out, size_t n, const mtp_st_tensor *t) {
     out[0] = 0;
@@ -71,16 +70,10 @@ int mtp_check_params(const mtp_safetensors *st, const mtp_layout *lay, const cha
     return 0;
 }
 
-/* An 8-bit matrix as floats: q * scale per block of 32. */
+/* An 8-bit matrix as floats: q * scale per block of 32, row by row as decoding reads rows. */
 static void dequantize(float *dst, const mtp_param_tensor *pt, size_t rows, size_t cols) {
-    size_t nb = (cols + 31) / 32;
-    const int8_t *q = (const int8_t *)pt->t->data;
-    const uint8_t *s = pt->scale->data;
-    for (size_t r = 0; r < rows; r++)
-        for (size_t k = 0; k < cols; k++) {
-            size_t b = r * nb + k / 32;
-            dst[r * cols + k] = (float)q[r * cols + k] * mtp_f16_to_f32((uint16_t)(s[2 * b] | s[2 * b + 1] << 8));
-        }
+    mtp_wrows t = {MTP_Q8, (int)rows, (int)cols, pt->t->data, pt->scale->data};
+    for (size_t r = 0; r < rows; r++) mtp_wrows_get(&t, (int)r, dst + r * cols);
 }
 
 int mtp_param_to_f32(const mtp_safetensors *st, const mtp_param_tensor *pt, const mtp_param *p, float *dst,

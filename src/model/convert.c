@@ -34,8 +34,8 @@ static int fill(void *ctx, int i, void *buf, mtp_err *err) {
     }
     mtp_param_tensor pt;
     if (mtp_param_tensor_find(c->st, "", p, &pt, err) || mtp_param_to_f32(c->st, &pt, p, c->f, err)) return -1;
-    mtp_st_release(c->st, pt.t);
-    if (pt.scale) mtp_st_release(c->st, pt.scale);
+    mtp_st_release(pt.t);
+    if (pt.scale) mtp_st_release(pt.scale);
     for (size_t k = 0; k < p->numel; k++)
         if (!(c->f[k] - c->f[k] == 0)) /* NaN or infinity */
             return mtp_fail(err, "%s: tensor '%s' holds a value that is not finite at element %zu", c->st->path,

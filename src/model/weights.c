@@ -14,26 +14,42 @@ static size_t mat_offset(const mtp_block_offsets *o, int which) {
     return offs[which];
 }
 
+/* The inputs (C) and outputs (OC) of a block's matrix `which`. */
+static void mat_dims(const mtp_config *c, int which, int *C, int *OC) {
+    int dim = c->dim, kvd = mtp_kv_dim(c), f = c->hidden_dim;
+    const int in[MTP_BLOCK_MATRICES] = {dim, dim, dim, dim, dim, f, dim};
+    const int out[MTP_BLOCK_MATRICES] = {dim, kvd, kvd, dim, f, dim, f};
+    *C = in[which], *OC = out[which];
+}
+
+/* The parameter at a flat-buffer offset (every tensor of the layout has its own). */
+static const mtp_param *param_at(const mtp_layout *lay, size_t offset) {
+    for (int i = 0; i < lay->n_params; i++)
+        if (lay->params[i].offset == offset) return &lay->params[i];
+    MTP_ASSERT(!"no parameter at this offset");
+    return NULL;
+}
+
 void mtp_weights_from_params(mtp_weights *w, const mtp_layout *lay, const mtp_config *c,
                              const float *params, mtp_wtype t) {
     memset(w, 0, sizeof *w);
     w->type = t;
     w->n_blocks = lay->n_blocks;
     w->blocks = xcalloc(lay->n_blocks, sizeof *w->blocks);
-    int dim = c->dim, kvd = mtp_kv_dim(c), f = c->hidden_dim;
-    const int in[MTP_BLOCK_MATRICES] = {dim, dim, dim, dim, dim, f, dim};
-    const int out[MTP_BLOCK_MATRICES] = {dim, kvd, kvd, dim, f, dim, f};
     for (int l = 0; l < lay->n_blocks; l++) {
         const mtp_block_offsets *o = &lay->blocks[l];
         mtp_wblock *b = &w->blocks[l];
-        for (int k = 0; k < MTP_BLOCK_MATRICES; k++)
-            mtp_wmat_from_f32(&b->mat[k], t, params + mat_offset(o, k), in[k], out[k]);
+        for (int k = 0; k < MTP_BLOCK_MATRICES; k++) {
+            int C, OC;
+            mat_dims(c, k, &C, &OC);
+            mtp_wmat_from_f32(&b->mat[k], t, params + mat_offset(o, k), C, OC);
+        }
         b->attn_norm = params + o->attn_norm;
         b->ffn_norm = params + o->ffn_norm;
     }
-    w->emb = (mtp_wrows){MTP_F32, c->vocab_size, dim, params + lay->tok_emb, NULL};
+    w->emb = (mtp_wrows){MTP_F32, c->vocab_size, c->dim, params + lay->tok_emb, NULL};
     w->norm = params + lay->norm;
-    mtp_wmat_from_f32(&w->out, t, params + lay->output, dim, c->vocab_size);
+    mtp_wmat_from_f32(&w->out, t, params + lay->output, c->dim, c->vocab_size);
 }
 
 /* Bytes of an open file's tensor as the type they are for: a copy when the map's address
@@ -60,13 +76,13 @@ static void file_matrix(mtp_wmat *m, const mtp_safetensors *st, const mtp_param 
     } else if (pt.t->dtype == MTP_DT_I8) {
         mtp_wmat_from_q8(m, (const int8_t *)pt.t->data, aligned(pt.scale, 2, &c2), C, OC);
         free(c2);
-        mtp_st_release(st, pt.scale);
+        mtp_st_release(pt.scale);
     } else {
         MTP_ASSERT(mtp_st_to_f32(st, pt.t, *fl, &err) == 0);
         mtp_wmat_from_f32(m, MTP_F32, *fl, C, OC);
         *fl += p->numel;
     }
-    mtp_st_release(st, pt.t);
+    mtp_st_release(pt.t);
 }
 
 /* A vector param (a norm) as floats at *fl. */
@@ -96,29 +112,20 @@ void mtp_weights_from_file(mtp_weights *w, const mtp_safetensors *st, const mtp_
     for (int l = 0; l < lay->n_blocks; l++) {
         const mtp_block_offsets *o = &lay->blocks[l];
         mtp_wblock *b = &w->blocks[l];
-        for (int i = 0; i < lay->n_params; i++) {
-            const mtp_param *p = &lay->params[i];
-            if (p->offset == o->attn_norm) b->attn_norm = file_vector(st, p, &fl);
-            if (p->offset == o->ffn_norm) b->ffn_norm = file_vector(st, p, &fl);
-            for (int k = 0; k < MTP_BLOCK_MATRICES; k++)
-                if (p->offset == mat_offset(o, k)) file_matrix(&b->mat[k], st, p, &fl);
-        }
+        b->attn_norm = file_vector(st, param_at(lay, o->attn_norm), &fl);
+        b->ffn_norm = file_vector(st, param_at(lay, o->ffn_norm), &fl);
+        for (int k = 0; k < MTP_BLOCK_MATRICES; k++) file_matrix(&b->mat[k], st, param_at(lay, mat_offset(o, k)), &fl);
     }
-    for (int i = 0; i < lay->n_params; i++) {
-        const mtp_param *p = &lay->params[i];
-        if (p->offset == lay->norm) w->norm = file_vector(st, p, &fl);
-        if (p->offset == lay->output) file_matrix(&w->out, st, p, &fl);
-        if (p->offset != lay->tok_emb) continue;
-        mtp_param_tensor pt;
-        mtp_err err;
-        MTP_ASSERT(mtp_param_tensor_find(st, "", p, &pt, &err) == 0);
-        mtp_dtype dt = pt.t->dtype;
-        w->emb = (mtp_wrows){dt == MTP_DT_BF16 ? MTP_BF16 : dt == MTP_DT_I8 ? MTP_Q8 : MTP_F32, c->vocab_size,
-                             c->dim, pt.t->data, pt.scale ? pt.scale->data : NULL};
-        if (dt == MTP_DT_F16) { /* no F16 rows: floats */
-            w->emb.data = file_vector(st, p, &fl);
-        }
-    }
+    w->norm = file_vector(st, param_at(lay, lay->norm), &fl);
+    file_matrix(&w->out, st, param_at(lay, lay->output), &fl);
+    const mtp_param *p = param_at(lay, lay->tok_emb);
+    mtp_param_tensor pt;
+    mtp_err err;
+    MTP_ASSERT(mtp_param_tensor_find(st, "", p, &pt, &err) == 0);
+    mtp_dtype dt = pt.t->dtype;
+    w->emb = (mtp_wrows){dt == MTP_DT_BF16 ? MTP_BF16 : dt == MTP_DT_I8 ? MTP_Q8 : MTP_F32, c->vocab_size, c->dim,
+                         pt.t->data, pt.scale ? pt.scale->data : NULL};
+    if (dt == MTP_DT_F16) w->emb.data = file_vector(st, p, &fl); /* no F16 rows: floats */
     w->type = w->out.type;
 }
 
@@ -136,9 +143,7 @@ static void random_fill(float *x, size_t n, uint64_t seed) {
 void mtp_weights_random(mtp_weights *w, const mtp_layout *lay, const mtp_config *c, mtp_wtype t,
                         uint64_t seed) {
     memset(w, 0, sizeof *w);
-    int dim = c->dim, kvd = mtp_kv_dim(c), f = c->hidden_dim, V = c->vocab_size;
-    const int in[MTP_BLOCK_MATRICES] = {dim, dim, dim, dim, dim, f, dim};
-    const int out[MTP_BLOCK_MATRICES] = {dim, kvd, kvd, dim, f, dim, f};
+    int dim = c->dim, f = c->hidden_dim, V = c->vocab_size;
     size_t most = (size_t)V * dim > (size_t)f * dim ? (size_t)V * dim : (size_t)f * dim;
     /* F32: the matrices are views, so their floats live in owned; else one matrix at a time */
     size_t f32 = t == MTP_F32 ? lay->total - (size_t)V * dim : 0;
@@ -152,10 +157,12 @@ void mtp_weights_random(mtp_weights *w, const mtp_layout *lay, const mtp_config 
     for (int l = 0; l < lay->n_blocks; l++) {
         mtp_wblock *b = &w->blocks[l];
         for (int k = 0; k < MTP_BLOCK_MATRICES; k++) {
+            int C, OC;
+            mat_dims(c, k, &C, &OC);
             float *m = t == MTP_F32 ? next : tmp;
-            random_fill(m, (size_t)in[k] * out[k], seed + 7 * (uint64_t)(l * MTP_BLOCK_MATRICES + k));
-            mtp_wmat_from_f32(&b->mat[k], t, m, in[k], out[k]);
-            if (t == MTP_F32) next += (size_t)in[k] * out[k];
+            random_fill(m, (size_t)C * OC, seed + 7 * (uint64_t)(l * MTP_BLOCK_MATRICES + k));
+            mtp_wmat_from_f32(&b->mat[k], t, m, C, OC);
+            if (t == MTP_F32) next += (size_t)C * OC;
         }
         b->attn_norm = b->ffn_norm = w->owned;
     }
