@@ -229,6 +229,52 @@ int mtp_generate(const mtp_model *m, const mtp_token *const *prompts, const int 
                  const mtp_gen_opts *o, mtp_gen_result *res, mtp_gen_cb cb, void *ctx,
                  mtp_err *err);
 
+/* ---- tokenizers (docs/tokenizers.md) --------------------------------------------------- */
+
+typedef struct mtp_tokenizer mtp_tokenizer; /* opaque; read-only once loaded (thread-safe) */
+typedef enum { MTP_TOK_SENTENCEPIECE, MTP_TOK_BYTE_BPE } mtp_tokenizer_kind;
+
+/* A tokenizer from a file's bytes, told apart by content: a SentencePiece model
+ * (tokenizer.model, a protobuf; BPE or unigram) or a Hugging Face tokenizer.json (BPE with
+ * a ByteLevel pre-tokenizer). `what` names the source in messages. */
+int mtp_tokenizer_from_bytes(mtp_tokenizer **t, const void *data, size_t n, const char *what,
+                             mtp_err *err);
+int mtp_tokenizer_load(mtp_tokenizer **t, const char *path, mtp_err *err);
+void mtp_tokenizer_free(mtp_tokenizer *t); /* NULL is fine */
+mtp_tokenizer_kind mtp_tokenizer_kind_of(const mtp_tokenizer *t);
+int mtp_tokenizer_vocab_size(const mtp_tokenizer *t); /* every id is < this */
+int64_t mtp_tokenizer_bos(const mtp_tokenizer *t);    /* -1: none */
+int64_t mtp_tokenizer_eos(const mtp_tokenizer *t);    /* -1: none */
+/* Whether a text given to the model starts with BOS (SentencePiece: Llama's convention,
+ * yes when there is a BOS piece; tokenizer.json: its post-processor's template). */
+int mtp_tokenizer_adds_bos(const mtp_tokenizer *t);
+
+/* Encodes n bytes of text (not NUL-terminated) into *ids (malloc'd, *n_ids entries; free
+ * with free()), with no BOS or EOS added: the ids the reference implementation gives
+ * (SentencePiece's EncodeAsIds; tokenizers' encode with add_special_tokens false, added
+ * tokens matched in the text as it matches them). */
+int mtp_tokenize(const mtp_tokenizer *t, const char *text, size_t n, mtp_token **ids,
+                 size_t *n_ids, mtp_err *err);
+/* The piece of id as the tokenizer stores it ("\u2581the", "<0x0A>", "\u0120the"), or NULL
+ * for an id out of range. */
+const char *mtp_tokenizer_piece(const mtp_tokenizer *t, mtp_token id);
+/* Decodes ids to text as the reference's decode does with special tokens skipped:
+ * *text malloc'd, NUL-terminated, *len bytes. An id out of range is an error. */
+int mtp_detokenize(const mtp_tokenizer *t, const mtp_token *ids, size_t n, char **text,
+                   size_t *len, mtp_err *err);
+
+/* Streaming decode, for text printed as tokens arrive: each push returns the text that has
+ * become final (whole UTF-8 characters; bytes of a character still incomplete are held
+ * back), finish returns the rest. The pieces concatenated equal mtp_detokenize of all ids
+ * pushed. continuation != 0: the ids continue a text (a prompt's), so a leading space that
+ * decoding drops at a text's start is kept. The returned text lives until the next call. */
+typedef struct mtp_detok mtp_detok;
+mtp_detok *mtp_detok_new(const mtp_tokenizer *t, int continuation);
+int mtp_detok_push(mtp_detok *d, const mtp_token *ids, size_t n, const char **text,
+                   size_t *len, mtp_err *err);
+void mtp_detok_finish(mtp_detok *d, const char **text, size_t *len);
+void mtp_detok_free(mtp_detok *d); /* NULL is fine */
+
 /* ---- JSON output ------------------------------------------------------------------------
  * The one writer of the JSON mtp emits (metrics.jsonl, --json lines, reports), on cJSON
  * values: a number that is not finite becomes null, since JSON has no NaN or infinity. */

@@ -11,11 +11,12 @@ declare -A allowed=(
     [core]=""
     [kernels]="core"
     [formats]="core"
-    [model]="core kernels formats"
-    [train]="core kernels formats model"
-    [decode]="core kernels formats model"
-    [tasks]="core kernels formats model train decode"
-    [api]="core kernels formats model train decode tasks"
+    [text]="core"
+    [model]="core kernels formats text"
+    [train]="core kernels formats text model"
+    [decode]="core kernels formats text model"
+    [tasks]="core kernels formats text model train decode"
+    [api]="core kernels formats text model train decode tasks"
 )
 # Commands that may use internal headers: benchmarks and the synthetic-task commands.
 internal_ok="cli/cmd_bench.c cli/bench_shape.c cli/bench_shape.h cli/cmd_task.c cli/cmd_experiment.c cli/svg.c cli/svg.h"
