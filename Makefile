@@ -4,6 +4,7 @@
 #                   (tests/run.sh), one summing line at the end
 #   make test-asan  the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-asan-native  the decoding kernel tests so, built for this CPU (AVX-512, AMX)
+#   make fuzz       every fuzz/fuzz_*.c libFuzzer target (clang), each run FUZZ_SECONDS
 #   make demo       the main job (see README)
 # Optional pieces are detected and announced; force them off with NO_BLAS=1 / NO_OMP=1.
 
@@ -73,7 +74,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(TEST_COMMON:tests/%.c=$(BUILD)/tests/%)
 TEST_SH  := $(sort $(wildcard tests/test_*.sh))
 
-.PHONY: all test test-asan test-asan-native check-layers clean demo announce
+.PHONY: all test test-asan test-asan-native fuzz fuzz-bins check-layers clean demo announce
 all: announce $(BUILD)/mtp $(TEST_BIN) $(TEST_HELPERS)
 
 announce:
@@ -112,6 +113,23 @@ test-asan-native:
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" $(ASAN_NATIVE_TESTS)
 	@MTP_BUILD=build-asan-native bash tests/run.sh $(ASAN_NATIVE_TESTS)
 
+# Parsers of untrusted files each have a libFuzzer target fuzz/fuzz_NAME.c, built with clang
+# (sanitized, no OpenMP) and run for FUZZ_SECONDS from its seeds in fuzz/corpus/NAME
+# (tools/run_fuzz.sh: a crash counts as a failure and leaves its input in build-fuzz/).
+FUZZ_SECONDS ?= 20
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang NO_OMP=1 OPT="-O1 -g" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" fuzz-bins
+	@bash tools/run_fuzz.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_SRC:fuzz/fuzz_%.c=%)
+fuzz-bins: $(FUZZ_BIN)
+$(BUILD)/fuzz/%: $(BUILD)/fuzz/%.o $(BUILD)/libmtp.a
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+$(BUILD)/fuzz/%.o: fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
 # dependencies between the library's layers point one way (tools/check_layers.sh)
 check-layers:
 	@bash tools/check_layers.sh
@@ -120,6 +138,6 @@ demo:
 	bash tools/demo.sh
 
 clean:
-	rm -rf build build-asan build-asan-native
+	rm -rf build build-asan build-asan-native build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ORACLE_OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_HELPERS:=.d)

@@ -368,8 +368,7 @@ AVX2_TARGET __attribute__((always_inline)) static inline void group_avx2(float *
 
 AVX2_TARGET static void matmul_avx2(float *out, const uint16_t *xb, const mtp_bf16_matrix *w, int R, float beta) {
     int ngroups = (w->OC + NB * TN - 1) / (NB * TN);
-    size_t nkb = tiles_k(w->C);
-#pragma omp parallel for schedule(static) if (ngroups * nkb >= 64)
+#pragma omp parallel for schedule(static) if (ngroups * tiles_k(w->C) >= 64)
     for (int g = 0; g < ngroups; g++)
         for (int r0 = 0; r0 < R; r0 += A2_ROWS) {
             switch (R - r0 < A2_ROWS ? R - r0 : A2_ROWS) {

@@ -27,6 +27,7 @@
 #include "core/util.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -440,13 +441,21 @@ void mtp_matmul_rows_q8_vnni(float *out, const float *x, const mtp_q8_matrix *w,
 /* ---- the path -------------------------------------------------------------------------- */
 static int vnni_state = -1, avx2_state = -1; /* -1: not probed yet */
 
+#if defined(__x86_64__)
+/* CPUID itself: clang's __builtin_cpu_supports does not know "f16c" */
+static int has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
+
 int mtp_q8_vnni_available(void) {
 #if defined(__x86_64__)
     if (vnni_state < 0) {
         __builtin_cpu_init();
         vnni_state = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-                     __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma") &&
+                     has_f16c() && __builtin_cpu_supports("fma") &&
                      !getenv("MTP_NO_AVX512VNNI");
     }
     return vnni_state;
@@ -460,7 +469,7 @@ int mtp_q8_avx2_available(void) {
     if (avx2_state < 0) {
         __builtin_cpu_init();
         avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                     __builtin_cpu_supports("f16c") && !getenv("MTP_NO_AVX2");
+                     has_f16c() && !getenv("MTP_NO_AVX2");
     }
     return avx2_state;
 #else
