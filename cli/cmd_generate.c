@@ -1,5 +1,7 @@
 /* cmd_generate.c: `mtp generate`: prompts in, continuations out, plain or self-speculative.
- * Byte-level models (vocab 256) take and print text; others take --prompt-tokens. */
+ * Models that carry a tokenizer, and byte-level models (vocab 256), take and print text,
+ * streamed as it is accepted, and stop at EOS or a --stop string; any model takes
+ * --prompt-tokens. */
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <stdint.h>
@@ -17,7 +19,8 @@ static const char *HELP =
     "usage: mtp generate --model FILE.safetensors (--prompt TEXT | --prompt-file FILE |\n"
     "                    --prompt-tokens IDS)... [options]\n"
     "  Each --prompt / --prompt-tokens (repeatable) is one sequence; all are decoded as one\n"
-    "  batch. Text prompts need a byte-level model (vocab 256).\n"
+    "  batch. Text prompts need a model that carries a tokenizer (mtp convert --tokenizer)\n"
+    "  or a byte-level model (vocab 256); BOS is added when the tokenizer's model expects it.\n"
     "  --prompt-file FILE  the file is one prompt; with --lines, each non-empty line is one\n"
     "  -n, --max-tokens N  tokens to generate per prompt      [128]\n"
     "  --spec S            none | block | tree                [block if the model has future heads]\n"
@@ -26,11 +29,14 @@ static const char *HELP =
     "  --temp T            0 = greedy (exact speculation); > 0 samples [0]\n"
     "  --top-k K --top-p P sampling filters                   [off]\n"
     "  --seed S            sampling seed                      [1]\n"
+    "  --stop S            end a sequence where its text contains S (repeatable; S is not\n"
+    "                      printed); EOS ends it too unless --ignore-eos\n"
     "  --dtype T           f32 | bf16 | q8: decode an F32 model's weights as copies in T\n"
     "                      (packed once; bf16 and 8-bit files decode in their own type)\n"
     "  --threads N         threads                            [all cores]\n"
-    "  --json              one JSON object per prompt: tokens, text, tokens_per_forward,\n"
-    "                      accept (per drafted depth), tok_per_s, ttft_s\n"
+    "  --json              one JSON object per prompt: tokens, text (the continuation as it\n"
+    "                      follows the prompt), finish (length, eos, stop, max_seq_len),\n"
+    "                      tokens_per_forward, accept (per drafted depth), tok_per_s, ttft_s\n"
     "  --quiet             no statistics on stderr\n";
 
 typedef struct {
@@ -45,10 +51,24 @@ static void add_prompt(prompt_list *p, mtp_token *tok, int len) {
     p->len[p->n++] = len;
 }
 
-static void add_text(prompt_list *p, const char *s, size_t n) {
-    mtp_token *t = cli_realloc(NULL, (n ? n : 1) * sizeof(mtp_token));
-    for (size_t i = 0; i < n; i++) t[i] = (unsigned char)s[i];
-    add_prompt(p, t, (int)n);
+/* A text prompt: its bytes as ids (a byte-level model), or its tokens after BOS. */
+static int add_text(prompt_list *p, const mtp_tokenizer *tok, const char *s, size_t n, mtp_err *err) {
+    if (!tok) {
+        mtp_token *t = cli_realloc(NULL, (n ? n : 1) * sizeof(mtp_token));
+        for (size_t i = 0; i < n; i++) t[i] = (unsigned char)s[i];
+        add_prompt(p, t, (int)n);
+        return 0;
+    }
+    mtp_token *ids;
+    size_t k;
+    if (mtp_tokenize(tok, s, n, &ids, &k, err)) return -1;
+    int bos = mtp_tokenizer_adds_bos(tok) && mtp_tokenizer_bos(tok) >= 0;
+    mtp_token *t = cli_realloc(NULL, (k + bos + 1) * sizeof(mtp_token));
+    if (bos) t[0] = (mtp_token)mtp_tokenizer_bos(tok);
+    memcpy(t + bos, ids, k * sizeof(mtp_token));
+    free(ids);
+    add_prompt(p, t, (int)(k + bos));
+    return 0;
 }
 
 static int add_ids(prompt_list *p, const char *s) {
@@ -69,26 +89,105 @@ static int add_ids(prompt_list *p, const char *s) {
     return 0;
 }
 
+#define MAX_STOPS 16
+
+/* Each sequence's text so far, for --stop, streaming and the JSON output. */
 typedef struct {
-    int stream; /* print text as it arrives (one byte-level prompt, not --json) */
+    char *text;
+    size_t len, cap, shown; /* shown: bytes printed so far (streaming) */
+    mtp_detok *detok;       /* NULL: a byte-level model, a token is its byte */
+    int stopped;            /* a --stop string ended it */
+} seq_text;
+
+typedef struct {
+    seq_text *seq;
+    const char *stop[MAX_STOPS];
+    int n_stop;
+    size_t hold;  /* bytes that might begin a stop string: not printed until settled */
+    int stream;   /* print sequence 0's text as it arrives */
+    int text;     /* the model speaks text (a tokenizer or bytes) */
 } stream_ctx;
 
-static void on_tokens(int seq, const mtp_token *tok, int n, void *ctx) {
-    stream_ctx *c = ctx;
-    if (!c->stream || seq != 0) return;
-    for (int i = 0; i < n; i++) putchar(tok[i]);
+static void append(seq_text *q, const char *b, size_t n) {
+    if (q->len + n + 1 > q->cap) q->text = cli_realloc(q->text, q->cap = 2 * (q->len + n + 1));
+    memcpy(q->text + q->len, b, n);
+    q->len += n;
+    q->text[q->len] = 0;
+}
+
+/* Cuts q's text at the first stop string that ends in its last `fresh` bytes: 1 if one did. */
+static int cut_at_stop(stream_ctx *c, seq_text *q, size_t fresh) {
+    for (int k = 0; k < c->n_stop; k++) {
+        size_t sl = strlen(c->stop[k]), from = q->len - fresh >= sl ? q->len - fresh - sl + 1 : 0;
+        for (size_t i = from; i + sl <= q->len; i++)
+            if (!memcmp(q->text + i, c->stop[k], sl)) {
+                q->len = i;
+                q->text[i] = 0;
+                return 1;
+            }
+    }
+    return 0;
+}
+
+static void show(stream_ctx *c, seq_text *q, int all) {
+    size_t upto = all ? q->len : q->len > c->hold ? q->len - c->hold : 0;
+    if (upto <= q->shown) return;
+    fwrite(q->text + q->shown, 1, upto - q->shown, stdout);
     fflush(stdout);
+    q->shown = upto;
+}
+
+/* Tokens arrive: their text is appended; a stop string ends the sequence at the token that
+ * completes it, even inside an accepted speculative path. */
+static int on_tokens(int seq, const mtp_token *tok, int n, void *ctx) {
+    stream_ctx *c = ctx;
+    if (!c->text) return 0;
+    seq_text *q = &c->seq[seq];
+    for (int i = 0; i < n; i++) {
+        size_t before = q->len;
+        if (q->detok) {
+            const char *t;
+            size_t len;
+            mtp_err err;
+            if (mtp_detok_push(q->detok, &tok[i], 1, &t, &len, &err) == 0) append(q, t, len);
+            else append(q, "\xEF\xBF\xBD", 3); /* an id of the model's vocab past the tokenizer's */
+        } else {
+            char b = (char)tok[i];
+            append(q, &b, 1);
+        }
+        if (c->n_stop && cut_at_stop(c, q, q->len - before)) {
+            q->stopped = 1;
+            if (c->stream && seq == 0) show(c, q, 1);
+            return i + 1;
+        }
+    }
+    if (c->stream && seq == 0) show(c, q, 0);
+    return 0;
+}
+
+/* The end of a sequence: text still held back by the decoder (unless a stop cut it). */
+static void finish_text(stream_ctx *c, int seq) {
+    seq_text *q = &c->seq[seq];
+    if (q->detok && !q->stopped) {
+        const char *t;
+        size_t len;
+        mtp_detok_finish(q->detok, &t, &len);
+        size_t before = q->len;
+        append(q, t, len);
+        if (c->n_stop && cut_at_stop(c, q, q->len - before)) q->stopped = 1;
+    }
+    if (c->stream && seq == 0) show(c, q, 1);
 }
 
 /* Bytes as a JSON-safe UTF-8 string: invalid sequences (overlong forms, surrogates,
  * beyond U+10FFFF, stray bytes) become U+FFFD. */
-static char *utf8_clean(const mtp_token *t, int n) {
+static char *utf8_clean(const unsigned char *t, size_t n) {
     char *out = cli_realloc(NULL, (size_t)n * 3 + 1), *w = out;
-    for (int i = 0; i < n;) {
+    for (size_t i = 0; i < n;) {
         int b = t[i];
         int len = b < 0x80 ? 1 : b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3 : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
         int ok = len > 0 && i + len <= n && b > 0;
-        for (int k = 1; ok && k < len; k++) ok = t[i + k] < 256 && (t[i + k] & 0xC0) == 0x80;
+        for (int k = 1; ok && k < len; k++) ok = (t[i + k] & 0xC0) == 0x80;
         if (ok && len > 2) { /* the second byte's range after E0, ED, F0, F4 */
             int c = t[i + 1];
             ok = !(b == 0xE0 && c < 0xA0) && !(b == 0xED && c > 0x9F) && !(b == 0xF0 && c < 0x90) &&
@@ -111,18 +210,25 @@ static double tokens_per_forward(const mtp_gen_result *r) {
     return r->forwards ? (double)r->n / r->forwards : 0;
 }
 
-static void print_json(int i, const mtp_gen_result *r, int depths, int bytes) {
+static const char *finish_reason(const mtp_gen_result *r, const seq_text *q) {
+    return q && q->stopped ? "stop" : r->hit_eos ? "eos" : r->hit_max_seq_len ? "max_seq_len" : "length";
+}
+
+static void print_json(int i, const mtp_gen_result *r, int depths, const seq_text *q) {
     cJSON *o = cJSON_CreateObject();
     mtp_json_add_number(o, "prompt", i);
     cJSON *t = cJSON_AddArrayToObject(o, "tokens");
     for (int k = 0; k < r->n; k++) cJSON_AddItemToArray(t, mtp_json_number(r->tokens[k]));
-    if (bytes) {
-        char *s = utf8_clean(r->tokens, r->n);
+    if (q && q->detok) { /* a tokenizer's decoder gives valid UTF-8 */
+        cJSON_AddStringToObject(o, "text", q->text ? q->text : "");
+    } else if (q) {
+        char *s = utf8_clean((const unsigned char *)(q->text ? q->text : ""), q->len);
         cJSON_AddStringToObject(o, "text", s);
         free(s);
     } else {
         cJSON_AddNullToObject(o, "text");
     }
+    cJSON_AddStringToObject(o, "finish", finish_reason(r, q));
     mtp_json_add_number(o, "forwards", (double)r->forwards);
     mtp_json_add_number(o, "tokens_per_forward", tokens_per_forward(r));
     cJSON *a = cJSON_AddArrayToObject(o, "accept");
@@ -167,12 +273,13 @@ int cmd_generate(int argc, char **argv) {
         {"prompt-tokens", 1, 0, 'i'}, {"lines", 0, 0, 'L'}, {"max-tokens", 1, 0, 'n'},
         {"spec", 1, 0, 'S'}, {"draft", 1, 0, 'd'}, {"tree", 1, 0, 'T'}, {"temp", 1, 0, 't'},
         {"top-k", 1, 0, 'k'}, {"top-p", 1, 0, 'P'}, {"seed", 1, 0, 's'}, {"threads", 1, 0, 'j'},
-        {"json", 0, 0, 'J'}, {"quiet", 0, 0, 'q'}, {"dtype", 1, 0, 'b'}, {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"json", 0, 0, 'J'}, {"quiet", 0, 0, 'q'}, {"dtype", 1, 0, 'b'}, {"stop", 1, 0, 'X'},
+        {"ignore-eos", 0, 0, 'E'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *model = NULL, *spec = NULL, *files[64];
     const char *texts[256], *ids[256];
     int nfiles = 0, ntexts = 0, nids = 0, lines = 0, threads = 0, json = 0, quiet = 0, c, bad = 0;
-    int dtype_given = 0;
+    int dtype_given = 0, ignore_eos = 0;
+    stream_ctx sc = {0};
     mtp_wtype dtype = MTP_F32;
     mtp_gen_opts o;
     mtp_gen_opts_default(&o);
@@ -216,6 +323,13 @@ int cmd_generate(int argc, char **argv) {
         case 'J': json = 1; break;
         case 'q': quiet = 1; break;
         case 'b': bad = arg_dtype("generate", optarg, &dtype), dtype_given = 1; break;
+        case 'X':
+            if (sc.n_stop == MAX_STOPS) return usage_error("generate", "--stop: at most %d", MAX_STOPS);
+            if (!*optarg) return usage_error("generate", "--stop: the string is empty");
+            sc.stop[sc.n_stop++] = optarg;
+            if (strlen(optarg) - 1 > sc.hold) sc.hold = strlen(optarg) - 1;
+            break;
+        case 'E': ignore_eos = 1; break;
         case 'h': fputs(HELP, stdout); return 0;
         default: return options_error("generate", c, argv);
         }
@@ -236,7 +350,10 @@ int cmd_generate(int argc, char **argv) {
         return EXIT_BAD_INPUT;
     }
     const mtp_config *cfg = mtp_model_config(m);
-    int bytes = cfg->vocab_size == 256, rc = 0;
+    const mtp_tokenizer *tok = mtp_model_tokenizer(m);
+    int bytes = !tok && cfg->vocab_size == 256, rc = 0;
+    sc.text = tok || bytes;
+    if (tok && !ignore_eos) o.eos = mtp_tokenizer_eos(tok);
     if (!spec) spec = o.tree_depths ? "tree" : cfg->n_future > 1 ? "block" : "none";
     o.spec = !strcmp(spec, "block") ? MTP_SPEC_BLOCK : !strcmp(spec, "tree") ? MTP_SPEC_TREE : MTP_SPEC_NONE;
     if (o.spec != MTP_SPEC_NONE && cfg->n_future < 2) {
@@ -262,9 +379,15 @@ int cmd_generate(int argc, char **argv) {
         return usage_error("generate", "--draft %d: the model has %d future heads", o.draft, nf);
     }
     prompt_list p = {0};
-    if ((ntexts || nfiles) && !bytes)
-        rc = usage_error("generate", "text prompts need a byte-level model (vocab 256); use --prompt-tokens");
-    for (int i = 0; i < ntexts && !rc; i++) add_text(&p, texts[i], strlen(texts[i]));
+    if ((ntexts || nfiles || sc.n_stop) && !sc.text)
+        rc = usage_error("generate", "%s: this model carries no tokenizer (give one to mtp convert "
+                         "--tokenizer) and is not byte-level; use --prompt-tokens",
+                         sc.n_stop ? "--stop" : "text prompts");
+    for (int i = 0; i < ntexts && !rc; i++)
+        if (add_text(&p, tok, texts[i], strlen(texts[i]), &err)) {
+            fprintf(stderr, "mtp generate: --prompt: %s\n", err.msg);
+            rc = EXIT_BAD_INPUT;
+        }
     for (int i = 0; i < nids && !rc; i++)
         if (add_ids(&p, ids[i]))
             rc = usage_error("generate", "--prompt-tokens: expected comma-separated ids, got '%s'", ids[i]);
@@ -277,15 +400,19 @@ int cmd_generate(int argc, char **argv) {
             break;
         }
         if (!lines) {
-            add_text(&p, data, len);
+            rc = add_text(&p, tok, data, len, &err);
         } else {
-            for (char *s = data, *e; s < data + len; s = e + 1) {
+            for (char *s = data, *e; s < data + len && !rc; s = e + 1) {
                 e = memchr(s, '\n', data + len - s);
                 if (!e) e = data + len;
-                if (e > s) add_text(&p, s, e - s);
+                if (e > s) rc = add_text(&p, tok, s, e - s, &err);
             }
         }
         free(data);
+        if (rc) {
+            fprintf(stderr, "mtp generate: %s: %s\n", files[i], err.msg);
+            rc = EXIT_BAD_INPUT;
+        }
     }
     mtp_gen_result *res = NULL;
     if (!rc && p.n == 0) {
@@ -296,28 +423,37 @@ int cmd_generate(int argc, char **argv) {
     if (!rc) {
         cli_setup_threads(threads, 0);
         res = cli_realloc(NULL, p.n * sizeof *res);
-        stream_ctx sc = {bytes && p.n == 1 && !json};
+        sc.stream = sc.text && p.n == 1 && !json;
+        sc.seq = cli_realloc(NULL, p.n * sizeof *sc.seq);
+        memset(sc.seq, 0, p.n * sizeof *sc.seq);
+        for (int i = 0; tok && i < p.n; i++) sc.seq[i].detok = mtp_detok_new(tok, 1);
         if (mtp_generate(m, (const mtp_token *const *)p.tok, p.len, p.n, &o, res, on_tokens, &sc, &err)) {
             fprintf(stderr, "mtp generate: %s\n", err.msg);
             rc = EXIT_BAD_INPUT;
         }
+        for (int i = 0; !rc && sc.text && i < p.n; i++) finish_text(&sc, i);
     }
     if (!rc) {
         int depths = o.spec == MTP_SPEC_NONE ? 0 : (o.draft ? o.draft : cfg->n_future) - 1;
         if (o.spec == MTP_SPEC_TREE && o.tree_depths && o.tree_depths < depths) depths = o.tree_depths;
         for (int i = 0; i < p.n; i++) {
             if (json) {
-                print_json(i, &res[i], depths, bytes);
-            } else if (!(bytes && p.n == 1)) {
+                print_json(i, &res[i], depths, sc.text ? &sc.seq[i] : NULL);
+            } else if (!sc.stream) {
                 printf("--- prompt %d\n", i + 1);
-                for (int k = 0; k < res[i].n; k++)
-                    bytes ? (void)putchar(res[i].tokens[k]) : (void)printf("%s%u", k ? "," : "", res[i].tokens[k]);
+                if (sc.text) fwrite(sc.seq[i].text ? sc.seq[i].text : "", 1, sc.seq[i].len, stdout);
+                for (int k = 0; !sc.text && k < res[i].n; k++) printf("%s%u", k ? "," : "", res[i].tokens[k]);
                 putchar('\n');
             }
         }
         if (!quiet && !json) print_stats(m, res, p.n, depths);
     }
-    for (int i = 0; res && i < p.n; i++) mtp_gen_result_free(&res[i]);
+    for (int i = 0; res && i < p.n; i++) {
+        mtp_gen_result_free(&res[i]);
+        mtp_detok_free(sc.seq[i].detok);
+        free(sc.seq[i].text);
+    }
+    free(sc.seq);
     free(res);
     for (int i = 0; i < p.n; i++) free(p.tok[i]);
     free(p.tok);

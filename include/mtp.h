@@ -35,6 +35,8 @@ typedef struct {
 
 #define MTP_MAX_FUTURE 64 /* most future heads a model may have */
 
+typedef struct mtp_tokenizer mtp_tokenizer; /* text <-> ids; opaque, read-only once loaded */
+
 /* Reads a whole regular file (a FIFO or device is refused) into a malloc'd buffer,
  * NUL-terminated; *len excludes the NUL. */
 int mtp_read_file(const char *path, char **data, size_t *len, mtp_err *err);
@@ -97,6 +99,12 @@ mtp_wtype mtp_model_wtype(const mtp_model *m); /* the type decoding multiplies i
 int mtp_model_create(mtp_model **m, const mtp_config *cfg, uint64_t seed, mtp_err *err);
 void mtp_model_close(mtp_model *m); /* NULL is fine */
 const mtp_config *mtp_model_config(const mtp_model *m);
+/* The tokenizer a model file carries (tensor "tokenizer", docs/formats.md), or NULL; it
+ * lives as long as the model. */
+const mtp_tokenizer *mtp_model_tokenizer(const mtp_model *m);
+/* From now on m carries the tokenizer file at path (saved with it; its ids must fit the
+ * model's vocab_size). */
+int mtp_model_set_tokenizer(mtp_model *m, const char *path, mtp_err *err);
 
 typedef struct {
     size_t embedding, trunk, heads, norm_output, total;
@@ -110,12 +118,17 @@ typedef struct {
     size_t file_bytes;
     size_t tensor_bytes[4]; /* bytes of F32, BF16, F16 and I8 tensors (8-bit scales: F16) */
     mtp_wtype wtype;        /* the matrices' type (mixed files: the unembedding's) */
+    size_t tokenizer_bytes; /* the tokenizer file it carries; 0: none */
 } mtp_model_info;
 int mtp_model_info_read(const char *path, mtp_model_info *info, mtp_err *err);
-/* Rewrites model file in as out with its matrices in type t (F32; BF16, rounded to nearest
- * even; Q8, docs/formats.md) and the norms in F32, one tensor in memory at a time. The
- * output is written atomically: on failure nothing is left at out. */
-int mtp_convert(const char *in, const char *out, mtp_wtype t, mtp_err *err);
+/* Writes model file out from in with its matrices in type t (F32; BF16, rounded to nearest
+ * even; Q8, docs/formats.md) and the norms in F32, one tensor in memory at a time. in is
+ * an mtp model file, or Meta's release (docs/formats.md, "Meta's checkpoints"): a folder
+ * with consolidated.pth and params.json, or that .pth. out carries a tokenizer: the file
+ * at `tokenizer` if not NULL, else in's (a model file's own; Meta's tokenizer.model in
+ * the folder or the one above, which must be there). Written atomically: on failure
+ * nothing is left at out. */
+int mtp_convert(const char *in, const char *out, mtp_wtype t, const char *tokenizer, mtp_err *err);
 
 /* ---- training (README.md "Training"; the state file: docs/formats.md) ------------------- */
 
@@ -196,9 +209,10 @@ typedef struct {
     mtp_sampling sampling;
     uint64_t seed;                      /* sequence i draws from its own stream (seed, i) */
     int max_tokens;
+    int64_t eos; /* a sequence ends with this id (kept in its tokens); -1: none */
 } mtp_gen_opts;
 
-/* Greedy, block speculation over every future head, 128 new tokens, seed 1. */
+/* Greedy, block speculation over every future head, 128 new tokens, seed 1, no EOS. */
 void mtp_gen_opts_default(mtp_gen_opts *o);
 
 typedef struct {
@@ -209,12 +223,16 @@ typedef struct {
     int64_t accepted[MTP_MAX_FUTURE];
     double first_token_s, total_s;
     int hit_max_seq_len; /* stopped early: the model's context is full */
+    int hit_eos;         /* ended with opts.eos */
+    int stopped;         /* ended by the callback */
 } mtp_gen_result;
 
 void mtp_gen_result_free(mtp_gen_result *r);
 
-/* Called whenever a sequence gains tokens (n >= 1), in order. */
-typedef void (*mtp_gen_cb)(int seq, const mtp_token *tokens, int n, void *ctx);
+/* Called whenever a sequence gains tokens (n >= 1: one, or an accepted speculative path),
+ * in order. Returns 0 to go on, or k in 1..n: the sequence ends after the first k of these
+ * tokens (a stop string ends inside them, say); only those k are kept. */
+typedef int (*mtp_gen_cb)(int seq, const mtp_token *tokens, int n, void *ctx);
 
 /* The default tree shape for k drafted depths: 2, 1, 1, ... candidates. */
 void mtp_default_tree(int *width, int depths);
@@ -231,7 +249,6 @@ int mtp_generate(const mtp_model *m, const mtp_token *const *prompts, const int 
 
 /* ---- tokenizers (docs/tokenizers.md) --------------------------------------------------- */
 
-typedef struct mtp_tokenizer mtp_tokenizer; /* opaque; read-only once loaded (thread-safe) */
 typedef enum { MTP_TOK_SENTENCEPIECE, MTP_TOK_BYTE_BPE } mtp_tokenizer_kind;
 
 /* A tokenizer from a file's bytes, told apart by content: a SentencePiece model

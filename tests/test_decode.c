@@ -226,6 +226,50 @@ static floors trained_floor(int nf) {
     return F[nf];
 }
 
+/* A callback that ends each sequence after `stop_at` tokens, wherever that falls in an
+ * accepted path. */
+typedef struct {
+    int stop_at, seen[8];
+} stop_ctx;
+static int stop_after(int seq, const mtp_token *tok, int n, void *ctx) {
+    stop_ctx *c = ctx;
+    int before = c->seen[seq];
+    c->seen[seq] += n;
+    return c->seen[seq] >= c->stop_at ? c->stop_at - before : 0;
+}
+
+/* EOS and a stopping callback cut speculative output exactly where plain output would
+ * end: through the first EOS; after the callback's count. */
+static void test_stops(const mtp_model *m, const mtp_token *const *prompts, const int *lens, int np,
+                       mtp_gen_opts o, const mtp_gen_result *plain, const char *what) {
+    mtp_gen_result r[8];
+    mtp_err err;
+    MTP_ASSERT(np <= 8);
+    o.eos = plain[0].tokens[plain[0].n / 2]; /* a token the first sequence does produce */
+    MTP_ASSERT(mtp_generate(m, prompts, lens, np, &o, r, NULL, NULL, &err) == 0);
+    for (int i = 0; i < np; i++) {
+        int want = plain[i].n;
+        for (int j = 0; j < plain[i].n; j++)
+            if (plain[i].tokens[j] == (mtp_token)o.eos) {
+                want = j + 1;
+                break;
+            }
+        CHECK(r[i].n == want && !memcmp(r[i].tokens, plain[i].tokens, want * sizeof(mtp_token)) &&
+                  r[i].hit_eos == (want < plain[i].n || plain[i].tokens[want - 1] == (mtp_token)o.eos),
+              "%s prompt %d: with EOS %lld, %d tokens (want %d, the plain output through its first EOS)",
+              what, i, (long long)o.eos, r[i].n, want);
+        mtp_gen_result_free(&r[i]);
+    }
+    o.eos = -1;
+    stop_ctx c = {.stop_at = 7};
+    MTP_ASSERT(mtp_generate(m, prompts, lens, np, &o, r, stop_after, &c, &err) == 0);
+    for (int i = 0; i < np; i++) {
+        CHECK(r[i].n == 7 && r[i].stopped && !memcmp(r[i].tokens, plain[i].tokens, 7 * sizeof(mtp_token)),
+              "%s prompt %d: a callback stopping after 7 tokens left %d", what, i, r[i].n);
+        mtp_gen_result_free(&r[i]);
+    }
+}
+
 /* m decodes in type t (a copy of its fp32 weights) for the test, then in F32 again. */
 static void test_exact_greedy_floor(mtp_model *m, const char *what, mtp_wtype t, floors fl) {
     enum { NP = 6, NT = 40 };
@@ -241,7 +285,7 @@ static void test_exact_greedy_floor(mtp_model *m, const char *what, mtp_wtype t,
     }
     mtp_gen_result plain[NP], spec[NP], alone;
     mtp_model_decode_as(m, t);
-    mtp_gen_opts o = {.spec = MTP_SPEC_NONE, .max_tokens = NT};
+    mtp_gen_opts o = {.spec = MTP_SPEC_NONE, .max_tokens = NT, .eos = -1};
     MTP_ASSERT(gen(m, prompts, lens, NP, o, plain) == 0);
     struct {
         mtp_spec spec;
@@ -251,7 +295,7 @@ static void test_exact_greedy_floor(mtp_model *m, const char *what, mtp_wtype t,
                  {MTP_SPEC_TREE, 0, 3, {3, 1, 2}}, {MTP_SPEC_TREE, 0, 1, {5}}};
     for (size_t k = 0; k < sizeof modes / sizeof *modes; k++) {
         o = (mtp_gen_opts){.spec = modes[k].spec, .draft = modes[k].draft, .max_tokens = NT,
-                           .tree_depths = modes[k].depths};
+                           .tree_depths = modes[k].depths, .eos = -1};
         memcpy(o.tree_width, modes[k].w, sizeof modes[k].w);
         MTP_ASSERT(gen(m, prompts, lens, NP, o, spec) == 0);
         int same = 1;
@@ -266,6 +310,7 @@ static void test_exact_greedy_floor(mtp_model *m, const char *what, mtp_wtype t,
                 CHECK(tpf >= floor, "%s n_future %d %s: %.2f tokens per pass, below the floor %.2f (drafts rejected?)",
                       what, nf, k == 0 ? "block" : "tree", tpf, floor);
         }
+        if (k == 0 || k == 2) test_stops(m, prompts, lens, NP, o, plain, what);
         /* batched == alone, for one prompt */
         MTP_ASSERT(gen(m, prompts + 3, lens + 3, 1, o, &alone) == 0);
         CHECK(!memcmp(alone.tokens, spec[3].tokens, NT * sizeof(mtp_token)),
@@ -339,7 +384,7 @@ static void test_sampling(void) {
         mtp_gen_result res[BATCH];
         for (int round = 0; round < ROUNDS; round++) {
             mtp_gen_opts o = {.spec = modes[k], .max_tokens = 3, .seed = 1000 * round + 7,
-                              .sampling = {1, 0, 1}};
+                              .sampling = {1, 0, 1}, .eos = -1};
             MTP_ASSERT(gen(&m, prompts, lens, BATCH, o, res) == 0);
             for (int i = 0; i < BATCH; i++) {
                 count[(res[i].tokens[0] * V + res[i].tokens[1]) * V + res[i].tokens[2]]++;
@@ -375,7 +420,7 @@ static void test_sampling(void) {
 static void test_bad_prompts(void) {
     mtp_model m;
     make_model(&m, 2, 3, 10, 0.02f, 1);
-    mtp_gen_opts o = {.spec = MTP_SPEC_BLOCK, .max_tokens = 4};
+    mtp_gen_opts o = {.spec = MTP_SPEC_BLOCK, .max_tokens = 4, .eos = -1};
     mtp_gen_result res;
     mtp_err err;
     mtp_token big[100] = {0}, bad[2] = {1, 10};

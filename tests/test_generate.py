@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`mtp generate` end to end: on a small byte-level model trained here, --spec none, block
 and tree print the same greedy tokens; a batch (--prompt-file --lines) equals each prompt
-alone; streamed text equals the JSON text; bad prompts and flags exit 1 or 2 with one
+alone; streamed text equals the JSON text; --stop ends the text before the stop string in
+every mode; bad prompts and flags exit 1 or 2 with one
 line naming the problem."""
 import json
 import os
@@ -72,6 +73,27 @@ with tempfile.TemporaryDirectory() as tmp:
     s2 = gen_json(model, "--prompt", prompts[1], "-n", "40", "--temp", "0.8", "--top-k", "20", "--seed", "3")
     check(s1[0]["tokens"] == s2[0]["tokens"], "sampling with the same seed is not reproducible")
 
+    # --stop: the text ends just before the first stop string, even where it falls inside an
+    # accepted speculative path; the tokens end with the one that completed it
+    for p, q in zip(prompts, plain):
+        text = bytes(q["tokens"]).decode("latin-1")
+        if len(text) < 30:
+            continue
+        stop = text[20:23]  # three characters the plain output does produce
+        cut = text.index(stop)
+        for spec in ("none", "block", "tree"):
+            j = gen_json(model, "--prompt", p, "-n", "80", "--spec", spec, "--stop", stop, "--stop", "\x01never")[0]
+            end = len(j["tokens"])
+            check(j["finish"] == "stop" and bytes(j["tokens"]).decode("latin-1") == text[:end] and
+                  text[:end - 1].find(stop) < 0 and text[:end].find(stop) >= 0 and
+                  j["text"] == bytes(j["tokens"][:cut]).decode("utf-8", "replace"),
+                  f"--stop {stop!r} --spec {spec}: {len(j['tokens'])} tokens, finish {j['finish']}, text {j['text']!r}")
+        r = subprocess.run([MTP, "generate", "--model", model, "--prompt", p, "-n", "80", "--quiet", "--stop", stop],
+                           capture_output=True)
+        check(r.returncode == 0 and r.stdout == text[:cut].encode("latin-1"),
+              f"--stop {stop!r}: streamed text {r.stdout!r} is not the text before the stop string")
+    check(plain[0]["finish"] == "length", f"finish without a stop: {plain[0]['finish']}")
+
     with open(os.path.join(tmp, "blank.txt"), "w") as f:
         f.write("\n\n")
     long_prompt = os.path.join(tmp, "long.txt")
@@ -92,6 +114,7 @@ with tempfile.TemporaryDirectory() as tmp:
         (["--prompt-file", os.path.join(tmp, "blank.txt"), "--lines"], 1, "no prompts"),
         (["--prompt", "a", "--tree", ""], 2, "--tree"),
         (["--prompt", "a", "--tree", "8,8,8"], 2, "--tree"),
+        (["--prompt", "a", "--stop", ""], 2, "--stop"),
     ]
     for args, code, needle in bad:
         r = run("generate", "--model", model, *args)

@@ -61,6 +61,17 @@ void mtp_model_close(mtp_model *m) {
 
 const mtp_config *mtp_model_config(const mtp_model *m) { return &m->cfg; }
 
+const mtp_tokenizer *mtp_model_tokenizer(const mtp_model *m) { return m->tok; }
+
+int mtp_model_set_tokenizer(mtp_model *m, const char *path, mtp_err *err) {
+    char *data;
+    size_t n;
+    if (mtp_read_file(path, &data, &n, err)) return -1;
+    int rc = mtp_model_attach_tokenizer(m, data, n, path, err);
+    free(data);
+    return rc;
+}
+
 int mtp_model_info_read(const char *path, mtp_model_info *info, mtp_err *err) {
     memset(info, 0, sizeof *info);
     mtp_safetensors st; /* maps the file and checks its header; no weight is read */
@@ -79,6 +90,8 @@ int mtp_model_info_read(const char *path, mtp_model_info *info, mtp_err *err) {
             int k = dt == MTP_DT_F32 ? 0 : dt == MTP_DT_BF16 ? 1 : dt == MTP_DT_F16 ? 2 : dt == MTP_DT_I8 ? 3 : -1;
             if (k >= 0) info->tensor_bytes[k] += st.tensors[i].nbytes;
         }
+        const mtp_st_tensor *tok = mtp_st_find(&st, MTP_TOKENIZER_TENSOR);
+        info->tokenizer_bytes = tok ? tok->nbytes : 0;
         const mtp_st_tensor *out = mtp_st_find(&st, "output.weight");
         info->wtype = !out ? MTP_F32 : out->dtype == MTP_DT_BF16 ? MTP_BF16 : out->dtype == MTP_DT_I8 ? MTP_Q8 : MTP_F32;
     }
@@ -111,6 +124,7 @@ void mtp_gen_opts_default(mtp_gen_opts *o) {
     o->sampling.top_p = 1.0f;
     o->max_tokens = 128;
     o->seed = 1;
+    o->eos = -1;
 }
 
 void mtp_gen_result_free(mtp_gen_result *r) {

@@ -48,15 +48,30 @@ static int greedy(const gen *g) { return g->o->sampling.temp <= 0; }
 
 static const float *logits_of(const gen *g, int row) { return g->logits + (size_t)row * g->V; }
 
-/* Appends tokens to a sequence's output, up to max_tokens. */
+/* Appends tokens to a sequence's output: up to max_tokens, through the first EOS, and as
+ * many as the callback keeps (it may end the sequence inside an accepted path). */
 static void emit(gen *g, int s, const mtp_token *tok, int n, mtp_gen_cb cb, void *ctx) {
     mtp_gen_result *r = &g->res[s];
     int room = g->o->max_tokens - r->n;
-    if (n > room) n = room;
+    if (n >= room) {
+        n = room;
+        g->st[s].done = 1;
+    }
+    for (int i = 0; i < n; i++)
+        if (g->o->eos >= 0 && tok[i] == (mtp_token)g->o->eos) {
+            n = i + 1;
+            g->st[s].done = 1;
+            r->hit_eos = 1;
+        }
+    int keep = cb && n > 0 ? cb(s, tok, n, ctx) : 0;
+    if (keep > 0) {
+        n = keep < n ? keep : n;
+        g->st[s].done = 1;
+        r->hit_eos = r->hit_eos && tok[n - 1] == (mtp_token)g->o->eos;
+        r->stopped = 1;
+    }
     memcpy(r->tokens + r->n, tok, n * sizeof(mtp_token));
     r->n += n;
-    if (r->n >= g->o->max_tokens) g->st[s].done = 1;
-    if (cb) cb(s, tok, n, ctx);
 }
 
 /* Head 1's choice from its logits: argmax, or a draw. */

@@ -24,8 +24,8 @@
 #define MAX_EXACT ((uint64_t)1 << 53)
 
 /* Indexed by mtp_dtype. */
-static const char *const dtype_names[] = {"F32", "BF16", "F16", "I32", "U16", "I64", "I8"};
-static const size_t dtype_sizes[] = {4, 2, 2, 4, 2, 8, 1};
+static const char *const dtype_names[] = {"F32", "BF16", "F16", "I32", "U16", "I64", "I8", "U8"};
+static const size_t dtype_sizes[] = {4, 2, 2, 4, 2, 8, 1, 1};
 #define N_DTYPES ((int)(sizeof dtype_sizes / sizeof dtype_sizes[0]))
 
 static int dtype_from_name(const char *s, mtp_dtype *out) {
@@ -72,7 +72,7 @@ static int parse_tensor(const char *path, const cJSON *item, mtp_st_tensor *t,
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(item, "dtype");
     if (!cJSON_IsString(dt)) return mtp_fail(err, "%s: tensor '%s' has no dtype string", path, t->name);
     if (dtype_from_name(dt->valuestring, &t->dtype) != 0)
-        return mtp_fail(err, "%s: tensor '%s' has unsupported dtype '%s' (F32 BF16 F16 I32 U16 I64 I8)", path,
+        return mtp_fail(err, "%s: tensor '%s' has unsupported dtype '%s' (F32 BF16 F16 I32 U16 I64 I8 U8)", path,
                         t->name, dt->valuestring);
 
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(item, "shape");

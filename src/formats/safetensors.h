@@ -16,7 +16,7 @@
 #define MTP_ST_MAX_DIMS 8
 #define MTP_ST_MAX_HEADER (100u << 20) /* header JSON larger than this is refused */
 
-typedef enum { MTP_DT_F32, MTP_DT_BF16, MTP_DT_F16, MTP_DT_I32, MTP_DT_U16, MTP_DT_I64, MTP_DT_I8 } mtp_dtype;
+typedef enum { MTP_DT_F32, MTP_DT_BF16, MTP_DT_F16, MTP_DT_I32, MTP_DT_U16, MTP_DT_I64, MTP_DT_I8, MTP_DT_U8 } mtp_dtype;
 
 typedef struct {
     char *name;

@@ -45,9 +45,18 @@ int mtp_param_tensor_find(const mtp_safetensors *st, const char *prefix, const m
     return 0;
 }
 
+int mtp_file_tokenizer(const mtp_safetensors *st, const mtp_st_tensor **t, mtp_err *err) {
+    *t = mtp_st_find(st, MTP_TOKENIZER_TENSOR);
+    if (*t && ((*t)->dtype != MTP_DT_U8 || (*t)->ndim != 1))
+        return mtp_fail(err, "%s: tensor '" MTP_TOKENIZER_TENSOR "' is not 1-D U8 (a tokenizer file's bytes)", st->path);
+    return 0;
+}
+
 int mtp_check_params(const mtp_safetensors *st, const mtp_layout *lay, const char *prefix,
                      int exact, mtp_err *err) {
-    int expected = lay->n_params;
+    const mtp_st_tensor *tok;
+    if (mtp_file_tokenizer(st, &tok, err)) return -1;
+    int expected = lay->n_params + (tok != NULL);
     for (int i = 0; i < lay->n_params; i++) {
         mtp_param_tensor pt;
         if (mtp_param_tensor_find(st, prefix, &lay->params[i], &pt, err)) return -1;
@@ -63,6 +72,7 @@ int mtp_check_params(const mtp_safetensors *st, const mtp_layout *lay, const cha
             if (bl > 6 && !strcmp(base + bl - 6, "_scale")) base[bl - 6] = 0; /* an 8-bit matrix's */
             const mtp_st_tensor *of = mtp_st_find(st, base);
             int scale_of_i8 = strcmp(base, n) != 0 && of && of->dtype == MTP_DT_I8;
+            if (&st->tensors[i] == tok) continue;
             if (strncmp(n, prefix, pl) != 0 || (!scale_of_i8 && !mtp_layout_find(lay, n + pl)))
                 return mtp_fail(err, "%s: unexpected tensor '%s' for this config", st->path, n);
         }
@@ -104,6 +114,16 @@ int mtp_model_file_config(const mtp_safetensors *st, mtp_config *cfg, mtp_err *e
     return mtp_config_parse(cfg, json, what, err);
 }
 
+/* The model carries the file's tokenizer, if it has one. */
+static int load_tokenizer(mtp_model *m, const mtp_safetensors *st, mtp_err *err) {
+    const mtp_st_tensor *t;
+    MTP_ASSERT(mtp_file_tokenizer(st, &t, err) == 0); /* checked with the parameters */
+    if (!t) return 0;
+    char what[600];
+    snprintf(what, sizeof what, "%s: tensor '" MTP_TOKENIZER_TENSOR "'", st->path);
+    return mtp_model_attach_tokenizer(m, t->data, t->nbytes, what, err);
+}
+
 /* Opens path and reads its config; with fp32 (else: decoding only, in the file's types). */
 static int load(mtp_model *m, const char *path, int fp32, mtp_err *err) {
     mtp_safetensors st;
@@ -128,6 +148,10 @@ static int load(mtp_model *m, const char *path, int fp32, mtp_err *err) {
             m->lay = lay;
             m->file = st;
             mtp_weights_from_file(&m->dec, &m->file, &m->lay, &m->cfg);
+            if (load_tokenizer(m, &m->file, err)) {
+                mtp_model_free(m);
+                return -1;
+            }
             return 0;
         }
         mtp_layout_free(&lay);
@@ -135,6 +159,7 @@ static int load(mtp_model *m, const char *path, int fp32, mtp_err *err) {
     if (rc == 0) rc = mtp_model_init(m, &cfg, err);
     if (rc == 0) {
         rc = mtp_load_params(&st, &m->lay, "", m->params, 1, err);
+        if (rc == 0) rc = load_tokenizer(m, &st, err);
         if (rc) mtp_model_free(m);
     }
     mtp_st_close(&st);
@@ -149,7 +174,7 @@ int mtp_model_save(const mtp_model *m, const char *path, const char *const *extr
                    mtp_err *err) {
     if (!m->params) return mtp_fail(err, "%s: this model was opened for decoding only: no fp32 weights to save", path);
     const mtp_layout *lay = &m->lay;
-    mtp_st_entry *e = xcalloc(lay->n_params, sizeof *e);
+    mtp_st_entry *e = xcalloc(lay->n_params + 1, sizeof *e);
     for (int i = 0; i < lay->n_params; i++) {
         const mtp_param *p = &lay->params[i];
         e[i].name = p->name;
@@ -165,7 +190,9 @@ int mtp_model_save(const mtp_model *m, const char *path, const char *const *extr
     meta[2] = "config";
     meta[3] = cfg;
     for (int i = 0; i < 2 * n_extra; i++) meta[4 + i] = extra[i];
-    int rc = mtp_st_write(path, e, lay->n_params, meta, 2 + n_extra, err);
+    int n = lay->n_params;
+    if (m->tok) e[n++] = (mtp_st_entry){MTP_TOKENIZER_TENSOR, m->tok_file, 1, {(int64_t)m->tok_bytes}, MTP_DT_U8};
+    int rc = mtp_st_write(path, e, n, meta, 2 + n_extra, err);
     free(meta);
     free(cfg);
     free(e);

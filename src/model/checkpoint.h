@@ -8,6 +8,11 @@
 #include "model/model.h"
 #include "formats/safetensors.h"
 
+/* A model file may carry its tokenizer: the tokenizer file's bytes as this U8 tensor. */
+#define MTP_TOKENIZER_TENSOR "tokenizer"
+/* The tokenizer tensor of an open model file (checked: 1-D U8), or NULL when it has none. */
+int mtp_file_tokenizer(const mtp_safetensors *st, const mtp_st_tensor **t, mtp_err *err);
+
 /* Reads the config from the file's metadata and the weights as fp32 (bf16 and F16 widened,
  * 8-bit dequantized); *m is initialised on success. */
 int mtp_model_load(mtp_model *m, const char *path, mtp_err *err);

@@ -51,7 +51,31 @@ void mtp_model_randomize(mtp_model *m, uint64_t seed) {
     }
 }
 
+int mtp_tokenizer_fits(mtp_tokenizer **t, const void *data, size_t n, const char *what, int vocab_size,
+                       mtp_err *err) {
+    if (mtp_tokenizer_from_bytes(t, data, n, what, err)) return -1;
+    int tv = mtp_tokenizer_vocab_size(*t);
+    if (tv <= vocab_size) return 0;
+    mtp_tokenizer_free(*t);
+    *t = NULL;
+    return mtp_fail(err, "%s: the tokenizer has %d ids, more than the model's vocab_size %d", what, tv, vocab_size);
+}
+
+int mtp_model_attach_tokenizer(mtp_model *m, const void *data, size_t n, const char *what, mtp_err *err) {
+    mtp_tokenizer *t;
+    if (mtp_tokenizer_fits(&t, data, n, what, m->cfg.vocab_size, err)) return -1;
+    mtp_tokenizer_free(m->tok);
+    free(m->tok_file);
+    m->tok = t;
+    m->tok_file = xmalloc(n ? n : 1);
+    memcpy(m->tok_file, data, n);
+    m->tok_bytes = n;
+    return 0;
+}
+
 void mtp_model_free(mtp_model *m) {
+    mtp_tokenizer_free(m->tok);
+    free(m->tok_file);
     mtp_weights_free(&m->dec);
     mtp_st_close(&m->file);
     free(m->params);

@@ -19,6 +19,9 @@ struct mtp_model {
                              bf16 or 8-bit file (mtp_model_load_decode) */
     mtp_weights dec;      /* what decoding multiplies by: views of params, or packed */
     mtp_safetensors file; /* mapped while dec reads from it (the embedding rows) */
+    mtp_tokenizer *tok;   /* NULL: the model carries no tokenizer */
+    uint8_t *tok_file;    /* the tokenizer's file as it is stored (tensor "tokenizer") */
+    size_t tok_bytes;
 }; /* typedef in mtp.h */
 
 /* Allocates zeroed weights for cfg (already validated); refuses what memory cannot hold.
@@ -31,6 +34,12 @@ void mtp_model_decode_as(mtp_model *m, mtp_wtype t);
  * 1/sqrt(2 n_layers), norm weights 1. */
 void mtp_model_randomize(mtp_model *m, uint64_t seed);
 void mtp_model_free(mtp_model *m);
+/* The tokenizer in data (a tokenizer file's bytes), checked to give ids < vocab_size. */
+int mtp_tokenizer_fits(mtp_tokenizer **t, const void *data, size_t n, const char *what, int vocab_size,
+                       mtp_err *err);
+/* The model carries the tokenizer in data (a tokenizer file's bytes, copied; `what` names
+ * them in messages); its ids must fit the model's vocabulary. Replaces any it had. */
+int mtp_model_attach_tokenizer(mtp_model *m, const void *data, size_t n, const char *what, mtp_err *err);
 
 /* Activations and scratch of one transformer block, each (N = B*T rows). */
 typedef struct {

@@ -20,7 +20,7 @@ int mtp_poly_eval(const mtp_model *m, int m_max, int n_per_m, int pause, double 
     const mtp_token *prompts[EVAL_BATCH];
     int lens[EVAL_BATCH];
     mtp_gen_result res[EVAL_BATCH];
-    mtp_gen_opts o = {.spec = MTP_SPEC_NONE, .max_tokens = 5, .sampling = {0, 0, 1}};
+    mtp_gen_opts o = {.spec = MTP_SPEC_NONE, .max_tokens = 5, .sampling = {0, 0, 1}, .eos = -1};
     int rc = 0;
     for (int mm = 1; mm <= m_max && rc == 0; mm++) {
         int correct = 0;
