@@ -38,5 +38,20 @@ int cmd_info(int argc, char **argv) {
            info.file_bytes, mtp_wtype_name(info.wtype));
     for (int k = 0; k < 4; k++)
         if (info.tensor_bytes[k]) printf("  %-4s          %12zu bytes\n", DT[k], info.tensor_bytes[k]);
+    if (!info.tokenizer_bytes) {
+        printf("tokenizer: none (text needs a byte-level model; mtp convert --tokenizer adds one)\n");
+        return 0;
+    }
+    mtp_tokenizer *t;
+    if (mtp_tokenizer_from_model_file(&t, argv[1], &err)) {
+        fprintf(stderr, "mtp info: %s\n", err.msg);
+        return EXIT_BAD_INPUT;
+    }
+    printf("tokenizer: %s, %d ids, BOS %lld%s, EOS %lld (%zu bytes in the file)\n",
+           mtp_tokenizer_kind_of(t) == MTP_TOK_SENTENCEPIECE ? "SentencePiece" : "byte-level BPE (tokenizer.json)",
+           mtp_tokenizer_vocab_size(t), (long long)mtp_tokenizer_bos(t),
+           mtp_tokenizer_adds_bos(t) ? " (added to prompts)" : "", (long long)mtp_tokenizer_eos(t),
+           info.tokenizer_bytes);
+    mtp_tokenizer_free(t);
     return 0;
 }

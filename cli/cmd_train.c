@@ -38,6 +38,8 @@ static const char *HELP =
     "  --head-schedule S   sequential (memory-efficient) | naive [sequential]\n"
     "  --head-weights W,.. loss weight of each future head      [all 1]\n"
     "  --threads N         threads                              [all cores]\n"
+    "  --tokenizer FILE    the tokenizer the data was prepared with: saved models carry it\n"
+    "                      (so generate takes text) [--model's own; kept on --resume]\n"
     "  --save-every K      checkpoint every K steps (and at the end) [0: end only]\n"
     "  --eval-every K      validation every K steps             [0: end only]\n"
     "  --eval-batches K    validation batches                   [8]\n"
@@ -77,7 +79,7 @@ static void on_report(const mtp_train_report *r, void *ctx) {
 
 enum { O_CONFIG = 256, O_MODEL, O_RESUME, O_DATA, O_VAL, O_BATCH, O_SEQ, O_STEPS, O_STOP, O_LR,
        O_MINLR, O_SCHED, O_WARMUP, O_WD, O_CLIP, O_B1, O_B2, O_EPS, O_ACCUM, O_SHUF, O_NOSHUF,
-       O_SEED, O_HSCHED, O_HW, O_THREADS, O_SAVE, O_EVAL, O_EVALB, O_OUT, O_QUIET, O_HELP };
+       O_SEED, O_HSCHED, O_HW, O_THREADS, O_SAVE, O_EVAL, O_EVALB, O_OUT, O_TOK, O_QUIET, O_HELP };
 
 static const struct option LONG[] = {
     {"config", 1, 0, O_CONFIG}, {"model", 1, 0, O_MODEL}, {"resume", 1, 0, O_RESUME},
@@ -88,6 +90,7 @@ static const struct option LONG[] = {
     {"beta2", 1, 0, O_B2}, {"eps", 1, 0, O_EPS}, {"grad-accum", 1, 0, O_ACCUM},
     {"shuffle", 0, 0, O_SHUF}, {"no-shuffle", 0, 0, O_NOSHUF}, {"seed", 1, 0, O_SEED},
     {"head-schedule", 1, 0, O_HSCHED}, {"head-weights", 1, 0, O_HW}, {"threads", 1, 0, O_THREADS},
+    {"tokenizer", 1, 0, O_TOK},
     {"save-every", 1, 0, O_SAVE}, {"eval-every", 1, 0, O_EVAL}, {"eval-batches", 1, 0, O_EVALB},
     {"out", 1, 0, O_OUT}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
 
@@ -116,7 +119,7 @@ static int add_list(char *dst, size_t n, const char *flag, const char *v) {
 int cmd_train(int argc, char **argv) {
     mtp_train_opts o, given;
     mtp_train_opts_default(&o);
-    const char *config = NULL, *model = NULL, *resume = NULL;
+    const char *config = NULL, *model = NULL, *resume = NULL, *tokenizer = NULL;
     int threads = 0, n_hw = 0, seen[O_HELP + 1] = {0};
     progress prog = {isatty(2), 0};
     int c, bad = 0;
@@ -127,6 +130,7 @@ int cmd_train(int argc, char **argv) {
         seen[c] = 1;
         switch (c) {
         case O_CONFIG: config = optarg; break;
+        case O_TOK: tokenizer = optarg; break;
         case O_MODEL: model = optarg; break;
         case O_RESUME: resume = optarg; break;
         case O_DATA: bad = add_list(o.data, sizeof o.data, "--data", optarg); break;
@@ -212,6 +216,11 @@ int cmd_train(int argc, char **argv) {
         }
     } else if (mtp_model_open(&m, model, &err)) {
         fprintf(stderr, "mtp train: %s\n", err.msg);
+        return EXIT_BAD_INPUT;
+    }
+    if (tokenizer && mtp_model_set_tokenizer(m, tokenizer, &err)) {
+        fprintf(stderr, "mtp train: %s\n", err.msg);
+        mtp_model_close(m);
         return EXIT_BAD_INPUT;
     }
     const mtp_config *cfg = mtp_model_config(m);

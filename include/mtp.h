@@ -257,6 +257,8 @@ typedef enum { MTP_TOK_SENTENCEPIECE, MTP_TOK_BYTE_BPE } mtp_tokenizer_kind;
 int mtp_tokenizer_from_bytes(mtp_tokenizer **t, const void *data, size_t n, const char *what,
                              mtp_err *err);
 int mtp_tokenizer_load(mtp_tokenizer **t, const char *path, mtp_err *err);
+/* The tokenizer a model file carries, read without its weights (an error if it has none). */
+int mtp_tokenizer_from_model_file(mtp_tokenizer **t, const char *path, mtp_err *err);
 void mtp_tokenizer_free(mtp_tokenizer *t); /* NULL is fine */
 mtp_tokenizer_kind mtp_tokenizer_kind_of(const mtp_tokenizer *t);
 int mtp_tokenizer_vocab_size(const mtp_tokenizer *t); /* every id is < this */
@@ -311,15 +313,26 @@ int mtp_json_write_line(FILE *f, const struct cJSON *j);
 
 typedef struct {
     size_t files, skipped, train_tokens, val_tokens;
+    size_t text_bytes; /* read (files and their separators) */
 } mtp_prepare_stats;
 
-/* Text/code files or directory trees -> byte-level token shards out_dir/train.bin and
- * out_dir/val.bin (vocab 256), split by file (a hash of the path). Files that look binary
- * and hidden entries are skipped; directories are walked in sorted order, each directory
- * once (symbolic links that lead back are not followed twice). val_fraction in [0, 0.5];
- * max_bytes caps the total (0: no cap beyond the shard format's). */
-int mtp_prepare_bytes(const char *const *inputs, int n_inputs, const char *out_dir,
-                      double val_fraction, size_t max_bytes, mtp_prepare_stats *stats,
-                      mtp_err *err);
+typedef struct {
+    double val_fraction;             /* share of files held out, in [0, 0.5] */
+    size_t max_bytes;                /* stop adding files past this much text; 0: no cap */
+    const mtp_tokenizer *tokenizer;  /* NULL: byte-level (vocab 256) */
+    /* called as files are encoded (from one thread at a time); may be NULL */
+    void (*progress)(size_t files_done, size_t files, size_t bytes_done, size_t bytes, void *ctx);
+    void *ctx;
+} mtp_prepare_opts;
+
+/* Text/code files or directory trees -> token shards out_dir/train.bin and out_dir/val.bin
+ * (docs/formats.md: uint16 ids when the vocabulary allows, else uint32), split by file (a
+ * hash of the path). Each file is one document: its bytes and a newline (byte-level), or
+ * BOS (when the tokenizer's model expects it), its ids, and EOS (when it has one). Files
+ * are encoded in parallel; the shards do not depend on the thread count. Files that look
+ * binary and hidden entries are skipped; directories are walked in sorted order, each
+ * directory once (symbolic links that lead back are not followed twice). */
+int mtp_prepare(const char *const *inputs, int n_inputs, const char *out_dir, const mtp_prepare_opts *o,
+                mtp_prepare_stats *stats, mtp_err *err);
 
 #endif

@@ -92,7 +92,8 @@ int main(void) {
     fclose(f);
     mtp_prepare_stats ps;
     const char *inputs[] = {txt};
-    CHECK(mtp_prepare_bytes(inputs, 1, out, 0, 0, &ps, &err) == 0, "prepare a shard: %s", err.msg);
+    mtp_prepare_opts po = {0};
+    CHECK(mtp_prepare(inputs, 1, out, &po, &ps, &err) == 0, "prepare a shard: %s", err.msg);
     mtp_head_stats hs;
     CHECK(mtp_eval_file(m, shard, 2, 8, 1, &hs, &err) == 0, "mtp_eval_file on it: %s", err.msg);
     CHECK(mtp_eval_file(m, shard, 2, 0, 1, &hs, &err) == -1 && strstr(err.msg, "--seq 0"),

@@ -63,6 +63,20 @@ const mtp_config *mtp_model_config(const mtp_model *m) { return &m->cfg; }
 
 const mtp_tokenizer *mtp_model_tokenizer(const mtp_model *m) { return m->tok; }
 
+int mtp_tokenizer_from_model_file(mtp_tokenizer **t, const char *path, mtp_err *err) {
+    *t = NULL;
+    mtp_safetensors st; /* maps the file; only the tokenizer's bytes are read */
+    if (mtp_st_open(&st, path, err)) return -1;
+    const mtp_st_tensor *tt;
+    char what[1200];
+    snprintf(what, sizeof what, "%s: tensor '" MTP_TOKENIZER_TENSOR "'", path);
+    int rc = mtp_file_tokenizer(&st, &tt, err);
+    if (rc == 0 && !tt) rc = mtp_fail(err, "%s: the model carries no tokenizer", path);
+    if (rc == 0) rc = mtp_tokenizer_from_bytes(t, tt->data, tt->nbytes, what, err);
+    mtp_st_close(&st);
+    return rc;
+}
+
 int mtp_model_set_tokenizer(mtp_model *m, const char *path, mtp_err *err) {
     char *data;
     size_t n;

@@ -121,7 +121,7 @@ static int save_state(const mtp_model *m, const mtp_train_opts *o, const float *
                       const float *vel, int64_t step, const char *path, mtp_err *err) {
     const mtp_layout *lay = &m->lay;
     int n = 3 * lay->n_params;
-    mtp_st_entry *e = xcalloc(n, sizeof *e);
+    mtp_st_entry *e = xcalloc(n + 1, sizeof *e);
     char (*names)[160] = xcalloc(n, sizeof *names);
     const float *bufs[3] = {m->params, mom, vel};
     for (int k = 0; k < 3; k++)
@@ -138,6 +138,7 @@ static int save_state(const mtp_model *m, const mtp_train_opts *o, const float *
     char *cfg = mtp_config_to_json(&m->cfg), *opts = mtp_train_opts_to_json(o), stepbuf[32];
     snprintf(stepbuf, sizeof stepbuf, "%lld", (long long)step);
     const char *meta[] = {"format", "mtp-train-state", "config", cfg, "train", opts, "step", stepbuf};
+    if (m->tok) e[n++] = (mtp_st_entry){MTP_TOKENIZER_TENSOR, m->tok_file, 1, {(int64_t)m->tok_bytes}, MTP_DT_U8};
     int rc = mtp_st_write(path, e, n, meta, 4, err);
     free(cfg);
     free(opts);
@@ -174,7 +175,9 @@ int mtp_train_peek_state(const char *dir, mtp_model *m, mtp_train_opts *o, mtp_e
                       cfg.max_seq_len);
     if (rc == 0) rc = mtp_model_init(m, &cfg, err);
     if (rc == 0) {
-        if (mtp_load_params(&st, &m->lay, "param.", m->params, 0, err)) {
+        const mtp_st_tensor *tok;
+        if (mtp_load_params(&st, &m->lay, "param.", m->params, 0, err) || mtp_file_tokenizer(&st, &tok, err) ||
+            (tok && mtp_model_attach_tokenizer(m, tok->data, tok->nbytes, path, err))) {
             mtp_model_free(m);
             rc = -1;
         }
