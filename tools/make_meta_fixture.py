@@ -188,7 +188,7 @@ def write_release(folder: str, state: Dict[str, torch.Tensor], params: dict, dty
         f.write(params_text(params))
 
 
-def make(out: str, dtype: str = "fp32", vocab: int = 512, steps: int = 240, llama_steps: int = 60, train_tokens: int = 3000,
+def make(out: str, dtype: str = "fp32", vocab: int = 512, steps: int = 240, llama_steps: int = 30, train_tokens: int = 3000,
          seed: int = 1234, quiet: bool = False) -> dict:
     """Writes the whole fixture under out; returns {"tiny_4": params, "tiny_llama": params}."""
     import sentencepiece as spm
@@ -225,7 +225,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="tensor type in consolidated.pth")
     ap.add_argument("--vocab", type=int, default=512, help="tokenizer vocabulary size")
     ap.add_argument("--steps", type=int, default=240, help="training steps of tiny_4")
-    ap.add_argument("--llama-steps", type=int, default=60, help="training steps of tiny_llama")
+    ap.add_argument("--llama-steps", type=int, default=30, help="training steps of tiny_llama")
     ap.add_argument("--train-tokens", type=int, default=3000, help="the training text: this many first tokens")
     ap.add_argument("--seed", type=int, default=1234)
     a = ap.parse_args(argv)
