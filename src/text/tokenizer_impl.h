@@ -30,9 +30,12 @@ struct mtp_tokenizer {
     /* Appends the ids of text (n bytes) to out. */
     int (*encode)(const mtp_tokenizer *t, const char *text, size_t n, mtp_tokbuf *out,
                   mtp_err *err);
-    /* The bytes id decodes to (*n of them; 0 for skipped special tokens). first: no text
-     * precedes it (SentencePiece drops the dummy prefix's space there). */
-    const char *(*token_bytes)(const mtp_tokenizer *t, mtp_token id, int first, size_t *n);
+    /* The bytes id decodes to (*n of them; 0 for skipped special tokens), id < vocab_size.
+     * *first (in/out): nonzero while no text precedes this token (SentencePiece drops the
+     * dummy prefix's space there). The caller clears it once a token gave bytes; a model
+     * may clear it itself when a token starts the text yet gives none (SentencePiece: a
+     * lone dummy-prefix space), and may ignore it. */
+    const char *(*token_bytes)(const mtp_tokenizer *t, mtp_token id, int *first, size_t *n);
     void (*free_impl)(void *impl);
     void *impl;
 };
