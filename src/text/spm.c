@@ -259,6 +259,7 @@ int mtp_spm_load(mtp_tokenizer *t, const uint8_t *data, size_t n, const char *wh
     t->encode = spm_encode;
     t->token_bytes = spm_token_bytes;
     t->repair = MTP_REPAIR_PER_BYTE;
+    t->empty_splits = 1;
 
     /* First pass: count the pieces and read the specs. */
     mtp_pb r = {data, data + n};

@@ -109,92 +109,102 @@ static void bytes_reserve(bytes *b, size_t more) {
     b->p = xrealloc(b->p, b->cap);
 }
 
-/* Appends the bytes of ids[0..n) to raw; *first as token_bytes says. */
-static int append_ids(const mtp_tokenizer *t, const mtp_token *ids, size_t n, int *first, bytes *raw,
-                      mtp_err *err) {
-    for (size_t i = 0; i < n; i++) {
-        if (ids[i] >= (mtp_token)t->vocab_size)
-            return mtp_fail(err, "token id %u is out of range (vocabulary of %d)", (unsigned)ids[i], t->vocab_size);
-        size_t k;
-        const char *s = t->token_bytes(t, ids[i], first, &k);
-        if (k) *first = 0;
-        bytes_reserve(raw, k);
-        memcpy(raw->p + raw->n, s, k);
-        raw->n += k;
-    }
-    return 0;
+/* Decoding state: raw bytes not yet repaired (a run that may still grow) and the repaired
+ * text. Repairing a run in pieces gives the same text as repairing it whole when each cut
+ * is before a lead byte (see the top of the file). */
+typedef struct {
+    const mtp_tokenizer *t;
+    int first;
+    bytes raw, out;
+} decoder;
+
+static void flush(decoder *d, size_t keep) {
+    size_t n = d->raw.n - keep;
+    bytes_reserve(&d->out, 3 * n + 1);
+    d->out.n += mtp_utf8_fix(d->raw.p, n, d->t->repair == MTP_REPAIR_LOSSY, d->out.p + d->out.n);
+    d->out.p[d->out.n] = 0;
+    if (keep) memmove(d->raw.p, d->raw.p + n, keep);
+    d->raw.n = keep;
 }
 
-/* raw[0..n) repaired into out (replacing its contents), NUL-terminated. */
-static void repair_into(const mtp_tokenizer *t, const uint8_t *raw, size_t n, bytes *out) {
-    out->n = 0;
-    bytes_reserve(out, 3 * n + 1);
-    out->n = mtp_utf8_fix(raw, n, t->repair == MTP_REPAIR_LOSSY, out->p);
-    out->p[out->n] = 0;
+/* Decodes ids[0..n) into d; on an id out of range nothing of them is kept. */
+static int feed(decoder *d, const mtp_token *ids, size_t n, mtp_err *err) {
+    const mtp_tokenizer *t = d->t;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] >= (mtp_token)t->vocab_size)
+            return mtp_fail(err, "token id %u is out of range (vocabulary of %d)", (unsigned)ids[i], t->vocab_size);
+    for (size_t i = 0; i < n; i++) {
+        size_t k;
+        const char *s = t->token_bytes(t, ids[i], &d->first, &k);
+        if (!k) {
+            if (t->empty_splits) flush(d, 0);
+            continue;
+        }
+        d->first = 0;
+        bytes_reserve(&d->raw, k);
+        memcpy(d->raw.p + d->raw.n, s, k);
+        d->raw.n += k;
+    }
+    return 0;
 }
 
 int mtp_detokenize(const mtp_tokenizer *t, const mtp_token *ids, size_t n, char **text,
                    size_t *len, mtp_err *err) {
-    bytes raw = {0}, out = {0};
-    int first = 1;
+    decoder d = {.t = t, .first = 1};
     *text = NULL;
     *len = 0;
-    if (append_ids(t, ids, n, &first, &raw, err)) {
-        free(raw.p);
-        return -1;
+    int rc = feed(&d, ids, n, err);
+    if (!rc) {
+        flush(&d, 0);
+        bytes_reserve(&d.out, 1);
+        d.out.p[d.out.n] = 0;
+        *text = (char *)d.out.p;
+        *len = d.out.n;
+    } else {
+        free(d.out.p);
     }
-    repair_into(t, raw.p, raw.n, &out);
-    free(raw.p);
-    *text = (char *)out.p;
-    *len = out.n;
-    return 0;
+    free(d.raw.p);
+    return rc;
 }
 
 struct mtp_detok {
-    const mtp_tokenizer *t;
-    int first;
-    bytes pending; /* raw bytes not yet returned: an incomplete character, at most 3 */
-    bytes out;     /* what the last call returned */
+    decoder d; /* raw: at most an incomplete character between calls; out: the last text returned */
 };
 
 mtp_detok *mtp_detok_new(const mtp_tokenizer *t, int continuation) {
     mtp_detok *d = xcalloc(1, sizeof *d);
-    d->t = t;
-    d->first = !continuation;
+    d->d.t = t;
+    d->d.first = !continuation;
     return d;
+}
+
+static void returned(mtp_detok *d, const char **text, size_t *len) {
+    bytes_reserve(&d->d.out, 1);
+    d->d.out.p[d->d.out.n] = 0;
+    *text = (const char *)d->d.out.p;
+    *len = d->d.out.n;
 }
 
 int mtp_detok_push(mtp_detok *d, const mtp_token *ids, size_t n, const char **text, size_t *len,
                    mtp_err *err) {
+    d->d.out.n = 0;
     *text = "";
     *len = 0;
-    size_t before = d->pending.n;
-    int first = d->first;
-    if (append_ids(d->t, ids, n, &first, &d->pending, err)) {
-        d->pending.n = before; /* nothing of a failed push is kept */
-        return -1;
-    }
-    d->first = first;
-    size_t hold = mtp_utf8_incomplete_tail(d->pending.p, d->pending.n);
-    size_t ready = d->pending.n - hold;
-    repair_into(d->t, d->pending.p, ready, &d->out);
-    memmove(d->pending.p, d->pending.p + ready, hold);
-    d->pending.n = hold;
-    *text = (const char *)d->out.p;
-    *len = d->out.n;
+    if (feed(&d->d, ids, n, err)) return -1;
+    flush(&d->d, mtp_utf8_incomplete_tail(d->d.raw.p, d->d.raw.n));
+    returned(d, text, len);
     return 0;
 }
 
 void mtp_detok_finish(mtp_detok *d, const char **text, size_t *len) {
-    repair_into(d->t, d->pending.p, d->pending.n, &d->out);
-    d->pending.n = 0;
-    *text = (const char *)d->out.p;
-    *len = d->out.n;
+    d->d.out.n = 0;
+    flush(&d->d, 0);
+    returned(d, text, len);
 }
 
 void mtp_detok_free(mtp_detok *d) {
     if (!d) return;
-    free(d->pending.p);
-    free(d->out.p);
+    free(d->d.raw.p);
+    free(d->d.out.p);
     free(d);
 }

@@ -26,6 +26,10 @@ struct mtp_tokenizer {
     int64_t bos, eos;
     int adds_bos;
     mtp_utf8_repair repair;
+    /* Nonzero: a token that decodes to no bytes (a control token) ends a run of bytes, so
+     * bytes before and after it never join into one character (SentencePiece repairs each
+     * run of byte pieces on its own). Zero: skipped tokens are simply absent. */
+    int empty_splits;
     char **pieces; /* (vocab_size) the stored pieces, NUL-terminated */
     /* Appends the ids of text (n bytes) to out. */
     int (*encode)(const mtp_tokenizer *t, const char *text, size_t n, mtp_tokbuf *out,
