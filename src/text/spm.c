@@ -356,6 +356,10 @@ int mtp_spm_load(mtp_tokenizer *t, const uint8_t *data, size_t n, const char *wh
             if (m->score[i] > m->max_score) m->max_score = m->score[i];
         }
     }
+    for (i = 0; i < 128; i++) m->splits[i] = 1;
+    for (i = 0; i < m->n; i++)
+        if (m->type[i] == SPM_NORMAL || m->type[i] == SPM_USER_DEFINED || m->type[i] == SPM_UNUSED)
+            for (uint32_t j = 0; j < m->len[i]; j++) m->splits[(uint8_t)m->piece[i][j]] = 0;
     if (m->model_type == SPM_UNIGRAM) {
         mtp_strmap_init(&m->lattice, 4 * count);
         for (i = 0; i < m->n; i++)

@@ -31,6 +31,7 @@ typedef struct {
                             proper prefix only: longest-match walks forward while present */
     mtp_strmap lattice;  /* unigram: every prefix of a piece in `normal` -> id or -1 */
     int has_user, has_unused;
+    uint8_t splits[256]; /* BPE: ASCII bytes in no NORMAL, USER_DEFINED or UNUSED piece */
     int unk;              /* the UNKNOWN piece's id */
     int byte_id[256];     /* byte_fallback: the id of <0xNN> */
     int model_type, byte_fallback, treat_ws_suffix;

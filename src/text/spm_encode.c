@@ -145,36 +145,60 @@ static void resegment(bpe_state *b, uint32_t start, uint32_t len, int *prev_unk,
     emit(b->m, p, len, id, prev_unk, out);
 }
 
+/* BPE on s[0..n) (a segment of the text), emitting its pieces. */
+static void bpe_segment(bpe_state *b, uint32_t from, uint32_t to, int *prev_unk, mtp_tokbuf *out) {
+    const spm_model *m = b->m;
+    const char *s = b->s;
+    int count = 0;
+    for (uint32_t i = from; i < to;) {
+        size_t l = spm_match_user(m, s + i, to - i);
+        int frozen = l > 0;
+        if (!l) l = mtp_utf8_char_len((const uint8_t *)s + i, to - i);
+        b->sym[count] = (symbol){i, (uint32_t)l, count - 1, i + l < to ? count + 1 : -1, frozen};
+        count++;
+        i += (uint32_t)l;
+    }
+    b->h.n = 0;
+    for (int i = 1; i < count; i++) maybe_add_pair(b, i - 1, i);
+    while (b->h.n) {
+        pair top = heap_pop(&b->h);
+        symbol *l = &b->sym[top.left], *r = &b->sym[top.right];
+        if (!l->len || !r->len || l->len + r->len != top.size) continue; /* stale */
+        l->len += r->len;
+        l->next = r->next;
+        if (r->next >= 0) b->sym[r->next].prev = top.left;
+        r->len = 0;
+        maybe_add_pair(b, l->prev, top.left);
+        maybe_add_pair(b, top.left, l->next);
+    }
+    for (int i = count ? 0 : -1; i >= 0; i = b->sym[i].next) {
+        const symbol *y = &b->sym[i];
+        if (m->has_unused) resegment(b, y->start, y->len, prev_unk, out);
+        else emit(m, s + y->start, y->len, spm_piece_id(m, s + y->start, y->len), prev_unk, out);
+    }
+}
+
+/* SentencePiece runs BPE on the whole text as one sequence, whose heap outgrows the caches
+ * on long texts. A byte that no mergeable piece contains (spm.c's m->splits: a newline in
+ * Llama's vocabulary, whose newline is a byte piece) can never be part of a merge, so the
+ * text is cut around it and each segment merged on its own: merges never cross a cut, and
+ * within a segment they happen in the same order, so the ids are the same. Not with UNUSED
+ * pieces, whose resegmentation table is shared by the whole text. */
 static void encode_bpe(const spm_model *m, const char *s, size_t n, mtp_tokbuf *out) {
     bpe_state b = {.m = m, .s = s};
     MTP_ASSERT(n < UINT32_MAX);
     b.sym = xmalloc((n ? n : 1) * sizeof *b.sym);
-    int count = 0;
-    for (size_t i = 0; i < n;) {
-        size_t l = spm_match_user(m, s + i, n - i);
-        int frozen = l > 0;
-        if (!l) l = mtp_utf8_char_len((const uint8_t *)s + i, n - i);
-        b.sym[count] = (symbol){(uint32_t)i, (uint32_t)l, count - 1, i + l < n ? count + 1 : -1, frozen};
-        count++;
-        i += l;
-    }
-    for (int i = 1; i < count; i++) maybe_add_pair(&b, i - 1, i);
-    while (b.h.n) {
-        pair top = heap_pop(&b.h);
-        symbol *l = &b.sym[top.left], *r = &b.sym[top.right];
-        if (!l->len || !r->len || l->len + r->len != top.size) continue; /* stale */
-        l->len += r->len;
-        l->next = r->next;
-        if (r->next >= 0) b.sym[r->next].prev = top.left;
-        r->len = 0;
-        maybe_add_pair(&b, l->prev, top.left);
-        maybe_add_pair(&b, top.left, l->next);
-    }
     int prev_unk = 0;
-    for (int i = count ? 0 : -1; i >= 0; i = b.sym[i].next) {
-        if (m->has_unused) resegment(&b, b.sym[i].start, b.sym[i].len, &prev_unk, out);
-        else emit(m, s + b.sym[i].start, b.sym[i].len, spm_piece_id(m, s + b.sym[i].start, b.sym[i].len), &prev_unk, out);
+    uint32_t from = 0;
+    if (!m->has_unused) {
+        for (uint32_t i = 0; i < n; i++) {
+            if (!m->splits[(uint8_t)s[i]]) continue;
+            bpe_segment(&b, from, i, &prev_unk, out);
+            bpe_segment(&b, i, i + 1, &prev_unk, out);
+            from = i + 1;
+        }
     }
+    bpe_segment(&b, from, (uint32_t)n, &prev_unk, out);
     free(b.sym);
     free(b.h.v);
     mtp_strmap_free(&b.rev.map);
