@@ -16,6 +16,7 @@ static const struct {
     {"eval", cmd_eval, "per-head loss and accuracy of a model on a token shard"},
     {"info", cmd_info, "config and parameter counts of a model file"},
     {"convert", cmd_convert, "a model file with its matrices in f32, bf16 or q8"},
+    {"tokenize", cmd_tokenize, "text -> token ids with a tokenizer (or ids -> text)"},
     {"prepare", cmd_prepare, "turn text/code files into byte-level token shards"},
     {"task", cmd_task, "the paper's synthetic tasks: samples, shards, test-set accuracy"},
     {"experiment", cmd_experiment, "rerun the paper's poly / induction experiments, with a report"},

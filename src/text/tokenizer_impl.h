@@ -26,13 +26,20 @@ struct mtp_tokenizer {
     int64_t bos, eos;
     int adds_bos;
     mtp_utf8_repair repair;
+    /* Nonzero: a token that decodes to no bytes (a control token) ends a run of bytes, so
+     * bytes before and after it never join into one character (SentencePiece repairs each
+     * run of byte pieces on its own). Zero: skipped tokens are simply absent. */
+    int empty_splits;
     char **pieces; /* (vocab_size) the stored pieces, NUL-terminated */
     /* Appends the ids of text (n bytes) to out. */
     int (*encode)(const mtp_tokenizer *t, const char *text, size_t n, mtp_tokbuf *out,
                   mtp_err *err);
-    /* The bytes id decodes to (*n of them; 0 for skipped special tokens). first: no text
-     * precedes it (SentencePiece drops the dummy prefix's space there). */
-    const char *(*token_bytes)(const mtp_tokenizer *t, mtp_token id, int first, size_t *n);
+    /* The bytes id decodes to (*n of them; 0 for skipped special tokens), id < vocab_size.
+     * *first (in/out): nonzero while no text precedes this token (SentencePiece drops the
+     * dummy prefix's space there). The caller clears it once a token gave bytes; a model
+     * may clear it itself when a token starts the text yet gives none (SentencePiece: a
+     * lone dummy-prefix space), and may ignore it. */
+    const char *(*token_bytes)(const mtp_tokenizer *t, mtp_token id, int *first, size_t *n);
     void (*free_impl)(void *impl);
     void *impl;
 };
