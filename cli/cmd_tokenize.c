@@ -150,14 +150,10 @@ static int decode_one(const mtp_tokenizer *tok, opts *o, const char *s, size_t n
     return 0;
 }
 
-/* The tokenizer to use. --model needs the model file to carry one: not wired yet. */
+/* The tokenizer to use: a tokenizer file, or the one a model file carries (read without its weights). */
 static int load_tokenizer(const char *model, const char *file, mtp_tokenizer **tok) {
     mtp_err err;
-    if (model) {
-        fprintf(stderr, "mtp tokenize: --model is not supported yet\n");
-        return EXIT_USAGE;
-    }
-    if (mtp_tokenizer_load(tok, file, &err)) {
+    if (model ? mtp_tokenizer_from_model_file(tok, model, &err) : mtp_tokenizer_load(tok, file, &err)) {
         fprintf(stderr, "mtp tokenize: %s\n", err.msg);
         return EXIT_BAD_INPUT;
     }
