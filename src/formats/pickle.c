@@ -51,8 +51,8 @@ static const struct {
 #define N_GLOBALS ((int)(sizeof globals / sizeof globals[0]))
 
 typedef enum { V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_TUPLE, V_LIST, V_DICT, V_GLOBAL, V_STORAGE, V_TENSOR } vkind;
-static const char *const kind_names[] = {"None", "bool", "int", "float", "str", "tuple",
-                                         "list", "dict", "global", "storage", "tensor"};
+static const char *const kind_names[] = {"None",     "a bool",  "an int",    "a float",     "a str",   "a tuple",
+                                         "a list",   "a dict",  "a global",  "a storage",   "a tensor"};
 
 typedef struct tensor_v {
     int pid; /* index into the persistent ids seen */
@@ -380,7 +380,7 @@ static int op_reduce(machine *m) {
     if (!f) return -1;
     if (f->kind != V_GLOBAL) {
         char what[64];
-        snprintf(what, sizeof what, "REDUCE calls a %s, not an allowed function", kind_names[f->kind]);
+        snprintf(what, sizeof what, "REDUCE calls %s, not an allowed function", kind_names[f->kind]);
         return fail_at(m, what);
     }
     if (args->kind != V_TUPLE) return fail_at(m, "REDUCE's arguments are not a tuple");
@@ -419,7 +419,7 @@ static int op_build(machine *m) {
     if (!obj) return -1;
     if (obj->kind != V_DICT || (state->kind != V_DICT && state->kind != V_NONE)) {
         char what[96];
-        snprintf(what, sizeof what, "BUILD of a %s with a %s state is not allowed (only a dict's attributes)",
+        snprintf(what, sizeof what, "BUILD of %s with %s state is not allowed (only a dict's attributes)",
                  kind_names[obj->kind], kind_names[state->kind]);
         return fail_at(m, what);
     }
@@ -648,7 +648,7 @@ static int collect_storages(machine *m, mtp_pk_state_dict *sd, const int *tensor
 /* The top-level value: a dict of str -> tensor, into sd. */
 static int convert(machine *m, const value *root, mtp_pk_state_dict *sd) {
     if (root->kind != V_DICT)
-        return mtp_fail(m->err, "%s: pickle: the top-level value is a %s, not a dict of tensors", m->path,
+        return mtp_fail(m->err, "%s: pickle: the top-level value is %s, not a dict of tensors", m->path,
                         kind_names[root->kind]);
     size_t n = root->u.seq.n / 2;
     if (n > INT32_MAX) return mtp_fail(m->err, "%s: pickle: too many tensors", m->path);
@@ -665,7 +665,7 @@ static int convert(machine *m, const value *root, mtp_pk_state_dict *sd) {
         mtp_pk_tensor *t = &sd->tensors[sd->n_tensors++];
         t->name = copy_str(k);
         if (v->kind != V_TENSOR) {
-            rc = mtp_fail(m->err, "%s: pickle: '%s' is a %s, not a tensor (only a state dict of tensors is read)",
+            rc = mtp_fail(m->err, "%s: pickle: '%s' is %s, not a tensor (only a state dict of tensors is read)",
                           m->path, t->name, kind_names[v->kind]);
             break;
         }
