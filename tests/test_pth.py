@@ -435,6 +435,24 @@ def malformed(src):
     refused(p, "no data.pkl", "no record nopkl/data.pkl")
 
 
+def generator():
+    """bench/make_pth.py on a tiny shape: torch.load and torch.save agree with it (--check),
+    and the reader gives torch.load's bits, also with its ZIP64 forms forced on."""
+    for extra in ([], ["--zip64-from", "20000"]):
+        out = tpath("gen")
+        r = subprocess.run([sys.executable, "bench/make_pth.py", "--dim", "32", "--n-layers", "3", "--n-heads", "4",
+                            "--n-kv-heads", "2", "--vocab", "50", "--n-future", "2", "--dtype", "bf16", "--out", out,
+                            "--check"] + extra, capture_output=True, text=True)
+        if check(r.returncode == 0, f"make_pth.py {extra}: {r.stderr.strip()[-300:]}"):
+            names = list(torch.load(os.path.join(out, "consolidated.pth")))
+            check(names[0] == "tok_embeddings.weight" and "layers.1.attention.wq.weight" in names
+                  and "extra_heads.0.ffn_norm.weight" in names and names[-1] == "output.weight"
+                  and "layers.2.attention.wq.weight" not in names, f"make_pth.py names: {names}")
+            check_reads(os.path.join(out, "consolidated.pth"), f"make_pth.py output {extra}")
+            check(json.load(open(os.path.join(out, "params.json")))["n_future_tokens"] == 2, "params.json")
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def main():
     if not os.path.exists(DUMP):
         tally.skip(f"{DUMP} not built")
@@ -442,8 +460,10 @@ def main():
     src = good_files()
     hostile()
     malformed(src)
+    generator()
     shutil.rmtree(TMP)
     tally.finish()
 
 
-main()
+if __name__ == "__main__":
+    main()
