@@ -25,7 +25,7 @@ typedef struct {
 
 typedef struct {
     char *path;
-    uint8_t *map;
+    uint8_t *map; /* NULL after mtp_pth_parse: the caller's buffer */
     size_t size;
     mtp_pth_tensor *tensors; /* in the pickle's order */
     int n_tensors;
@@ -34,10 +34,15 @@ typedef struct {
 /* Opens and validates path: every tensor's elements (by shape, strides and offset) lie
  * inside its storage. On failure *p is left empty and err names path. */
 int mtp_pth_open(mtp_pth *p, const char *path, mtp_err *err);
+/* The same on a buffer the caller keeps (for the fuzzer and tests): tensors point into data. */
+int mtp_pth_parse(mtp_pth *p, const uint8_t *data, size_t size, const char *path, mtp_err *err);
 void mtp_pth_close(mtp_pth *p);
 const mtp_pth_tensor *mtp_pth_find(const mtp_pth *p, const char *name);
 /* The tensor's elements in row-major order as floats (numel of them), through its strides. */
 void mtp_pth_to_f32(const mtp_pth_tensor *t, float *out);
+/* The same in the tensor's own dtype: numel elements of mtp_pth_dtype_size bytes each. */
+void mtp_pth_gather(const mtp_pth_tensor *t, void *out);
+size_t mtp_pth_dtype_size(mtp_dtype t); /* of F32, BF16, F16 */
 /* Lets go of the tensor's storage pages of the map (as mtp_st_release). */
 void mtp_pth_release(const mtp_pth_tensor *t);
 
