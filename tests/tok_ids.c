@@ -2,6 +2,7 @@
  *   tok_ids TOKENIZER --info        {"vocab_size":..,"bos":..,"eos":..,"adds_bos":..}
  *   tok_ids TOKENIZER --encode      each stdin line a JSON string; prints its ids, a JSON array
  *   tok_ids TOKENIZER --encode-raw  all of stdin one text (any bytes); prints its ids
+ *   tok_ids TOKENIZER --encode-hex  each stdin line a text's bytes in hex (any bytes); prints its ids
  *   tok_ids TOKENIZER --decode      each stdin line a JSON array of ids; prints the text, a JSON string
  *   tok_ids TOKENIZER --bench       all of stdin one text, encoded line by line: prints MB/s
  * Exit status 1, with the library's one-line message, when the tokenizer does not load. */
@@ -92,8 +93,18 @@ int main(int argc, char **argv) {
         char *line = NULL;
         size_t cap = 0;
         ssize_t len;
-        int decode = strcmp(mode, "--decode") == 0;
+        int decode = strcmp(mode, "--decode") == 0, hex = strcmp(mode, "--encode-hex") == 0;
         while ((len = getline(&line, &cap, stdin)) > 0) {
+            if (hex) {
+                size_t k = 0;
+                for (ssize_t i = 0; i + 1 < len && line[i] != '\n'; i += 2) {
+                    unsigned b;
+                    if (sscanf(line + i, "%2x", &b) != 1) return 2;
+                    line[k++] = (char)b;
+                }
+                rc |= encode(t, line, k);
+                continue;
+            }
             cJSON *j = cJSON_Parse(line);
             if (!decode && cJSON_IsString(j)) {
                 rc |= encode(t, j->valuestring, strlen(j->valuestring));

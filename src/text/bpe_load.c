@@ -505,6 +505,11 @@ int mtp_bpe_load(mtp_tokenizer *t, const char *json, size_t n, const char *what,
     cJSON *root = cJSON_ParseWithLengthOpts(json, n, &end, 0);
     if (!root)
         return bad(&l, "not valid JSON (at byte %zu)", end && end >= json ? (size_t)(end - json) : (size_t)0);
+    while (end < json + n && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) end++;
+    if (end != json + n && !(end == json + n - 1 && *end == 0)) {
+        cJSON_Delete(root);
+        return bad(&l, "not valid JSON (text after the end, at byte %zu)", (size_t)(end - json));
+    }
     int rc = load(&l, t, b, root);
     cJSON_Delete(root);
     return rc;
