@@ -63,7 +63,7 @@ pcre2_code *bpe_pretok_compile(const char *pattern, int regex, const char *what,
     int code;
     PCRE2_SIZE at;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)p, PCRE2_ZERO_TERMINATED,
-                                   PCRE2_UTF | PCRE2_UCP | (regex ? 0 : PCRE2_LITERAL), &code,
+                                   regex ? PCRE2_UTF | PCRE2_UCP : PCRE2_UTF | PCRE2_LITERAL, &code,
                                    &at, NULL);
     free(p);
     if (!re) {
