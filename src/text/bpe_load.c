@@ -428,23 +428,18 @@ static int build_pieces(ld *l, mtp_tokenizer *t, bpe_impl *b, const entry *ent, 
  * nothing (decode skips them). */
 static void build_decode(mtp_tokenizer *t, bpe_impl *b) {
     size_t total = 0, v = (size_t)t->vocab_size;
+    unsigned char *special = xcalloc(v, 1);
+    for (size_t i = 0; i < b->n_added; i++) special[b->added[i].id] = b->added[i].special;
     for (size_t i = 0; i < v; i++) total += strlen(b->pieces[i]);
     b->dec_pool = xmalloc(total + 1);
     b->dec_off = xmalloc((v + 1) * sizeof *b->dec_off);
     size_t k = 0;
     for (size_t i = 0; i < v; i++) {
         b->dec_off[i] = (uint32_t)k;
-        k += bpe_bytelevel_decode(b->pieces[i], strlen(b->pieces[i]), b->dec_pool + k);
+        if (!special[i]) k += bpe_bytelevel_decode(b->pieces[i], strlen(b->pieces[i]), b->dec_pool + k);
     }
     b->dec_off[v] = (uint32_t)k;
-    for (size_t i = 0; i < b->n_added; i++) /* a special token's bytes: none */
-        if (b->added[i].special) {
-            uint32_t id = (uint32_t)b->added[i].id;
-            memmove(b->dec_pool + b->dec_off[id], b->dec_pool + b->dec_off[id + 1], k - b->dec_off[id + 1]);
-            uint32_t cut = b->dec_off[id + 1] - b->dec_off[id];
-            k -= cut;
-            for (size_t j = id + 1; j <= v; j++) b->dec_off[j] -= cut;
-        }
+    free(special);
 }
 
 /* Normalized added tokens are matched in normalized text, so in their normalized form. */
