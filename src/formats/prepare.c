@@ -149,14 +149,14 @@ static int encode_all(walker *w, mtp_prepare_stats *st, mtp_err *err) {
     return rc;
 }
 
-/* The files' tokens back to back, those of one split (to_val) or all. */
-static mtp_token *gather(const walker *w, int to_val, int all, size_t *n) {
+/* The tokens of one split's files (to_val) back to back. */
+static mtp_token *gather(const walker *w, int to_val, size_t *n) {
     *n = 0;
     for (size_t i = 0; i < w->n; i++)
-        if (all || w->files[i].to_val == to_val) *n += w->files[i].n_tok;
+        if (w->files[i].to_val == to_val) *n += w->files[i].n_tok;
     mtp_token *t = xmalloc((*n ? *n : 1) * sizeof(mtp_token)), *p = t;
     for (size_t i = 0; i < w->n; i++)
-        if (all || w->files[i].to_val == to_val) {
+        if (w->files[i].to_val == to_val && w->files[i].n_tok) { /* a skipped file has none */
             memcpy(p, w->files[i].tok, w->files[i].n_tok * sizeof(mtp_token));
             p += w->files[i].n_tok;
         }
@@ -176,8 +176,8 @@ int mtp_prepare(const char *const *inputs, int n_inputs, const char *out_dir, co
     size_t ntrain = 0, nval = 0;
     mtp_token *train = NULL, *val = NULL;
     if (rc == 0) {
-        train = gather(&w, 0, 0, &ntrain);
-        val = gather(&w, 1, 0, &nval);
+        train = gather(&w, 0, &ntrain);
+        val = gather(&w, 1, &nval);
         if (ntrain + nval == 0)
             rc = mtp_fail(err, "%s%s: no text found (%zu files skipped as binary)", inputs[0],
                           n_inputs > 1 ? " ..." : "", stats->skipped);
