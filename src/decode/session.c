@@ -193,7 +193,6 @@ void mtp_session_set_draft(mtp_session *s, int slot, int depth, int keep_kv) {
     st->depth = st->kv_heads == 1 ? 0 : depth < st->sh.depths ? depth : st->sh.depths;
 }
 
-int mtp_session_draft_depth(const mtp_session *s, int slot) { return s->st[slot].depth; }
 
 static void finish(seq_state *st) {
     st->done = 1;

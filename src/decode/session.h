@@ -67,7 +67,6 @@ int mtp_session_started(const mtp_session *s, int slot);
  * drafting heads' caches are still filled for it; once 0, it stays 0 and the sequence
  * never drafts again (its heads would attend over holes). */
 void mtp_session_set_draft(mtp_session *s, int slot, int depth, int keep_kv);
-int mtp_session_draft_depth(const mtp_session *s, int slot); /* depth it drafts now; 0 when not drafting */
 
 /* One pass over every active sequence that has not ended; cb (may be NULL) receives each
  * sequence's new tokens with its slot as seq. Returns the number of sequences in the pass
