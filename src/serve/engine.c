@@ -13,6 +13,7 @@
 
 #include "core/util.h"
 #include "decode/session.h"
+#include "kernels/backend.h"
 #include "model/model.h"
 #include "serve/policy.h"
 
@@ -37,6 +38,7 @@ struct mtp_engine {
     mtp_engine_opts o;
     mtp_session *s;
     int K, slot_cap;
+    int threads;          /* compute threads: the creator's setting, applied on the engine's thread */
     mtp_policy pol;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -137,6 +139,7 @@ static void observe(mtp_engine *e, const mtp_step_stats *ss) {
 static void *engine_main(void *arg) {
     mtp_engine *e = arg;
     int P = e->o.parallel;
+    mtp_set_threads(e->threads); /* OpenMP's thread count is per thread: the creator's */
     req **ended = xmalloc((P + 1) * sizeof(req *));
     for (;;) {
         pthread_mutex_lock(&e->mu);
@@ -259,6 +262,7 @@ int mtp_engine_new(mtp_engine **out, const mtp_model *m, const mtp_engine_opts *
     if (o->chunk < 1) return mtp_fail(err, "chunk %d: expected >= 1", o->chunk);
     mtp_engine *e = xcalloc(1, sizeof *e);
     e->m = m;
+    e->threads = mtp_backend_threads();
     e->o = *o;
     if (e->o.ctx == 0) e->o.ctx = c->max_seq_len;
     e->K = o->spec == MTP_SERVE_NONE ? 0 : c->n_future - 1;
