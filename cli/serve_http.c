@@ -19,7 +19,7 @@
 #include "serve.h"
 #include "text_out.h"
 
-enum { MAX_JSON_DEPTH = 32 };
+enum { MAX_JSON_DEPTH = 32, DROP_LIMIT = 64 };
 
 typedef struct {
     char *body;
@@ -357,12 +357,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                                const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     server *sv = cls;
     conn_state *cs = *con_cls;
-    if (!cs) { /* the headers: refuse a declared body past the limit at once */
+    if (!cs) { /* the headers. A body past the limit is read and dropped, then refused (a
+                * client still writing would otherwise see the connection closed, not the
+                * 413); one past DROP_LIMIT times it is refused at once. */
         cs = cli_realloc(NULL, sizeof *cs);
         memset(cs, 0, sizeof *cs);
         *con_cls = cs;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > sv->max_body) {
+        if (cl && strtoull(cl, NULL, 10) / DROP_LIMIT > sv->max_body) {
             char msg[100];
             snprintf(msg, sizeof msg, "body: larger than %zu bytes", sv->max_body);
             return send_error(sv, c, 413, msg, NULL);

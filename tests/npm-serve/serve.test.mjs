@@ -39,8 +39,13 @@ const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 const client = (p, key = "none") => new OpenAI({ baseURL: p.url + "/v1", apiKey: key, maxRetries: 0 });
 
 async function raw(p, path, body, headers = {}) {
-  const r = await fetch(p.url + path, { method: body === undefined ? "GET" : "POST", body, headers });
-  const text = await r.text();
+  let r, text;
+  try {
+    r = await fetch(p.url + path, { method: body === undefined ? "GET" : "POST", body, headers });
+    text = await r.text();
+  } catch (e) {
+    return { status: 0, json: null, text: String(e.cause ?? e) };
+  }
   let json = null;
   try { json = JSON.parse(text); } catch { /* metrics are text */ }
   return { status: r.status, json, text };
