@@ -36,7 +36,10 @@ for (const c of levels.split(",").map(Number)) {
   let tokens = 0;
   const end = performance.now() + 1000 * +seconds, t0 = performance.now();
   await Promise.all([...Array(c).keys()].map(async (k) => {
-    for (let n = 0; performance.now() < end; n++) tokens += await one(prompts[(k + n) % prompts.length], ttft, perTok);
+    for (let n = 0; performance.now() < end; n++) {
+      const t = await one(prompts[(k + n) % prompts.length], ttft, perTok); /* not `tokens += await`: that reads tokens first */
+      tokens += t;
+    }
   }));
   const s = (performance.now() - t0) / 1000;
   console.log(`clients ${String(c).padStart(2)}: ${(tokens / s).toFixed(0).padStart(6)} tok/s | ttft p50 ${pct(ttft, 0.5).toFixed(1)} ms | ` +

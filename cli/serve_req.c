@@ -215,7 +215,9 @@ int serve_parse_completion(const server *sv, const cJSON *body, int chat, comple
     mtp_gen_opts_default(&q->opts);
     int room = sv->ctx - q->len;
     double max_tokens = chat ? (room < 256 ? room : 256) : 16, temp = 1, top_p = 1, top_k = 0, n = 1;
-    double seed = (double)(((uint64_t)time(NULL) * 2654435761u) & ((1ull << 53) - 1));
+    static uint64_t calls; /* no seed given: the time and a count, so that two differ */
+    uint64_t mix = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull + __atomic_add_fetch(&calls, 1, __ATOMIC_RELAXED);
+    double seed = (double)(mix >> 11);
     int ignore_eos = 0;
     if ((rc = get_int(body, "max_tokens", 0, 1 << 24, &max_tokens, msg, size, param)) ||
         (chat && (rc = get_int(body, "max_completion_tokens", 0, 1 << 24, &max_tokens, msg, size, param))) ||

@@ -27,6 +27,7 @@ typedef struct req {
     int cancel;           /* under the lock */
     int automatic;        /* greedy under --spec auto: its depth is the policy's */
     int zero_run;         /* passes in a row the policy gave it depth 0 */
+    int dropped;          /* no longer fills its heads' caches: decodes plainly to its end */
     int in_session;       /* added to the session (the thread's) */
     mtp_gen_result res;
     int64_t seen_drafted[MTP_MAX_FUTURE], seen_accepted[MTP_MAX_FUTURE];
@@ -102,7 +103,7 @@ static void set_depths(mtp_engine *e) {
         if (!r) continue;
         if (!mtp_session_started(e->s, i)) {
             R0 += r->len < e->o.chunk ? r->len : e->o.chunk; /* about: its next prompt rows */
-        } else if (r->automatic && r->zero_run < DROP_KV_AFTER) {
+        } else if (r->automatic && !r->dropped) {
             B++;
         } else { /* a sampled request, or one that stopped drafting */
             R0++;
@@ -113,9 +114,10 @@ static void set_depths(mtp_engine *e) {
     int k = mtp_policy_depth(&e->pol, B, R0, F);
     for (int i = 0; i < e->o.parallel; i++) {
         req *r = e->slot[i];
-        if (!r || !r->automatic) continue;
+        if (!r || !r->automatic || r->dropped) continue;
         if (mtp_session_started(e->s, i)) r->zero_run = k == 0 ? r->zero_run + 1 : 0;
-        mtp_session_set_draft(e->s, i, k, r->zero_run < DROP_KV_AFTER);
+        r->dropped = r->zero_run >= DROP_KV_AFTER;
+        mtp_session_set_draft(e->s, i, k, !r->dropped);
     }
 }
 
@@ -177,10 +179,15 @@ static void *engine_main(void *arg) {
             e->slot[i] = r; /* reserved; added below, outside the lock */
             r->next = NULL;
         }
-        while (e->head && e->head->cancel) { /* cancelled while waiting: no slot needed */
-            req *r = e->head;
-            e->head = r->next;
-            if (!e->head) e->tail = NULL;
+        for (req **p = &e->head, *prev = NULL; *p;) { /* cancelled while waiting: no slot needed */
+            req *r = *p;
+            if (!r->cancel) {
+                prev = r;
+                p = &r->next;
+                continue;
+            }
+            *p = r->next;
+            if (e->tail == r) e->tail = prev;
             e->queued--;
             r->next = cancelled_queue;
             cancelled_queue = r;
