@@ -180,7 +180,7 @@ static void on_end(job *j, const mtp_gen_result *res, mtp_end end, const char *m
     j->end = end;
     j->res = *res;
     j->res.tokens = cli_realloc(NULL, (res->n ? res->n : 1) * sizeof(mtp_token));
-    memcpy(j->res.tokens, res->tokens, res->n * sizeof(mtp_token));
+    if (res->n) memcpy(j->res.tokens, res->tokens, res->n * sizeof(mtp_token)); /* a request cancelled in the queue has none */
     if (msg) snprintf(j->msg, sizeof j->msg, "%s", msg);
     if (j->detok && !j->stopped) {
         const char *t;

@@ -54,7 +54,7 @@ static int on_event(void *ctx, const mtp_token *tok, int n, const mtp_gen_result
         q->end = end;
         q->res = *res;
         q->res.tokens = malloc((res->n ? res->n : 1) * sizeof(mtp_token));
-        memcpy(q->res.tokens, res->tokens, res->n * sizeof(mtp_token));
+        if (res->n) memcpy(q->res.tokens, res->tokens, res->n * sizeof(mtp_token));
     }
     pthread_mutex_unlock(&q->mu);
     return keep;
