@@ -214,10 +214,11 @@ check(burst.some((r) => r.status === "rejected" && r.reason.status === 503) && b
   "a full queue answers 503, the rest are served");
 
 // SIGTERM with a request in flight: exits 0
-const inflight = client(keyed, "s3cret").completions.create({ model: "x", prompt: prompts[0], max_tokens: 150, temperature: 0 });
-await sleep(50);
+const inflight = client(keyed, "s3cret").completions.create({ model: "x", prompt: prompts[0], max_tokens: 150, temperature: 0 })
+  .then(() => true, () => false);
+for (let k = 0; k < 100 && !((await metric(keyed, "mtp_active_requests")) >= 1); k++) await sleep(20);
 const codes = await Promise.all([stop(keyed), stop(auto), stop(block)]);
-const finished = await inflight.then(() => true, () => false);
+const finished = await inflight;
 check(codes.every((c) => c === 0), `SIGTERM exits 0 (${codes})`);
 check(finished, "the request in flight at SIGTERM is finished");
 
