@@ -46,9 +46,9 @@ done
 [ -x "$MTP" ] || { echo "meta_7b.sh: $MTP not built (run make)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "meta_7b.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 if [ $small = 1 ]; then
-    dim=256 layers=6 nfut=4 vocab=512 need_gb=1
+    dim=256 layers=6 nfut=4 vocab=512 heads=4 need_gb=1
 else
-    dim=4096 layers=32 nfut=4 vocab=32000 need_gb=60
+    dim=4096 layers=32 nfut=4 vocab=32000 heads=32 need_gb=60
 fi
 if [ -z "$work" ]; then work=$(mktemp -d /tmp/meta_7b.XXXXXX); fi
 mkdir -p "$work"
@@ -69,7 +69,7 @@ else
     echo "== random fp32 checkpoint: dim $dim, n_layers $layers, n_future $nfut, vocab $vocab -> $model"
     mkdir -p "$rel"
     /usr/bin/time -f "   make_pth: %e s, peak RSS %M KB" \
-        $PY bench/make_pth.py --dim $dim --n-layers $layers --n-future $nfut --vocab $vocab --dtype fp32 --out "$model"
+        $PY bench/make_pth.py --dim $dim --n-layers $layers --n-heads $heads --n-future $nfut --vocab $vocab --dtype fp32 --out "$model"
     du -sh "$model"
     if [ ! -f "$rel/tokenizer.model" ] && [ ! -f "$model/tokenizer.model" ]; then
         if [ -n "$tokenizer" ]; then

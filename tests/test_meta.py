@@ -38,8 +38,8 @@ What it proves, in order:
      reads every output;
    - the converted file's logits equal meta_model's (tolerance above);
    - `mtp generate --prompt TEXT -n 40 --spec none --json` gives meta_model.greedy's ids
-     for [BOS] + sentencepiece.encode(TEXT), its "text" is sentencepiece's decode of those
-     ids (or, as a continuation, the part of decode(prompt + ids) after decode(prompt)),
+     for [BOS] + sentencepiece.encode(TEXT), its "text" (and the text streamed without
+     --json) is the continuation: the part of decode(prompt + ids) after decode(prompt),
      and block / tree give the same ids; in bf16 and q8, speculative equals plain;
    - the Llama 2 style single-head folder (no n_future_tokens, vocab_size -1, rope.freqs
      in the checkpoint) converts and decodes like meta_model;
@@ -321,7 +321,9 @@ with tempfile.TemporaryDirectory() as tmp:
         check(ok, f"bf16 checkpoint --dtype {t}: {'unchanged' if t == 'bf16' else 'widened'} {one_line(r)}")
     for t, f in out.items():
         r = run("info", f)
-        check(r.returncode == 0 and "4096" not in r.stdout and str(V) in r.stdout, f"mtp info {t}: {one_line(r)}")
+        check(r.returncode == 0 and f"vocab_size {V}" in r.stdout and "max_seq_len 4096" in r.stdout and
+              f"tokenizer: SentencePiece, {V} ids, BOS 1 (added to prompts), EOS 2" in r.stdout,
+              f"mtp info {t}: config (no max_seq_len in params.json: 4096) and tokenizer: {one_line(r)}")
 
     for t, f in out.items():
         if not os.path.exists(f):
@@ -336,8 +338,13 @@ with tempfile.TemporaryDirectory() as tmp:
             if t == "f32":
                 check(same_greedy(toks, g, sp.eos_id()), f"[f32] --prompt {p!r}: {toks} != meta_model.greedy {g}")
             whole, head = sp.decode(pid[1:] + toks), sp.decode(pid[1:])
-            check(plain.get("text") in (sp.decode(toks), whole[len(head):] if whole.startswith(head) else None),
-                  f"[{t}] {p!r}: text {plain.get('text')!r} != sentencepiece's {sp.decode(toks)!r}")
+            cont = whole[len(head):] if whole.startswith(head) else None
+            check(plain.get("text") == cont,
+                  f"[{t}] {p!r}: text {plain.get('text')!r} != the continuation sentencepiece decodes {cont!r}")
+            r = run("generate", "--model", f, "--prompt", p, "--spec", "block", "-n", str(N_GEN), "--quiet",
+                    "--threads", "2")
+            check(r.returncode == 0 and r.stdout == cont,
+                  f"[{t}] {p!r}: streamed text {r.stdout!r} != {cont!r}")
             for spec in ("block", "tree"):
                 o, err = generate(f, "--prompt", p, "--spec", spec)
                 check(o is not None and o["tokens"] == toks, f"[{t}] --prompt {p!r} --spec {spec} != plain {err}")

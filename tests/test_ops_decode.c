@@ -272,6 +272,69 @@ static void test_attend_row_versions(void) {
     free(k), free(v), free(q);
 }
 
+/* Several queries at once (mtp_attend_rows, and its AVX-512 version where it runs) give each
+ * query the bits of mtp_attend_row(_bf16) alone: chains sharing a prefix of identity slots
+ * (a pass's rows of one sequence), then each its own gathered slots; prefixes around the
+ * 16-key blocks and the 4 partial sums, none shared, the same chain for all (query heads of
+ * one kv head); fp32 and bf16 caches; head sizes of whole vectors and not. */
+static void test_attend_rows(void) {
+    static const int HDS[] = {8, 16, 40, 64, 128};
+    static const int COMMON[] = {0, 3, 15, 16, 17, 33, 64, 99};
+    enum { SLOTS = 140, STRIDE = 128, MAXN = 130 };
+    float *kf = varied((size_t)SLOTS * STRIDE, 1), *vf = varied((size_t)SLOTS * STRIDE, 1);
+    uint16_t *kb = xcalloc((size_t)SLOTS * STRIDE, sizeof *kb), *vb = xcalloc((size_t)SLOTS * STRIDE, sizeof *vb);
+    mtp_bf16_round_row(kb, kf, (size_t)SLOTS * STRIDE);
+    mtp_bf16_round_row(vb, vf, (size_t)SLOTS * STRIDE);
+    float *q = rnd((size_t)MTP_ATTEND_ROWS * STRIDE, 1);
+    static float out[MTP_ATTEND_ROWS][STRIDE], want[STRIDE], sc[MTP_ATTEND_ROWS][MAXN], sw[MAXN];
+    static int ch[MTP_ATTEND_ROWS][MAXN];
+    int same = 1, same_avx = 1, cases = 0;
+    char where[160] = "";
+    for (size_t hi = 0; hi < sizeof HDS / sizeof *HDS; hi++)
+        for (size_t ci = 0; ci < sizeof COMMON / sizeof *COMMON; ci++)
+            for (int nq = 1; nq <= MTP_ATTEND_ROWS; nq++)
+                for (int bf16 = 0; bf16 < 2; bf16++)
+                    for (int same_chain = 0; same_chain < 2; same_chain++) {
+                        int hd = HDS[hi], common = COMMON[ci], n[MTP_ATTEND_ROWS];
+                        float *o[MTP_ATTEND_ROWS], *s[MTP_ATTEND_ROWS];
+                        const float *qs[MTP_ATTEND_ROWS];
+                        const int *idx[MTP_ATTEND_ROWS];
+                        for (int i = 0; i < nq; i++) {
+                            n[i] = same_chain ? common + 7 : common + (int)mtp_rng_below(&rng, 20) + (common == 0);
+                            for (int j = 0; j < n[i]; j++)
+                                ch[i][j] = j < common ? j : same_chain ? (j * 37) % SLOTS
+                                                                         : (int)mtp_rng_below(&rng, SLOTS);
+                            o[i] = out[i], s[i] = sc[i], qs[i] = q + (size_t)i * STRIDE, idx[i] = ch[i];
+                        }
+                        float scale = 1 / sqrtf((float)hd);
+                        const void *k = bf16 ? (const void *)kb : kf, *v = bf16 ? (const void *)vb : vf;
+                        for (int path = 0; path < 2; path++) {
+                            if (path == 1 && !mtp_decode_avx512_available()) break;
+                            (path ? mtp_attend_rows_avx512 : mtp_attend_rows)(o, qs, k, v, bf16, idx, n, nq, STRIDE,
+                                                                              hd, scale, s);
+                            for (int i = 0; i < nq; i++) {
+                                if (bf16)
+                                    mtp_attend_row_bf16(want, qs[i], kb, vb, ch[i], n[i], STRIDE, hd, scale, sw);
+                                else
+                                    mtp_attend_row(want, qs[i], kf, vf, ch[i], n[i], STRIDE, hd, scale, sw);
+                                int ok = !memcmp(want, o[i], hd * sizeof(float)) && !memcmp(sw, s[i], n[i] * sizeof(float));
+                                if (!ok && !*where)
+                                    snprintf(where, sizeof where, "%s, hd %d, %d shared keys, query %d of %d, %s, %s",
+                                             path ? "AVX-512" : "dispatched", hd, common, i, nq, bf16 ? "bf16" : "fp32",
+                                             same_chain ? "one chain" : "own chains");
+                                (path ? &same_avx : &same)[0] &= ok;
+                            }
+                        }
+                        cases++;
+                    }
+    CHECK(same, "attend_rows: each of several queries gets attend_row's bits alone (%d cases) %s", cases, where);
+    if (mtp_decode_avx512_available())
+        CHECK(same_avx, "attend_rows AVX-512: each query gets attend_row's bits alone (%d cases) %s", cases, where);
+    else
+        SKIP("attend_rows AVX-512 vs attend_row: %s", no_avx512());
+    free(kf), free(vf), free(kb), free(vb), free(q);
+}
+
 /* Rounding rows to bf16 (16 at a time, then the tail), and exp (vexp16 vs vexp1). */
 static void test_bf16_exp_versions(void) {
     enum { N = 300 };
@@ -655,6 +718,7 @@ int main(void) {
     test_matmul_rows();
     test_matmul_rows_versions();
     test_attend_row_versions();
+    test_attend_rows();
     test_bf16_exp_versions();
     test_kv_tiles_versions();
     test_kv_tiles_get();

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -71,6 +72,36 @@ int mtp_check_regular(const char *path, mtp_err *err) {
     if (stat(path, &sb) != 0) return mtp_fail(err, "%s: %s", path, strerror(errno));
     if (!S_ISREG(sb.st_mode)) return mtp_fail(err, "%s: not a regular file", path);
     return 0;
+}
+
+int mtp_map_file(const char *path, size_t min_bytes, const char *what, uint8_t **map, size_t *size,
+                 mtp_err *err) {
+    *map = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return mtp_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    int rc = 0;
+    void *m = MAP_FAILED;
+    if (fstat(fd, &sb) != 0) rc = mtp_fail(err, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode)) rc = mtp_fail(err, "%s: not a regular file", path);
+    else if (sb.st_size == 0) rc = mtp_fail(err, "%s: empty file, too short for %s", path, what);
+    else if ((uint64_t)sb.st_size < min_bytes)
+        rc = mtp_fail(err, "%s: too short (%lld bytes) for %s", path, (long long)sb.st_size, what);
+    else if ((m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED)
+        rc = mtp_fail(err, "%s: cannot map: %s", path, strerror(errno));
+    close(fd); /* the mapping stays valid */
+    if (rc == 0) {
+        *map = m;
+        *size = (size_t)sb.st_size;
+    }
+    return rc;
+}
+
+void mtp_release_pages(const void *p, size_t n) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), b = ((uintptr_t)p + page - 1) / page * page,
+              e = ((uintptr_t)p + n) / page * page;
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
 }
 
 int mtp_check_fits(size_t bytes, const char *what, mtp_err *err) {

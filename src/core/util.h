@@ -34,6 +34,14 @@ void mtp_assert_fail(const char *expr, const char *file, int line) __attribute__
 
 /* Refuses anything but a regular file (a FIFO or device would block or never end). */
 int mtp_check_regular(const char *path, mtp_err *err);
+/* Maps a regular file read-only (opened without blocking, so a FIFO is refused, not waited
+ * on): *map, *size. An empty file, or one shorter than min_bytes, is refused as not being
+ * `what` ("a token shard", ..). Unmap with munmap(*map, *size). */
+int mtp_map_file(const char *path, size_t min_bytes, const char *what, uint8_t **map, size_t *size,
+                 mtp_err *err);
+/* Lets go of the whole pages inside [p, p + n) of a file mapping: they leave the process's
+ * resident memory and read back from the file if touched again. */
+void mtp_release_pages(const void *p, size_t n);
 /* Refuses an allocation of `bytes` for `what` that this machine's memory cannot hold,
  * with a message saying what to lower. */
 int mtp_check_fits(size_t bytes, const char *what, mtp_err *err);

@@ -83,6 +83,8 @@ int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, const int *c
     d->zn = ftouched(R * c->n_future * dim);
     d->scores = ftouched(R * c->n_heads * (size_t)max_cap);
     d->chain = xmalloc(R * (size_t)max_cap * sizeof(int));
+    d->queries = xmalloc(R * (size_t)c->n_heads * sizeof(int));
+    d->task_at = xmalloc((R * (size_t)c->n_heads + 1) * sizeof(int));
     d->nkeys = xmalloc(R * sizeof(int));
     d->pos = xmalloc(R * sizeof(int));
     d->wscratch = wscratch ? touched(wscratch) : NULL;
@@ -104,6 +106,8 @@ void mtp_decoder_free(mtp_decoder *d) {
                      d->ao, d->rstd, d->h1, d->h3, d->zn, d->scores};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
     free(d->chain);
+    free(d->queries);
+    free(d->task_at);
     free(d->nkeys);
     free(d->pos);
     memset(d, 0, sizeof *d);
@@ -210,7 +214,28 @@ static void attention_rows_tiles(mtp_decoder *d, int block, const mtp_row *rows,
     }
 }
 
-/* ao (R, dim): each row's attention over its chain, one (row, head) per task. */
+/* Groups the pass's (row, head) queries into tasks of up to MTP_ATTEND_ROWS queries of one
+ * sequence and kv head, rows in order and then the kv head's query heads: their chains
+ * begin alike (the sequence's cached prefix), so each task reads those keys once. */
+static int group_queries(mtp_decoder *d, const mtp_row *rows, int R) {
+    const mtp_config *c = &d->m->cfg;
+    int H = c->n_heads, group = H / c->n_kv_heads, nq = 0, nt = 0;
+    for (int r0 = 0, r1; r0 < R; r0 = r1) {
+        for (r1 = r0 + 1; r1 < R && rows[r1].seq == rows[r0].seq;) r1++;
+        for (int g = 0; g < c->n_kv_heads; g++)
+            for (int r = r0; r < r1; r++)
+                for (int h = g * group; h < (g + 1) * group; h++) {
+                    if ((r == r0 && h == g * group) || nq - d->task_at[nt - 1] == MTP_ATTEND_ROWS)
+                        d->task_at[nt++] = nq;
+                    d->queries[nq++] = r * H + h;
+                }
+    }
+    d->task_at[nt] = nq;
+    return nt;
+}
+
+/* ao (R, dim): each row's attention over its chain, in tasks of queries sharing keys. A
+ * query's bits do not depend on its task's other queries (mtp_attend_rows). */
 static void attention_rows(mtp_decoder *d, int block, const mtp_row *rows, int R) {
     const mtp_config *c = &d->m->cfg;
     int H = c->n_heads, hd = mtp_head_dim(c), group = H / c->n_kv_heads, kvd = mtp_kv_dim(c);
@@ -221,19 +246,25 @@ static void attention_rows(mtp_decoder *d, int block, const mtp_row *rows, int R
         attention_rows_tiles(d, block, rows, R, work);
         return;
     }
-#pragma omp parallel for schedule(static) if (work >= 1u << 16)
-    for (int rh = 0; rh < R * H; rh++) {
-        int r = rh / H, h = rh % H, g = h / group, n = d->nkeys[r], seq = rows[r].seq;
-        const int *ch = d->chain + (size_t)r * d->max_cap;
-        const float *q = d->q + (size_t)r * c->dim + h * hd;
-        float *out = d->ao + (size_t)r * c->dim + h * hd, *scores = d->scores + (size_t)rh * d->max_cap;
-        if (d->bf16_kv) {
-            const uint16_t *kb = cache_at(d, d->kc, block, seq, 0), *vb = cache_at(d, d->vc, block, seq, 0);
-            mtp_attend_row_bf16(out, q, kb + g * hd, vb + g * hd, ch, n, kvd, hd, scale, scores);
-        } else {
-            const float *kb = cache_at(d, d->kc, block, seq, 0), *vb = cache_at(d, d->vc, block, seq, 0);
-            mtp_attend_row(out, q, kb + g * hd, vb + g * hd, ch, n, kvd, hd, scale, scores);
+    int nt = group_queries(d, rows, R);
+#pragma omp parallel for schedule(dynamic, 1) if (work >= 1u << 16)
+    for (int t = 0; t < nt; t++) {
+        float *out[MTP_ATTEND_ROWS], *scores[MTP_ATTEND_ROWS];
+        const float *q[MTP_ATTEND_ROWS];
+        const int *ch[MTP_ATTEND_ROWS];
+        int n[MTP_ATTEND_ROWS], nq = d->task_at[t + 1] - d->task_at[t], first = d->queries[d->task_at[t]];
+        int seq = rows[first / H].seq, g = first % H / group;
+        for (int i = 0; i < nq; i++) {
+            int rh = d->queries[d->task_at[t] + i], r = rh / H, h = rh % H;
+            out[i] = d->ao + (size_t)r * c->dim + h * hd;
+            q[i] = d->q + (size_t)r * c->dim + h * hd;
+            ch[i] = d->chain + (size_t)r * d->max_cap;
+            n[i] = d->nkeys[r];
+            scores[i] = d->scores + (size_t)rh * d->max_cap;
         }
+        size_t es = d->bf16_kv ? sizeof(uint16_t) : sizeof(float);
+        const char *kb = cache_at(d, d->kc, block, seq, 0), *vb = cache_at(d, d->vc, block, seq, 0);
+        mtp_attend_rows(out, q, kb + g * hd * es, vb + g * hd * es, d->bf16_kv, ch, n, nq, kvd, hd, scale, scores);
     }
 }
 

@@ -52,6 +52,8 @@ typedef struct {
     float *attn_scratch; /* tiles: mtp_attend_bf16's scratch for attn_threads threads */
     int attn_threads;
     int *tasks;          /* tiles: (max_rows * n_kv_heads, 3) first row, end row, kv head */
+    int *queries, *task_at; /* attention: (row, head) queries grouped by sequence and kv head; task t
+                               is queries[task_at[t] .. task_at[t + 1]) */
     mtp_rope rope;       /* positions 0..max_cap-1 */
     /* scratch for max_rows rows */
     float *z, *zt, *x, *xn, *q, *k, *v, *ao, *h1, *h3, *zn; /* (R,dim|kv|hidden); zn (R*n,dim) */

@@ -48,30 +48,14 @@ static int check_header(const unsigned char *map, uint64_t size, const char *pat
 
 int mtp_shard_open(mtp_shard *s, const char *path, int vocab_size, mtp_err *err) {
     memset(s, 0, sizeof *s);
-    if (mtp_check_regular(path, err)) return -1;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return mtp_fail(err, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    int rc = 0;
-    if (fstat(fd, &sb) != 0)
-        rc = mtp_fail(err, "%s: %s", path, strerror(errno));
-    else if (sb.st_size == 0)
-        rc = mtp_fail(err, "%s: empty file, not a token shard", path);
-    else if ((uint64_t)sb.st_size < MTP_SHARD_HEADER_INTS * 4)
-        rc = mtp_fail(err, "%s: too short for a token shard header (%lld of 1024 bytes)", path,
-                      (long long)sb.st_size);
-    void *map = MAP_FAILED;
-    if (rc == 0) {
-        map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) rc = mtp_fail(err, "%s: mmap: %s", path, strerror(errno));
-    }
-    close(fd); /* the mapping stays valid */
-    if (rc == 0) {
-        s->map = map;
-        s->map_len = (size_t)sb.st_size;
-        s->tok = s->map + MTP_SHARD_HEADER_INTS * 4;
-        rc = check_header(s->map, (uint64_t)sb.st_size, path, &s->width, err);
-    }
+    uint8_t *map;
+    size_t size;
+    if (mtp_map_file(path, MTP_SHARD_HEADER_INTS * 4, "a token shard (its 1024-byte header)", &map, &size, err))
+        return -1;
+    s->map = map;
+    s->map_len = size;
+    s->tok = s->map + MTP_SHARD_HEADER_INTS * 4;
+    int rc = check_header(s->map, (uint64_t)size, path, &s->width, err);
     if (rc == 0) s->n = (size_t)le32(s->map + 8);
     /* one pass over the map: no id reaches the model unchecked */
     int scan = vocab_size > 0 && !(s->width == 2 && vocab_size > UINT16_MAX);
@@ -82,7 +66,7 @@ int mtp_shard_open(mtp_shard *s, const char *path, int vocab_size, mtp_err *err)
                           path, (unsigned)id, i, vocab_size);
     }
     if (rc) {
-        if (map != MAP_FAILED) munmap(map, (size_t)sb.st_size);
+        munmap(map, size);
         memset(s, 0, sizeof *s);
         return rc;
     }

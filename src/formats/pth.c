@@ -174,24 +174,15 @@ int mtp_pth_parse(mtp_pth *p, const uint8_t *data, size_t size, const char *path
 
 int mtp_pth_open(mtp_pth *p, const char *path, mtp_err *err) {
     memset(p, 0, sizeof *p);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
-    if (fd < 0) return mtp_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    int rc = 0;
-    void *map = MAP_FAILED;
-    if (fstat(fd, &sb) != 0) rc = mtp_fail(err, "%s: cannot stat: %s", path, strerror(errno));
-    else if (!S_ISREG(sb.st_mode)) rc = mtp_fail(err, "%s: not a regular file", path);
-    else if (sb.st_size == 0) rc = mtp_fail(err, "%s: empty file, not a torch.save archive", path);
-    else if ((map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED)
-        rc = mtp_fail(err, "%s: cannot map: %s", path, strerror(errno));
-    close(fd);
-    if (rc != 0) return rc;
-    if (mtp_pth_parse(p, map, (size_t)sb.st_size, path, err) != 0) {
-        munmap(map, (size_t)sb.st_size);
+    uint8_t *map;
+    size_t size;
+    if (mtp_map_file(path, 1, "a torch.save archive", &map, &size, err)) return -1;
+    if (mtp_pth_parse(p, map, size, path, err) != 0) {
+        munmap(map, size);
         return -1;
     }
     p->map = map;
-    p->size = (size_t)sb.st_size;
+    p->size = size;
     return 0;
 }
 
@@ -291,7 +282,5 @@ void mtp_pth_release(const mtp_pth_tensor *t) {
         reach = 1;
         for (int d = 0; d < t->ndim; d++) reach += (size_t)(t->shape[d] - 1) * (size_t)t->stride[d];
     }
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)(t->storage + t->offset * es),
-              b = (a + page - 1) / page * page, e = (a + reach * es) / page * page;
-    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED); /* whole pages inside the tensor only */
+    mtp_release_pages(t->storage + t->offset * es, reach * es);
 }

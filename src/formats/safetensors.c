@@ -170,28 +170,7 @@ static int parse_header(mtp_safetensors *st, const cJSON *root, size_t hdr_len, 
 }
 
 static int map_file(mtp_safetensors *st, mtp_err *err) {
-    const char *path = st->path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
-    if (fd < 0) return mtp_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    int rc = 0;
-    if (fstat(fd, &sb) != 0) {
-        rc = mtp_fail(err, "%s: cannot stat: %s", path, strerror(errno));
-    } else if (!S_ISREG(sb.st_mode)) {
-        rc = mtp_fail(err, "%s: not a regular file", path);
-    } else if (sb.st_size < 8) {
-        rc = mtp_fail(err, "%s: file too short (%lld bytes) for a safetensors header", path, (long long)sb.st_size);
-    } else {
-        void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            rc = mtp_fail(err, "%s: cannot map: %s", path, strerror(errno));
-        } else {
-            st->map = m;
-            st->size = (size_t)sb.st_size;
-        }
-    }
-    close(fd);
-    return rc;
+    return mtp_map_file(st->path, 8, "a safetensors file (its 8-byte header length)", &st->map, &st->size, err);
 }
 
 static int parse_file(mtp_safetensors *st, mtp_err *err) {
@@ -266,11 +245,7 @@ static float bits_to_float(uint32_t bits) {
     return f;
 }
 
-void mtp_st_release(const mtp_st_tensor *t) {
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), b = ((uintptr_t)t->data + page - 1) / page * page,
-              e = ((uintptr_t)t->data + t->nbytes) / page * page;
-    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED); /* whole pages inside the tensor only */
-}
+void mtp_st_release(const mtp_st_tensor *t) { mtp_release_pages(t->data, t->nbytes); }
 
 int mtp_st_to_f32(const mtp_safetensors *st, const mtp_st_tensor *t, float *out, mtp_err *err) {
     const uint8_t *p = t->data;

@@ -150,6 +150,14 @@ void mtp_attend_row(float *out, const float *q, const float *k, const float *v, 
  * bf16): the bits of mtp_attend_row on the keys and values widened to fp32. */
 void mtp_attend_row_bf16(float *out, const float *q, const uint16_t *k, const uint16_t *v, const int *idx,
                          int n, size_t stride, int hd, float scale, float *s);
+/* Up to MTP_ATTEND_ROWS queries over one cache (k, v fp32, or bf16 when bf16 != 0), query i
+ * over its chain idx[i][0..n[i]): out[i] gets mtp_attend_row's (or _bf16's) bits, s[i] its
+ * n[i] weights. Where the chains begin with the same keys (a pass's rows of one sequence,
+ * the query heads of one kv head) those keys and values are read once for all queries. */
+enum { MTP_ATTEND_ROWS = 4 };
+void mtp_attend_rows(float *const *out, const float *const *q, const void *k, const void *v, int bf16,
+                     const int *const *idx, const int *n, int nq, size_t stride, int hd, float scale,
+                     float *const *s);
 /* dst (n) = mtp_bf16_round(src[i]): a key or value row into a bf16 cache */
 void mtp_bf16_round_row(uint16_t *dst, const float *src, size_t n);
 
@@ -170,6 +178,12 @@ void mtp_attend_row_bf16_portable(float *out, const float *q, const uint16_t *k,
                                   const int *idx, int n, size_t stride, int hd, float scale, float *s);
 void mtp_attend_row_bf16_avx512(float *out, const float *q, const uint16_t *k, const uint16_t *v,
                                 const int *idx, int n, size_t stride, int hd, float scale, float *s);
+void mtp_attend_rows_portable(float *const *out, const float *const *q, const void *k, const void *v, int bf16,
+                              const int *const *idx, const int *n, int nq, size_t stride, int hd, float scale,
+                              float *const *s);
+void mtp_attend_rows_avx512(float *const *out, const float *const *q, const void *k, const void *v, int bf16,
+                            const int *const *idx, const int *n, int nq, size_t stride, int hd, float scale,
+                            float *const *s);
 /* dst (n) = mtp_bf16_round(src[i]): how mtp_matmul_rows_bf16 rounds its rows */
 void mtp_bf16_round_row_portable(uint16_t *dst, const float *src, size_t n);
 void mtp_bf16_round_row_avx512(uint16_t *dst, const float *src, size_t n);

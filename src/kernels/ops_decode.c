@@ -260,6 +260,17 @@ static inline float load1(const void *base, size_t at, int bf16) {
     return bf16 ? mtp_bf16_value(((const uint16_t *)base)[at]) : ((const float *)base)[at];
 }
 
+/* How many first keys all nq chains share (the same slots in the same order). */
+static inline int shared_keys(const int *const *idx, const int *n, int nq) {
+    int m = n[0];
+    for (int i = 1; i < nq; i++) {
+        int j = 0, lim = n[i] < m ? n[i] : m;
+        while (j < lim && idx[i][j] == idx[0][j]) j++;
+        m = j;
+    }
+    return m;
+}
+
 #if defined(__AVX512F__)
 
 /* elements at..at+15 of a cache, fp32 or bf16 */
@@ -339,12 +350,14 @@ static inline __attribute__((always_inline)) __m512 scores16(const __m512 *qv, i
     return sum16(a);
 }
 
-static inline __attribute__((always_inline)) void attend_row_avx512(float *out, const float *q, const void *k,
-                                                                    const void *v, const int *idx, int n,
-                                                                    size_t stride, int hd, float scale, float *s,
-                                                                    int bf16) {
-    int nc = (hd + L - 1) / L, j0 = 0;
-    __m512 mx = _mm512_set1_ps(-INFINITY), qv[8];
+/* s[j0..n) = scale * q . k_j (the query's nc vectors in qv when hd is whole vectors), and the
+ * running maximum mx over them: whole blocks of 16 keys by scores16, then one key at a time,
+ * masked; each key's score is the same bits either way. */
+static inline __attribute__((always_inline)) __m512 scores_from(const float *q, const void *k, const int *idx,
+                                                                int j0, int n, size_t stride, int hd, float scale,
+                                                                float *s, __m512 mx, int bf16) {
+    int nc = (hd + L - 1) / L;
+    __m512 qv[8];
     if (hd % L == 0 && nc <= 8) { /* whole blocks of 16 keys, whole vectors: the fast path */
         for (int c = 0; c < nc; c++) qv[c] = _mm512_loadu_ps(q + c * L);
         for (; j0 + L <= n; j0 += L) {
@@ -374,12 +387,79 @@ static inline __attribute__((always_inline)) void attend_row_avx512(float *out, 
         _mm512_mask_storeu_ps(s + j0, first(nj), sc);
         mx = _mm512_mask_max_ps(mx, first(nj), mx, sc);
     }
+    return mx;
+}
+
+static inline __attribute__((always_inline)) void attend_row_avx512(float *out, const float *q, const void *k,
+                                                                    const void *v, const int *idx, int n,
+                                                                    size_t stride, int hd, float scale, float *s,
+                                                                    int bf16) {
+    int nc = (hd + L - 1) / L;
+    __m512 mx = scores_from(q, k, idx, 0, n, stride, hd, scale, s, _mm512_set1_ps(-INFINITY), bf16);
     softmax_avx512(s, n, _mm512_reduce_max_ps(mx));
     switch (hd % L ? 0 : nc) { /* constant nc: both of a key's vectors at once */
     case 1: weigh_values_by_key(out, s, v, idx, n, stride, 1, bf16); break;
     case 2: weigh_values_by_key(out, s, v, idx, n, stride, 2, bf16); break;
     case 4: weigh_values_by_key(out, s, v, idx, n, stride, 4, bf16); break;
     default: weigh_values(out, s, v, idx, n, stride, hd, bf16); break;
+    }
+}
+
+/* Several queries over one cache whose chains agree on their first `common` keys: each
+ * query's bits are attend_row_avx512's, but the shared keys and values are loaded once for
+ * all of them. Scores: each key's dot products (the same fused chain over the vectors) are
+ * kept for 16 keys, then reduced by sum16 per query; the rest of each chain goes through
+ * scores_from. Values: one 16-lane column at a time, partial sum t taking keys j = t mod 4 in
+ * order, as weigh_values and weigh_values_by_key do; a query's keys past the shared ones
+ * continue its partial sums. hd is whole vectors (hd % 16 == 0, hd <= 128). */
+static inline __attribute__((always_inline)) void attend_rows_avx512(float *const *out, const float *const *q,
+                                                                     const void *k, const void *v,
+                                                                     const int *const *idx, const int *n, int nq,
+                                                                     int common, size_t stride, int hd, float scale,
+                                                                     float *const *s, int bf16) {
+    int nc = hd / L, m16 = common / L * L, mv = common / PV * PV;
+    __m512 mx[MTP_ATTEND_ROWS];
+    const int *id0 = idx[0];
+    for (int i = 0; i < nq; i++) mx[i] = _mm512_set1_ps(-INFINITY);
+    __m512 kv[8];
+    for (int c = 0; c < 8; c++) kv[c] = _mm512_setzero_ps();
+    for (int j0 = 0; j0 < m16; j0 += L) {
+        __m512 a[MTP_ATTEND_ROWS][L];
+        for (int j = 0; j < L; j++) {
+            size_t kj = (size_t)id0[j0 + j] * stride;
+            for (int c = 0; c < nc; c++) kv[c] = load16(k, kj + c * L, bf16);
+            for (int i = 0; i < nq; i++) {
+                __m512 acc = _mm512_setzero_ps();
+                for (int c = 0; c < nc; c++) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c * L), kv[c], acc);
+                a[i][j] = acc;
+            }
+        }
+        for (int i = 0; i < nq; i++) {
+            __m512 sc = _mm512_mul_ps(sum16(a[i]), _mm512_set1_ps(scale));
+            _mm512_storeu_ps(s[i] + j0, sc);
+            mx[i] = _mm512_max_ps(mx[i], sc);
+        }
+    }
+    for (int i = 0; i < nq; i++) {
+        mx[i] = scores_from(q[i], k, idx[i], m16, n[i], stride, hd, scale, s[i], mx[i], bf16);
+        softmax_avx512(s[i], n[i], _mm512_reduce_max_ps(mx[i]));
+    }
+    for (int c = 0; c < nc; c++) {
+        __m512 p[MTP_ATTEND_ROWS][PV];
+        for (int i = 0; i < nq; i++)
+            for (int t = 0; t < PV; t++) p[i][t] = _mm512_setzero_ps();
+        for (int j = 0; j < mv; j += PV)
+            for (int t = 0; t < PV; t++) {
+                __m512 vj = load16(v, (size_t)id0[j + t] * stride + c * L, bf16);
+                for (int i = 0; i < nq; i++) p[i][t] = _mm512_fmadd_ps(_mm512_set1_ps(s[i][j + t]), vj, p[i][t]);
+            }
+        for (int i = 0; i < nq; i++) {
+            for (int j = mv; j < n[i]; j++)
+                p[i][j % PV] = _mm512_fmadd_ps(_mm512_set1_ps(s[i][j]),
+                                               load16(v, (size_t)idx[i][j] * stride + c * L, bf16), p[i][j % PV]);
+            _mm512_storeu_ps(out[i] + c * L,
+                             _mm512_add_ps(_mm512_add_ps(p[i][0], p[i][1]), _mm512_add_ps(p[i][2], p[i][3])));
+        }
     }
 }
 
@@ -392,6 +472,23 @@ void mtp_attend_row_bf16_avx512(float *out, const float *q, const uint16_t *k, c
                                 int n, size_t stride, int hd, float scale, float *s) {
     attend_row_avx512(out, q, k, v, idx, n, stride, hd, scale, s, 1);
 }
+
+void mtp_attend_rows_avx512(float *const *out, const float *const *q, const void *k, const void *v, int bf16,
+                            const int *const *idx, const int *n, int nq, size_t stride, int hd, float scale,
+                            float *const *s) {
+    MTP_ASSERT(nq >= 1 && nq <= MTP_ATTEND_ROWS);
+    int common = shared_keys(idx, n, nq);
+    if (nq == 1 || hd % L || hd > 8 * L || common < L) { /* nothing worth sharing: one at a time */
+        for (int i = 0; i < nq; i++)
+            bf16 ? attend_row_avx512(out[i], q[i], k, v, idx[i], n[i], stride, hd, scale, s[i], 1)
+                 : attend_row_avx512(out[i], q[i], k, v, idx[i], n[i], stride, hd, scale, s[i], 0);
+        return;
+    }
+    if (bf16)
+        attend_rows_avx512(out, q, k, v, idx, n, nq, common, stride, hd, scale, s, 1);
+    else
+        attend_rows_avx512(out, q, k, v, idx, n, nq, common, stride, hd, scale, s, 0);
+}
 #else
 void mtp_attend_row_avx512(float *out, const float *q, const float *k, const float *v, const int *idx,
                            int n, size_t stride, int hd, float scale, float *s) {
@@ -401,6 +498,12 @@ void mtp_attend_row_avx512(float *out, const float *q, const float *k, const flo
 void mtp_attend_row_bf16_avx512(float *out, const float *q, const uint16_t *k, const uint16_t *v, const int *idx,
                                 int n, size_t stride, int hd, float scale, float *s) {
     MTP_ASSERT(!"mtp_attend_row_bf16_avx512 in a build without AVX-512: check mtp_decode_avx512_available");
+}
+
+void mtp_attend_rows_avx512(float *const *out, const float *const *q, const void *k, const void *v, int bf16,
+                            const int *const *idx, const int *n, int nq, size_t stride, int hd, float scale,
+                            float *const *s) {
+    MTP_ASSERT(!"mtp_attend_rows_avx512 in a build without AVX-512: check mtp_decode_avx512_available");
 }
 #endif
 
@@ -440,6 +543,23 @@ void mtp_attend_row(float *out, const float *q, const float *k, const float *v, 
         mtp_attend_row_avx512(out, q, k, v, idx, n, stride, hd, scale, s);
     else
         mtp_attend_row_portable(out, q, k, v, idx, n, stride, hd, scale, s);
+}
+
+void mtp_attend_rows_portable(float *const *out, const float *const *q, const void *k, const void *v, int bf16,
+                              const int *const *idx, const int *n, int nq, size_t stride, int hd, float scale,
+                              float *const *s) {
+    for (int i = 0; i < nq; i++)
+        bf16 ? attend_row_portable(out[i], q[i], k, v, idx[i], n[i], stride, hd, scale, s[i], 1)
+             : attend_row_portable(out[i], q[i], k, v, idx[i], n[i], stride, hd, scale, s[i], 0);
+}
+
+void mtp_attend_rows(float *const *out, const float *const *q, const void *k, const void *v, int bf16,
+                     const int *const *idx, const int *n, int nq, size_t stride, int hd, float scale,
+                     float *const *s) {
+    if (mtp_decode_avx512_available())
+        mtp_attend_rows_avx512(out, q, k, v, bf16, idx, n, nq, stride, hd, scale, s);
+    else
+        mtp_attend_rows_portable(out, q, k, v, bf16, idx, n, nq, stride, hd, scale, s);
 }
 
 void mtp_attend_row_bf16(float *out, const float *q, const uint16_t *k, const uint16_t *v, const int *idx,

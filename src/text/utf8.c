@@ -45,6 +45,12 @@ int32_t mtp_utf8_decode(const uint8_t *s, size_t n, size_t *len) {
     return (int32_t)c;
 }
 
+int mtp_utf8_valid(const uint8_t *s, size_t n) {
+    for (size_t i = 0, len; i < n; i += len)
+        if (mtp_utf8_decode(s + i, n - i, &len) < 0) return 0;
+    return 1;
+}
+
 size_t mtp_utf8_char_len(const uint8_t *s, size_t n) {
     static const uint8_t LEN[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
     size_t l = LEN[s[0] >> 4];

@@ -12,6 +12,9 @@
  * *len, or -1 with *len = 1 when s does not start a valid character. */
 int32_t mtp_utf8_decode(const uint8_t *s, size_t n, size_t *len);
 
+/* Whether all of s[0..n) is valid UTF-8. */
+int mtp_utf8_valid(const uint8_t *s, size_t n);
+
 /* The length a lead byte announces (1 for ASCII, continuation and invalid bytes; 2, 3 or
  * 4 otherwise), as SentencePiece steps through text, clipped to n. */
 size_t mtp_utf8_char_len(const uint8_t *s, size_t n);
