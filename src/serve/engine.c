@@ -193,6 +193,8 @@ static void *engine_main(void *arg) {
             cancelled_queue = r;
         }
         e->st.queued = e->queued;
+        e->st.active = 0;
+        for (int i = 0; i < P; i++) e->st.active += e->slot[i] != NULL; /* what submit may count on */
         pthread_mutex_unlock(&e->mu);
         for (int k = 0; k < ne; k++) end_req(e, ended[k], MTP_END_CANCELLED, NULL);
         while (cancelled_queue) {
