@@ -1,6 +1,6 @@
 /* serve.h: the parts of `mtp serve` (docs/serve.md): the HTTP front (serve_http.c, on
  * libmicrohttpd), the parsing of OpenAI-style requests (serve_req.c) and a request in
- * flight (serve_job.c: text, stop strings, chunks, the answer), over the library's engine
+ * flight (serve_job.c: text, stop strings, chunks, the answer) and the metrics (serve_metrics.c), over the library's engine
  * (mtp.h). */
 #ifndef MTP_CLI_SERVE_H
 #define MTP_CLI_SERVE_H
@@ -67,6 +67,9 @@ char *job_wait_answer(job *j, int fd, int *status);
 void job_cancel(job *j);
 int job_client_gone(int fd); /* the client's socket reads as closed */
 void job_release(job *j); /* the HTTP side is done with it */
+
+/* GET /metrics: Prometheus text (malloc'd). */
+char *serve_metrics_text(server *sv);
 
 /* OpenAI's error object as JSON text (malloc'd). */
 char *serve_error_json(const char *message, const char *type, const char *param, const char *code);

@@ -16,9 +16,12 @@ function check(ok, what) {
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+const servers = [];
+process.on("exit", () => servers.forEach((p) => p.code === undefined && p.kill("SIGKILL"))); // none left behind, even on a crash
 function start(args) {
   return new Promise((resolve, reject) => {
     const p = spawn(MTP, ["serve", "--model", MODEL, "--port", "0", "--threads", "1", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    servers.push(p);
     let err = "";
     p.stderr.on("data", (d) => {
       err += d;
