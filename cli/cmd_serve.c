@@ -127,7 +127,7 @@ int cmd_serve(int argc, char **argv) {
             grace);
     serve_http_quiesce(d);
     int cancelled = mtp_engine_drain(sv.engine, grace);
-    serve_http_stop(d);
+    serve_http_stop(&sv, d, 2);
     mtp_engine_free(sv.engine);
     pthread_mutex_destroy(&sv.mu);
     mtp_model_close(m);

@@ -13,7 +13,7 @@
 
 #include "mtp.h"
 
-#define SERVE_MAX_STOPS 4   /* OpenAI's limit */
+#define SERVE_MAX_STOPS 5   /* OpenAI's limit of 4, and the chat template's own */
 #define SERVE_MAX_STOP_LEN 256
 
 /* What the server was started with. */
@@ -28,6 +28,7 @@ typedef struct {
     size_t max_body;          /* bytes of a request body */
     int64_t created;          /* start time, for /v1/models */
     int64_t http_requests[6]; /* by status class: [2] 2xx, [4] 4xx, [5] 5xx (under mu) */
+    int answering;            /* completions whose response is not sent yet (under mu) */
     pthread_mutex_t mu;
 } server;
 
@@ -79,6 +80,7 @@ struct MHD_Daemon;
 int serve_http_start(server *sv, const char *host, int port, int conn_limit, struct MHD_Daemon **d, int *bound,
                      char *msg, size_t msg_size);
 void serve_http_quiesce(struct MHD_Daemon *d);
-void serve_http_stop(struct MHD_Daemon *d);
+/* Stops the daemon once the answers under way are sent (at most `seconds`). */
+void serve_http_stop(server *sv, struct MHD_Daemon *d, double seconds);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -23,6 +24,7 @@ typedef struct {
     char *body;
     size_t len, cap;
     int too_big;
+    int counted; /* a completion: in sv->answering until its response is sent */
 } conn_state;
 
 typedef struct {
@@ -263,6 +265,12 @@ static enum MHD_Result models(server *sv, struct MHD_Connection *c) {
     return send_json(sv, c, 200, s);
 }
 
+static void in_flight(server *sv, int d) {
+    pthread_mutex_lock(&sv->mu);
+    sv->answering += d;
+    pthread_mutex_unlock(&sv->mu);
+}
+
 static enum MHD_Result route(server *sv, struct MHD_Connection *c, const char *url, const char *method,
                              conn_state *cs) {
     int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
@@ -287,9 +295,16 @@ static enum MHD_Result route(server *sv, struct MHD_Connection *c, const char *u
     char msg[300];
     cJSON *body = parse_body(cs, msg, sizeof msg);
     if (!body) return send_error(sv, c, 400, msg, NULL);
-    enum MHD_Result rc = !strcmp(url, "/tokenize")     ? tokenize(sv, c, body)
-                         : !strcmp(url, "/detokenize") ? detokenize(sv, c, body)
-                                                       : completion(sv, c, body, !strcmp(url, "/v1/chat/completions"));
+    enum MHD_Result rc;
+    if (!strcmp(url, "/tokenize")) {
+        rc = tokenize(sv, c, body);
+    } else if (!strcmp(url, "/detokenize")) {
+        rc = detokenize(sv, c, body);
+    } else { /* its answer may still be on its way when the engine is done: shutdown waits for it */
+        cs->counted = 1;
+        in_flight(sv, 1);
+        rc = completion(sv, c, body, !strcmp(url, "/v1/chat/completions"));
+    }
     cJSON_Delete(body);
     return rc;
 }
@@ -329,6 +344,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode why) {
     conn_state *cs = *con_cls;
     if (!cs) return;
+    if (cs->counted) in_flight(cls, -1);
     free(cs->body);
     free(cs);
     *con_cls = NULL;
@@ -357,7 +373,7 @@ int serve_http_start(server *sv, const char *host, int port, int conn_limit, str
     }
     *d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, sv, MHD_OPTION_SOCK_ADDR, addr,
                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)conn_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-                          (unsigned)15, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+                          (unsigned)15, MHD_OPTION_NOTIFY_COMPLETED, completed, sv, MHD_OPTION_END);
     if (!*d) {
         snprintf(msg, size, "cannot listen on %s:%d (in use, or not this machine's address?)", host, port);
         return -1;
@@ -372,4 +388,13 @@ void serve_http_quiesce(struct MHD_Daemon *d) {
     if (s != MHD_INVALID_SOCKET) close(s);
 }
 
-void serve_http_stop(struct MHD_Daemon *d) { MHD_stop_daemon(d); }
+void serve_http_stop(server *sv, struct MHD_Daemon *d, double seconds) {
+    for (double waited = 0; waited < seconds; waited += 0.01) { /* answers of ended requests on their way out */
+        pthread_mutex_lock(&sv->mu);
+        int n = sv->answering;
+        pthread_mutex_unlock(&sv->mu);
+        if (n == 0) break;
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    MHD_stop_daemon(d);
+}

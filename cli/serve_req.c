@@ -156,7 +156,7 @@ static int add_stop(completion_req *q, const cJSON *s, char *msg, size_t size, c
     size_t n = strlen(s->valuestring);
     if (n == 0 || n > SERVE_MAX_STOP_LEN)
         return bad(msg, size, param, "stop", "each string has 1..%d bytes", SERVE_MAX_STOP_LEN);
-    if (q->n_stop == SERVE_MAX_STOPS) return bad(msg, size, param, "stop", "at most %d strings", SERVE_MAX_STOPS - 1);
+    if (q->n_stop == SERVE_MAX_STOPS - 1) return bad(msg, size, param, "stop", "at most %d strings", SERVE_MAX_STOPS - 1);
     memcpy(q->stop[q->n_stop++], s->valuestring, n + 1);
     return 0;
 }
@@ -243,7 +243,7 @@ int serve_parse_completion(const server *sv, const cJSON *body, int chat, comple
             return rc;
         }
     }
-    if (chat && q->n_stop < SERVE_MAX_STOPS) strcpy(q->stop[q->n_stop++], "\nUser:"); /* the next turn */
+    if (chat) strcpy(q->stop[q->n_stop++], "\nUser:"); /* the next turn */
     if (q->n_stop && !sv->text) return bad(msg, size, param, "stop", "this model speaks token ids only");
     q->opts.max_tokens = (int)max_tokens;
     q->opts.sampling.temp = (float)temp;

@@ -162,7 +162,7 @@ const bad = [
   ["{not json", 400, null], ['{"prompt": "a", "temperature": "hot"}', 400, "temperature"],
   ['{"prompt": "a", "max_tokens": -1}', 400, "max_tokens"], ['{"prompt": "a", "max_tokens": 1.5}', 400, "max_tokens"],
   ['{"prompt": 5}', 400, "prompt"], ['{"prompt": [1, 300]}', 400, "prompt"], ['{"prompt": "a", "stop": 7}', 400, "stop"],
-  ['{"prompt": "a", "n": 2}', 400, "n"], ['{"prompt": "a", "top_p": 0}', 400, "top_p"], ['{"max_tokens": 3}', 400, "prompt"],
+  ['{"prompt": "a", "n": 2}', 400, "n"], ['{"prompt": "a", "stop": ["a", "b", "c", "d", "e"]}', 400, "stop"], ['{"prompt": "a", "top_p": 0}', 400, "top_p"], ['{"max_tokens": 3}', 400, "prompt"],
   ["[1,2]", 400, null], ["", 400, null], ['{"prompt": "' + "x".repeat(300) + '", "max_tokens": 10}', 400, null],
   ["[".repeat(100000) + "]".repeat(100000), 400, null], ['{"prompt": "a", "stream": "yes"}', 400, "stream"],
 ];
