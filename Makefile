@@ -18,7 +18,7 @@ SAN      ?=
 # by default; gcc in ISO mode does not). Fused multiply-adds are written as fmaf or intrinsics.
 CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off $(OPT) $(SAN) $(WARN) -g -Iinclude -Isrc -Itests -MMD -MP
 LDFLAGS  += $(SAN)
-LDLIBS   += -lcjson -lpcre2-8 -lunistring -lm
+LDLIBS   += -lcjson -lpcre2-8 -lunistring -lm -lmicrohttpd -lpthread
 ifeq ($(CI),true)
 CFLAGS   += -Werror
 endif

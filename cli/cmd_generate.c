@@ -13,6 +13,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "text_out.h"
 #include "mtp.h"
 
 static const char *HELP =
@@ -117,16 +118,11 @@ static void append(seq_text *q, const char *b, size_t n) {
 
 /* Cuts q's text at the first stop string that ends in its last `fresh` bytes: 1 if one did. */
 static int cut_at_stop(stream_ctx *c, seq_text *q, size_t fresh) {
-    for (int k = 0; k < c->n_stop; k++) {
-        size_t sl = strlen(c->stop[k]), from = q->len - fresh >= sl ? q->len - fresh - sl + 1 : 0;
-        for (size_t i = from; i + sl <= q->len; i++)
-            if (!memcmp(q->text + i, c->stop[k], sl)) {
-                q->len = i;
-                q->text[i] = 0;
-                return 1;
-            }
-    }
-    return 0;
+    size_t at = cli_find_stop(q->text, q->len, fresh, c->stop, c->n_stop);
+    if (at == CLI_NO_STOP) return 0;
+    q->len = at;
+    q->text[at] = 0;
+    return 1;
 }
 
 static void show(stream_ctx *c, seq_text *q, int all) {
@@ -179,33 +175,6 @@ static void finish_text(stream_ctx *c, int seq) {
     if (c->stream && seq == 0) show(c, q, 1);
 }
 
-/* Bytes as a JSON-safe UTF-8 string: invalid sequences (overlong forms, surrogates,
- * beyond U+10FFFF, stray bytes) become U+FFFD. */
-static char *utf8_clean(const unsigned char *t, size_t n) {
-    char *out = cli_realloc(NULL, (size_t)n * 3 + 1), *w = out;
-    for (size_t i = 0; i < n;) {
-        int b = t[i];
-        int len = b < 0x80 ? 1 : b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3 : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
-        int ok = len > 0 && i + len <= n && b > 0;
-        for (int k = 1; ok && k < len; k++) ok = (t[i + k] & 0xC0) == 0x80;
-        if (ok && len > 2) { /* the second byte's range after E0, ED, F0, F4 */
-            int c = t[i + 1];
-            ok = !(b == 0xE0 && c < 0xA0) && !(b == 0xED && c > 0x9F) && !(b == 0xF0 && c < 0x90) &&
-                 !(b == 0xF4 && c > 0x8F);
-        }
-        if (ok) {
-            for (int k = 0; k < len; k++) *w++ = (char)t[i + k];
-            i += len;
-        } else {
-            memcpy(w, "\xEF\xBF\xBD", 3);
-            w += 3;
-            i++;
-        }
-    }
-    *w = 0;
-    return out;
-}
-
 static double tokens_per_forward(const mtp_gen_result *r) {
     return r->forwards ? (double)r->n / r->forwards : 0;
 }
@@ -222,7 +191,7 @@ static void print_json(int i, const mtp_gen_result *r, int depths, const seq_tex
     if (q && q->detok) { /* a tokenizer's decoder gives valid UTF-8 */
         cJSON_AddStringToObject(o, "text", q->text ? q->text : "");
     } else if (q) {
-        char *s = utf8_clean((const unsigned char *)(q->text ? q->text : ""), q->len);
+        char *s = cli_utf8_clean((const unsigned char *)(q->text ? q->text : ""), q->len);
         cJSON_AddStringToObject(o, "text", s);
         free(s);
     } else {

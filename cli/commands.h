@@ -12,5 +12,6 @@ int cmd_generate(int argc, char **argv);
 int cmd_task(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

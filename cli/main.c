@@ -13,6 +13,7 @@ static const struct {
 } COMMANDS[] = {
     {"train", cmd_train, "train a multi-token model (new from --config, or from --model)"},
     {"generate", cmd_generate, "continue prompts: plain or self-speculative decoding"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server: continuous batching, exact speculation"},
     {"eval", cmd_eval, "per-head loss and accuracy of a model on a token shard"},
     {"info", cmd_info, "config and parameter counts of a model file"},
     {"convert", cmd_convert, "a model file with its matrices in f32, bf16 or q8"},

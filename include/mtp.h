@@ -247,6 +247,76 @@ int mtp_generate(const mtp_model *m, const mtp_token *const *prompts, const int 
                  const mtp_gen_opts *o, mtp_gen_result *res, mtp_gen_cb cb, void *ctx,
                  mtp_err *err);
 
+/* ---- serving (docs/serve.md) -------------------------------------------------------------
+ * An engine decodes requests as they come: one thread of its own owns the model's decoding
+ * (and the compute threads), other threads submit and cancel. Requests join and leave the
+ * running batch between passes, each with its own sampling options, budget, EOS and seed;
+ * long prompts fill in chunks beside the others' decoding; each request holds one of
+ * `parallel` KV slots while it runs. A request's tokens equal mtp_generate's for its prompt
+ * and options alone (stream (seed, 0)), whatever else shares the batch. */
+
+typedef enum { MTP_SERVE_NONE, MTP_SERVE_BLOCK, MTP_SERVE_TREE, MTP_SERVE_AUTO } mtp_serve_spec;
+
+typedef struct {
+    int parallel;        /* sequences decoded at once: KV slots */
+    int ctx;             /* positions per request, prompt + max_tokens; 0: the model's max_seq_len */
+    int queue;           /* requests waiting for a slot, at most; past it submit says MTP_BUSY */
+    int chunk;           /* prompt tokens per pass */
+    mtp_serve_spec spec; /* AUTO: greedy requests draft only as deep as pays (docs/serve.md);
+                            sampled ones decode plainly */
+} mtp_engine_opts;
+
+/* 4 slots, the model's context, a queue of 64, chunks of 256, AUTO (NONE without future heads). */
+void mtp_engine_opts_default(mtp_engine_opts *o);
+
+typedef enum { MTP_END_DONE, MTP_END_CANCELLED, MTP_END_ERROR } mtp_end;
+
+/* Called on the engine's thread, never with the engine's lock held: first with each batch
+ * of new tokens (n >= 1, res NULL), returning 0 to go on or k in 1..n to end the request
+ * after k of them (as mtp_gen_cb); then exactly once with n == 0 and the result (res:
+ * tokens, passes, acceptance, ends; msg: why, for MTP_END_ERROR). After that last call the
+ * engine no longer touches ctx. */
+typedef int (*mtp_engine_cb)(void *ctx, const mtp_token *tokens, int n, const mtp_gen_result *res, mtp_end end,
+                             const char *msg);
+
+typedef struct {
+    const mtp_token *prompt; /* copied at submit */
+    int len;
+    mtp_gen_opts opts;       /* sampling, max_tokens, seed, eos; spec, draft and tree: the engine's */
+    mtp_engine_cb cb;
+    void *ctx;
+} mtp_request;
+
+typedef struct {
+    int64_t requests, done, cancelled, failed, refused_busy;
+    int64_t prompt_tokens, tokens;  /* of ended requests */
+    int64_t forwards;               /* their passes (sum over requests) */
+    int64_t drafted[MTP_MAX_FUTURE], accepted[MTP_MAX_FUTURE]; /* [d], 1-based depth */
+    int64_t steps, occupancy;       /* engine passes; active requests summed over them */
+    int queued, active, slots;      /* now */
+    double busy_s;                  /* time spent in passes */
+} mtp_engine_stats;
+
+typedef struct mtp_engine mtp_engine;
+
+#define MTP_BUSY (-2) /* mtp_engine_submit: the queue is full, or the engine is draining */
+
+/* Starts the engine's thread on m (which must outlive the engine); -1 on bad options or
+ * memory the KV pool cannot have. */
+int mtp_engine_new(mtp_engine **e, const mtp_model *m, const mtp_engine_opts *o, mtp_err *err);
+/* Queues a request: 0 and *id, -1 with err naming what is wrong with it (the prompt, a
+ * sampling option, max_tokens past the context), or MTP_BUSY. On anything but 0 the
+ * callback is never called. */
+int mtp_engine_submit(mtp_engine *e, const mtp_request *r, uint64_t *id, mtp_err *err);
+/* Ends request id at the next pass (its last callback says MTP_END_CANCELLED); an id that
+ * has ended already is ignored. */
+void mtp_engine_cancel(mtp_engine *e, uint64_t id);
+void mtp_engine_get_stats(mtp_engine *e, mtp_engine_stats *st);
+/* Refuses new requests (MTP_BUSY), lets those in flight run up to `seconds`, cancels the
+ * rest and stops the thread. Returns the number cancelled. */
+int mtp_engine_drain(mtp_engine *e, double seconds);
+void mtp_engine_free(mtp_engine *e); /* drains at once if not drained; NULL is fine */
+
 /* ---- tokenizers (docs/tokenizers.md) --------------------------------------------------- */
 
 typedef enum { MTP_TOK_SENTENCEPIECE, MTP_TOK_BYTE_BPE } mtp_tokenizer_kind;

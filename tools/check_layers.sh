@@ -16,11 +16,12 @@ declare -A allowed=(
     [train]="core kernels formats text model"
     [decode]="core kernels formats text model"
     [tasks]="core kernels formats text model train decode"
+    [serve]="core kernels formats text model decode"
     [api]="core kernels formats text model train decode tasks"
 )
 # Commands that may use internal headers: benchmarks and the synthetic-task commands.
 internal_ok="cli/cmd_bench.c cli/bench_shape.c cli/bench_shape.h cli/cmd_task.c cli/cmd_experiment.c cli/svg.c cli/svg.h"
-cli_headers="args.h commands.h svg.h"
+cli_headers="args.h commands.h svg.h serve.h text_out.h"
 
 bad=0
 report() { echo "check-layers: $1: includes \"$2\" ($3)"; bad=1; }

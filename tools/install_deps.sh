@@ -4,10 +4,11 @@
 # properties for tokenizer.json). Tests and benchmarks: PyTorch, numpy, SentencePiece (the
 # tokenizer reference and spm_train), clang (libFuzzer targets), node and npm (the
 # tokenizer.json references and real tokenizer files, tests/npm: installed with npm ci from
-# its lock file when tests/npm/node_modules is missing).
+# its lock file when tests/npm/node_modules is missing). mtp serve: libmicrohttpd; its test
+# the openai client (tests/npm-serve, likewise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-need="gcc make pkg-config libcjson-dev libopenblas-openmp-dev libpcre2-dev libunistring-dev
+need="gcc make pkg-config libcjson-dev libopenblas-openmp-dev libpcre2-dev libunistring-dev libmicrohttpd-dev
       python3-torch python3-numpy python3-sentencepiece sentencepiece clang nodejs npm"
 # node and npm may come from elsewhere than Debian (nodesource, nvm): then they are there
 command -v node >/dev/null && command -v npm >/dev/null && need=$(echo $need | sed 's/nodejs//; s/npm//')
@@ -20,7 +21,9 @@ if [ -n "$missing" ]; then
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq $missing >/dev/null
 fi
-if [ ! -d tests/npm/node_modules ]; then
-    echo "installing: tests/npm (npm ci)"
-    npm ci --prefix tests/npm --no-audit --no-fund >/dev/null
-fi
+for dir in tests/npm tests/npm-serve; do
+    if [ ! -d $dir/node_modules ]; then
+        echo "installing: $dir (npm ci)"
+        npm ci --prefix $dir --no-audit --no-fund >/dev/null
+    fi
+done
