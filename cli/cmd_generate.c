@@ -92,12 +92,11 @@ static int add_ids(prompt_list *p, const char *s) {
 
 #define MAX_STOPS 16
 
-/* Each sequence's text so far, for --stop, streaming and the JSON output. */
+/* Each sequence's text so far (for --stop, streaming and the JSON output), and how much
+ * of it is printed. */
 typedef struct {
-    char *text;
-    size_t len, cap, shown; /* shown: bytes printed so far (streaming) */
-    mtp_detok *detok;       /* NULL: a byte-level model, a token is its byte */
-    int stopped;            /* a --stop string ended it */
+    cli_text t;
+    size_t shown;
 } seq_text;
 
 typedef struct {
@@ -109,26 +108,10 @@ typedef struct {
     int text;     /* the model speaks text (a tokenizer or bytes) */
 } stream_ctx;
 
-static void append(seq_text *q, const char *b, size_t n) {
-    if (q->len + n + 1 > q->cap) q->text = cli_realloc(q->text, q->cap = 2 * (q->len + n + 1));
-    memcpy(q->text + q->len, b, n);
-    q->len += n;
-    q->text[q->len] = 0;
-}
-
-/* Cuts q's text at the first stop string that ends in its last `fresh` bytes: 1 if one did. */
-static int cut_at_stop(stream_ctx *c, seq_text *q, size_t fresh) {
-    size_t at = cli_find_stop(q->text, q->len, fresh, c->stop, c->n_stop);
-    if (at == CLI_NO_STOP) return 0;
-    q->len = at;
-    q->text[at] = 0;
-    return 1;
-}
-
 static void show(stream_ctx *c, seq_text *q, int all) {
-    size_t upto = all ? q->len : q->len > c->hold ? q->len - c->hold : 0;
+    size_t upto = all ? q->t.len : q->t.len > c->hold ? q->t.len - c->hold : 0;
     if (upto <= q->shown) return;
-    fwrite(q->text + q->shown, 1, upto - q->shown, stdout);
+    fwrite(q->t.text + q->shown, 1, upto - q->shown, stdout);
     fflush(stdout);
     q->shown = upto;
 }
@@ -139,40 +122,19 @@ static int on_tokens(int seq, const mtp_token *tok, int n, void *ctx) {
     stream_ctx *c = ctx;
     if (!c->text) return 0;
     seq_text *q = &c->seq[seq];
-    for (int i = 0; i < n; i++) {
-        size_t before = q->len;
-        if (q->detok) {
-            const char *t;
-            size_t len;
-            mtp_err err;
-            if (mtp_detok_push(q->detok, &tok[i], 1, &t, &len, &err) == 0) append(q, t, len);
-            else append(q, "\xEF\xBF\xBD", 3); /* an id of the model's vocab past the tokenizer's */
-        } else {
-            char b = (char)tok[i];
-            append(q, &b, 1);
-        }
-        if (c->n_stop && cut_at_stop(c, q, q->len - before)) {
-            q->stopped = 1;
+    for (int i = 0; i < n; i++)
+        if (cli_text_add(&q->t, tok[i], c->stop, c->n_stop)) {
             if (c->stream && seq == 0) show(c, q, 1);
             return i + 1;
         }
-    }
     if (c->stream && seq == 0) show(c, q, 0);
     return 0;
 }
 
 /* The end of a sequence: text still held back by the decoder (unless a stop cut it). */
 static void finish_text(stream_ctx *c, int seq) {
-    seq_text *q = &c->seq[seq];
-    if (q->detok && !q->stopped) {
-        const char *t;
-        size_t len;
-        mtp_detok_finish(q->detok, &t, &len);
-        size_t before = q->len;
-        append(q, t, len);
-        if (c->n_stop && cut_at_stop(c, q, q->len - before)) q->stopped = 1;
-    }
-    if (c->stream && seq == 0) show(c, q, 1);
+    cli_text_finish(&c->seq[seq].t, c->stop, c->n_stop);
+    if (c->stream && seq == 0) show(c, &c->seq[seq], 1);
 }
 
 static double tokens_per_forward(const mtp_gen_result *r) {
@@ -180,7 +142,7 @@ static double tokens_per_forward(const mtp_gen_result *r) {
 }
 
 static const char *finish_reason(const mtp_gen_result *r, const seq_text *q) {
-    return q && q->stopped ? "stop" : r->hit_eos ? "eos" : r->hit_max_seq_len ? "max_seq_len" : "length";
+    return q && q->t.stopped ? "stop" : r->hit_eos ? "eos" : r->hit_max_seq_len ? "max_seq_len" : "length";
 }
 
 static void print_json(int i, const mtp_gen_result *r, int depths, const seq_text *q) {
@@ -188,10 +150,8 @@ static void print_json(int i, const mtp_gen_result *r, int depths, const seq_tex
     mtp_json_add_number(o, "prompt", i);
     cJSON *t = cJSON_AddArrayToObject(o, "tokens");
     for (int k = 0; k < r->n; k++) cJSON_AddItemToArray(t, mtp_json_number(r->tokens[k]));
-    if (q && q->detok) { /* a tokenizer's decoder gives valid UTF-8 */
-        cJSON_AddStringToObject(o, "text", q->text ? q->text : "");
-    } else if (q) {
-        char *s = cli_utf8_clean((const unsigned char *)(q->text ? q->text : ""), q->len);
+    if (q) { /* valid UTF-8 without NUL (a NUL byte would end cJSON's string) */
+        char *s = cli_utf8_clean((const unsigned char *)(q->t.text ? q->t.text : ""), q->t.len);
         cJSON_AddStringToObject(o, "text", s);
         free(s);
     } else {
@@ -395,7 +355,7 @@ int cmd_generate(int argc, char **argv) {
         sc.stream = sc.text && p.n == 1 && !json;
         sc.seq = cli_realloc(NULL, p.n * sizeof *sc.seq);
         memset(sc.seq, 0, p.n * sizeof *sc.seq);
-        for (int i = 0; tok && i < p.n; i++) sc.seq[i].detok = mtp_detok_new(tok, 1);
+        for (int i = 0; tok && i < p.n; i++) sc.seq[i].t.detok = mtp_detok_new(tok, 1);
         if (mtp_generate(m, (const mtp_token *const *)p.tok, p.len, p.n, &o, res, on_tokens, &sc, &err)) {
             fprintf(stderr, "mtp generate: %s\n", err.msg);
             rc = EXIT_BAD_INPUT;
@@ -410,7 +370,7 @@ int cmd_generate(int argc, char **argv) {
                 print_json(i, &res[i], depths, sc.text ? &sc.seq[i] : NULL);
             } else if (!sc.stream) {
                 printf("--- prompt %d\n", i + 1);
-                if (sc.text) fwrite(sc.seq[i].text ? sc.seq[i].text : "", 1, sc.seq[i].len, stdout);
+                if (sc.text) fwrite(sc.seq[i].t.text ? sc.seq[i].t.text : "", 1, sc.seq[i].t.len, stdout);
                 for (int k = 0; !sc.text && k < res[i].n; k++) printf("%s%u", k ? "," : "", res[i].tokens[k]);
                 putchar('\n');
             }
@@ -419,8 +379,7 @@ int cmd_generate(int argc, char **argv) {
     }
     for (int i = 0; res && i < p.n; i++) {
         mtp_gen_result_free(&res[i]);
-        mtp_detok_free(sc.seq[i].detok);
-        free(sc.seq[i].text);
+        cli_text_free(&sc.seq[i].t);
     }
     free(sc.seq);
     free(res);

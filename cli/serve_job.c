@@ -26,11 +26,10 @@ struct job {
     int submitted, ended, cancelled;
     const char *stop[SERVE_MAX_STOPS];
     char stop_buf[SERVE_MAX_STOPS][SERVE_MAX_STOP_LEN + 1];
-    int n_stop, stopped;
+    int n_stop;
     size_t hold;            /* bytes that might begin a stop string: not sent until settled */
-    mtp_detok *detok;       /* NULL: a byte-level model or ids only */
-    char *text;             /* the continuation so far (bytes) */
-    size_t len, cap, shown; /* shown: bytes already sent in chunks */
+    cli_text t;             /* the continuation so far (a byte-level model: detok NULL) */
+    size_t shown;           /* bytes of it already sent in chunks */
     char *out;              /* streaming: SSE bytes ready */
     size_t out_len, out_cap, out_sent;
     mtp_end end;
@@ -40,13 +39,6 @@ struct job {
 
 static void grow(char **buf, size_t *cap, size_t need) {
     if (need > *cap) *buf = cli_realloc(*buf, *cap = 2 * need);
-}
-
-static void append(job *j, const char *b, size_t n) {
-    grow(&j->text, &j->cap, j->len + n + 1);
-    memcpy(j->text + j->len, b, n);
-    j->len += n;
-    j->text[j->len] = 0;
 }
 
 job *job_new(const server *sv, const completion_req *q, const char *id) {
@@ -69,7 +61,7 @@ job *job_new(const server *sv, const completion_req *q, const char *id) {
         if (l - 1 > j->hold) j->hold = l - 1;
     }
     j->n_stop = q->n_stop;
-    if (sv->tok) j->detok = mtp_detok_new(sv->tok, 1);
+    if (sv->tok) j->t.detok = mtp_detok_new(sv->tok, 1);
     return j;
 }
 
@@ -78,9 +70,8 @@ static void unref(job *j) {
     int left = --j->refs;
     pthread_mutex_unlock(&j->mu);
     if (left) return;
-    mtp_detok_free(j->detok);
+    cli_text_free(&j->t);
     mtp_gen_result_free(&j->res);
-    free(j->text);
     free(j->out);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
@@ -90,7 +81,7 @@ static void unref(job *j) {
 void job_release(job *j) { unref(j); }
 
 static const char *finish_reason(const job *j) {
-    return j->stopped || j->res.hit_eos ? "stop" : "length";
+    return j->t.stopped || j->res.hit_eos ? "stop" : "length";
 }
 
 static cJSON *usage_json(const job *j) {
@@ -141,37 +132,22 @@ static void chunk(job *j, const char *piece, const char *finish, int first) {
 /* Streams the text that is settled: all of it at the end, else all but what might begin
  * a stop string or ends inside a character. */
 static void flush_text(job *j, int all) {
-    size_t upto = all || j->stopped ? j->len : j->len > j->hold ? j->len - j->hold : 0;
-    if (!all) upto = cli_utf8_complete(j->text, upto);
+    size_t upto = all || j->t.stopped ? j->t.len : j->t.len > j->hold ? j->t.len - j->hold : 0;
+    if (!all) upto = cli_utf8_complete(j->t.text, upto);
     if (upto <= j->shown) return;
-    char *s = cli_utf8_clean((const unsigned char *)j->text + j->shown, upto - j->shown);
+    char *s = cli_utf8_clean((const unsigned char *)j->t.text + j->shown, upto - j->shown);
     chunk(j, s, NULL, 0);
     free(s);
     j->shown = upto;
 }
 
 static int on_tokens(job *j, const mtp_token *tok, int n) {
-    for (int i = 0; i < n; i++) {
-        size_t before = j->len;
-        if (j->detok) {
-            const char *t;
-            size_t len;
-            mtp_err err;
-            if (mtp_detok_push(j->detok, &tok[i], 1, &t, &len, &err) == 0) append(j, t, len);
-            else append(j, "\xEF\xBF\xBD", 3); /* an id of the model's vocab past the tokenizer's */
-        } else if (j->sv->text) {
-            char b = (char)tok[i];
-            append(j, &b, 1);
-        }
-        size_t at = j->n_stop ? cli_find_stop(j->text, j->len, j->len - before, j->stop, j->n_stop) : CLI_NO_STOP;
-        if (at != CLI_NO_STOP) {
-            j->len = at;
-            j->text[at] = 0;
-            j->stopped = 1;
+    if (!j->t.detok && !j->sv->text) return 0; /* ids only */
+    for (int i = 0; i < n; i++)
+        if (cli_text_add(&j->t, tok[i], j->stop, j->n_stop)) {
             if (j->stream) flush_text(j, 1);
             return i + 1;
         }
-    }
     if (j->stream) flush_text(j, 0);
     return 0;
 }
@@ -182,14 +158,7 @@ static void on_end(job *j, const mtp_gen_result *res, mtp_end end, const char *m
     j->res.tokens = cli_realloc(NULL, (res->n ? res->n : 1) * sizeof(mtp_token));
     if (res->n) memcpy(j->res.tokens, res->tokens, res->n * sizeof(mtp_token)); /* a request cancelled in the queue has none */
     if (msg) snprintf(j->msg, sizeof j->msg, "%s", msg);
-    if (j->detok && !j->stopped) {
-        const char *t;
-        size_t len, before = j->len;
-        mtp_detok_finish(j->detok, &t, &len);
-        append(j, t, len);
-        size_t at = j->n_stop ? cli_find_stop(j->text, j->len, j->len - before, j->stop, j->n_stop) : CLI_NO_STOP;
-        if (at != CLI_NO_STOP) j->len = at, j->text[at] = 0, j->stopped = 1;
-    }
+    cli_text_finish(&j->t, j->stop, j->n_stop);
     if (!j->stream) return;
     if (end == MTP_END_ERROR) {
         char *e = serve_error_json(j->msg, "server_error", NULL, NULL);
@@ -297,7 +266,7 @@ static char *answer(job *j) {
     cJSON *ch = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
     cJSON_AddItemToArray(ch, c);
     cJSON_AddNumberToObject(c, "index", 0);
-    char *text = cli_utf8_clean((const unsigned char *)(j->text ? j->text : ""), j->len);
+    char *text = cli_utf8_clean((const unsigned char *)(j->t.text ? j->t.text : ""), j->t.len);
     if (j->chat) {
         cJSON *m = cJSON_AddObjectToObject(c, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
@@ -313,7 +282,7 @@ static char *answer(job *j) {
     cJSON *t = cJSON_AddArrayToObject(x, "tokens");
     for (int k = 0; k < j->res.n; k++) cJSON_AddItemToArray(t, cJSON_CreateNumber(j->res.tokens[k]));
     cJSON_AddNumberToObject(x, "passes", (double)j->res.forwards);
-    cJSON_AddStringToObject(x, "finish", j->stopped ? "stop" : j->res.hit_eos ? "eos"
+    cJSON_AddStringToObject(x, "finish", j->t.stopped ? "stop" : j->res.hit_eos ? "eos"
                                          : j->res.hit_max_seq_len ? "max_seq_len" : "length");
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);

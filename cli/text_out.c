@@ -1,6 +1,7 @@
 /* text_out.c: see text_out.h. */
 #include "text_out.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
@@ -33,12 +34,65 @@ char *cli_utf8_clean(const unsigned char *t, size_t n) {
 }
 
 size_t cli_find_stop(const char *text, size_t len, size_t fresh, const char *const *stop, int n_stop) {
+    size_t at = CLI_NO_STOP;
     for (int k = 0; k < n_stop; k++) {
         size_t sl = strlen(stop[k]), from = len - fresh >= sl ? len - fresh - sl + 1 : 0;
-        for (size_t i = from; i + sl <= len; i++)
-            if (!memcmp(text + i, stop[k], sl)) return i;
+        for (size_t i = from; i + sl <= len && i < at; i++)
+            if (!memcmp(text + i, stop[k], sl)) at = i;
     }
-    return CLI_NO_STOP;
+    return at;
+}
+
+static void text_append(cli_text *t, const char *b, size_t n) {
+    if (t->len + n + 1 > t->cap) t->text = cli_realloc(t->text, t->cap = 2 * (t->len + n + 1));
+    memcpy(t->text + t->len, b, n);
+    t->len += n;
+    t->text[t->len] = 0;
+}
+
+/* The text now ending in `fresh` new bytes is cut at a stop string in them: 1 if it was. */
+static int text_cut(cli_text *t, size_t fresh, const char *const *stop, int n_stop) {
+    size_t at = n_stop ? cli_find_stop(t->text, t->len, fresh, stop, n_stop) : CLI_NO_STOP;
+    if (at == CLI_NO_STOP) return 0;
+    t->len = at;
+    t->text[at] = 0;
+    return t->stopped = 1;
+}
+
+int cli_text_add(cli_text *t, mtp_token tok, const char *const *stop, int n_stop) {
+    size_t before = t->len;
+    if (!t->detok) {
+        char b = (char)tok;
+        text_append(t, &b, 1);
+    } else {
+        const char *s;
+        size_t n;
+        mtp_err err;
+        if (mtp_detok_push(t->detok, &tok, 1, &s, &n, &err) == 0) {
+            text_append(t, s, n);
+        } else { /* an id of the model's vocabulary past the tokenizer's: what the decoder
+                  * holds comes first, then the replacement character */
+            mtp_detok_finish(t->detok, &s, &n);
+            text_append(t, s, n);
+            text_append(t, "\xEF\xBF\xBD", 3);
+        }
+    }
+    return text_cut(t, t->len - before, stop, n_stop);
+}
+
+void cli_text_finish(cli_text *t, const char *const *stop, int n_stop) {
+    if (!t->detok || t->stopped) return;
+    const char *s;
+    size_t n, before = t->len;
+    mtp_detok_finish(t->detok, &s, &n);
+    text_append(t, s, n);
+    text_cut(t, t->len - before, stop, n_stop);
+}
+
+void cli_text_free(cli_text *t) {
+    mtp_detok_free(t->detok);
+    free(t->text);
+    memset(t, 0, sizeof *t);
 }
 
 size_t cli_utf8_complete(const char *text, size_t len) {

@@ -88,6 +88,11 @@ with tempfile.TemporaryDirectory() as tmp:
                   text[:end - 1].find(stop) < 0 and text[:end].find(stop) >= 0 and
                   j["text"] == bytes(j["tokens"][:cut]).decode("utf-8", "replace"),
                   f"--stop {stop!r} --spec {spec}: {len(j['tokens'])} tokens, finish {j['finish']}, text {j['text']!r}")
+        early = text[8:10]  # listed second, found first: the earliest match cuts
+        j = gen_json(model, "--prompt", p, "-n", "80", "--spec", "block", "--stop", stop, "--stop", early)[0]
+        first = min(text.index(stop), text.index(early))
+        check(j["finish"] == "stop" and j["text"] == bytes(j["tokens"][:first]).decode("utf-8", "replace"),
+              f"--stop {stop!r} --stop {early!r}: cut at the earliest match ({first}), text {j['text']!r}")
         r = subprocess.run([MTP, "generate", "--model", model, "--prompt", p, "-n", "80", "--quiet", "--stop", stop],
                            capture_output=True)
         check(r.returncode == 0 and r.stdout == text[:cut].encode("latin-1"),

@@ -247,6 +247,10 @@ def malformed(t, d):
             {"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Removed"}, {"type": "ByteLevel"}]}),
         "split bad regex": lambda o: o.update(pre_tokenizer={"type": "Sequence", "pretokenizers": [
             {"type": "Split", "pattern": {"Regex": "(\\p{L}+"}, "behavior": "Isolated"}, {"type": "ByteLevel"}]}),
+        "split regex line anchor": lambda o: o.update(pre_tokenizer={"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "^\\p{L}+"}, "behavior": "Isolated"}, {"type": "ByteLevel"}]}),
+        "split regex \\h": lambda o: o.update(pre_tokenizer={"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "\\h+"}, "behavior": "Isolated"}, {"type": "ByteLevel"}]}),
         "split no pattern": lambda o: o.update(pre_tokenizer={"type": "Sequence", "pretokenizers": [
             {"type": "Split", "behavior": "Isolated"}, {"type": "ByteLevel"}]}),
         "decoder WordPiece": lambda o: o.update(decoder={"type": "WordPiece"}),

@@ -108,7 +108,11 @@ static int encode_file(file_entry *f, const mtp_tokenizer *tok, mtp_err *err) {
     size_t n;
     int rc = mtp_tokenize(tok, data, len, &ids, &n, err);
     free(data);
-    if (rc) return -1;
+    if (rc) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return mtp_fail(err, "%s: %s", f->path, why);
+    }
     int64_t bos = mtp_tokenizer_adds_bos(tok) ? mtp_tokenizer_bos(tok) : -1, eos = mtp_tokenizer_eos(tok);
     f->tok = xmalloc((n + 2) * sizeof(mtp_token));
     if (bos >= 0) f->tok[f->n_tok++] = (mtp_token)bos;

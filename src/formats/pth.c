@@ -214,9 +214,9 @@ static int is_contiguous(const mtp_pth_tensor *t) {
  * tensor is one run. */
 typedef void (*run_fn)(void *ctx, const uint8_t *src, size_t n, size_t step);
 static void for_runs(const mtp_pth_tensor *t, run_fn run, void *ctx) {
+    if (t->numel == 0) return; /* (its offset is not bounded by its storage) */
     size_t es = mtp_pth_dtype_size(t->dtype);
     const uint8_t *base = t->storage + t->offset * es;
-    if (t->numel == 0) return;
     if (t->ndim == 0 || is_contiguous(t)) {
         run(ctx, base, t->numel, es);
         return;
@@ -277,10 +277,8 @@ void mtp_pth_to_f32(const mtp_pth_tensor *t, float *out) {
 void mtp_pth_release(const mtp_pth_tensor *t) {
     /* the storage bytes the tensor reaches; other tensors on the same storage read their
      * pages back from the file if they need them */
-    size_t es = mtp_pth_dtype_size(t->dtype), reach = 0;
-    if (t->numel) {
-        reach = 1;
-        for (int d = 0; d < t->ndim; d++) reach += (size_t)(t->shape[d] - 1) * (size_t)t->stride[d];
-    }
+    if (t->numel == 0) return; /* nothing to let go (and its offset is not bounded) */
+    size_t es = mtp_pth_dtype_size(t->dtype), reach = 1;
+    for (int d = 0; d < t->ndim; d++) reach += (size_t)(t->shape[d] - 1) * (size_t)t->stride[d];
     mtp_release_pages(t->storage + t->offset * es, reach * es);
 }

@@ -19,8 +19,10 @@ const char bpe_gpt2_pattern[] =
 
 /* Oniguruma's \s and \S in PCRE2 terms: \s outside a class becomes [\s\x{85}], inside one
  * \s\x{85}; \S outside a class becomes [^\s\x{85}] (inside a class it stays as it is: no
- * pattern in use has one there). Returns a malloc'd pattern. */
-static char *onig_to_pcre2(const char *p) {
+ * pattern in use has one there). Returns a malloc'd pattern, or NULL with *bad naming a
+ * construct the two libraries read differently (^ and $ are line anchors in Oniguruma's
+ * syntax, \h a hex digit): such a pattern is refused rather than split otherwise. */
+static char *onig_to_pcre2(const char *p, const char **bad) {
     size_t n = strlen(p);
     char *o = xmalloc(6 * n + 1), *w = o; /* "\s" grows to at most 12 bytes */
     int in_class = 0;
@@ -28,6 +30,11 @@ static char *onig_to_pcre2(const char *p) {
         char c = p[i];
         if (c == '\\' && i + 1 < n) {
             char e = p[++i];
+            if (e == 'h' || e == 'H') {
+                free(o);
+                *bad = e == 'h' ? "\\h" : "\\H";
+                return NULL;
+            }
             if (e == 's' && !in_class) w += sprintf(w, "[\\s\\x{85}]");
             else if (e == 's') w += sprintf(w, "\\s\\x{85}");
             else if (e == 'S' && !in_class) w += sprintf(w, "[^\\s\\x{85}]");
@@ -36,6 +43,11 @@ static char *onig_to_pcre2(const char *p) {
                 *w++ = e;
             }
             continue;
+        }
+        if (!in_class && (c == '^' || c == '$')) {
+            free(o);
+            *bad = c == '^' ? "^" : "$";
+            return NULL;
         }
         *w++ = c;
         if (!in_class && c == '[') {
@@ -60,7 +72,13 @@ static char *onig_to_pcre2(const char *p) {
 }
 
 pcre2_code *bpe_pretok_compile(const char *pattern, int regex, const char *what, mtp_err *err) {
-    char *p = regex ? onig_to_pcre2(pattern) : xstrdup(pattern);
+    const char *bad = NULL;
+    char *p = regex ? onig_to_pcre2(pattern, &bad) : xstrdup(pattern);
+    if (!p) {
+        mtp_fail(err, "%s: the pre-tokenizer's pattern uses %s, which Oniguruma (tokenizers' regex library) "
+                 "reads differently from PCRE2: not supported", what, bad);
+        return NULL;
+    }
     int code;
     PCRE2_SIZE at;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)p, PCRE2_ZERO_TERMINATED,

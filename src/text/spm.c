@@ -228,6 +228,11 @@ static int spm_encode(const mtp_tokenizer *t, const char *text, size_t n, mtp_to
     char *norm;
     size_t nn;
     if (spm_normalize(m, text, n, &norm, &nn, err)) return -1;
+    if (nn > SPM_MAX_TEXT) {
+        free(norm);
+        return mtp_fail(err, "a text of %zu bytes (%zu normalized): SentencePiece encodes at most 1 GiB at once",
+                        n, nn);
+    }
     spm_encode_normalized(m, norm, nn, out);
     free(norm);
     return 0;

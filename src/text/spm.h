@@ -55,6 +55,9 @@ int spm_piece_id(const spm_model *m, const char *s, size_t n);
 
 /* The ids of normalized text (BPE merges or unigram Viterbi), unknown pieces turned into
  * bytes (byte_fallback) or merged into one unk. */
+/* The most normalized bytes encoded at once (the lattice and the symbols are indexed by
+ * 32-bit positions and take 12-20 bytes per byte): a longer text is refused. */
+#define SPM_MAX_TEXT ((size_t)1 << 30)
 void spm_encode_normalized(const spm_model *m, const char *s, size_t n, mtp_tokbuf *out);
 
 #endif

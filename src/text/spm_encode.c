@@ -186,8 +186,17 @@ static void bpe_segment(bpe_state *b, uint32_t from, uint32_t to, int *prev_unk,
  * pieces, whose resegmentation table is shared by the whole text. */
 static void encode_bpe(const spm_model *m, const char *s, size_t n, mtp_tokbuf *out) {
     bpe_state b = {.m = m, .s = s};
-    MTP_ASSERT(n < UINT32_MAX);
-    b.sym = xmalloc((n ? n : 1) * sizeof *b.sym);
+    MTP_ASSERT(n <= SPM_MAX_TEXT);
+    size_t longest = n; /* the symbols of one segment at a time */
+    if (!m->has_unused) {
+        longest = 1;
+        for (size_t i = 0, from = 0; i <= n; i++)
+            if (i == n || m->splits[(uint8_t)s[i]]) {
+                longest = i - from > longest ? i - from : longest;
+                from = i + 1;
+            }
+    }
+    b.sym = xmalloc(longest * sizeof *b.sym);
     int prev_unk = 0;
     uint32_t from = 0;
     if (!m->has_unused) {
@@ -214,7 +223,7 @@ typedef struct {
 } best_node;
 
 static void encode_unigram(const spm_model *m, const char *s, size_t n, mtp_tokbuf *out) {
-    MTP_ASSERT(n < INT32_MAX);
+    MTP_ASSERT(n <= SPM_MAX_TEXT);
     best_node *best = xmalloc((n + 1) * sizeof *best);
     for (size_t i = 0; i <= n; i++) best[i] = (best_node){-1, 0, -1};
     const float unk_score = m->min_score - 10.0f; /* kUnkPenalty */
