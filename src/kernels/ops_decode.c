@@ -260,6 +260,8 @@ static inline float load1(const void *base, size_t at, int bf16) {
     return bf16 ? mtp_bf16_value(((const uint16_t *)base)[at]) : ((const float *)base)[at];
 }
 
+#if defined(__AVX512F__)
+
 /* How many first keys all nq chains share (the same slots in the same order). */
 static inline int shared_keys(const int *const *idx, const int *n, int nq) {
     int m = n[0];
@@ -270,8 +272,6 @@ static inline int shared_keys(const int *const *idx, const int *n, int nq) {
     }
     return m;
 }
-
-#if defined(__AVX512F__)
 
 /* elements at..at+15 of a cache, fp32 or bf16 */
 static inline __m512 load16(const void *base, size_t at, int bf16) {
