@@ -123,34 +123,27 @@ static int encode_file(file_entry *f, const mtp_tokenizer *tok, mtp_err *err) {
     return 0;
 }
 
-/* Encodes every file, several at a time; the first failure (in list order) is reported. */
+/* Encodes every file, several at a time; the first failure in list order is reported. */
 static int encode_all(walker *w, mtp_prepare_stats *st, mtp_err *err) {
     const mtp_prepare_opts *o = w->o;
-    int *failed = xcalloc(w->n ? w->n : 1, sizeof(int));
-    mtp_err *errs = xcalloc(w->n ? w->n : 1, sizeof(mtp_err));
-    size_t done_bytes = 0, done_files = 0;
+    size_t done_bytes = 0, done_files = 0, failed = w->n; /* failed: the first file that did */
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t i = 0; i < w->n; i++) {
-        failed[i] = encode_file(&w->files[i], o->tokenizer, &errs[i]);
-        if (o->progress) {
+        mtp_err e;
+        int rc = encode_file(&w->files[i], o->tokenizer, &e);
 #pragma omp critical
-            {
-                done_bytes += w->files[i].bytes;
-                done_files++;
-                o->progress(done_files, w->n, done_bytes, w->total_bytes, o->ctx);
+        {
+            if (rc && i < failed) {
+                failed = i;
+                *err = e;
             }
+            done_bytes += w->files[i].bytes;
+            done_files++;
+            if (o->progress) o->progress(done_files, w->n, done_bytes, w->total_bytes, o->ctx);
         }
     }
-    int rc = 0;
-    for (size_t i = 0; i < w->n && rc == 0; i++)
-        if (failed[i]) {
-            *err = errs[i];
-            rc = -1;
-        }
     for (size_t i = 0; i < w->n; i++) w->files[i].skipped ? st->skipped++ : st->files++;
-    free(failed);
-    free(errs);
-    return rc;
+    return failed < w->n ? -1 : 0;
 }
 
 /* The tokens of one split's files (to_val) back to back. */
