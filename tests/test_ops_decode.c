@@ -11,6 +11,9 @@
 
 #include "check.h"
 #include "kernels/ops.h"
+#include "kernels/q8.h"
+#include "kernels/bf16.h"
+#include "core/half.h"
 #include "oracle/ops_ref.h"
 #include "core/rng.h"
 #include "core/util.h"
@@ -276,26 +279,44 @@ static void test_attend_row_versions(void) {
  * query the bits of mtp_attend_row(_bf16) alone: chains sharing a prefix of identity slots
  * (a pass's rows of one sequence), then each its own gathered slots; prefixes around the
  * 16-key blocks and the 4 partial sums, none shared, the same chain for all (query heads of
- * one kv head); fp32 and bf16 caches; head sizes of whole vectors and not. */
+ * one kv head); fp32, bf16 and 8-bit caches (8-bit: heads of multiples of 32, the first kv
+ * head or a later one), against mtp_attend_row on the caches widened to fp32; head sizes
+ * of whole vectors and not. */
 static void test_attend_rows(void) {
-    static const int HDS[] = {8, 16, 40, 64, 128};
+    static const int HDS[] = {8, 16, 32, 40, 64, 128};
     static const int COMMON[] = {0, 3, 15, 16, 17, 33, 64, 99};
     enum { SLOTS = 140, STRIDE = 128, MAXN = 130 };
-    float *kf = varied((size_t)SLOTS * STRIDE, 1), *vf = varied((size_t)SLOTS * STRIDE, 1);
-    uint16_t *kb = xcalloc((size_t)SLOTS * STRIDE, sizeof *kb), *vb = xcalloc((size_t)SLOTS * STRIDE, sizeof *vb);
-    mtp_bf16_round_row(kb, kf, (size_t)SLOTS * STRIDE);
-    mtp_bf16_round_row(vb, vf, (size_t)SLOTS * STRIDE);
+    size_t nel = (size_t)SLOTS * STRIDE;
+    float *kf = varied(nel, 1), *vf = varied(nel, 1);
+    uint16_t *kb = xcalloc(nel, sizeof *kb), *vb = xcalloc(nel, sizeof *vb);
+    mtp_bf16_round_row(kb, kf, nel);
+    mtp_bf16_round_row(vb, vf, nel);
+    int8_t *kq = xmalloc(nel), *vq = xmalloc(nel);
+    uint16_t *ks = xmalloc(nel / 32 * sizeof *ks), *vs = xmalloc(nel / 32 * sizeof *vs);
+    mtp_q8_quantize(kq, ks, kf, STRIDE, SLOTS);
+    mtp_q8_quantize(vq, vs, vf, STRIDE, SLOTS);
+    /* the caches widened to fp32, as the kernels widen them */
+    float *wide[3][2] = {{kf, vf}, {falloc(nel), falloc(nel)}, {falloc(nel), falloc(nel)}};
+    for (size_t i = 0; i < nel; i++) {
+        wide[1][0][i] = mtp_bf16_value(kb[i]), wide[1][1][i] = mtp_bf16_value(vb[i]);
+        wide[2][0][i] = kq[i] * mtp_f16_to_f32(ks[i / 32]), wide[2][1][i] = vq[i] * mtp_f16_to_f32(vs[i / 32]);
+    }
+    const mtp_kv_data data[3][2] = {{{kf, NULL}, {vf, NULL}}, {{kb, NULL}, {vb, NULL}}, {{kq, ks}, {vq, vs}}};
+    static const char *const KIND[] = {"fp32", "bf16", "8-bit"};
     float *q = rnd((size_t)MTP_ATTEND_ROWS * STRIDE, 1);
     static float out[MTP_ATTEND_ROWS][STRIDE], want[STRIDE], sc[MTP_ATTEND_ROWS][MAXN], sw[MAXN];
     static int ch[MTP_ATTEND_ROWS][MAXN];
-    int same = 1, same_avx = 1, cases = 0;
+    int same = 1, same_avx = 1, cases = 0, q8_cases = 0;
     char where[160] = "";
     for (size_t hi = 0; hi < sizeof HDS / sizeof *HDS; hi++)
         for (size_t ci = 0; ci < sizeof COMMON / sizeof *COMMON; ci++)
             for (int nq = 1; nq <= MTP_ATTEND_ROWS; nq++)
-                for (int bf16 = 0; bf16 < 2; bf16++)
+                for (int kind = MTP_KV_F32; kind <= MTP_KV_Q8; kind++)
                     for (int same_chain = 0; same_chain < 2; same_chain++) {
                         int hd = HDS[hi], common = COMMON[ci], n[MTP_ATTEND_ROWS];
+                        if (kind == MTP_KV_Q8 && hd % 32) continue;
+                        /* 8-bit: a later kv head's vectors in half the cases (scales offset too) */
+                        size_t head = kind == MTP_KV_Q8 && same_chain && hd < STRIDE ? STRIDE - hd : 0;
                         float *o[MTP_ATTEND_ROWS], *s[MTP_ATTEND_ROWS];
                         const float *qs[MTP_ATTEND_ROWS];
                         const int *idx[MTP_ATTEND_ROWS];
@@ -307,32 +328,37 @@ static void test_attend_rows(void) {
                             o[i] = out[i], s[i] = sc[i], qs[i] = q + (size_t)i * STRIDE, idx[i] = ch[i];
                         }
                         float scale = 1 / sqrtf((float)hd);
-                        const void *k = bf16 ? (const void *)kb : kf, *v = bf16 ? (const void *)vb : vf;
-                        for (int path = 0; path < 2; path++) {
-                            if (path == 1 && !mtp_decode_avx512_available()) break;
-                            (path ? mtp_attend_rows_avx512 : mtp_attend_rows)(o, qs, k, v, bf16, idx, n, nq, STRIDE,
-                                                                              hd, scale, s);
+                        size_t es = kind == MTP_KV_F32 ? 4 : kind == MTP_KV_BF16 ? 2 : 1;
+                        mtp_kv_data k = data[kind][0], v = data[kind][1];
+                        k.x = (const char *)k.x + head * es, v.x = (const char *)v.x + head * es;
+                        if (kind == MTP_KV_Q8) k.scale += head / 32, v.scale += head / 32;
+                        for (int path = 0; path < 3; path++) { /* dispatched, AVX-512, portable */
+                            if (path == 1 && !mtp_decode_avx512_available()) continue;
+                            (path == 0 ? mtp_attend_rows : path == 1 ? mtp_attend_rows_avx512 : mtp_attend_rows_portable)(
+                                o, qs, k, v, (mtp_kv_type)kind, idx, n, nq, STRIDE, hd, scale, s);
                             for (int i = 0; i < nq; i++) {
-                                if (bf16)
-                                    mtp_attend_row_bf16(want, qs[i], kb, vb, ch[i], n[i], STRIDE, hd, scale, sw);
-                                else
-                                    mtp_attend_row(want, qs[i], kf, vf, ch[i], n[i], STRIDE, hd, scale, sw);
+                                mtp_attend_row(want, qs[i], wide[kind][0] + head, wide[kind][1] + head, ch[i], n[i],
+                                               STRIDE, hd, scale, sw);
                                 int ok = !memcmp(want, o[i], hd * sizeof(float)) && !memcmp(sw, s[i], n[i] * sizeof(float));
                                 if (!ok && !*where)
                                     snprintf(where, sizeof where, "%s, hd %d, %d shared keys, query %d of %d, %s, %s",
-                                             path ? "AVX-512" : "dispatched", hd, common, i, nq, bf16 ? "bf16" : "fp32",
+                                             path == 0 ? "dispatched" : path == 1 ? "AVX-512" : "portable", hd, common,
+                                             i, nq, KIND[kind],
                                              same_chain ? "one chain" : "own chains");
-                                (path ? &same_avx : &same)[0] &= ok;
+                                (path == 1 ? &same_avx : &same)[0] &= ok;
                             }
                         }
                         cases++;
+                        q8_cases += kind == MTP_KV_Q8;
                     }
-    CHECK(same, "attend_rows: each of several queries gets attend_row's bits alone (%d cases) %s", cases, where);
+    CHECK(same, "attend_rows (dispatched and portable): each of several queries gets attend_row's bits alone on "
+                "the widened cache (%d cases, %d 8-bit) %s", cases, q8_cases, where);
     if (mtp_decode_avx512_available())
         CHECK(same_avx, "attend_rows AVX-512: each query gets attend_row's bits alone (%d cases) %s", cases, where);
     else
         SKIP("attend_rows AVX-512 vs attend_row: %s", no_avx512());
-    free(kf), free(vf), free(kb), free(vb), free(q);
+    for (int i = 1; i < 3; i++) free(wide[i][0]), free(wide[i][1]);
+    free(kf), free(vf), free(kb), free(vb), free(kq), free(vq), free(ks), free(vs), free(q);
 }
 
 /* Rounding rows to bf16 (16 at a time, then the tail), and exp (vexp16 vs vexp1). */

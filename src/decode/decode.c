@@ -9,6 +9,7 @@
 
 #include "core/util.h"
 #include "kernels/backend.h"
+#include "kernels/q8.h"
 #include "model/block.h"
 
 /* Allocated and written now: decoding would otherwise fault the pages in token by token. */
@@ -19,6 +20,10 @@ static void *touched(size_t bytes) {
 }
 
 static float *ftouched(size_t n) { return touched(n * sizeof(float)); }
+
+static size_t kv_bytes(mtp_kv_type t) { /* of a cache element */
+    return t == MTP_KV_F32 ? sizeof(float) : t == MTP_KV_BF16 ? sizeof(uint16_t) : 1;
+}
 
 int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, const int *cap, int max_rows,
                      mtp_err *err) {
@@ -31,16 +36,19 @@ int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, const int *c
         slots += cap[s];
         max_cap = cap[s] > max_cap ? cap[s] : max_cap;
     }
-    int bf16_kv = m->dec.type != MTP_F32, hd = mtp_head_dim(c);
-    int tiles = bf16_kv && mtp_attend_bf16_available(hd) && c->n_heads / c->n_kv_heads <= MTP_ATTEND_BF16_QUERIES;
+    int hd = mtp_head_dim(c);
+    mtp_kv_type kt = m->dec.type == MTP_F32 ? MTP_KV_F32
+                     : m->dec.type == MTP_Q8 && hd % MTP_Q8_BLOCK == 0 ? MTP_KV_Q8 : MTP_KV_BF16;
+    int tiles = kt == MTP_KV_BF16 && mtp_attend_bf16_available(hd) && c->n_heads / c->n_kv_heads <= MTP_ATTEND_BF16_QUERIES;
     size_t tile_block = 0;
     for (int s = 0; tiles && s < n_seq; s++) tile_block += (size_t)c->n_kv_heads * mtp_kv_tiles_size(cap[s], hd);
-    size_t cache = (size_t)c->n_layers * (tiles ? tile_block : slots * kv) * (bf16_kv ? sizeof(uint16_t) : sizeof(float));
+    size_t cache = (size_t)c->n_layers * (tiles ? tile_block : slots * kv) * kv_bytes(kt);
+    size_t scales = kt == MTP_KV_Q8 ? (size_t)c->n_layers * slots * (kv / MTP_Q8_BLOCK) * sizeof(uint16_t) : 0;
     size_t attn_scratch = tiles ? (size_t)mtp_backend_threads() * mtp_attend_bf16_scratch(max_cap, hd) : 0;
     size_t rows = R * c->n_future; /* head_logits: every head of every row at once */
     size_t wscratch = mtp_wmat_scratch(m->dec.type, (int)rows, dim > f ? (int)dim : (int)f);
     size_t scratch = R * (dim * (10 + c->n_future) + 2 * kv + 2 * f + (size_t)c->n_heads * max_cap + max_cap);
-    if (mtp_check_fits(2 * cache + (scratch + attn_scratch) * sizeof(float) + wscratch,
+    if (mtp_check_fits(2 * (cache + scales) + (scratch + attn_scratch) * sizeof(float) + wscratch,
                        "the KV cache and decoding buffers", err))
         return -1;
     d->m = m;
@@ -55,7 +63,7 @@ int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, const int *c
         d->first[s] = s ? d->first[s - 1] + cap[s - 1] : 0;
     }
     d->len = xcalloc(n_seq, sizeof(int));
-    d->bf16_kv = bf16_kv;
+    d->kv_type = kt;
     d->tiles = tiles;
     if (tiles) {
         d->tile_first = xmalloc(n_seq * sizeof(size_t));
@@ -68,6 +76,10 @@ int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, const int *c
     }
     d->kc = touched(cache);
     d->vc = touched(cache);
+    if (scales) {
+        d->ks = touched(scales);
+        d->vs = touched(scales);
+    }
     mtp_rope_init(&d->rope, max_cap, mtp_head_dim(c), c->rope_theta);
     d->z = ftouched(R * dim);
     d->zt = ftouched(R * dim);
@@ -100,6 +112,8 @@ void mtp_decoder_free(mtp_decoder *d) {
     free(d->len);
     free(d->kc);
     free(d->vc);
+    free(d->ks);
+    free(d->vs);
     free(d->wscratch);
     mtp_rope_free(&d->rope);
     float *bufs[] = {d->z,  d->zt, d->x,    d->xn, d->q,  d->k,  d->v,
@@ -115,8 +129,14 @@ void mtp_decoder_free(mtp_decoder *d) {
 
 /* A slot's keys or values (kv_dim elements) in a block's cache of a sequence. */
 static void *cache_at(const mtp_decoder *d, void *base, int block, int seq, int slot) {
-    size_t kv = mtp_kv_dim(&d->m->cfg), el = d->bf16_kv ? sizeof(uint16_t) : sizeof(float);
-    return (char *)base + (((size_t)block * d->slots + d->first[seq] + slot) * kv) * el;
+    size_t kv = mtp_kv_dim(&d->m->cfg);
+    return (char *)base + (((size_t)block * d->slots + d->first[seq] + slot) * kv) * kv_bytes(d->kv_type);
+}
+
+/* An 8-bit cache's scales of that slot (kv_dim / 32) */
+static uint16_t *scales_at(const mtp_decoder *d, uint16_t *base, int block, int seq, int slot) {
+    size_t nb = mtp_kv_dim(&d->m->cfg) / MTP_Q8_BLOCK;
+    return base + ((size_t)block * d->slots + d->first[seq] + slot) * nb;
 }
 
 /* One kv head's key or value tiles (mtp_attend_bf16) in a block's cache of a sequence. */
@@ -138,23 +158,34 @@ static void put_kv(mtp_decoder *d, int block, int seq, int slot, const float *k,
         return;
     }
     void *kd = cache_at(d, d->kc, block, seq, slot), *vd = cache_at(d, d->vc, block, seq, slot);
-    if (d->bf16_kv) {
-        mtp_bf16_round_row(kd, k, kv);
-        mtp_bf16_round_row(vd, v, kv);
-    } else {
+    switch (d->kv_type) {
+    case MTP_KV_F32:
         memcpy(kd, k, kv * sizeof(float));
         memcpy(vd, v, kv * sizeof(float));
+        break;
+    case MTP_KV_BF16:
+        mtp_bf16_round_row(kd, k, kv);
+        mtp_bf16_round_row(vd, v, kv);
+        break;
+    case MTP_KV_Q8:
+        mtp_q8_quantize(kd, scales_at(d, d->ks, block, seq, slot), k, (int)kv, 1);
+        mtp_q8_quantize(vd, scales_at(d, d->vs, block, seq, slot), v, (int)kv, 1);
+        break;
     }
 }
 
 void mtp_decoder_move(mtp_decoder *d, int seq, int dst, int src) {
     const mtp_config *c = &d->m->cfg;
-    size_t bytes = mtp_kv_dim(c) * (d->bf16_kv ? sizeof(uint16_t) : sizeof(float));
+    size_t bytes = mtp_kv_dim(c) * kv_bytes(d->kv_type), sbytes = mtp_kv_dim(c) / MTP_Q8_BLOCK * sizeof(uint16_t);
     int hd = mtp_head_dim(c);
     for (int b = 0; b < c->n_layers; b++) {
         if (!d->tiles) {
             memmove(cache_at(d, d->kc, b, seq, dst), cache_at(d, d->kc, b, seq, src), bytes);
             memmove(cache_at(d, d->vc, b, seq, dst), cache_at(d, d->vc, b, seq, src), bytes);
+            if (d->kv_type == MTP_KV_Q8) {
+                memmove(scales_at(d, d->ks, b, seq, dst), scales_at(d, d->ks, b, seq, src), sbytes);
+                memmove(scales_at(d, d->vs, b, seq, dst), scales_at(d, d->vs, b, seq, src), sbytes);
+            }
             continue;
         }
         for (int g = 0; g < c->n_kv_heads; g++) { /* read back as the tiles hold it, put again */
@@ -262,9 +293,14 @@ static void attention_rows(mtp_decoder *d, int block, const mtp_row *rows, int R
             n[i] = d->nkeys[r];
             scores[i] = d->scores + (size_t)rh * d->max_cap;
         }
-        size_t es = d->bf16_kv ? sizeof(uint16_t) : sizeof(float);
-        const char *kb = cache_at(d, d->kc, block, seq, 0), *vb = cache_at(d, d->vc, block, seq, 0);
-        mtp_attend_rows(out, q, kb + g * hd * es, vb + g * hd * es, d->bf16_kv, ch, n, nq, kvd, hd, scale, scores);
+        size_t at = (size_t)g * hd, es = kv_bytes(d->kv_type);
+        mtp_kv_data k = {(const char *)cache_at(d, d->kc, block, seq, 0) + at * es, NULL};
+        mtp_kv_data v = {(const char *)cache_at(d, d->vc, block, seq, 0) + at * es, NULL};
+        if (d->kv_type == MTP_KV_Q8) {
+            k.scale = scales_at(d, d->ks, block, seq, 0) + at / MTP_Q8_BLOCK;
+            v.scale = scales_at(d, d->vs, block, seq, 0) + at / MTP_Q8_BLOCK;
+        }
+        mtp_attend_rows(out, q, k, v, d->kv_type, ch, n, nq, kvd, hd, scale, scores);
     }
 }
 

@@ -41,12 +41,16 @@ typedef struct {
     size_t *first;       /* (n_seq) the sequence's first slot in a block's cache */
     size_t slots;        /* all sequences' slots: a block's cache holds slots x kv_dim */
     int max_cap;
-    /* One cache per block, in the decoding precision: fp32 when the weights are F32,
-     * bf16 (rounded keys and values) when they are BF16 or Q8. Keys after rotary. With
-     * AMX attention (mtp_attend_bf16) the bf16 cache is in its tile layout instead. */
-    int bf16_kv, tiles;
-    void *kc, *vc;       /* (n_layers, slots, kv_dim) floats or bf16; or tiles: per block,
-                            per sequence, per kv head mtp_kv_tiles_size(cap, head_dim) */
+    /* One cache per block, in the decoding precision: fp32 when the weights are F32, bf16
+     * (rounded keys and values) when they are BF16, 8-bit (int8 per block of 32 with an F16
+     * scale, ops.h mtp_kv_data) when they are Q8 and head_dim is a multiple of 32 (else
+     * bf16). Keys after rotary. With AMX attention (mtp_attend_bf16) a bf16 cache is in its
+     * tile layout instead. */
+    mtp_kv_type kv_type;
+    int tiles;
+    void *kc, *vc;       /* (n_layers, slots, kv_dim) elements of kv_type; or tiles: per
+                            block, per sequence, per kv head mtp_kv_tiles_size(cap, head_dim) */
+    uint16_t *ks, *vs;   /* 8-bit: (n_layers, slots, kv_dim / 32) the scales of kc and vc */
     size_t *tile_first;  /* (n_seq) tiles: the sequence's first element in a block's tiles */
     size_t tile_block;   /* tiles: elements of one block's tiles, all sequences */
     float *attn_scratch; /* tiles: mtp_attend_bf16's scratch for attn_threads threads */

@@ -150,14 +150,25 @@ void mtp_attend_row(float *out, const float *q, const float *k, const float *v, 
  * bf16): the bits of mtp_attend_row on the keys and values widened to fp32. */
 void mtp_attend_row_bf16(float *out, const float *q, const uint16_t *k, const uint16_t *v, const int *idx,
                          int n, size_t stride, int hd, float scale, float *s);
-/* Up to MTP_ATTEND_ROWS queries over one cache (k, v fp32, or bf16 when bf16 != 0), query i
- * over its chain idx[i][0..n[i]): out[i] gets mtp_attend_row's (or _bf16's) bits, s[i] its
- * n[i] weights. Where the chains begin with the same keys (a pass's rows of one sequence,
- * the query heads of one kv head) those keys and values are read once for all queries. */
+/* A cache's keys or values as mtp_attend_rows reads them: fp32, bf16, or 8-bit (int8 x with
+ * one F16 scale per 32 elements, element i = x[i] * scale[i / 32], a product exact in fp32;
+ * stride and the offset of x from the cache's start multiples of 32; a row is quantized by
+ * mtp_q8_quantize). Every kind is widened exactly to fp32 as it is loaded. */
+typedef enum { MTP_KV_F32, MTP_KV_BF16, MTP_KV_Q8 } mtp_kv_type;
+typedef struct {
+    const void *x;         /* float, uint16_t (bf16) or int8_t elements */
+    const uint16_t *scale; /* MTP_KV_Q8: F16 scales, one per 32 elements of x; else NULL */
+} mtp_kv_data;
+/* Up to MTP_ATTEND_ROWS queries over one cache (k, v of type t), query i over its chain
+ * idx[i][0..n[i]): out[i] gets the bits of mtp_attend_row on the keys and values widened to
+ * fp32, s[i] its n[i] weights. Where the chains begin with the same keys (a pass's rows of
+ * one sequence, the query heads of one kv head) those keys and values are read once for all
+ * queries. */
 enum { MTP_ATTEND_ROWS = 4 };
-void mtp_attend_rows(float *const *out, const float *const *q, const void *k, const void *v, int bf16,
+void mtp_attend_rows(float *const *out, const float *const *q, mtp_kv_data k, mtp_kv_data v, mtp_kv_type t,
                      const int *const *idx, const int *n, int nq, size_t stride, int hd, float scale,
                      float *const *s);
+
 /* dst (n) = mtp_bf16_round(src[i]): a key or value row into a bf16 cache */
 void mtp_bf16_round_row(uint16_t *dst, const float *src, size_t n);
 
@@ -178,10 +189,10 @@ void mtp_attend_row_bf16_portable(float *out, const float *q, const uint16_t *k,
                                   const int *idx, int n, size_t stride, int hd, float scale, float *s);
 void mtp_attend_row_bf16_avx512(float *out, const float *q, const uint16_t *k, const uint16_t *v,
                                 const int *idx, int n, size_t stride, int hd, float scale, float *s);
-void mtp_attend_rows_portable(float *const *out, const float *const *q, const void *k, const void *v, int bf16,
+void mtp_attend_rows_portable(float *const *out, const float *const *q, mtp_kv_data k, mtp_kv_data v, mtp_kv_type t,
                               const int *const *idx, const int *n, int nq, size_t stride, int hd, float scale,
                               float *const *s);
-void mtp_attend_rows_avx512(float *const *out, const float *const *q, const void *k, const void *v, int bf16,
+void mtp_attend_rows_avx512(float *const *out, const float *const *q, mtp_kv_data k, mtp_kv_data v, mtp_kv_type t,
                             const int *const *idx, const int *n, int nq, size_t stride, int hd, float scale,
                             float *const *s);
 /* dst (n) = mtp_bf16_round(src[i]): how mtp_matmul_rows_bf16 rounds its rows */

@@ -17,6 +17,7 @@
 #include <immintrin.h>
 #endif
 
+#include "core/half.h"
 #include "core/util.h"
 #include "kernels/bf16.h"
 #include "kernels/vexp.h"
@@ -248,16 +249,28 @@ void mtp_matmul_rows(float *out, const float *x, const float *w, int R, int C, i
  * and lane_sum. Output element e: fused multiply-adds of (weight / sum) * v[e], key j into
  * partial sum j % 4 (four independent chains: the adds need not wait on each other), then
  * (p0 + p1) + (p2 + p3).
- * The keys and values are fp32 (mtp_attend_row) or bf16 (mtp_attend_row_bf16), a bf16
- * element widened to fp32 exactly (its bits << 16) as it is loaded: so each version below
- * is one body for both, parameterised by bf16 (a constant where inlined), and the bf16
- * kernel gives the bits of the fp32 one run on the widened values. */
+ * The keys and values are fp32 (mtp_attend_row), bf16 (mtp_attend_row_bf16) or 8-bit
+ * (mtp_attend_rows with MTP_KV_Q8), each element widened to fp32 exactly as it is loaded (a
+ * bf16's bits << 16; an int8 times its block's F16 scale, a product of 8 and 11 significant
+ * bits): so each version below is one body for all, parameterised by the kind (a constant
+ * where inlined), and gives the bits of the fp32 one run on the widened values. */
 
 enum { PV = 4 }; /* partial sums of the weighted values */
 
-/* element at of a cache, fp32 or bf16 */
-static inline float load1(const void *base, size_t at, int bf16) {
-    return bf16 ? mtp_bf16_value(((const uint16_t *)base)[at]) : ((const float *)base)[at];
+/* the F16 scale of element at of an 8-bit cache, as fp32 */
+static inline float q8_scale(mtp_kv_data base, size_t at) {
+#if defined(__F16C__)
+    return _cvtsh_ss(base.scale[at / 32]);
+#else
+    return mtp_f16_to_f32(base.scale[at / 32]);
+#endif
+}
+
+/* element at of a cache */
+static inline float load1(mtp_kv_data base, size_t at, int kind) {
+    if (kind == MTP_KV_BF16) return mtp_bf16_value(((const uint16_t *)base.x)[at]);
+    if (kind == MTP_KV_Q8) return (float)((const int8_t *)base.x)[at] * q8_scale(base, at);
+    return ((const float *)base.x)[at];
 }
 
 #if defined(__AVX512F__)
@@ -273,30 +286,34 @@ static inline int shared_keys(const int *const *idx, const int *n, int nq) {
     return m;
 }
 
-/* elements at..at+15 of a cache, fp32 or bf16 */
-static inline __m512 load16(const void *base, size_t at, int bf16) {
-    if (!bf16) return _mm512_loadu_ps((const float *)base + at);
-    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)base + at));
+/* elements at..at+15 of a cache (8-bit: at a multiple of 16, so all in one block of 32) */
+static inline __m512 load16(mtp_kv_data base, size_t at, int kind) {
+    if (kind == MTP_KV_F32) return _mm512_loadu_ps((const float *)base.x + at);
+    if (kind == MTP_KV_Q8) {
+        __m128i b = _mm_loadu_si128((const __m128i *)((const int8_t *)base.x + at));
+        return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)), _mm512_set1_ps(q8_scale(base, at)));
+    }
+    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)base.x + at));
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
 /* the first cnt of them (cnt >= 1), zeros after, reading only those */
-static inline __m512 load_first(const void *base, size_t at, int cnt, int bf16) {
-    if (!bf16) return _mm512_maskz_loadu_ps(first(cnt), (const float *)base + at);
-    if (cnt >= L) return load16(base, at, 1);
-    uint16_t t[L] = {0}; /* (a masked 16-bit load needs AVX512BW) */
-    memcpy(t, (const uint16_t *)base + at, (size_t)cnt * sizeof *t);
-    return load16(t, 0, 1);
+static inline __m512 load_first(mtp_kv_data base, size_t at, int cnt, int kind) {
+    if (kind == MTP_KV_F32) return _mm512_maskz_loadu_ps(first(cnt), (const float *)base.x + at);
+    if (cnt >= L) return load16(base, at, kind);
+    float t[L] = {0}; /* (masked 8- and 16-bit loads need AVX512BW) */
+    for (int i = 0; i < cnt; i++) t[i] = load1(base, at + i, kind);
+    return _mm512_loadu_ps(t);
 }
 
 /* out (hd) = sum_j s[j] v_j in the recipe's partial sums, one 16-lane column at a time */
-static inline __attribute__((always_inline)) void weigh_values(float *out, const float *s, const void *v,
+static inline __attribute__((always_inline)) void weigh_values(float *out, const float *s, mtp_kv_data v,
                                                                const int *idx, int n, size_t stride, int hd,
-                                                               int bf16) {
+                                                               int kind) {
     for (int c = 0; c < (hd + L - 1) / L; c++) {
         int cnt = hd - c * L;
         __m512 p0 = _mm512_setzero_ps(), p1 = p0, p2 = p0, p3 = p0;
-#define WV(j) _mm512_set1_ps(s[j]), load_first(v, (size_t)idx[j] * stride + c * L, cnt, bf16)
+#define WV(j) _mm512_set1_ps(s[j]), load_first(v, (size_t)idx[j] * stride + c * L, cnt, kind)
         int j = 0;
         for (; j + PV <= n; j += PV) {
             p0 = _mm512_fmadd_ps(WV(j), p0);
@@ -314,9 +331,9 @@ static inline __attribute__((always_inline)) void weigh_values(float *out, const
 
 /* The same sums for hd = 16 nc (nc <= 4, a constant where inlined), key by key: a key's
  * vectors are adjacent in memory, and its row index is read once. */
-static inline __attribute__((always_inline)) void weigh_values_by_key(float *out, const float *s, const void *v,
+static inline __attribute__((always_inline)) void weigh_values_by_key(float *out, const float *s, mtp_kv_data v,
                                                                       const int *idx, int n, size_t stride,
-                                                                      int nc, int bf16) {
+                                                                      int nc, int kind) {
     __m512 p[4][PV];
     for (int c = 0; c < nc; c++)
         for (int t = 0; t < PV; t++) p[c][t] = _mm512_setzero_ps();
@@ -325,12 +342,12 @@ static inline __attribute__((always_inline)) void weigh_values_by_key(float *out
         for (int t = 0; t < PV; t++) {
             size_t vj = (size_t)idx[j + t] * stride;
             __m512 w = _mm512_set1_ps(s[j + t]);
-            for (int c = 0; c < nc; c++) p[c][t] = _mm512_fmadd_ps(w, load16(v, vj + c * L, bf16), p[c][t]);
+            for (int c = 0; c < nc; c++) p[c][t] = _mm512_fmadd_ps(w, load16(v, vj + c * L, kind), p[c][t]);
         }
     for (int t = 0; j + t < n; t++) {
         size_t vj = (size_t)idx[j + t] * stride;
         __m512 w = _mm512_set1_ps(s[j + t]);
-        for (int c = 0; c < nc; c++) p[c][t] = _mm512_fmadd_ps(w, load16(v, vj + c * L, bf16), p[c][t]);
+        for (int c = 0; c < nc; c++) p[c][t] = _mm512_fmadd_ps(w, load16(v, vj + c * L, kind), p[c][t]);
     }
     for (int c = 0; c < nc; c++)
         _mm512_storeu_ps(out + c * L, _mm512_add_ps(_mm512_add_ps(p[c][0], p[c][1]), _mm512_add_ps(p[c][2], p[c][3])));
@@ -338,14 +355,14 @@ static inline __attribute__((always_inline)) void weigh_values_by_key(float *out
 
 /* Scores of 16 keys: the query's nc vectors stay in registers, the 16 lane sums too
  * (constant indices once unrolled). nc is a constant where inlined. */
-static inline __attribute__((always_inline)) __m512 scores16(const __m512 *qv, int nc, const void *k,
-                                                             const int *idx, size_t stride, int bf16) {
+static inline __attribute__((always_inline)) __m512 scores16(const __m512 *qv, int nc, mtp_kv_data k,
+                                                             const int *idx, size_t stride, int kind) {
     __m512 a[L];
 #pragma GCC unroll 16
     for (int j = 0; j < L; j++) {
         size_t kj = (size_t)idx[j] * stride;
-        a[j] = _mm512_fmadd_ps(qv[0], load16(k, kj, bf16), _mm512_setzero_ps());
-        for (int c = 1; c < nc; c++) a[j] = _mm512_fmadd_ps(qv[c], load16(k, kj + c * L, bf16), a[j]);
+        a[j] = _mm512_fmadd_ps(qv[0], load16(k, kj, kind), _mm512_setzero_ps());
+        for (int c = 1; c < nc; c++) a[j] = _mm512_fmadd_ps(qv[c], load16(k, kj + c * L, kind), a[j]);
     }
     return sum16(a);
 }
@@ -353,9 +370,9 @@ static inline __attribute__((always_inline)) __m512 scores16(const __m512 *qv, i
 /* s[j0..n) = scale * q . k_j (the query's nc vectors in qv when hd is whole vectors), and the
  * running maximum mx over them: whole blocks of 16 keys by scores16, then one key at a time,
  * masked; each key's score is the same bits either way. */
-static inline __attribute__((always_inline)) __m512 scores_from(const float *q, const void *k, const int *idx,
+static inline __attribute__((always_inline)) __m512 scores_from(const float *q, mtp_kv_data k, const int *idx,
                                                                 int j0, int n, size_t stride, int hd, float scale,
-                                                                float *s, __m512 mx, int bf16) {
+                                                                float *s, __m512 mx, int kind) {
     int nc = (hd + L - 1) / L;
     __m512 qv[8];
     if (hd % L == 0 && nc <= 8) { /* whole blocks of 16 keys, whole vectors: the fast path */
@@ -363,10 +380,10 @@ static inline __attribute__((always_inline)) __m512 scores_from(const float *q, 
         for (; j0 + L <= n; j0 += L) {
             __m512 sc;
             switch (nc) {
-            case 1: sc = scores16(qv, 1, k, idx + j0, stride, bf16); break;
-            case 2: sc = scores16(qv, 2, k, idx + j0, stride, bf16); break;
-            case 4: sc = scores16(qv, 4, k, idx + j0, stride, bf16); break;
-            default: sc = scores16(qv, nc, k, idx + j0, stride, bf16); break;
+            case 1: sc = scores16(qv, 1, k, idx + j0, stride, kind); break;
+            case 2: sc = scores16(qv, 2, k, idx + j0, stride, kind); break;
+            case 4: sc = scores16(qv, 4, k, idx + j0, stride, kind); break;
+            default: sc = scores16(qv, nc, k, idx + j0, stride, kind); break;
             }
             sc = _mm512_mul_ps(sc, _mm512_set1_ps(scale));
             _mm512_storeu_ps(s + j0, sc);
@@ -381,7 +398,7 @@ static inline __attribute__((always_inline)) __m512 scores_from(const float *q, 
             size_t kj = (size_t)idx[j0 + j] * stride;
             for (int c = 0; c < nc; c++)
                 a[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(first(hd - c * L), q + c * L),
-                                       load_first(k, kj + c * L, hd - c * L, bf16), a[j]);
+                                       load_first(k, kj + c * L, hd - c * L, kind), a[j]);
         }
         __m512 sc = _mm512_mul_ps(sum16(a), _mm512_set1_ps(scale));
         _mm512_mask_storeu_ps(s + j0, first(nj), sc);
@@ -390,18 +407,18 @@ static inline __attribute__((always_inline)) __m512 scores_from(const float *q, 
     return mx;
 }
 
-static inline __attribute__((always_inline)) void attend_row_avx512(float *out, const float *q, const void *k,
-                                                                    const void *v, const int *idx, int n,
+static inline __attribute__((always_inline)) void attend_row_avx512(float *out, const float *q, mtp_kv_data k,
+                                                                    mtp_kv_data v, const int *idx, int n,
                                                                     size_t stride, int hd, float scale, float *s,
-                                                                    int bf16) {
+                                                                    int kind) {
     int nc = (hd + L - 1) / L;
-    __m512 mx = scores_from(q, k, idx, 0, n, stride, hd, scale, s, _mm512_set1_ps(-INFINITY), bf16);
+    __m512 mx = scores_from(q, k, idx, 0, n, stride, hd, scale, s, _mm512_set1_ps(-INFINITY), kind);
     softmax_avx512(s, n, _mm512_reduce_max_ps(mx));
     switch (hd % L ? 0 : nc) { /* constant nc: both of a key's vectors at once */
-    case 1: weigh_values_by_key(out, s, v, idx, n, stride, 1, bf16); break;
-    case 2: weigh_values_by_key(out, s, v, idx, n, stride, 2, bf16); break;
-    case 4: weigh_values_by_key(out, s, v, idx, n, stride, 4, bf16); break;
-    default: weigh_values(out, s, v, idx, n, stride, hd, bf16); break;
+    case 1: weigh_values_by_key(out, s, v, idx, n, stride, 1, kind); break;
+    case 2: weigh_values_by_key(out, s, v, idx, n, stride, 2, kind); break;
+    case 4: weigh_values_by_key(out, s, v, idx, n, stride, 4, kind); break;
+    default: weigh_values(out, s, v, idx, n, stride, hd, kind); break;
     }
 }
 
@@ -413,10 +430,10 @@ static inline __attribute__((always_inline)) void attend_row_avx512(float *out, 
  * order, as weigh_values and weigh_values_by_key do; a query's keys past the shared ones
  * continue its partial sums. hd is whole vectors (hd % 16 == 0, hd <= 128). */
 static inline __attribute__((always_inline)) void attend_rows_avx512(float *const *out, const float *const *q,
-                                                                     const void *k, const void *v,
+                                                                     mtp_kv_data k, mtp_kv_data v,
                                                                      const int *const *idx, const int *n, int nq,
                                                                      int common, size_t stride, int hd, float scale,
-                                                                     float *const *s, int bf16) {
+                                                                     float *const *s, int kind) {
     int nc = hd / L, m16 = common / L * L, mv = common / PV * PV;
     __m512 mx[MTP_ATTEND_ROWS];
     const int *id0 = idx[0];
@@ -427,7 +444,7 @@ static inline __attribute__((always_inline)) void attend_rows_avx512(float *cons
         __m512 a[MTP_ATTEND_ROWS][L];
         for (int j = 0; j < L; j++) {
             size_t kj = (size_t)id0[j0 + j] * stride;
-            for (int c = 0; c < nc; c++) kv[c] = load16(k, kj + c * L, bf16);
+            for (int c = 0; c < nc; c++) kv[c] = load16(k, kj + c * L, kind);
             for (int i = 0; i < nq; i++) {
                 __m512 acc = _mm512_setzero_ps();
                 for (int c = 0; c < nc; c++) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + c * L), kv[c], acc);
@@ -441,7 +458,7 @@ static inline __attribute__((always_inline)) void attend_rows_avx512(float *cons
         }
     }
     for (int i = 0; i < nq; i++) {
-        mx[i] = scores_from(q[i], k, idx[i], m16, n[i], stride, hd, scale, s[i], mx[i], bf16);
+        mx[i] = scores_from(q[i], k, idx[i], m16, n[i], stride, hd, scale, s[i], mx[i], kind);
         softmax_avx512(s[i], n[i], _mm512_reduce_max_ps(mx[i]));
     }
     for (int c = 0; c < nc; c++) {
@@ -450,13 +467,13 @@ static inline __attribute__((always_inline)) void attend_rows_avx512(float *cons
             for (int t = 0; t < PV; t++) p[i][t] = _mm512_setzero_ps();
         for (int j = 0; j < mv; j += PV)
             for (int t = 0; t < PV; t++) {
-                __m512 vj = load16(v, (size_t)id0[j + t] * stride + c * L, bf16);
+                __m512 vj = load16(v, (size_t)id0[j + t] * stride + c * L, kind);
                 for (int i = 0; i < nq; i++) p[i][t] = _mm512_fmadd_ps(_mm512_set1_ps(s[i][j + t]), vj, p[i][t]);
             }
         for (int i = 0; i < nq; i++) {
             for (int j = mv; j < n[i]; j++)
                 p[i][j % PV] = _mm512_fmadd_ps(_mm512_set1_ps(s[i][j]),
-                                               load16(v, (size_t)idx[i][j] * stride + c * L, bf16), p[i][j % PV]);
+                                               load16(v, (size_t)idx[i][j] * stride + c * L, kind), p[i][j % PV]);
             _mm512_storeu_ps(out[i] + c * L,
                              _mm512_add_ps(_mm512_add_ps(p[i][0], p[i][1]), _mm512_add_ps(p[i][2], p[i][3])));
         }
@@ -465,29 +482,39 @@ static inline __attribute__((always_inline)) void attend_rows_avx512(float *cons
 
 void mtp_attend_row_avx512(float *out, const float *q, const float *k, const float *v, const int *idx,
                            int n, size_t stride, int hd, float scale, float *s) {
-    attend_row_avx512(out, q, k, v, idx, n, stride, hd, scale, s, 0);
+    mtp_kv_data kd = {k, NULL}, vd = {v, NULL};
+    attend_row_avx512(out, q, kd, vd, idx, n, stride, hd, scale, s, MTP_KV_F32);
 }
 
 void mtp_attend_row_bf16_avx512(float *out, const float *q, const uint16_t *k, const uint16_t *v, const int *idx,
                                 int n, size_t stride, int hd, float scale, float *s) {
-    attend_row_avx512(out, q, k, v, idx, n, stride, hd, scale, s, 1);
+    mtp_kv_data kd = {k, NULL}, vd = {v, NULL};
+    attend_row_avx512(out, q, kd, vd, idx, n, stride, hd, scale, s, MTP_KV_BF16);
 }
 
-void mtp_attend_rows_avx512(float *const *out, const float *const *q, const void *k, const void *v, int bf16,
+/* attend_row_avx512 or attend_rows_avx512 for a kind known here, so that it is a constant
+ * in their inlined bodies */
+static void rows_avx512(float *const *out, const float *const *q, mtp_kv_data k, mtp_kv_data v, int kind,
+                        const int *const *idx, const int *n, int nq, int common, size_t stride, int hd, float scale,
+                        float *const *s) {
+    if (nq > 1 && hd % L == 0 && hd <= 8 * L && common >= L) {
+        attend_rows_avx512(out, q, k, v, idx, n, nq, common, stride, hd, scale, s, kind);
+        return;
+    }
+    for (int i = 0; i < nq; i++) /* nothing worth sharing: one at a time */
+        attend_row_avx512(out[i], q[i], k, v, idx[i], n[i], stride, hd, scale, s[i], kind);
+}
+
+void mtp_attend_rows_avx512(float *const *out, const float *const *q, mtp_kv_data k, mtp_kv_data v, mtp_kv_type t,
                             const int *const *idx, const int *n, int nq, size_t stride, int hd, float scale,
                             float *const *s) {
     MTP_ASSERT(nq >= 1 && nq <= MTP_ATTEND_ROWS);
     int common = shared_keys(idx, n, nq);
-    if (nq == 1 || hd % L || hd > 8 * L || common < L) { /* nothing worth sharing: one at a time */
-        for (int i = 0; i < nq; i++)
-            bf16 ? attend_row_avx512(out[i], q[i], k, v, idx[i], n[i], stride, hd, scale, s[i], 1)
-                 : attend_row_avx512(out[i], q[i], k, v, idx[i], n[i], stride, hd, scale, s[i], 0);
-        return;
+    switch (t) {
+    case MTP_KV_F32: rows_avx512(out, q, k, v, MTP_KV_F32, idx, n, nq, common, stride, hd, scale, s); break;
+    case MTP_KV_BF16: rows_avx512(out, q, k, v, MTP_KV_BF16, idx, n, nq, common, stride, hd, scale, s); break;
+    case MTP_KV_Q8: rows_avx512(out, q, k, v, MTP_KV_Q8, idx, n, nq, common, stride, hd, scale, s); break;
     }
-    if (bf16)
-        attend_rows_avx512(out, q, k, v, idx, n, nq, common, stride, hd, scale, s, 1);
-    else
-        attend_rows_avx512(out, q, k, v, idx, n, nq, common, stride, hd, scale, s, 0);
 }
 #else
 void mtp_attend_row_avx512(float *out, const float *q, const float *k, const float *v, const int *idx,
@@ -500,41 +527,43 @@ void mtp_attend_row_bf16_avx512(float *out, const float *q, const uint16_t *k, c
     MTP_ASSERT(!"mtp_attend_row_bf16_avx512 in a build without AVX-512: check mtp_decode_avx512_available");
 }
 
-void mtp_attend_rows_avx512(float *const *out, const float *const *q, const void *k, const void *v, int bf16,
+void mtp_attend_rows_avx512(float *const *out, const float *const *q, mtp_kv_data k, mtp_kv_data v, mtp_kv_type t,
                             const int *const *idx, const int *n, int nq, size_t stride, int hd, float scale,
                             float *const *s) {
     MTP_ASSERT(!"mtp_attend_rows_avx512 in a build without AVX-512: check mtp_decode_avx512_available");
 }
 #endif
 
-static inline __attribute__((always_inline)) void attend_row_portable(float *out, const float *q, const void *k,
-                                                                      const void *v, const int *idx, int n,
+static inline __attribute__((always_inline)) void attend_row_portable(float *out, const float *q, mtp_kv_data k,
+                                                                      mtp_kv_data v, const int *idx, int n,
                                                                       size_t stride, int hd, float scale, float *s,
-                                                                      int bf16) {
+                                                                      int kind) {
     float mx = -INFINITY;
     for (int j = 0; j < n; j++) {
         size_t kj = (size_t)idx[j] * stride;
         float acc[L] = {0};
-        for (int i = 0; i < hd; i++) acc[i % L] = fmaf(q[i], load1(k, kj + i, bf16), acc[i % L]);
+        for (int i = 0; i < hd; i++) acc[i % L] = fmaf(q[i], load1(k, kj + i, kind), acc[i % L]);
         s[j] = lane_sum(acc) * scale;
         mx = s[j] > mx ? s[j] : mx;
     }
     softmax_portable(s, n, mx);
     for (int e = 0; e < hd; e++) {
         float p[PV] = {0};
-        for (int j = 0; j < n; j++) p[j % PV] = fmaf(s[j], load1(v, (size_t)idx[j] * stride + e, bf16), p[j % PV]);
+        for (int j = 0; j < n; j++) p[j % PV] = fmaf(s[j], load1(v, (size_t)idx[j] * stride + e, kind), p[j % PV]);
         out[e] = (p[0] + p[1]) + (p[2] + p[3]);
     }
 }
 
 void mtp_attend_row_portable(float *out, const float *q, const float *k, const float *v, const int *idx,
                              int n, size_t stride, int hd, float scale, float *s) {
-    attend_row_portable(out, q, k, v, idx, n, stride, hd, scale, s, 0);
+    mtp_kv_data kd = {k, NULL}, vd = {v, NULL};
+    attend_row_portable(out, q, kd, vd, idx, n, stride, hd, scale, s, MTP_KV_F32);
 }
 
 void mtp_attend_row_bf16_portable(float *out, const float *q, const uint16_t *k, const uint16_t *v, const int *idx,
                                   int n, size_t stride, int hd, float scale, float *s) {
-    attend_row_portable(out, q, k, v, idx, n, stride, hd, scale, s, 1);
+    mtp_kv_data kd = {k, NULL}, vd = {v, NULL};
+    attend_row_portable(out, q, kd, vd, idx, n, stride, hd, scale, s, MTP_KV_BF16);
 }
 
 void mtp_attend_row(float *out, const float *q, const float *k, const float *v, const int *idx,
@@ -545,21 +574,23 @@ void mtp_attend_row(float *out, const float *q, const float *k, const float *v, 
         mtp_attend_row_portable(out, q, k, v, idx, n, stride, hd, scale, s);
 }
 
-void mtp_attend_rows_portable(float *const *out, const float *const *q, const void *k, const void *v, int bf16,
+void mtp_attend_rows_portable(float *const *out, const float *const *q, mtp_kv_data k, mtp_kv_data v, mtp_kv_type t,
                               const int *const *idx, const int *n, int nq, size_t stride, int hd, float scale,
                               float *const *s) {
-    for (int i = 0; i < nq; i++)
-        bf16 ? attend_row_portable(out[i], q[i], k, v, idx[i], n[i], stride, hd, scale, s[i], 1)
-             : attend_row_portable(out[i], q[i], k, v, idx[i], n[i], stride, hd, scale, s[i], 0);
+    for (int i = 0; i < nq; i++) switch (t) {
+        case MTP_KV_F32: attend_row_portable(out[i], q[i], k, v, idx[i], n[i], stride, hd, scale, s[i], MTP_KV_F32); break;
+        case MTP_KV_BF16: attend_row_portable(out[i], q[i], k, v, idx[i], n[i], stride, hd, scale, s[i], MTP_KV_BF16); break;
+        case MTP_KV_Q8: attend_row_portable(out[i], q[i], k, v, idx[i], n[i], stride, hd, scale, s[i], MTP_KV_Q8); break;
+        }
 }
 
-void mtp_attend_rows(float *const *out, const float *const *q, const void *k, const void *v, int bf16,
+void mtp_attend_rows(float *const *out, const float *const *q, mtp_kv_data k, mtp_kv_data v, mtp_kv_type t,
                      const int *const *idx, const int *n, int nq, size_t stride, int hd, float scale,
                      float *const *s) {
     if (mtp_decode_avx512_available())
-        mtp_attend_rows_avx512(out, q, k, v, bf16, idx, n, nq, stride, hd, scale, s);
+        mtp_attend_rows_avx512(out, q, k, v, t, idx, n, nq, stride, hd, scale, s);
     else
-        mtp_attend_rows_portable(out, q, k, v, bf16, idx, n, nq, stride, hd, scale, s);
+        mtp_attend_rows_portable(out, q, k, v, t, idx, n, nq, stride, hd, scale, s);
 }
 
 void mtp_attend_row_bf16(float *out, const float *q, const uint16_t *k, const uint16_t *v, const int *idx,
