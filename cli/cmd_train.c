@@ -14,7 +14,12 @@ static const char *HELP =
     "usage: mtp train (--config FILE.json | --model FILE.safetensors | --resume DIR) --data SHARDS\n"
     "                 [options]\n"
     "  --config FILE       new model from a params.json-style config (random init, --seed)\n"
-    "  --model FILE        continue from a model file (fresh optimizer)\n"
+    "  --model FILE        start from a model file's weights, config and tokenizer (fresh\n"
+    "                      optimizer): fine-tuning\n"
+    "  --n-future K        with --model: keep future heads 1..K of its n (K <= n; the\n"
+    "                      paper's n' = 1 and n' = 4), writing a model with K heads [all]\n"
+    "  --freeze PARTS      comma-separated of trunk, heads, embeddings, output (norm and\n"
+    "                      unembedding): no gradient, update or AdamW moments   [none]\n"
     "  --resume DIR        continue DIR's run exactly (weights, optimizer, step, data order);\n"
     "                      may change --steps --stop-at --save-every --eval-every --val --out\n"
     "  --data SHARDS       training tokens: llm.c shards, comma-separated paths or glob\n"
@@ -79,7 +84,8 @@ static void on_report(const mtp_train_report *r, void *ctx) {
 
 enum { O_CONFIG = 256, O_MODEL, O_RESUME, O_DATA, O_VAL, O_BATCH, O_SEQ, O_STEPS, O_STOP, O_LR,
        O_MINLR, O_SCHED, O_WARMUP, O_WD, O_CLIP, O_B1, O_B2, O_EPS, O_ACCUM, O_SHUF, O_NOSHUF,
-       O_SEED, O_HSCHED, O_HW, O_THREADS, O_SAVE, O_EVAL, O_EVALB, O_OUT, O_TOK, O_QUIET, O_HELP };
+       O_SEED, O_HSCHED, O_HW, O_THREADS, O_SAVE, O_EVAL, O_EVALB, O_OUT, O_TOK, O_QUIET, O_NFUT,
+       O_FREEZE, O_HELP };
 
 static const struct option LONG[] = {
     {"config", 1, 0, O_CONFIG}, {"model", 1, 0, O_MODEL}, {"resume", 1, 0, O_RESUME},
@@ -90,7 +96,7 @@ static const struct option LONG[] = {
     {"beta2", 1, 0, O_B2}, {"eps", 1, 0, O_EPS}, {"grad-accum", 1, 0, O_ACCUM},
     {"shuffle", 0, 0, O_SHUF}, {"no-shuffle", 0, 0, O_NOSHUF}, {"seed", 1, 0, O_SEED},
     {"head-schedule", 1, 0, O_HSCHED}, {"head-weights", 1, 0, O_HW}, {"threads", 1, 0, O_THREADS},
-    {"tokenizer", 1, 0, O_TOK},
+    {"tokenizer", 1, 0, O_TOK}, {"n-future", 1, 0, O_NFUT}, {"freeze", 1, 0, O_FREEZE},
     {"save-every", 1, 0, O_SAVE}, {"eval-every", 1, 0, O_EVAL}, {"eval-batches", 1, 0, O_EVALB},
     {"out", 1, 0, O_OUT}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
 
@@ -116,11 +122,20 @@ static int add_list(char *dst, size_t n, const char *flag, const char *v) {
     return 0;
 }
 
+/* --freeze PARTS into bits, refusing an unknown name and a list that freezes everything. */
+static int parse_freeze(const char *v, unsigned *parts) {
+    mtp_err err;
+    if (mtp_parts_parse(v, parts, "--freeze", &err)) return usage_error("train", "%s", err.msg), -1;
+    if (*parts == MTP_PART_ALL)
+        return usage_error("train", "--freeze %s: every part frozen leaves nothing to train", v), -1;
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     mtp_train_opts o, given;
     mtp_train_opts_default(&o);
     const char *config = NULL, *model = NULL, *resume = NULL, *tokenizer = NULL;
-    int threads = 0, n_hw = 0, seen[O_HELP + 1] = {0};
+    int threads = 0, n_hw = 0, keep = 0, seen[O_HELP + 1] = {0};
     progress prog = {isatty(2), 0};
     int c, bad = 0;
     optind = 1;
@@ -157,6 +172,8 @@ int cmd_train(int argc, char **argv) {
         case O_EVAL: bad = arg_int("train", "--eval-every", optarg, 0, 1 << 30, &o.eval_every); break;
         case O_EVALB: bad = arg_int("train", "--eval-batches", optarg, 1, 1 << 20, &o.eval_batches); break;
         case O_QUIET: prog.quiet = 1; break;
+        case O_NFUT: bad = arg_int("train", "--n-future", optarg, 1, MTP_MAX_FUTURE, &keep); break;
+        case O_FREEZE: bad = parse_freeze(optarg, &o.freeze); break;
         case O_HELP: fputs(HELP, stdout); return 0;
         case O_SCHED:
             if (strcmp(optarg, "cosine") && strcmp(optarg, "constant"))
@@ -179,6 +196,8 @@ int cmd_train(int argc, char **argv) {
     if (!!config + !!model + !!resume != 1)
         return usage_error("train", "give exactly one of --config, --model, --resume");
     if (!resume && !o.data[0]) return usage_error("train", "--data is required");
+    if (keep && config)
+        return usage_error("train", "--n-future needs --model (a --config sets n_future_tokens itself)");
     cli_setup_threads(threads, !prog.quiet);
 
     mtp_model *m = NULL;
@@ -216,6 +235,14 @@ int cmd_train(int argc, char **argv) {
         }
     } else if (mtp_model_open(&m, model, &err)) {
         fprintf(stderr, "mtp train: %s\n", err.msg);
+        return EXIT_BAD_INPUT;
+    } else if (keep && keep > mtp_model_config(m)->n_future) {
+        int nf = mtp_model_config(m)->n_future;
+        mtp_model_close(m);
+        return usage_error("train", "--n-future %d: %s has %d future heads", keep, model, nf);
+    } else if (keep && mtp_model_keep_heads(m, keep, &err)) {
+        fprintf(stderr, "mtp train: %s: %s\n", model, err.msg);
+        mtp_model_close(m);
         return EXIT_BAD_INPUT;
     }
     if (tokenizer && mtp_model_set_tokenizer(m, tokenizer, &err)) {

@@ -105,6 +105,11 @@ const mtp_tokenizer *mtp_model_tokenizer(const mtp_model *m);
 /* From now on m carries the tokenizer file at path (saved with it; its ids must fit the
  * model's vocab_size). */
 int mtp_model_set_tokenizer(mtp_model *m, const char *path, mtp_err *err);
+/* Keeps future heads 1..k of m (1 <= k <= its n_future_tokens; the paper's fine-tuning
+ * with n' = k): the config gets n_future_tokens k and n_layers minus the heads dropped,
+ * the trunk, head blocks 1..k, norm, output and tokenizer stay (same names), the blocks
+ * of heads k+1..n go. k = 1 leaves an ordinary next-token model. Needs fp32 weights. */
+int mtp_model_keep_heads(mtp_model *m, int k, mtp_err *err);
 
 typedef struct {
     size_t embedding, trunk, heads, norm_output, total;
@@ -138,12 +143,24 @@ int mtp_convert(const char *in, const char *out, mtp_wtype t, const char *tokeni
  * NAIVE: all heads forward (all logits alive), then all backward. Same gradients. */
 typedef enum { MTP_HEADS_SEQUENTIAL, MTP_HEADS_NAIVE } mtp_head_schedule;
 
+/* The parts of a model that fine-tuning can freeze (bits of mtp_train_opts.freeze):
+ * TRUNK the trunk blocks, HEADS the future heads' blocks (head 1's included), EMBEDDINGS
+ * tok_embeddings, OUTPUT the shared final norm and the unembedding (norm, output). */
+enum { MTP_PART_TRUNK = 1, MTP_PART_HEADS = 2, MTP_PART_EMBEDDINGS = 4, MTP_PART_OUTPUT = 8,
+       MTP_PART_ALL = 15 };
+/* A comma-separated list of part names (trunk, heads, embeddings, output) as bits;
+ * -1 with a message naming `flag` for an unknown or empty name. */
+int mtp_parts_parse(const char *list, unsigned *parts, const char *flag, mtp_err *err);
+/* The names of the parts in bits, comma-separated, into out (at least 40 bytes). */
+void mtp_parts_name(unsigned parts, char *out, size_t n);
+
 typedef struct {
     int batch, seq, steps, warmup, grad_accum, shuffle, cosine;
     float lr, min_lr, weight_decay, grad_clip, beta1, beta2, eps;
     uint64_t seed;
     mtp_head_schedule schedule;
     float head_weight[MTP_MAX_FUTURE]; /* per future head; 1 by default */
+    unsigned freeze; /* MTP_PART_* bits: no gradient, no update, no AdamW moments; 0 */
     int save_every, eval_every, eval_batches, stop_at; /* stop_at 0: run to steps */
     char data[16384], val[16384]; /* shard lists (docs/formats.md); "": none */
     char out[1024];               /* run folder; "": none */

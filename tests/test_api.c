@@ -107,6 +107,21 @@ int main(void) {
     free(text);
     cJSON_Delete(j);
 
+    /* fine-tuning: parts by name, and keeping future heads 1..k */
+    unsigned parts = 0;
+    CHECK(mtp_parts_parse("output,trunk", &parts, "--freeze", &err) == 0 &&
+              parts == (MTP_PART_OUTPUT | MTP_PART_TRUNK), "parts parse: %s", err.msg);
+    char names[64];
+    mtp_parts_name(MTP_PART_ALL, names, sizeof names);
+    CHECK(!strcmp(names, "trunk,heads,embeddings,output"), "part names (got %s)", names);
+    CHECK(mtp_parts_parse("trunk,head", &parts, "--freeze", &err) == -1 && strstr(err.msg, "--freeze") &&
+              strstr(err.msg, "'head'"), "an unknown part is refused, named: %s", err.msg);
+    CHECK(mtp_model_keep_heads(m, 4, &err) == -1 && mtp_model_keep_heads(m, 0, &err) == -1 &&
+              c->n_future == 3, "keeping 0 or more heads than the model has is refused: %s", err.msg);
+    CHECK(mtp_model_keep_heads(m, 1, &err) == 0, "keep head 1 of 3: %s", err.msg);
+    c = mtp_model_config(m);
+    CHECK(c->n_future == 1 && c->n_layers == 2, "then n_future 1, n_layers 2 (got %d, %d)", c->n_future, c->n_layers);
+
     mtp_model_close(m);
     return check_finish();
 }

@@ -246,6 +246,43 @@ def build_model(cfg: Config, tensors: Optional[Dict[str, np.ndarray]] = None) ->
     return model
 
 
+# Fine-tuning: the paper fine-tunes n = 4 models with n' = 1 and n' = 4 heads.
+PARTS = ("trunk", "heads", "embeddings", "output")
+
+
+def part_of(cfg: Config, name: str) -> str:
+    """Which part (--freeze) a tensor belongs to: tok_embeddings is `embeddings`; norm and
+    output (shared by every head) are `output`; layers.{i} for i < n_trunk the `trunk`;
+    layers.{n_trunk} (head 1) and extra_heads.* the `heads`."""
+    if name.startswith("tok_embeddings."):
+        return "embeddings"
+    if name.startswith(("norm.", "output.")):
+        return "output"
+    if name.startswith("extra_heads."):
+        return "heads"
+    assert name.startswith("layers."), name
+    return "trunk" if int(name.split(".")[1]) < cfg.n_trunk else "heads"
+
+
+def keep_heads(model: MTPModel, k: int) -> MTPModel:
+    """The model with future heads 1..k of its n: n_layers drops by n - k, so n_trunk and
+    every kept tensor's name stay; heads k+1..n (extra_heads.{k-1}..) are dropped."""
+    cfg = model.cfg
+    assert 1 <= k <= cfg.n_future, f"cannot keep {k} of {cfg.n_future} future heads"
+    kept = dataclasses.replace(cfg, n_layers=cfg.n_layers - (cfg.n_future - k), n_future_tokens=k)
+    state = model.state_dict()
+    out = MTPModel(kept)
+    out.load_state_dict({name: state[name] for name in out.state_dict()}, strict=True)
+    return out
+
+
+def freeze_parts(model: MTPModel, parts) -> None:
+    """requires_grad=False on every tensor of the given parts (no gradient, no update)."""
+    assert set(parts) <= set(PARTS), f"unknown parts {sorted(set(parts) - set(PARTS))}"
+    for name, p in model.named_parameters():
+        p.requires_grad_(part_of(model.cfg, name) not in parts)
+
+
 def init_params(model: MTPModel, seed: int, std: float = 0.02, norm_jitter: float = 0.0) -> None:
     """Deterministic init: matrices ~ N(0, std^2); norm weights 1 + norm_jitter*N(0,1)
     (jitter makes norm-weight gradients matter in tests). Order = named_parameters()."""
@@ -442,9 +479,11 @@ def lr_at(step: int, steps: int, lr: float, min_lr: float, schedule: str, warmup
 
 
 def make_optimizer(model: MTPModel, weight_decay: float, beta1: float, beta2: float, eps: float) -> torch.optim.AdamW:
-    """AdamW; weight decay only on 2-D params (embedding, output, matrices), 0 on norms."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    """AdamW over the trained (requires_grad) params; weight decay only on 2-D params
+    (embedding, output, matrices), 0 on norms. Frozen params are not in it at all."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.dim() >= 2]
+    no_decay = [p for p in trained if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=0.0, betas=(beta1, beta2), eps=eps)
 
@@ -452,10 +491,12 @@ def make_optimizer(model: MTPModel, weight_decay: float, beta1: float, beta2: fl
 def train(model: MTPModel, tokens: np.ndarray, *, batch: int, seq: int, steps: int, lr: float,
           min_lr: float = 0.0, schedule: str = "cosine", warmup: int = 0, weight_decay: float = 0.0,
           grad_clip: float = 0.0, beta1: float = 0.9, beta2: float = 0.95, eps: float = 1e-8,
-          head_weights: Optional[List[float]] = None, log=None) -> List[float]:
+          head_weights: Optional[List[float]] = None, log=None, head_history: Optional[list] = None) -> List[float]:
     """Step s uses sequential batch k = s; the loss is sum_i w_i * loss_i (head_weights,
     default all 1; a weight of 0 leaves that head's parameters without gradient, so AdamW
-    only decays them). Returns the weighted loss of every step."""
+    only decays them). Parameters with requires_grad False (freeze_parts) are frozen: no
+    gradient, no update, no decay, outside the clipping norm. Returns the weighted loss of
+    every step; head_history, if given, gets each step's per-head losses."""
     opt = make_optimizer(model, weight_decay, beta1, beta2, eps)
     history = []
     for step in range(steps):
@@ -464,13 +505,15 @@ def train(model: MTPModel, tokens: np.ndarray, *, batch: int, seq: int, steps: i
         losses = head_losses(model(x), ys)
         loss = total_loss(losses, head_weights)
         loss.backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if grad_clip > 0:  # the norm of the trained params' gradients only
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], grad_clip)
         step_lr = lr_at(step, steps, lr, min_lr, schedule, warmup)
         for g in opt.param_groups:
             g["lr"] = step_lr
         opt.step()
         history.append(loss.item())
+        if head_history is not None:
+            head_history.append(losses.detach().numpy().copy())
         if log:
             log(f"step {step}: loss {loss.item():.6f} heads {losses.detach().numpy().round(4).tolist()} lr {step_lr:.3e}")
     return history
@@ -606,6 +649,8 @@ def main(argv=None) -> int:
     p.add_argument("--beta2", type=float, default=0.95)
     p.add_argument("--eps", type=float, default=1e-8)
     p.add_argument("--head-weights", help="loss weight of each future head, comma-separated [all 1]")
+    p.add_argument("--n-future", type=int, help="keep future heads 1..K of the model's n [all]")
+    p.add_argument("--freeze", default="", help="comma-separated parts: trunk, heads, embeddings, output")
     p.add_argument("--out", required=True, help="directory; writes model.safetensors")
     p.add_argument("--no-shuffle", action="store_true", help="accepted for drop-in use; always sequential")
     p.add_argument("--threads", type=int, default=1, help="PyTorch threads")
@@ -630,6 +675,9 @@ def main(argv=None) -> int:
         print(json.dumps({"head_loss": loss, "head_acc": acc}))
         return 0
     torch.set_num_threads(a.threads)
+    if a.n_future:
+        model = keep_heads(model, a.n_future)
+    freeze_parts(model, [f for f in a.freeze.split(",") if f])
     train(model, tokens, batch=a.batch, seq=a.seq, steps=a.steps, lr=a.lr, min_lr=a.min_lr,
           schedule=a.lr_schedule, warmup=a.warmup, weight_decay=a.weight_decay, grad_clip=a.grad_clip,
           beta1=a.beta1, beta2=a.beta2, eps=a.eps, log=print,

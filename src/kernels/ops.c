@@ -59,6 +59,7 @@ void mtp_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, co
         float k = dot * r * r * r / C;
         for (int c = 0; c < C; c++) d[c] += r * g[c] * w[c] - k * xr[c];
     }
+    if (!dw) return;
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         float s = 0;
@@ -74,7 +75,7 @@ void mtp_matmul_fwd(float *out, const float *x, const float *w, int N, int C, in
 void mtp_matmul_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
                     int N, int C, int OC) {
     if (dx) mtp_gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dx, C);
-    mtp_gemm(1, 0, OC, C, N, 1.0f, dout, OC, x, C, 1.0f, dw, C);
+    if (dw) mtp_gemm(1, 0, OC, C, N, 1.0f, dout, OC, x, C, 1.0f, dw, C);
 }
 
 void mtp_rope_init(mtp_rope *r, int T, int head_dim, float theta) {

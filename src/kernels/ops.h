@@ -20,13 +20,13 @@ void mtp_embedding_bwd(float *dwte, const float *dout, const mtp_token *tokens, 
 /* out (N,C) = x * rsqrt(mean(x^2) + eps) * w ; rstd (N) saved for backward */
 void mtp_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C,
                      float eps);
-/* dx (N,C) +=, dw (C) += */
+/* dx (N,C) +=, dw (C) += (dw NULL: none, a frozen weight) */
 void mtp_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
                      const float *rstd, int N, int C);
 
 /* out (N,OC) = beta * out + x (N,C) @ w^T (OC,C)   (beta 1 adds a residual in place) */
 void mtp_matmul_fwd(float *out, const float *x, const float *w, int N, int C, int OC, float beta);
-/* dx (N,C) += dout @ w ; dw (OC,C) += dout^T @ x ; dx may be NULL */
+/* dx (N,C) += dout @ w ; dw (OC,C) += dout^T @ x ; dx or dw may be NULL (not wanted) */
 void mtp_matmul_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
                     int N, int C, int OC);
 

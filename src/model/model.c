@@ -296,20 +296,30 @@ static void head_forward(const mtp_model *m, mtp_acts *a, mtp_head_acts *h, int 
     }
 }
 
-/* Head i backward from its dlogits: unembedding, norm, head block; adds dL_i/dz to a->dz. */
+/* Where block's weight gradients go: its slots in grads, or nowhere (NULLs) when its part
+ * is frozen. */
+static mtp_block_ptrs block_grads(const mtp_model *m, const mtp_acts *a, float *grads, int block) {
+    unsigned part = block < mtp_n_trunk(&m->cfg) ? MTP_PART_TRUNK : MTP_PART_HEADS;
+    return a->frozen & part ? (mtp_block_ptrs){0} : mtp_block_at(&m->lay, grads, block);
+}
+
+/* Head i backward from its dlogits: unembedding, norm, head block; adds dL_i/dz to a->dz.
+ * The head block is skipped when it and every part below it are frozen. */
 static void head_backward(const mtp_model *m, mtp_acts *a, mtp_head_acts *h, int i, float *grads) {
     const mtp_config *c = &m->cfg;
     int N = a->B * a->T, d = c->dim, V = c->vocab_size;
     int block = mtp_n_trunk(c) + i - 1;
+    unsigned below = MTP_PART_TRUNK | MTP_PART_HEADS | MTP_PART_EMBEDDINGS;
+    int out_frozen = (a->frozen & MTP_PART_OUTPUT) != 0;
     mtp_block_ptrs w = mtp_block_at(&m->lay, m->params, block);
-    mtp_block_ptrs gw = mtp_block_at(&m->lay, grads, block);
+    mtp_block_ptrs gw = block_grads(m, a, grads, block);
     memset(a->dxn, 0, (size_t)N * d * sizeof(float));
-    mtp_matmul_bwd(a->dxn, grads + m->lay.output, h->logits, h->zn, m->params + m->lay.output, N,
-                   d, V);
+    mtp_matmul_bwd(a->dxn, out_frozen ? NULL : grads + m->lay.output, h->logits, h->zn,
+                   m->params + m->lay.output, N, d, V);
     memset(a->dhout, 0, (size_t)N * d * sizeof(float));
-    mtp_rmsnorm_bwd(a->dhout, grads + m->lay.norm, a->dxn, h->blk.out, m->params + m->lay.norm,
-                    h->zrstd, N, d);
-    block_backward(c, &w, &gw, &h->blk, a, a->dz, a->dhout);
+    mtp_rmsnorm_bwd(a->dhout, out_frozen ? NULL : grads + m->lay.norm, a->dxn, h->blk.out,
+                    m->params + m->lay.norm, h->zrstd, N, d);
+    if ((a->frozen & below) != below) block_backward(c, &w, &gw, &h->blk, a, a->dz, a->dhout);
 }
 
 void mtp_step(const mtp_model *m, mtp_acts *a, const mtp_token *window, const float *head_weight,
@@ -351,18 +361,19 @@ void mtp_step(const mtp_model *m, mtp_acts *a, const mtp_token *window, const fl
     if (a->n_head_sets > 1)
         for (int i = 1; i <= nf; i++)
             if (scale[i - 1] != 0) head_backward(m, a, &a->heads[i - 1], i, grads);
-    if (!backward) return;
+    unsigned trunk_down = MTP_PART_TRUNK | MTP_PART_EMBEDDINGS;
+    if (!backward || (a->frozen & trunk_down) == trunk_down) return;
 
     /* trunk backward, once, from the accumulated dL/dz */
     float *dcur = a->dz, *dnext = a->dres;
     for (int l = nt - 1; l >= 0; l--) {
         mtp_block_ptrs w = mtp_block_at(&m->lay, m->params, l);
-        mtp_block_ptrs gw = mtp_block_at(&m->lay, grads, l);
+        mtp_block_ptrs gw = block_grads(m, a, grads, l);
         memset(dnext, 0, (size_t)N * d * sizeof(float));
         block_backward(c, &w, &gw, &a->trunk[l], a, dnext, dcur);
         float *t = dcur;
         dcur = dnext;
         dnext = t;
     }
-    mtp_embedding_bwd(grads + m->lay.tok_emb, dcur, a->inputs, N, d);
+    if (!(a->frozen & MTP_PART_EMBEDDINGS)) mtp_embedding_bwd(grads + m->lay.tok_emb, dcur, a->inputs, N, d);
 }

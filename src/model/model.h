@@ -66,6 +66,7 @@ typedef struct {
 typedef struct {
     int B, T, backward;
     mtp_head_schedule schedule;
+    unsigned frozen; /* MTP_PART_* whose weight gradients the backward leaves out (0 after init) */
     float *arena;
     size_t arena_floats;
     mtp_rope rope;
@@ -96,7 +97,9 @@ void mtp_acts_free(mtp_acts *a);
  * window (B, T + n_future): row b's tokens; inputs are window[b][0..T), head i's targets
  * window[b][i..T+i). Token ids must be < vocab_size (the data layer checks).
  * head_weight (n_future, NULL = all 1): loss = sum_i head_weight[i] * mean CE_i.
- * grads (lay.total) are ACCUMULATED (+=) with the gradient of grad_scale * loss. */
+ * grads (lay.total) are ACCUMULATED (+=) with the gradient of grad_scale * loss; the
+ * tensors of parts in a->frozen are not touched (their weight-gradient products are
+ * skipped; gradients still flow through them to trained parts below). */
 void mtp_step(const mtp_model *m, mtp_acts *a, const mtp_token *window, const float *head_weight,
               float *grads, float grad_scale, mtp_head_stats *stats);
 

@@ -19,6 +19,7 @@ typedef struct {
     size_t shape[2];   /* PyTorch Linear layout: (out, in) */
     size_t offset;     /* in floats, into the flat buffer */
     size_t numel;
+    unsigned part;     /* the MTP_PART_* it belongs to (what --freeze names) */
 } mtp_param;
 
 /* Offsets (in floats) of one transformer block's tensors. */
@@ -38,6 +39,8 @@ typedef struct {
 void mtp_layout_init(mtp_layout *lay, const mtp_config *c);
 void mtp_layout_free(mtp_layout *lay);
 const mtp_param *mtp_layout_find(const mtp_layout *lay, const char *name);
+/* Floats in the tensors of parts not in `frozen` (what AdamW keeps moments for). */
+size_t mtp_layout_trained(const mtp_layout *lay, unsigned frozen);
 
 /* Pointers to one block's tensors inside any flat buffer with this layout. */
 typedef struct {

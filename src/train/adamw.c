@@ -8,11 +8,14 @@ void mtp_adamw_step(const mtp_adamw *h, const mtp_layout *lay, float *params, co
                     float *m, float *v, int64_t t) {
     double bc1 = 1.0 - pow(h->beta1, (double)t), bc2 = 1.0 - pow(h->beta2, (double)t);
     float step_size = (float)(h->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    size_t at = 0; /* where p's moments start */
     for (int k = 0; k < lay->n_params; k++) {
         const mtp_param *p = &lay->params[k];
+        if (p->part & h->frozen) continue;
         float decay = p->ndim == 2 ? 1.0f - h->lr * h->weight_decay : 1.0f;
-        float *w = params + p->offset, *mk = m + p->offset, *vk = v + p->offset;
+        float *w = params + p->offset, *mk = m + at, *vk = v + at;
         const float *g = grads + p->offset;
+        at += p->numel;
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < p->numel; i++) {
             w[i] *= decay;

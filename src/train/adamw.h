@@ -10,9 +10,11 @@
 
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
+    unsigned frozen; /* MTP_PART_* left alone: no update, no decay, no moments */
 } mtp_adamw;
 
-/* One update at step t (1-based) of params using grads; m and v are the moments. */
+/* One update at step t (1-based) of params using grads. m and v are the moments of the
+ * tensors not frozen, packed in layout order (mtp_layout_trained floats each). */
 void mtp_adamw_step(const mtp_adamw *h, const mtp_layout *lay, float *params, const float *grads,
                     float *m, float *v, int64_t t);
 

@@ -43,7 +43,8 @@ void mtp_train_opts_default(mtp_train_opts *o) {
 static int opts_in_range(const mtp_train_opts *o) {
     return o->batch >= 1 && o->batch <= 65536 && o->seq >= 1 && o->seq <= (1 << 20) &&
            o->grad_accum >= 1 && o->steps >= 0 && o->warmup >= 0 && o->eval_batches >= 0 &&
-           o->save_every >= 0 && o->eval_every >= 0 && o->lr >= 0 && o->eps >= 0;
+           o->save_every >= 0 && o->eval_every >= 0 && o->lr >= 0 && o->eps >= 0 &&
+           o->freeze <= MTP_PART_ALL;
 }
 
 /* ---- options <-> JSON (the state file's record of the run) ------------------------ */
@@ -63,6 +64,9 @@ char *mtp_train_opts_to_json(const mtp_train_opts *o) {
     cJSON_AddStringToObject(j, "head_schedule",
                             o->schedule == MTP_HEADS_NAIVE ? "naive" : "sequential");
     mtp_json_add_floats(j, "head_weight", o->head_weight, MTP_MAX_FUTURE);
+    char frozen[64];
+    mtp_parts_name(o->freeze, frozen, sizeof frozen);
+    cJSON_AddStringToObject(j, "freeze", frozen); /* "" when nothing is frozen */
     char *out = mtp_json_text(j);
     cJSON_Delete(j);
     return out;
@@ -98,6 +102,10 @@ int mtp_train_opts_from_json(mtp_train_opts *o, const char *json, const char *wh
             o->head_weight[i] = (float)w->valuedouble;
         }
     else bad = 1;
+    v = cJSON_GetObjectItemCaseSensitive(j, "freeze"); /* absent in states before --freeze */
+    o->freeze = 0;
+    if (v && (!cJSON_IsString(v) || (*v->valuestring && mtp_parts_parse(v->valuestring, &o->freeze, "freeze", NULL))))
+        bad = 1;
     cJSON_Delete(j);
     if (bad || !opts_in_range(o))
         return mtp_fail(err, "%s: training options are incomplete or invalid", what);
@@ -117,24 +125,29 @@ float mtp_lr_at(const mtp_train_opts *o, int64_t s) {
 
 static const char *const STATE_PREFIX[3] = {"param.", "adam_m.", "adam_v."};
 
+/* Every tensor's weights; the moments of those not frozen (packed, adamw.h). */
 static int save_state(const mtp_model *m, const mtp_train_opts *o, const float *mom,
                       const float *vel, int64_t step, const char *path, mtp_err *err) {
     const mtp_layout *lay = &m->lay;
-    int n = 3 * lay->n_params;
-    mtp_st_entry *e = xcalloc(n + 1, sizeof *e);
-    char (*names)[160] = xcalloc(n, sizeof *names);
+    int n = 0;
+    mtp_st_entry *e = xcalloc(3 * (size_t)lay->n_params + 1, sizeof *e);
+    char (*names)[160] = xcalloc(3 * (size_t)lay->n_params, sizeof *names);
     const float *bufs[3] = {m->params, mom, vel};
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 3; k++) {
+        size_t at = 0; /* where the moments of params[i] start */
         for (int i = 0; i < lay->n_params; i++) {
             const mtp_param *p = &lay->params[i];
-            mtp_st_entry *x = &e[k * lay->n_params + i];
-            snprintf(names[k * lay->n_params + i], 160, "%s%s", STATE_PREFIX[k], p->name);
-            x->name = names[k * lay->n_params + i];
-            x->data = bufs[k] + p->offset;
+            if (k > 0 && (p->part & o->freeze)) continue;
+            mtp_st_entry *x = &e[n];
+            snprintf(names[n], 160, "%s%s", STATE_PREFIX[k], p->name);
+            x->name = names[n++];
+            x->data = bufs[k] + (k == 0 ? p->offset : at);
+            at += p->numel;
             x->ndim = p->ndim;
             x->shape[0] = (int64_t)p->shape[0];
             x->shape[1] = (int64_t)p->shape[1];
         }
+    }
     char *cfg = mtp_config_to_json(&m->cfg), *opts = mtp_train_opts_to_json(o), stepbuf[32];
     snprintf(stepbuf, sizeof stepbuf, "%lld", (long long)step);
     const char *meta[] = {"format", "mtp-train-state", "config", cfg, "train", opts, "step", stepbuf};
@@ -186,15 +199,29 @@ int mtp_train_peek_state(const char *dir, mtp_model *m, mtp_train_opts *o, mtp_e
     return rc;
 }
 
-static int load_state(const char *dir, mtp_model *m, float *mom, float *vel, int64_t *step,
-                      mtp_err *err) {
+/* The moments of the tensors not frozen, packed (adamw.h), from tensors prefix + name. */
+static int load_moments(const mtp_safetensors *st, const mtp_layout *lay, unsigned frozen,
+                        const char *prefix, float *dst, mtp_err *err) {
+    size_t at = 0;
+    for (int i = 0; i < lay->n_params; i++) {
+        const mtp_param *p = &lay->params[i];
+        if (p->part & frozen) continue;
+        mtp_param_tensor pt;
+        if (mtp_param_tensor_find(st, prefix, p, &pt, err) || mtp_param_to_f32(st, &pt, p, dst + at, err))
+            return -1;
+        at += p->numel;
+    }
+    return 0;
+}
+
+static int load_state(const char *dir, mtp_model *m, unsigned frozen, float *mom, float *vel,
+                      int64_t *step, mtp_err *err) {
     mtp_safetensors st;
     char path[1200];
     if (open_state(dir, &st, path, sizeof path, err)) return -1;
-    float *bufs[3] = {m->params, mom, vel};
-    int rc = 0;
-    for (int k = 0; k < 3 && rc == 0; k++)
-        rc = mtp_load_params(&st, &m->lay, STATE_PREFIX[k], bufs[k], 0, err);
+    int rc = mtp_load_params(&st, &m->lay, STATE_PREFIX[0], m->params, 0, err);
+    if (rc == 0) rc = load_moments(&st, &m->lay, frozen, STATE_PREFIX[1], mom, err);
+    if (rc == 0) rc = load_moments(&st, &m->lay, frozen, STATE_PREFIX[2], vel, err);
     const char *s = mtp_st_meta(&st, "step");
     char *end = NULL;
     errno = 0;
@@ -342,8 +369,14 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
                         "steps %d)", o->batch, o->seq, o->grad_accum, o->steps);
     if (o->seq > c->max_seq_len)
         return mtp_fail(err, "--seq %d exceeds the model's max_seq_len %d", o->seq, c->max_seq_len);
+    size_t PM = mtp_layout_trained(&m->lay, o->freeze); /* floats AdamW keeps moments for */
+    if (PM == 0) {
+        char frozen[64];
+        mtp_parts_name(o->freeze, frozen, sizeof frozen);
+        return mtp_fail(err, "--freeze %s leaves no tensor to train", frozen);
+    }
     trainer t = {.m = m, .o = o, .saved = -1};
-    if (mtp_check_fits(3 * P * sizeof(float), "the gradients and AdamW moments", err)) return -1;
+    if (mtp_check_fits((P + 2 * PM) * sizeof(float), "the gradients and AdamW moments", err)) return -1;
     /* the lists become the paths they expanded to, so the state reopens the same files */
     if (mtp_shardset_open(&t.data, o->data, c->vocab_size, err)) return -1;
     if (mtp_shardset_list(&t.data, o->data, sizeof o->data, err) ||
@@ -353,12 +386,12 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
         return -1;
     }
     t.grads = falloc(P);
-    t.mom = falloc(P);
-    t.vel = falloc(P);
-    memset(t.mom, 0, P * sizeof(float));
-    memset(t.vel, 0, P * sizeof(float));
+    t.mom = falloc(PM);
+    t.vel = falloc(PM);
+    memset(t.mom, 0, PM * sizeof(float));
+    memset(t.vel, 0, PM * sizeof(float));
     int64_t step = 0;
-    if (resume_dir && load_state(resume_dir, m, t.mom, t.vel, &step, err)) {
+    if (resume_dir && load_state(resume_dir, m, o->freeze, t.mom, t.vel, &step, err)) {
         trainer_free(&t);
         return -1;
     }
@@ -384,6 +417,7 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
         trainer_free(&t);
         return -1;
     }
+    t.acts.frozen = o->freeze;
     t.window = xmalloc((size_t)o->batch * (o->seq + c->n_future) * sizeof(mtp_token));
     mtp_batcher_init(&t.batcher, &t.data, o->batch, o->seq, c->n_future, o->shuffle, o->seed);
 
@@ -391,7 +425,7 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
     double t0 = mtp_now(), tokens = 0;
     int64_t first = step;
     int rc = 0;
-    mtp_adamw hp = {0, o->beta1, o->beta2, o->eps, o->weight_decay};
+    mtp_adamw hp = {0, o->beta1, o->beta2, o->eps, o->weight_decay, o->freeze};
     for (; step < end && rc == 0; step++) {
         mtp_train_report r = {.step = step + 1, .steps = o->steps, .n_future = c->n_future};
         memset(t.grads, 0, P * sizeof(float));
