@@ -172,7 +172,7 @@ void mtp_weights_random(mtp_weights *w, const mtp_layout *lay, const mtp_config 
     mtp_wmat_from_f32(&w->out, t, o, dim, V);
     /* the embedding, as rows in type t */
     size_t n = (size_t)V * dim, nb = (size_t)(dim + MTP_Q8_BLOCK - 1) / MTP_Q8_BLOCK;
-    float *e = xmalloc(n * sizeof(float));
+    float *e = t == MTP_F32 ? xmalloc(n * sizeof(float)) : tmp; /* tmp holds V x dim: no second copy */
     random_fill(e, n, seed + 2);
     if (t == MTP_F32) {
         w->owned_rows = e;
@@ -186,7 +186,6 @@ void mtp_weights_random(mtp_weights *w, const mtp_layout *lay, const mtp_config 
         mtp_q8_quantize(q, (uint16_t *)(q + n), e, dim, V);
         w->emb = (mtp_wrows){MTP_Q8, V, dim, q, q + n};
     }
-    if (t != MTP_F32) free(e);
     free(tmp);
 }
 
