@@ -176,6 +176,11 @@ typedef void (*mtp_train_cb)(const mtp_train_report *r, void *ctx);
 int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train_cb cb,
               void *ctx, mtp_err *err);
 
+/* This process's rank among the processes of a run under mpirun or srun (README.md
+ * "Training on many processes"), known once mtp_train has started; 0 otherwise. Every
+ * rank gets mtp_train's error; rank 0 is the one to print it. */
+int mtp_train_rank(void);
+
 /* Reads DIR/state.safetensors: the model (config and weights) and the stored options
  * (data and val paths included). */
 int mtp_train_state_open(const char *dir, mtp_model **m, mtp_train_opts *o, mtp_err *err);
