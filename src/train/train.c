@@ -328,17 +328,14 @@ static int save_checkpoint(trainer *t, int64_t step, mtp_err *err) {
     mtp_dist *d = &t->dist;
     if (check_finite_params(t, step, err)) return -1; /* the same weights on every rank */
     float *mom = t->mom, *vel = t->vel;
-    if (d->size > 1) {
-        mom = d->rank == 0 ? falloc(d->total) : NULL;
+    if (d->size > 1) { /* rank 0 gathers the moments into the spent gradients and one buffer */
+        mom = d->rank == 0 ? t->grads : NULL;
         vel = d->rank == 0 ? falloc(d->total) : NULL;
         mtp_dist_gather(d, t->mom, mom);
         mtp_dist_gather(d, t->vel, vel);
     }
     int rc = d->rank == 0 ? write_checkpoint(t, step, mom, vel, err) : 0;
-    if (mom != t->mom) {
-        free(mom);
-        free(vel);
-    }
+    if (vel != t->vel) free(vel);
     if ((rc = mtp_dist_agree(d, rc, err)) == 0) t->saved = step;
     return rc;
 }
