@@ -12,7 +12,8 @@
 # 4. a rank killed (SIGKILL) mid-run ends the job within seconds with a non-zero status
 #    and a message naming the rank, and the last checkpoint resumes;
 # 5. a bad data file on one rank only: every rank stops, with that file's error printed
-#    once; ranks started with different flags are refused.
+#    once; ranks started with different flags are refused;
+# 6. two network namespaces as two hosts (TCP between them): the same bits as one host.
 # Skipped (saying why) where mpirun is missing or mtp was built without MPI.
 set -euo pipefail
 M=${MTP_BUILD:-build}/mtp
@@ -184,5 +185,42 @@ if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "rank 1 was started with .* other
 else
     ko "ranks with different flags: status $rc: $(head -c 600 "$tmp/flags.err")"
 fi
-echo "$pass passed, $fail failed, 0 skipped"
+# 6. two hosts: two network namespaces (each with its own host name) joined by a veth
+#    pair; mpirun starts the second's rank through its rsh agent, and the ranks talk TCP.
+#    The same bits as two ranks on one host. Needs root and ip netns (else skipped).
+skip=0
+ns=mtp$$
+if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && command -v unshare >/dev/null &&
+   ip netns add ${ns}a 2>/dev/null; then
+    trap 'ip netns del ${ns}a 2>/dev/null; ip netns del ${ns}b 2>/dev/null; rm -rf "$tmp"' EXIT
+    ip netns add ${ns}b
+    ip link add ${ns}va type veth peer name ${ns}vb
+    for x in a b; do
+        ip link set ${ns}v$x netns $ns$x
+        ip -n $ns$x addr add 10.77.0.$([ $x = a ] && echo 1 || echo 2)/24 dev ${ns}v$x
+        ip -n $ns$x link set ${ns}v$x up
+        ip -n $ns$x link set lo up
+    done
+    # the agent: HOST COMMAND runs COMMAND in the namespace that plays HOST
+    printf '%s\n' '#!/bin/sh' 'host=$1; shift' 'case $host in 10.77.0.1) x=a ;; *) x=b ;; esac' \
+        "exec ip netns exec $ns\$x unshare --uts sh -c \"hostname host\$x; \$*\"" > "$tmp/agent.sh"
+    chmod +x "$tmp/agent.sh"
+    rc=0
+    timeout 120 ip netns exec ${ns}a unshare --uts sh -c 'hostname hosta; exec "$@"' - \
+        mpirun --mca plm_rsh_agent "$tmp/agent.sh" --host 10.77.0.1:1,10.77.0.2:1 -np 2 \
+        --mca btl self,tcp --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24 \
+        -x OMP_NUM_THREADS=1 -x MTP_TEST_DIST_CHECK=1 \
+        sh -c 'hostname >> "$0"; exec "$@"' "$tmp/hosts" "$M" train "${common[@]}" --batch 2 \
+        --out "$tmp/hosts-2" 2> "$tmp/hosts.err" || rc=$?
+    if [ $rc = 0 ] && [ "$(sort "$tmp/hosts" | tr '\n' ' ')" = "hosta hostb " ] &&
+       cmp -s "$tmp/hosts-2/model.safetensors" "$tmp/mpi-2/model.safetensors"; then
+        ok "two hosts (network namespaces hosta, hostb; TCP): byte-identical to two ranks on one host"
+    else
+        ko "two hosts (network namespaces): status $rc: $(head -c 600 "$tmp/hosts.err")"
+    fi
+else
+    echo "SKIP two hosts: needs root and ip netns"
+    skip=1
+fi
+echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
