@@ -172,7 +172,9 @@ typedef void (*mtp_train_cb)(const mtp_train_report *r, void *ctx);
  * and may have changed what does not alter the arithmetic (steps, stop_at, save_every,
  * eval_every, eval_batches, val, out) and data (the same tokens at another path: nothing
  * checks that they are the same). The shard lists in o->data and o->val are rewritten to
- * the paths they expanded to, the form the state file keeps. */
+ * the paths they expanded to, the form the state file keeps. Under mpirun or srun every
+ * process calls it with the same arguments and trains on its o->batch rows of a global
+ * batch of ranks x o->batch (README.md "Training on many processes"). */
 int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train_cb cb,
               void *ctx, mtp_err *err);
 
