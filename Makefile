@@ -6,7 +6,8 @@
 #   make test-asan-native  the decoding kernel tests so, built for this CPU (AVX-512, AMX)
 #   make fuzz       every fuzz/fuzz_*.c libFuzzer target (clang), each run FUZZ_SECONDS
 #   make demo       the main job (see README)
-# Optional pieces are detected and announced; force them off with NO_BLAS=1 / NO_OMP=1.
+# Optional pieces are detected and announced; force them off with NO_BLAS=1 / NO_OMP=1 /
+# NO_MPI=1.
 
 BUILD    ?= build
 CC       ?= gcc
@@ -59,6 +60,21 @@ CFLAGS += -DMTP_HAVE_BLAS=0
 BLAS_MSG := no BLAS (built-in matmul, slow)
 endif
 
+# --- MPI (training over many processes, src/train/dist.c): mpicc's flags, used for that
+# one file; the binaries link libmpi, which a run without mpirun never starts.
+ifndef NO_MPI
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null)
+endif
+ifneq ($(MPI_LIBS),)
+$(BUILD)/src/train/dist.o: CFLAGS += $(MPI_CFLAGS) -DMTP_HAVE_MPI=1
+LDLIBS  += $(MPI_LIBS)
+MPI_MSG := Open MPI (mpicc)
+else
+$(BUILD)/src/train/dist.o: CFLAGS += -DMTP_HAVE_MPI=0
+MPI_MSG := no MPI (one process)
+endif
+
 # The library: src/<layer>/*.c (tools/check_layers.sh says which layer may use which).
 # The plain reference kernels (tests/oracle) are the tests' oracle, not library code; the
 # CLI links them too, for `mtp bench matmul`'s baseline.
@@ -78,7 +94,7 @@ TEST_SH  := $(sort $(wildcard tests/test_*.sh))
 all: announce $(BUILD)/mtp $(TEST_BIN) $(TEST_HELPERS)
 
 announce:
-	@echo "mtp build: $(CC), $(OMP_MSG), $(BLAS_MSG)"
+	@echo "mtp build: $(CC), $(OMP_MSG), $(BLAS_MSG), $(MPI_MSG)"
 
 $(BUILD)/libmtp.a: $(LIB_OBJ)
 	ar rcs $@ $^

@@ -21,12 +21,13 @@ static const char *HELP =
     "  --freeze PARTS      comma-separated of trunk, heads, embeddings, output (norm and\n"
     "                      unembedding): no gradient, update or AdamW moments   [none]\n"
     "  --resume DIR        continue DIR's run exactly (weights, optimizer, step, data order);\n"
-    "                      may change --steps --stop-at --save-every --eval-every --val --out\n"
+    "                      may change --steps --stop-at --save-every --eval-every --val --out,\n"
+    "                      and --batch for another number of ranks (the same global batch)\n"
     "  --data SHARDS       training tokens: llm.c shards, comma-separated paths or glob\n"
     "                      patterns ('d/train_*.bin', sorted), one stream; repeat to append\n"
     "  --val SHARDS        validation tokens (the same syntax); per-head loss every\n"
     "                      --eval-every steps and at the end\n"
-    "  --batch B           sequences per micro-batch            [8]\n"
+    "  --batch B           sequences per micro-batch (per rank under mpirun)  [8]\n"
     "  --seq T             tokens per sequence                  [256]\n"
     "  --steps N           optimizer steps                      [1000]\n"
     "  --stop-at K         stop (and save) after step K of N, to --resume later   [off]\n"
@@ -104,7 +105,7 @@ static const struct option LONG[] = {
 static int resumable_flag(int id) {
     return id == O_STEPS || id == O_STOP || id == O_SAVE || id == O_EVAL || id == O_EVALB ||
            id == O_VAL || id == O_OUT || id == O_THREADS || id == O_QUIET || id == O_RESUME ||
-           id == O_DATA;
+           id == O_DATA || id == O_BATCH;
 }
 
 /* Copies a path flag into a fixed buffer, refusing what does not fit. */
@@ -216,6 +217,7 @@ int cmd_train(int argc, char **argv) {
             return EXIT_BAD_INPUT;
         }
         if (seen[O_STEPS]) o.steps = given.steps;
+        if (seen[O_BATCH]) o.batch = given.batch; /* mtp_train checks the global batch */
         if (seen[O_DATA]) memcpy(o.data, given.data, sizeof o.data);
         if (seen[O_VAL]) memcpy(o.val, given.val, sizeof o.val);
         snprintf(o.out, sizeof o.out, "%s", seen[O_OUT] ? given.out : resume);
@@ -263,7 +265,7 @@ int cmd_train(int argc, char **argv) {
     }
     int rc = mtp_train(m, &o, resume, on_report, &prog, &err);
     if (prog.tty && !prog.quiet) fputc('\n', stderr);
-    if (rc) fprintf(stderr, "mtp train: %s\n", err.msg);
+    if (rc && mtp_train_rank() == 0) fprintf(stderr, "mtp train: %s\n", err.msg);
     mtp_model_close(m);
     return rc ? EXIT_BAD_INPUT : 0;
 }

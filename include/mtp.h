@@ -189,9 +189,16 @@ typedef void (*mtp_train_cb)(const mtp_train_report *r, void *ctx);
  * and may have changed what does not alter the arithmetic (steps, stop_at, save_every,
  * eval_every, eval_batches, val, out) and data (the same tokens at another path: nothing
  * checks that they are the same). The shard lists in o->data and o->val are rewritten to
- * the paths they expanded to, the form the state file keeps. */
+ * the paths they expanded to, the form the state file keeps. Under mpirun or srun every
+ * process calls it with the same arguments and trains on its o->batch rows of a global
+ * batch of ranks x o->batch (README.md "Training on many processes"). */
 int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train_cb cb,
               void *ctx, mtp_err *err);
+
+/* This process's rank among the processes of a run under mpirun or srun (README.md
+ * "Training on many processes"), known once mtp_train has started; 0 otherwise. Every
+ * rank gets mtp_train's error; rank 0 is the one to print it. */
+int mtp_train_rank(void);
 
 /* Reads DIR/state.safetensors: the model (config and weights) and the stored options
  * (data and val paths included). */

@@ -658,7 +658,9 @@ def build_cases(tmp):
     usage("train --head-weights -1,1", ["train"] + G + ["--head-weights", "-1,1"], ["--head-weights"])
     usage("train --head-weights 65 values", ["train"] + G + ["--head-weights", ",".join(["1"] * 65)],
           ["--head-weights"])
-    usage("train --resume with --batch", ["train", "--resume", run_dir, "--batch", "4"], ["--batch"])
+    # --batch may change on resume only to keep the global batch (ranks x --batch)
+    cases.append(Case("train --resume with another --batch", ["train", "--resume", run_dir, "--batch", "4"], 1,
+                      ["--batch"]))
     usage("train --resume with --config", ["train", "--resume", run_dir, "--config", good_cfg], ["--config"])
     usage("train --out path too long", ["train"] + G + ["--out", os.path.join(tmp, "x" * 1100)], ["--out"])
     usage("train --data list too long", ["train", "--config", good_cfg, "--data", "/" + "d" * 17000], ["--data"])

@@ -286,6 +286,7 @@ void mtp_batcher_init(mtp_batcher *bt, const mtp_shardset *s, int B, int T, int 
     memset(bt, 0, sizeof *bt);
     bt->set = s;
     bt->B = B;
+    bt->rows = B;
     bt->T = T;
     bt->n_future = n_future;
     bt->shuffle = shuffle;
@@ -293,6 +294,12 @@ void mtp_batcher_init(mtp_batcher *bt, const mtp_shardset *s, int B, int T, int 
     bt->n_windows = s->total / T ? s->total / T : 1;
     bt->perm_epoch = -1;
     if (shuffle) bt->perm = xmalloc(bt->n_windows * sizeof(uint64_t));
+}
+
+void mtp_batcher_rows(mtp_batcher *bt, int row0, int rows) {
+    MTP_ASSERT(row0 >= 0 && rows >= 1 && row0 + rows <= bt->B);
+    bt->row0 = row0;
+    bt->rows = rows;
 }
 
 void mtp_batcher_free(mtp_batcher *bt) {
@@ -314,8 +321,8 @@ static void make_epoch_order(mtp_batcher *bt, int64_t epoch) {
 
 void mtp_batcher_get(mtp_batcher *bt, uint64_t k, mtp_token *window) {
     int T = bt->T, W = T + bt->n_future;
-    for (int b = 0; b < bt->B; b++) {
-        uint64_t w = k * bt->B + b, start;
+    for (int b = 0; b < bt->rows; b++) {
+        uint64_t w = k * bt->B + bt->row0 + b, start;
         if (bt->shuffle) {
             int64_t epoch = (int64_t)(w / bt->n_windows);
             if (epoch != bt->perm_epoch) make_epoch_order(bt, epoch);

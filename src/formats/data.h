@@ -84,10 +84,13 @@ int mtp_shardset_list(const mtp_shardset *ss, char *buf, size_t cap, mtp_err *er
  * Sequential: batch k row b is window k*B + b (so it starts at token k*B*T + b*T, modulo
  * the total). Shuffled: the stream's floor(total/T) windows in a seeded random order, a
  * fresh order each epoch; batch k takes the next B of that order. The position is a pure
- * function of (seed, k), so a resumed run needs only k. All indices are 64-bit. */
+ * function of (seed, k), so a resumed run needs only k. All indices are 64-bit.
+ * A batcher may hand out only rows [row0, row0 + rows) of each batch (the share of one of
+ * several training processes); by default all B. */
 typedef struct {
     const mtp_shardset *set;
     int B, T, n_future, shuffle;
+    int row0, rows;
     uint64_t seed;
     uint64_t n_windows;
     uint64_t *perm; /* (n_windows) order of the current epoch, shuffled mode */
@@ -97,7 +100,9 @@ typedef struct {
 void mtp_batcher_init(mtp_batcher *bt, const mtp_shardset *s, int B, int T, int n_future,
                       int shuffle, uint64_t seed);
 void mtp_batcher_free(mtp_batcher *bt);
-/* Fills window (B, T + n_future) with batch k. */
+/* From now on get hands out rows [row0, row0 + rows) of each batch (within 0..B). */
+void mtp_batcher_rows(mtp_batcher *bt, int row0, int rows);
+/* Fills window (rows, T + n_future) with batch k's rows row0 .. row0 + rows - 1. */
 void mtp_batcher_get(mtp_batcher *bt, uint64_t k, mtp_token *window);
 
 #endif

@@ -26,7 +26,7 @@ void mtp_adamw_step(const mtp_adamw *h, const mtp_layout *lay, float *params, co
     }
 }
 
-double mtp_global_norm(const float *x, size_t n) {
+double mtp_sum_squares(const float *x, size_t n) {
     enum { CHUNK = 1 << 16 };
     size_t nchunks = (n + CHUNK - 1) / CHUNK;
     double *part = calloc(nchunks ? nchunks : 1, sizeof(double));
@@ -41,5 +41,7 @@ double mtp_global_norm(const float *x, size_t n) {
     double total = 0;
     for (size_t c = 0; c < nchunks; c++) total += part[c];
     free(part);
-    return sqrt(total);
+    return total;
 }
+
+double mtp_global_norm(const float *x, size_t n) { return sqrt(mtp_sum_squares(x, n)); }

@@ -19,7 +19,8 @@ void mtp_adamw_step(const mtp_adamw *h, const mtp_layout *lay, float *params, co
                     float *m, float *v, int64_t t);
 
 /* Global L2 norm of n floats, summed in fixed chunks so the result does not depend on
- * the thread count. */
+ * the thread count; mtp_sum_squares is its square before the root. */
 double mtp_global_norm(const float *x, size_t n);
+double mtp_sum_squares(const float *x, size_t n);
 
 #endif

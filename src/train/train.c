@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "train/adamw.h"
+#include "train/dist.h"
 #include "model/checkpoint.h"
 #include "formats/data.h"
 #include "core/json.h"
@@ -127,7 +128,7 @@ static const char *const STATE_PREFIX[3] = {"param.", "adam_m.", "adam_v."};
 
 /* Every tensor's weights; the moments of those not frozen (packed, adamw.h). */
 static int save_state(const mtp_model *m, const mtp_train_opts *o, const float *mom,
-                      const float *vel, int64_t step, const char *path, mtp_err *err) {
+                      const float *vel, int64_t step, int ranks, const char *path, mtp_err *err) {
     const mtp_layout *lay = &m->lay;
     int n = 0;
     mtp_st_entry *e = xcalloc(3 * (size_t)lay->n_params + 1, sizeof *e);
@@ -148,11 +149,13 @@ static int save_state(const mtp_model *m, const mtp_train_opts *o, const float *
             x->shape[1] = (int64_t)p->shape[1];
         }
     }
-    char *cfg = mtp_config_to_json(&m->cfg), *opts = mtp_train_opts_to_json(o), stepbuf[32];
+    char *cfg = mtp_config_to_json(&m->cfg), *opts = mtp_train_opts_to_json(o), stepbuf[32], rbuf[16];
     snprintf(stepbuf, sizeof stepbuf, "%lld", (long long)step);
-    const char *meta[] = {"format", "mtp-train-state", "config", cfg, "train", opts, "step", stepbuf};
+    snprintf(rbuf, sizeof rbuf, "%d", ranks);
+    const char *meta[] = {"format", "mtp-train-state", "config", cfg, "train", opts, "step", stepbuf,
+                          "ranks", rbuf};
     if (m->tok) e[n++] = (mtp_st_entry){MTP_TOKENIZER_TENSOR, m->tok_file, 1, {(int64_t)m->tok_bytes}, MTP_DT_U8};
-    int rc = mtp_st_write(path, e, n, meta, 4, err);
+    int rc = mtp_st_write(path, e, n, meta, 5, err);
     free(cfg);
     free(opts);
     free(names);
@@ -214,14 +217,45 @@ static int load_moments(const mtp_safetensors *st, const mtp_layout *lay, unsign
     return 0;
 }
 
-static int load_state(const char *dir, mtp_model *m, unsigned frozen, float *mom, float *vel,
-                      int64_t *step, mtp_err *err) {
+/* A state saved by K ranks with --batch B resumes on K' ranks with --batch B' where
+ * K'B' = KB: the same global batch, so the same rows in each step (a missing "ranks" is 1). */
+static int check_global_batch(const mtp_safetensors *st, const mtp_train_opts *o, int ranks,
+                              const char *path, mtp_err *err) {
+    mtp_train_opts so;
+    const char *rs = mtp_st_meta(st, "ranks"), *tj = mtp_st_meta(st, "train");
+    char *end = NULL;
+    long stored = rs ? strtol(rs, &end, 10) : 1;
+    if ((rs && (*end || end == rs || stored < 1 || stored > 1 << 20)) || !tj)
+        return mtp_fail(err, "%s: bad \"ranks\" or no \"train\" in metadata", path);
+    if (mtp_train_opts_from_json(&so, tj, path, err)) return -1;
+    long long global = (long long)so.batch * stored;
+    if (global == (long long)o->batch * ranks) return 0;
+    if (global % ranks)
+        return mtp_fail(err, "%s: the run's global batch of %lld rows (--batch %d on %ld ranks) "
+                        "does not split over %d ranks: resume on a number of ranks that divides it",
+                        path, global, so.batch, stored, ranks);
+    return mtp_fail(err, "%s: the run's global batch is %lld rows (--batch %d on %ld ranks): on %d "
+                    "ranks resume with --batch %lld", path, global, so.batch, stored, ranks,
+                    global / ranks);
+}
+
+/* Restores the weights, the step and this rank's moments: the tensors not frozen, packed
+ * (adamw.h), floats [mlo, mlo + mn) of the run's (all of them with one rank). */
+static int load_state(const char *dir, mtp_model *m, const mtp_train_opts *o, const mtp_dist *d,
+                      size_t mlo, size_t mn, float *mom, float *vel, int64_t *step, mtp_err *err) {
     mtp_safetensors st;
     char path[1200];
     if (open_state(dir, &st, path, sizeof path, err)) return -1;
-    int rc = mtp_load_params(&st, &m->lay, STATE_PREFIX[0], m->params, 0, err);
-    if (rc == 0) rc = load_moments(&st, &m->lay, frozen, STATE_PREFIX[1], mom, err);
-    if (rc == 0) rc = load_moments(&st, &m->lay, frozen, STATE_PREFIX[2], vel, err);
+    size_t PM = mtp_layout_trained(&m->lay, o->freeze);
+    float *full = mn == PM ? NULL : falloc(PM); /* one moment set at a time, sliced */
+    float *bufs[2] = {mom, vel};
+    int rc = check_global_batch(&st, o, d->size, path, err);
+    if (rc == 0) rc = mtp_load_params(&st, &m->lay, STATE_PREFIX[0], m->params, 0, err);
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        rc = load_moments(&st, &m->lay, o->freeze, STATE_PREFIX[k + 1], full ? full : bufs[k], err);
+        if (rc == 0 && full) memcpy(bufs[k], full + mlo, mn * sizeof(float));
+    }
+    free(full);
     const char *s = mtp_st_meta(&st, "step");
     char *end = NULL;
     errno = 0;
@@ -236,14 +270,59 @@ static int load_state(const char *dir, mtp_model *m, unsigned frozen, float *mom
 typedef struct {
     mtp_model *m;
     mtp_train_opts *o;
+    mtp_dist dist;
+    mtp_layout slice; /* the parameters' pieces in this rank's slice, offsets from its start */
     mtp_acts acts;
-    float *grads, *mom, *vel;
+    float *grads, *mom, *vel; /* grads: the whole layout; mom, vel: this rank's slice */
+    size_t mlo, mn;           /* mom, vel: the run's packed moments [mlo, mlo + mn) (adamw.h) */
     mtp_shardset data, val;
     mtp_batcher batcher;
     mtp_token *window;
     FILE *metrics;
     int64_t saved; /* step of the latest checkpoint in o->out; -1: none from this run */
+    double step_wait, step_sent; /* the last step's seconds in exchanges, bytes sent */
 } trainer;
+
+/* Floats of the tensors not frozen below offset x of the layout: where a rank's packed
+ * moments start among the run's. */
+static size_t trained_below(const mtp_layout *lay, unsigned frozen, size_t x) {
+    size_t n = 0;
+    for (int i = 0; i < lay->n_params; i++) {
+        const mtp_param *p = &lay->params[i];
+        if (!(p->part & frozen) && p->offset < x) n += x - p->offset < p->numel ? x - p->offset : p->numel;
+    }
+    return n;
+}
+
+/* The parameters' pieces inside [lo, hi), with offsets from lo: AdamW over one rank's
+ * slice (with one rank, the layout itself). */
+static void slice_layout(mtp_layout *s, const mtp_layout *lay, size_t lo, size_t hi) {
+    memset(s, 0, sizeof *s);
+    s->params = xcalloc((size_t)lay->n_params + 1, sizeof *s->params);
+    for (int i = 0; i < lay->n_params; i++) {
+        const mtp_param *p = &lay->params[i];
+        size_t a = p->offset > lo ? p->offset : lo, end = p->offset + p->numel;
+        size_t b = end < hi ? end : hi;
+        if (a >= b) continue;
+        mtp_param *q = &s->params[s->n_params++];
+        *q = *p;
+        q->offset = a - lo;
+        q->numel = b - a;
+    }
+    s->total = hi - lo;
+}
+
+/* Per-head stats of one rank's rows -> the mean over all ranks (in rank order). */
+static void mean_over_ranks(mtp_dist *d, mtp_head_stats *s, int nf) {
+    double x[2 * MTP_MAX_FUTURE];
+    memcpy(x, s->loss, nf * sizeof(double));
+    memcpy(x + nf, s->acc, nf * sizeof(double));
+    mtp_dist_sum(d, x, 2 * nf);
+    for (int i = 0; i < nf; i++) {
+        s->loss[i] = x[i] / d->size;
+        s->acc[i] = x[nf + i] / d->size;
+    }
+}
 
 /* The guard against a run that diverged: a loss or gradient norm that is NaN or
  * infinite stops the run before AdamW spreads it into every weight, and weights that
@@ -274,20 +353,37 @@ static int check_finite_params(const trainer *t, int64_t step, mtp_err *err) {
     return 0;
 }
 
-static int save_checkpoint(trainer *t, int64_t step, mtp_err *err) {
-    if (check_finite_params(t, step, err)) return -1;
+/* Rank 0 writes the whole state: the moments' slices are gathered to it. */
+static int write_checkpoint(trainer *t, int64_t step, const float *mom, const float *vel,
+                            mtp_err *err) {
     char path[1200], stepbuf[32];
     snprintf(path, sizeof path, "%s/state.safetensors", t->o->out);
-    if (save_state(t->m, t->o, t->mom, t->vel, step, path, err)) return -1;
+    if (save_state(t->m, t->o, mom, vel, step, t->dist.size, path, err)) return -1;
     snprintf(stepbuf, sizeof stepbuf, "%lld", (long long)step);
     const char *extra[] = {"step", stepbuf};
     snprintf(path, sizeof path, "%s/model.safetensors", t->o->out);
-    if (mtp_model_save(t->m, path, extra, 1, err)) return -1;
-    t->saved = step;
-    return 0;
+    return mtp_model_save(t->m, path, extra, 1, err);
 }
 
-static void write_metrics(FILE *f, const mtp_train_report *r) {
+static int save_checkpoint(trainer *t, int64_t step, mtp_err *err) {
+    mtp_dist *d = &t->dist;
+    if (check_finite_params(t, step, err)) return -1; /* the same weights on every rank */
+    float *mom = t->mom, *vel = t->vel;
+    if (d->size > 1) { /* rank 0 gathers the moments into the spent gradients and one buffer */
+        size_t PM = mtp_layout_trained(&t->m->lay, t->o->freeze);
+        mom = d->rank == 0 ? t->grads : NULL;
+        vel = d->rank == 0 ? falloc(PM) : NULL;
+        mtp_dist_gather(d, t->mom, t->mn, mom);
+        mtp_dist_gather(d, t->vel, t->mn, vel);
+    }
+    int rc = d->rank == 0 ? write_checkpoint(t, step, mom, vel, err) : 0;
+    if (vel != t->vel) free(vel);
+    if ((rc = mtp_dist_agree(d, rc, err)) == 0) t->saved = step;
+    return rc;
+}
+
+static void write_metrics(const trainer *t, const mtp_train_report *r) {
+    FILE *f = t->metrics;
     if (!f) return;
     cJSON *j = cJSON_CreateObject();
     mtp_json_add_number(j, "step", (double)r->step);
@@ -297,6 +393,11 @@ static void write_metrics(FILE *f, const mtp_train_report *r) {
         mtp_json_add_number(j, "grad_norm", r->grad_norm);
         mtp_json_add_number(j, "tok_per_s", r->tok_per_s);
         mtp_json_add_number(j, "elapsed_s", r->elapsed_s);
+        if (t->dist.size > 1) {
+            mtp_json_add_number(j, "ranks", t->dist.size);
+            mtp_json_add_number(j, "wait_s", t->step_wait);
+            mtp_json_add_number(j, "sent_bytes", t->step_sent);
+        }
     }
     mtp_json_write_line(f, j);
     cJSON_Delete(j);
@@ -325,25 +426,29 @@ static int trim_metrics(const char *path, int64_t step, mtp_err *err) {
     return mtp_atomic_commit(&af, err);
 }
 
-/* Mean per-head loss over the first eval_batches sequential batches of the val shard. */
+/* Mean per-head loss over the first eval_batches sequential batches of the val shard; each
+ * rank evaluates its rows of each batch, as in training. */
 static void validate(trainer *t, int64_t step, mtp_train_cb cb, void *ctx) {
     const mtp_train_opts *o = t->o;
+    mtp_dist *d = &t->dist;
     int nf = t->m->cfg.n_future;
     mtp_batcher vb;
-    mtp_batcher_init(&vb, &t->val, o->batch, o->seq, nf, 0, 0);
+    mtp_batcher_init(&vb, &t->val, o->batch * d->size, o->seq, nf, 0, 0);
+    mtp_batcher_rows(&vb, d->rank * o->batch, o->batch);
     mtp_train_report r = {.step = step, .steps = o->steps, .n_future = nf, .is_val = 1};
     for (int k = 0; k < o->eval_batches; k++) {
         mtp_head_stats s;
         mtp_batcher_get(&vb, k, t->window);
         mtp_step(t->m, &t->acts, t->window, NULL, NULL, 0, &s);
+        mean_over_ranks(d, &s, nf);
         for (int i = 0; i < nf; i++) {
             r.stats.loss[i] += s.loss[i] / o->eval_batches;
             r.stats.acc[i] += s.acc[i] / o->eval_batches;
         }
     }
     mtp_batcher_free(&vb);
-    write_metrics(t->metrics, &r);
-    if (cb) cb(&r, ctx);
+    write_metrics(t, &r);
+    if (cb && d->rank == 0) cb(&r, ctx);
 }
 
 static void trainer_free(trainer *t) {
@@ -352,10 +457,67 @@ static void trainer_free(trainer *t) {
     free(t->mom);
     free(t->vel);
     free(t->window);
+    free(t->slice.params);
     mtp_batcher_free(&t->batcher);
     mtp_shardset_free(&t->data);
     mtp_shardset_free(&t->val);
     if (t->metrics) fclose(t->metrics);
+}
+
+/* Opens the data, restores a resumed state and (rank 0) the run folder: what can fail on
+ * one rank alone; the caller agrees on the outcome with the others. */
+static int trainer_open(trainer *t, const char *resume_dir, int64_t *step, mtp_err *err) {
+    mtp_train_opts *o = t->o;
+    const mtp_config *c = &t->m->cfg;
+    const mtp_dist *d = &t->dist;
+    size_t P = t->m->lay.total;
+    slice_layout(&t->slice, &t->m->lay, d->lo, d->hi);
+    t->mlo = trained_below(&t->m->lay, o->freeze, d->lo);
+    size_t n = t->mn = trained_below(&t->m->lay, o->freeze, d->hi) - t->mlo;
+    if (mtp_check_fits((P + 2 * n) * sizeof(float), "the gradients and AdamW moments", err)) return -1;
+    /* the lists become the paths they expanded to, so the state reopens the same files */
+    if (mtp_shardset_open(&t->data, o->data, c->vocab_size, err) ||
+        mtp_shardset_list(&t->data, o->data, sizeof o->data, err) ||
+        (o->val[0] && (mtp_shardset_open(&t->val, o->val, c->vocab_size, err) ||
+                       mtp_shardset_list(&t->val, o->val, sizeof o->val, err))))
+        return -1;
+    t->grads = falloc(P);
+    t->mom = falloc(n ? n : 1);
+    t->vel = falloc(n ? n : 1);
+    memset(t->mom, 0, n * sizeof(float));
+    memset(t->vel, 0, n * sizeof(float));
+    if (resume_dir && load_state(resume_dir, t->m, o, d, t->mlo, n, t->mom, t->vel, step, err)) return -1;
+    if (resume_dir && !strcmp(resume_dir, o->out)) t->saved = *step;
+    if (o->out[0] && d->rank == 0) {
+        char path[1200];
+        if (mkdir(o->out, 0777) != 0 && errno != EEXIST)
+            return mtp_fail(err, "--out %s: %s", o->out, strerror(errno));
+        snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
+        if (resume_dir && trim_metrics(path, *step, err)) return -1;
+        t->metrics = fopen(path, resume_dir ? "a" : "w");
+        if (!t->metrics) return mtp_fail(err, "%s: %s", path, strerror(errno));
+    }
+    if (mtp_acts_init(&t->acts, c, o->batch, o->seq, o->schedule, 1, err)) return -1;
+    t->acts.frozen = o->freeze;
+    return 0;
+}
+
+/* Every rank must run the same model with the same options (a rank started with other
+ * flags would train something else in silence). */
+static int check_same_run(trainer *t, mtp_err *err) {
+    char *cfg = mtp_config_to_json(&t->m->cfg), *opts = mtp_train_opts_to_json(t->o);
+    size_t nc = strlen(cfg), no = strlen(opts);
+    char *both = xmalloc(nc + no + 1);
+    memcpy(both, cfg, nc);
+    memcpy(both + nc, opts, no + 1);
+    int r = mtp_dist_differs(&t->dist, both, nc + no);
+    free(both);
+    free(cfg);
+    free(opts);
+    if (r >= 0)
+        return mtp_fail(err, "rank %d was started with another model or other training options "
+                        "than rank 0: every rank needs the same flags", r);
+    return 0;
 }
 
 int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train_cb cb,
@@ -376,88 +538,73 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
         return mtp_fail(err, "--freeze %s leaves no tensor to train", frozen);
     }
     trainer t = {.m = m, .o = o, .saved = -1};
-    if (mtp_check_fits((P + 2 * PM) * sizeof(float), "the gradients and AdamW moments", err)) return -1;
-    /* the lists become the paths they expanded to, so the state reopens the same files */
-    if (mtp_shardset_open(&t.data, o->data, c->vocab_size, err)) return -1;
-    if (mtp_shardset_list(&t.data, o->data, sizeof o->data, err) ||
-        (o->val[0] && (mtp_shardset_open(&t.val, o->val, c->vocab_size, err) ||
-                       mtp_shardset_list(&t.val, o->val, sizeof o->val, err)))) {
-        trainer_free(&t);
-        return -1;
-    }
-    t.grads = falloc(P);
-    t.mom = falloc(PM);
-    t.vel = falloc(PM);
-    memset(t.mom, 0, PM * sizeof(float));
-    memset(t.vel, 0, PM * sizeof(float));
+    mtp_dist *d = &t.dist;
+    mtp_dist_init(d, P);
     int64_t step = 0;
-    if (resume_dir && load_state(resume_dir, m, o->freeze, t.mom, t.vel, &step, err)) {
+    int rc = mtp_dist_agree(d, trainer_open(&t, resume_dir, &step, err), err);
+    if (rc == 0) rc = mtp_dist_agree(d, check_same_run(&t, err), err);
+    if (rc) {
         trainer_free(&t);
         return -1;
     }
-    if (resume_dir && !strcmp(resume_dir, o->out)) t.saved = step;
-    if (o->out[0]) {
-        char path[1200];
-        if (mkdir(o->out, 0777) != 0 && errno != EEXIST) {
-            trainer_free(&t);
-            return mtp_fail(err, "--out %s: %s", o->out, strerror(errno));
-        }
-        snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
-        if (resume_dir && trim_metrics(path, step, err)) {
-            trainer_free(&t);
-            return -1;
-        }
-        t.metrics = fopen(path, resume_dir ? "a" : "w");
-        if (!t.metrics) {
-            trainer_free(&t);
-            return mtp_fail(err, "%s: %s", path, strerror(errno));
-        }
-    }
-    if (mtp_acts_init(&t.acts, c, o->batch, o->seq, o->schedule, 1, err)) {
-        trainer_free(&t);
-        return -1;
-    }
-    t.acts.frozen = o->freeze;
+    mtp_dist_bcast(d, m->params, P); /* a fresh model is the same on every rank, but be sure */
+    size_t n = d->hi - d->lo;
     t.window = xmalloc((size_t)o->batch * (o->seq + c->n_future) * sizeof(mtp_token));
-    mtp_batcher_init(&t.batcher, &t.data, o->batch, o->seq, c->n_future, o->shuffle, o->seed);
+    /* rank r takes rows r*B .. r*B+B-1 of the global batch of K*B rows */
+    mtp_batcher_init(&t.batcher, &t.data, o->batch * d->size, o->seq, c->n_future, o->shuffle, o->seed);
+    mtp_batcher_rows(&t.batcher, d->rank * o->batch, o->batch);
 
     int64_t end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
     double t0 = mtp_now(), tokens = 0;
     int64_t first = step;
-    int rc = 0;
     mtp_adamw hp = {0, o->beta1, o->beta2, o->eps, o->weight_decay, o->freeze};
     for (; step < end && rc == 0; step++) {
         mtp_train_report r = {.step = step + 1, .steps = o->steps, .n_future = c->n_future};
+        double wait0 = d->wait_s, sent0 = d->sent;
         memset(t.grads, 0, P * sizeof(float));
         for (int a = 0; a < o->grad_accum; a++) {
             mtp_head_stats s;
             mtp_batcher_get(&t.batcher, (uint64_t)step * o->grad_accum + a, t.window);
-            mtp_step(m, &t.acts, t.window, o->head_weight, t.grads, 1.0f / o->grad_accum, &s);
+            mtp_step(m, &t.acts, t.window, o->head_weight, t.grads, 1.0f / (o->grad_accum * d->size), &s);
             for (int i = 0; i < c->n_future; i++) {
                 r.stats.loss[i] += s.loss[i] / o->grad_accum;
                 r.stats.acc[i] += s.acc[i] / o->grad_accum;
             }
         }
-        r.grad_norm = mtp_global_norm(t.grads, P);
+        mean_over_ranks(d, &r.stats, c->n_future);
+        /* this rank's slice of the summed gradient; its norm from every slice's sum of squares */
+        mtp_dist_reduce_scatter(d, t.grads);
+        double sumsq = mtp_sum_squares(t.grads + d->lo, n);
+        mtp_dist_sum(d, &sumsq, 1);
+        r.grad_norm = sqrt(sumsq);
         if ((rc = check_finite_step(&t, &r, err)) != 0) break;
         if (o->grad_clip > 0 && r.grad_norm > o->grad_clip) {
             /* torch.nn.utils.clip_grad_norm_ */
             float k = (float)(o->grad_clip / (r.grad_norm + 1e-6));
+            float *g = t.grads + d->lo;
 #pragma omp parallel for schedule(static)
-            for (size_t i = 0; i < P; i++) t.grads[i] *= k;
+            for (size_t i = 0; i < n; i++) g[i] *= k;
         }
         hp.lr = mtp_lr_at(o, step);
-        mtp_adamw_step(&hp, &m->lay, m->params, t.grads, t.mom, t.vel, step + 1);
+        mtp_adamw_step(&hp, &t.slice, m->params + d->lo, t.grads + d->lo, t.mom, t.vel, step + 1);
+        mtp_dist_allgather(d, m->params);
+        int differs = d->check ? mtp_dist_differs(d, m->params, P * sizeof(float)) : -1;
+        if (differs >= 0) {
+            rc = mtp_fail(err, "step %lld: rank %d's weights differ from rank 0's", (long long)step + 1, differs);
+            break;
+        }
+        t.step_wait = d->wait_s - wait0;
+        t.step_sent = d->sent - sent0;
 
-        tokens += (double)o->batch * o->seq * o->grad_accum;
+        tokens += (double)o->batch * d->size * o->seq * o->grad_accum;
         double el = mtp_now() - t0;
         for (int i = 0; i < c->n_future; i++) r.loss += o->head_weight[i] * r.stats.loss[i];
         r.lr = hp.lr;
         r.elapsed_s = el;
         r.tok_per_s = tokens / (el > 0 ? el : 1e-9);
         r.eta_s = el / (double)(step + 1 - first) * (double)(end - step - 1);
-        write_metrics(t.metrics, &r);
-        if (cb) cb(&r, ctx);
+        write_metrics(&t, &r);
+        if (cb && d->rank == 0) cb(&r, ctx);
         int last = step + 1 == end;
         if (o->val[0] && ((o->eval_every > 0 && (step + 1) % o->eval_every == 0) || last))
             validate(&t, step + 1, cb, ctx);
