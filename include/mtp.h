@@ -138,11 +138,16 @@ int mtp_convert(const char *in, const char *out, mtp_wtype t, const char *tokeni
  * NAIVE: all heads forward (all logits alive), then all backward. Same gradients. */
 typedef enum { MTP_HEADS_SEQUENTIAL, MTP_HEADS_NAIVE } mtp_head_schedule;
 
+/* The matrix products of a training step: F32, or BF16 (inputs rounded to bf16, sums in
+ * fp32, on CPUs with AVX512-BF16; weights, gradients, AdamW and the rest stay fp32). */
+typedef enum { MTP_PRECISION_F32, MTP_PRECISION_BF16 } mtp_precision;
+
 typedef struct {
     int batch, seq, steps, warmup, grad_accum, shuffle, cosine;
     float lr, min_lr, weight_decay, grad_clip, beta1, beta2, eps;
     uint64_t seed;
     mtp_head_schedule schedule;
+    mtp_precision precision;
     float head_weight[MTP_MAX_FUTURE]; /* per future head; 1 by default */
     int save_every, eval_every, eval_batches, stop_at; /* stop_at 0: run to steps */
     char data[16384], val[16384]; /* shard lists (docs/formats.md); "": none */
