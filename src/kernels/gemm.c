@@ -35,6 +35,7 @@ int mtp_gemm_bf16_available(void) {
 #endif
 }
 
+#if defined(__AVX512F__) /* the build targets AVX-512 (-march=native on such a CPU) */
 /* Buffers kept by the calling thread between calls (a step makes hundreds of products). */
 static uint32_t *grow(float **buf, size_t *cap, size_t words) {
     if (words > *cap) {
@@ -45,7 +46,6 @@ static uint32_t *grow(float **buf, size_t *cap, size_t words) {
     return (uint32_t *)*buf;
 }
 
-#if defined(__AVX512F__) /* the build targets AVX-512 (-march=native on such a CPU) */
 
 static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 

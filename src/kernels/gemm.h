@@ -17,7 +17,7 @@ void mtp_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, con
                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 /* GFLOP/s of a loop of fp32 FMAs (bf16 0) or of vdpbf16ps (bf16 1, a multiply-add per bf16
- * pair counted as 2 of each) on every thread, about 0.1 s; 0 where the CPU lacks it */
+ * pair counted as 2 of each) on every thread: the fastest of 8 rounds of a few ms; 0 where the CPU lacks it */
 double mtp_peak_gflops(int bf16);
 
 #endif
