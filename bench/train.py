@@ -2,13 +2,16 @@
 """Training throughput and peak memory: mtp against PyTorch eager, the same model in the
 same run (issue #2's table). Every row runs in its own process, so peak RSS is that row's.
 
-    /usr/bin/python3 bench/train.py [--mtp build/mtp] [--steps 6] [--threads 2]
+    /usr/bin/python3 bench/train.py [--mtp build/mtp] [--steps 6] [--threads 2] [--bf16]
 
 Rows: dim 384, n_layers 6, n_heads 6, hidden_dim 1024, B 8, T 256, vocab 256 and 8192;
 n_future_tokens 1, and 4 with the sequential (memory-efficient) and naive head orders.
 PyTorch runs tools/mtp_twin.py's model; its sequential order is the paper's recipe
 (backward each head into a detached trunk output, then one trunk backward). PyTorch gets the
-same OPENBLAS_CORETYPE that mtp chose (Debian's OpenBLAS misdetects recent CPUs)."""
+same OPENBLAS_CORETYPE that mtp chose (Debian's OpenBLAS misdetects recent CPUs).
+"peak" is mtp's model FLOP/s (bench train's count) as a share of the fp32 FMA loop's FLOP/s
+measured in the same process; --bf16 adds mtp's --precision bf16 beside each row (speed-up
+over mtp's own fp32, and the share of the fp32 peak, so the columns compare)."""
 import argparse
 import json
 import os
@@ -87,6 +90,8 @@ def main():
     ap.add_argument("--mtp", default="build/mtp")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--rows", default="all", help="all, or a comma-separated list of row numbers (1-6)")
     ap.add_argument("--torch-row", nargs=3, metavar=("VOCAB", "N", "SCHEDULE"))
     a = ap.parse_args()
     if a.torch_row:
@@ -95,18 +100,29 @@ def main():
         return 0
     print(f"dim 384, 6 layers, 6 heads, hidden 1024, B 8, T 256, {a.threads} threads, "
           f"{a.steps - 1} timed steps after 1 warm-up (AdamW included)")
-    print(f"{'vocab':>5} {'n':>2} {'heads':>10} | {'mtp tok/s':>9} {'torch tok/s':>11} {'speed':>6} | "
-          f"{'mtp MiB':>7} {'torch MiB':>9} {'mem':>5}")
+    bf = f" | {'bf16 tok/s':>10} {'vs f32':>6} {'peak':>5}" if a.bf16 else ""
+    print(f"{'vocab':>5} {'n':>2} {'heads':>10} | {'mtp tok/s':>9} {'torch tok/s':>11} {'speed':>6} {'peak':>5} | "
+          f"{'mtp MiB':>7} {'torch MiB':>9} {'mem':>5}{bf}")
     mem = {}
-    for v, n, s in ROWS:
-        m = run_json([a.mtp, "bench", "train", "--vocab", str(v), "--n-future", str(n), "--head-schedule", s,
-                      "--steps", str(a.steps), "--threads", str(a.threads)])
+    rows = ROWS if a.rows == "all" else [ROWS[int(i) - 1] for i in a.rows.split(",")]
+    for v, n, s in rows:
+        cmd = [a.mtp, "bench", "train", "--vocab", str(v), "--n-future", str(n), "--head-schedule", s,
+               "--steps", str(a.steps), "--threads", str(a.threads)]
+        m = run_json(cmd)
         t = run_json([sys.executable, __file__, "--torch-row", str(v), str(n), s, "--steps", str(a.steps),
                       "--threads", str(a.threads)], env=torch_env(m["backend"]))
         mem[(v, n, s)] = m["peak_rss_mb"]
+        pk = lambda r: f"{100 * r['model_gflop_per_s'] / r['peak_fp32_gflop_per_s']:>4.0f}%" \
+            if r.get("peak_fp32_gflop_per_s") else f"{'-':>5}"
+        bf = ""
+        if a.bf16:
+            b = run_json(cmd + ["--precision", "bf16"])
+            bf = f" | {b['tok_per_s']:>10.0f} {b['tok_per_s'] / m['tok_per_s']:>5.2f}x {pk(b)}"
         print(f"{v:>5} {n:>2} {s:>10} | {m['tok_per_s']:>9.0f} {t['tok_per_s']:>11.0f} "
-              f"{m['tok_per_s'] / t['tok_per_s']:>5.2f}x | {m['peak_rss_mb']:>7.0f} {t['peak_rss_mb']:>9.0f} "
-              f"{m['peak_rss_mb'] / t['peak_rss_mb']:>5.2f}", flush=True)
+              f"{m['tok_per_s'] / t['tok_per_s']:>5.2f}x {pk(m)} | {m['peak_rss_mb']:>7.0f} {t['peak_rss_mb']:>9.0f} "
+              f"{m['peak_rss_mb'] / t['peak_rss_mb']:>5.2f}{bf}", flush=True)
+    if len(rows) < len(ROWS):
+        return 0
     for v in (256, 8192):
         base = mem[(v, 1, "sequential")]
         print(f"vocab {v}: mtp peak memory vs n=1: n=4 sequential {mem[(v, 4, 'sequential')] / base:.2f}x, "

@@ -40,6 +40,15 @@ int arg_dtype(const char *cmd, const char *s, mtp_wtype *t) {
     return -1;
 }
 
+int arg_precision(const char *cmd, const char *s, mtp_precision *p) {
+    if (!strcmp(s, "f32") || !strcmp(s, "bf16")) {
+        *p = strcmp(s, "bf16") ? MTP_PRECISION_F32 : MTP_PRECISION_BF16;
+        return 0;
+    }
+    usage_error(cmd, "--precision: expected f32 or bf16, got '%s'", s);
+    return -1;
+}
+
 int arg_u64(const char *cmd, const char *flag, const char *s, uint64_t *out) {
     char *end;
     errno = 0;

@@ -17,6 +17,8 @@ int arg_u64(const char *cmd, const char *flag, const char *s, uint64_t *out);
 int arg_float(const char *cmd, const char *flag, const char *s, double lo, double hi, float *out);
 /* --dtype f32|bf16|q8 */
 int arg_dtype(const char *cmd, const char *s, mtp_wtype *t);
+/* --precision f32|bf16 */
+int arg_precision(const char *cmd, const char *s, mtp_precision *p);
 /* Comma-separated floats (e.g. --head-weights 1,0.5,0.5); returns the count or -1. */
 int arg_floats(const char *cmd, const char *flag, const char *s, float *out, int max);
 /* Prints "mtp CMD: <msg>" and a hint to --help; returns EXIT_USAGE. */

@@ -43,6 +43,8 @@ static const char *HELP =
     "  --seed S            initialisation and data order        [1337]\n"
     "  --head-schedule S   sequential (memory-efficient) | naive [sequential]\n"
     "  --head-weights W,.. loss weight of each future head      [all 1]\n"
+    "  --precision P       f32 | bf16: the matrix products with bf16 inputs and fp32 sums\n"
+    "                      (AVX512-BF16 CPUs); weights, gradients, AdamW stay fp32 [f32]\n"
     "  --threads N         threads                              [all cores]\n"
     "  --tokenizer FILE    the tokenizer the data was prepared with: saved models carry it\n"
     "                      (so generate takes text) [--model's own; kept on --resume]\n"
@@ -86,7 +88,7 @@ static void on_report(const mtp_train_report *r, void *ctx) {
 enum { O_CONFIG = 256, O_MODEL, O_RESUME, O_DATA, O_VAL, O_BATCH, O_SEQ, O_STEPS, O_STOP, O_LR,
        O_MINLR, O_SCHED, O_WARMUP, O_WD, O_CLIP, O_B1, O_B2, O_EPS, O_ACCUM, O_SHUF, O_NOSHUF,
        O_SEED, O_HSCHED, O_HW, O_THREADS, O_SAVE, O_EVAL, O_EVALB, O_OUT, O_TOK, O_QUIET, O_NFUT,
-       O_FREEZE, O_HELP };
+       O_FREEZE, O_PREC, O_HELP };
 
 static const struct option LONG[] = {
     {"config", 1, 0, O_CONFIG}, {"model", 1, 0, O_MODEL}, {"resume", 1, 0, O_RESUME},
@@ -98,6 +100,7 @@ static const struct option LONG[] = {
     {"shuffle", 0, 0, O_SHUF}, {"no-shuffle", 0, 0, O_NOSHUF}, {"seed", 1, 0, O_SEED},
     {"head-schedule", 1, 0, O_HSCHED}, {"head-weights", 1, 0, O_HW}, {"threads", 1, 0, O_THREADS},
     {"tokenizer", 1, 0, O_TOK}, {"n-future", 1, 0, O_NFUT}, {"freeze", 1, 0, O_FREEZE},
+    {"precision", 1, 0, O_PREC},
     {"save-every", 1, 0, O_SAVE}, {"eval-every", 1, 0, O_EVAL}, {"eval-batches", 1, 0, O_EVALB},
     {"out", 1, 0, O_OUT}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
 
@@ -175,6 +178,7 @@ int cmd_train(int argc, char **argv) {
         case O_QUIET: prog.quiet = 1; break;
         case O_NFUT: bad = arg_int("train", "--n-future", optarg, 1, MTP_MAX_FUTURE, &keep); break;
         case O_FREEZE: bad = parse_freeze(optarg, &o.freeze); break;
+        case O_PREC: bad = arg_precision("train", optarg, &o.precision); break;
         case O_HELP: fputs(HELP, stdout); return 0;
         case O_SCHED:
             if (strcmp(optarg, "cosine") && strcmp(optarg, "constant"))

@@ -154,11 +154,16 @@ int mtp_parts_parse(const char *list, unsigned *parts, const char *flag, mtp_err
 /* The names of the parts in bits, comma-separated, into out (at least 40 bytes). */
 void mtp_parts_name(unsigned parts, char *out, size_t n);
 
+/* The matrix products of a training step: F32, or BF16 (inputs rounded to bf16, sums in
+ * fp32, on CPUs with AVX512-BF16; weights, gradients, AdamW and the rest stay fp32). */
+typedef enum { MTP_PRECISION_F32, MTP_PRECISION_BF16 } mtp_precision;
+
 typedef struct {
     int batch, seq, steps, warmup, grad_accum, shuffle, cosine;
     float lr, min_lr, weight_decay, grad_clip, beta1, beta2, eps;
     uint64_t seed;
     mtp_head_schedule schedule;
+    mtp_precision precision;
     float head_weight[MTP_MAX_FUTURE]; /* per future head; 1 by default */
     unsigned freeze; /* MTP_PART_* bits: no gradient, no update, no AdamW moments; 0 */
     int save_every, eval_every, eval_batches, stop_at; /* stop_at 0: run to steps */

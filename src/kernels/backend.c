@@ -1,5 +1,6 @@
 /* backend.c: see backend.h. The only file that knows whether a BLAS is linked. */
 #include "kernels/backend.h"
+#include "kernels/gemm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,18 +105,25 @@ int mtp_backend_thread(void) {
 #endif
 }
 
+/* Which kernel runs the training products (ops.c: gemm.h's where it can). */
+static const char *products(void) {
+    if (!mtp_gemm_avx512_available()) return "";
+    return mtp_gemm_bf16_available() ? "; training products: mtp AVX-512 (fp32), AVX512-BF16 (bf16)"
+                                     : "; training products: mtp AVX-512 (fp32), no bf16";
+}
+
 const char *mtp_backend_describe(void) {
     static _Thread_local char buf[512]; /* each thread its own: the thread count can change */
 #if MTP_HAVE_BLAS
     if (blas_ready()) {
-        snprintf(buf, sizeof buf, "%s, core %s, %d threads", blas.config(), blas.corename(),
-                 mtp_backend_threads());
+        snprintf(buf, sizeof buf, "%s, core %s, %d threads%s", blas.config(), blas.corename(),
+                 mtp_backend_threads(), products());
         return buf;
     }
-    snprintf(buf, sizeof buf, "%s: built-in matmul (slow), %d threads", blas.error,
-             mtp_backend_threads());
+    snprintf(buf, sizeof buf, "%s: built-in matmul (slow), %d threads%s", blas.error,
+             mtp_backend_threads(), products());
 #else
-    snprintf(buf, sizeof buf, "built-in matmul (no BLAS), %d threads", mtp_backend_threads());
+    snprintf(buf, sizeof buf, "built-in matmul (no BLAS), %d threads%s", mtp_backend_threads(), products());
 #endif
     return buf;
 }

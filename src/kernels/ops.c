@@ -1,6 +1,6 @@
-/* ops.c: the optimised kernels (ops.h). Matrix products go through mtp_gemm; the rest are
- * OpenMP loops with static schedules, so results are identical run to run for a given
- * thread count (exact resume depends on it). Reductions over rows that feed a weight
+/* ops.c: the optimised kernels (ops.h). Matrix products go through gemm.h's kernels or
+ * mtp_gemm; the rest are OpenMP loops with static schedules, so results are identical run
+ * to run for a given thread count (exact resume depends on it). Reductions over rows that feed a weight
  * gradient run over columns in parallel, rows in order, for the same reason. */
 #include "kernels/ops.h"
 
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels/backend.h"
+#include "kernels/gemm.h"
 #include "core/util.h"
 #include "kernels/vexp.h"
 
@@ -68,14 +69,32 @@ void mtp_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, co
     }
 }
 
+/* The training products: bf16 when asked (mtp_matmul_precision), else mtp's own AVX-512
+ * kernel where the build and the CPU have it (faster than OpenBLAS's AVX2 core, and the
+ * same bits whatever the thread count), else mtp_gemm (OpenBLAS). */
+static int matmul_bf16;
+
+int mtp_matmul_precision(int bf16) {
+    if (bf16 && !mtp_gemm_bf16_available()) return -1;
+    matmul_bf16 = bf16;
+    return 0;
+}
+
+static void matmul(int tA, int tB, int M, int N, int K, const float *A, int lda, const float *B,
+                   int ldb, float beta, float *C, int ldc) {
+    if (matmul_bf16) mtp_gemm_bf16(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    else if (mtp_gemm_avx512_available()) mtp_gemm_avx512(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    else mtp_gemm(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
 void mtp_matmul_fwd(float *out, const float *x, const float *w, int N, int C, int OC, float beta) {
-    mtp_gemm(0, 1, N, OC, C, 1.0f, x, C, w, C, beta, out, OC);
+    matmul(0, 1, N, OC, C, x, C, w, C, beta, out, OC);
 }
 
 void mtp_matmul_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
                     int N, int C, int OC) {
-    if (dx) mtp_gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dx, C);
-    if (dw) mtp_gemm(1, 0, OC, C, N, 1.0f, dout, OC, x, C, 1.0f, dw, C);
+    if (dx) matmul(0, 0, N, C, OC, dout, OC, w, C, 1.0f, dx, C);
+    if (dw) matmul(1, 0, OC, C, N, dout, OC, x, C, 1.0f, dw, C);
 }
 
 void mtp_rope_init(mtp_rope *r, int T, int head_dim, float theta) {

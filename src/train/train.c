@@ -15,6 +15,8 @@
 #include "model/checkpoint.h"
 #include "formats/data.h"
 #include "core/json.h"
+#include "kernels/gemm.h"
+#include "kernels/ops.h"
 
 void mtp_train_opts_default(mtp_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -34,6 +36,7 @@ void mtp_train_opts_default(mtp_train_opts *o) {
     o->eps = 1e-8f;
     o->seed = 1337;
     o->schedule = MTP_HEADS_SEQUENTIAL;
+    o->precision = MTP_PRECISION_F32;
     for (int i = 0; i < MTP_MAX_FUTURE; i++) o->head_weight[i] = 1.0f;
     o->save_every = 0;
     o->eval_every = 0;
@@ -64,6 +67,7 @@ char *mtp_train_opts_to_json(const mtp_train_opts *o) {
     cJSON_AddStringToObject(j, "seed", seed); /* as a string: 64 bits do not fit a double */
     cJSON_AddStringToObject(j, "head_schedule",
                             o->schedule == MTP_HEADS_NAIVE ? "naive" : "sequential");
+    cJSON_AddStringToObject(j, "precision", o->precision == MTP_PRECISION_BF16 ? "bf16" : "f32");
     mtp_json_add_floats(j, "head_weight", o->head_weight, MTP_MAX_FUTURE);
     char frozen[64];
     mtp_parts_name(o->freeze, frozen, sizeof frozen);
@@ -95,6 +99,10 @@ int mtp_train_opts_from_json(mtp_train_opts *o, const char *json, const char *wh
     v = cJSON_GetObjectItemCaseSensitive(j, "head_schedule");
     if (cJSON_IsString(v)) o->schedule = strcmp(v->valuestring, "naive") ? MTP_HEADS_SEQUENTIAL : MTP_HEADS_NAIVE;
     else bad = 1;
+    v = cJSON_GetObjectItemCaseSensitive(j, "precision"); /* absent in older state files: f32 */
+    o->precision = MTP_PRECISION_F32;
+    if (cJSON_IsString(v) && !strcmp(v->valuestring, "bf16")) o->precision = MTP_PRECISION_BF16;
+    else if (v && !(cJSON_IsString(v) && !strcmp(v->valuestring, "f32"))) bad = 1;
     v = cJSON_GetObjectItemCaseSensitive(j, "head_weight");
     if (cJSON_GetArraySize(v) == MTP_MAX_FUTURE)
         for (int i = 0; i < MTP_MAX_FUTURE; i++) {
@@ -537,6 +545,9 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
         mtp_parts_name(o->freeze, frozen, sizeof frozen);
         return mtp_fail(err, "--freeze %s leaves no tensor to train", frozen);
     }
+    if (o->precision == MTP_PRECISION_BF16 && !mtp_gemm_bf16_available())
+        return mtp_fail(err, "--precision bf16: needs a CPU with AVX512-BF16 and a build for it "
+                        "(-march=native); this one has %s", mtp_gemm_avx512_available() ? "no AVX512-BF16" : "no AVX-512");
     trainer t = {.m = m, .o = o, .saved = -1};
     mtp_dist *d = &t.dist;
     mtp_dist_init(d, P);
@@ -558,6 +569,7 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
     double t0 = mtp_now(), tokens = 0;
     int64_t first = step;
     mtp_adamw hp = {0, o->beta1, o->beta2, o->eps, o->weight_decay, o->freeze};
+    mtp_matmul_precision(o->precision == MTP_PRECISION_BF16); /* available: checked above */
     for (; step < end && rc == 0; step++) {
         mtp_train_report r = {.step = step + 1, .steps = o->steps, .n_future = c->n_future};
         double wait0 = d->wait_s, sent0 = d->sent;
@@ -611,6 +623,7 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
         if (o->out[0] && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || last))
             rc = save_checkpoint(&t, step + 1, err);
     }
+    mtp_matmul_precision(0);
     if (rc == 0 && o->out[0] && step == first) rc = save_checkpoint(&t, step, err);
     trainer_free(&t);
     return rc;

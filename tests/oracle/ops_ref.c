@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "kernels/bf16.h"
 
 void mtp_embedding_fwd_ref(float *out, const mtp_token *tokens, const float *wte, int N, int C) {
     for (int n = 0; n < N; n++)
@@ -47,6 +48,23 @@ void mtp_matmul_fwd_ref(float *out, const float *x, const float *w, int N, int C
             double s = beta == 0 ? 0 : (double)beta * out[(size_t)n * OC + o];
             for (int c = 0; c < C; c++) s += (double)x[(size_t)n * C + c] * w[(size_t)o * C + c];
             out[(size_t)n * OC + o] = (float)s;
+        }
+}
+
+static double gemm_in(float v, int bf16) { return bf16 ? mtp_bf16_value(mtp_bf16_round(v)) : v; }
+
+void mtp_gemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc, int bf16) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++) {
+                float a = transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = transB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                s += gemm_in(a, bf16) * gemm_in(b, bf16);
+            }
+            float *c = C + (size_t)i * ldc + j;
+            *c = (float)(alpha * s + (beta == 0 ? 0 : (double)beta * *c));
         }
 }
 

@@ -1,0 +1,23 @@
+/* gemm.h: mtp's own kernels for the training products (gemm.c), beside OpenBLAS's sgemm.
+ * The arguments are mtp_gemm's (backend.h): C (M,N) = alpha op(A) op(B) + beta C, row-major.
+ * Results do not depend on the thread count (each output element summed in one order). */
+#ifndef MTP_GEMM_H
+#define MTP_GEMM_H
+
+/* built for AVX-512 (-march=native on such a CPU) and the CPU has it: mtp_decode_avx512_available */
+int mtp_gemm_avx512_available(void);
+/* that, built for AVX512-BF16 too, and mtp_bf16_dp_available (MTP_NO_AVX512BF16 unset) */
+int mtp_gemm_bf16_available(void);
+/* fp32 with vfmadd231ps; asserts mtp_gemm_avx512_available */
+void mtp_gemm_avx512(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                     int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* op(A) and op(B) rounded to bf16 (nearest, ties to even), products summed in fp32 with
+ * vdpbf16ps (pairs of inputs); asserts mtp_gemm_bf16_available */
+void mtp_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* GFLOP/s of a loop of fp32 FMAs (bf16 0) or of vdpbf16ps (bf16 1, a multiply-add per bf16
+ * pair counted as 2 of each) on every thread: the fastest of 8 rounds of a few ms; 0 where the CPU lacks it */
+double mtp_peak_gflops(int bf16);
+
+#endif

@@ -1,0 +1,140 @@
+/* test_gemm.c: mtp's own training products (kernels/gemm.h) against the plain reference
+ * (mtp_gemm_ref, double sums): every transpose, sizes that leave partial panels and
+ * blocks, padded leading dimensions, alpha and beta; the same bits on 1 and 2 threads;
+ * bf16 against the reference on inputs rounded to bf16 the same way; and a training step of
+ * a small model in bf16 against the same step in fp32 (losses, gradients). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/rng.h"
+#include "core/util.h"
+#include "kernels/gemm.h"
+#include "kernels/ops.h"
+#include "model/model.h"
+#include "oracle/ops_ref.h"
+
+/* fp32 sums in another order than the double reference: about sqrt(K) roundings of the
+ * largest terms; K <= 600 here. Both kernels sum in fp32 (bf16: exact products), so one
+ * tolerance, relative to the largest output. */
+static const double TOL = 2e-5;
+
+static mtp_rng rng = {3};
+
+static float *rnd(size_t n) {
+    float *x = falloc(n);
+    for (size_t i = 0; i < n; i++) x[i] = (float)mtp_rng_normal(&rng);
+    return x;
+}
+
+typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int,
+                        float, float *, int);
+
+/* one product of the kernel and of the reference, leading dimensions padded by 3 */
+static void compare(gemm_fn f, int bf16, int tA, int tB, int M, int N, int K, float alpha, float beta) {
+    int lda = (tA ? M : K) + 3, ldb = (tB ? K : N) + 3, ldc = N + 3;
+    float *A = rnd((size_t)(tA ? K : M) * lda), *B = rnd((size_t)(tB ? N : K) * ldb);
+    float *C = rnd((size_t)M * ldc), *R = falloc((size_t)M * ldc);
+    if (beta == 0)
+        for (size_t i = 0; i < (size_t)M * ldc; i++) C[i] = NAN; /* beta 0 never reads C */
+    memcpy(R, C, (size_t)M * ldc * sizeof(float));
+    f(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    mtp_gemm_ref(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, R, ldc, bf16);
+    int pad_kept = 1; /* the columns past N are not written */
+    for (int i = 0; i < M; i++) {
+        pad_kept &= !memcmp(C + (size_t)i * ldc + N, R + (size_t)i * ldc + N, 3 * sizeof(float));
+        memset(C + (size_t)i * ldc + N, 0, 3 * sizeof(float));
+        memset(R + (size_t)i * ldc + N, 0, 3 * sizeof(float));
+    }
+    CHECK_CLOSE(C, R, (size_t)M * ldc, TOL, "%s tA %d tB %d %dx%dx%d alpha %g beta %g",
+                bf16 ? "bf16" : "fp32", tA, tB, M, N, K, alpha, beta);
+    CHECK(pad_kept, "%s %dx%dx%d writes past N", bf16 ? "bf16" : "fp32", M, N, K);
+    free(A), free(B), free(C), free(R);
+}
+
+static void test_kernel(gemm_fn f, int bf16) {
+    /* partial panels (MR 14, NR 32), tiles, and blocks (KC 256), odd K (bf16 pairs) */
+    static const int SIZES[][3] = {{1, 1, 1}, {13, 17, 3}, {14, 32, 256}, {29, 65, 257},
+                                   {115, 130, 513}, {3, 200, 40}, {200, 5, 600}};
+    for (size_t s = 0; s < sizeof SIZES / sizeof *SIZES; s++)
+        for (int t = 0; t < 4; t++)
+            compare(f, bf16, t & 1, t >> 1, SIZES[s][0], SIZES[s][1], SIZES[s][2], 1, 0);
+    compare(f, bf16, 0, 1, 50, 70, 300, 0.5f, 1);
+    compare(f, bf16, 1, 0, 50, 70, 300, 1, 1.5f);
+    compare(f, bf16, 0, 0, 20, 30, 0, 1, 2); /* K 0: C = beta C */
+}
+
+/* Threads partition the outputs, never the inputs: the same bits on 1 and 2 threads, on a
+ * size past the kernel's threshold for threads, in the three training orientations. */
+static void test_threads(gemm_fn f, const char *name) {
+    int M = 300, N = 200, K = 700;
+    float *A = rnd((size_t)M * K), *B = rnd((size_t)K * N), *C1 = falloc((size_t)M * N), *C2 = falloc((size_t)M * N);
+    for (int t = 0; t < 3; t++) {
+        int tA = t == 2, tB = t == 0;
+        check_threads(1);
+        f(tA, tB, M, N, K, 1, A, tA ? M : K, B, tB ? K : N, 0, C1, N);
+        check_threads(2);
+        f(tA, tB, M, N, K, 1, A, tA ? M : K, B, tB ? K : N, 0, C2, N);
+        CHECK_SAME(C1, C2, (size_t)M * N, "%s tA %d tB %d: 1 and 2 threads", name, tA, tB);
+    }
+    free(A), free(B), free(C1), free(C2);
+}
+
+/* Tolerances of a bf16 step against fp32 (bf16 keeps 8 significant bits: each rounding
+ * moves a value by up to 2^-9 relative, the errors of a product's inputs averaging out over
+ * its sums): each head's loss within 0.1% relative, the gradient within 2% in norm
+ * (||g16 - g32|| / ||g32||). Measured on this model: 0.001% and 0.3%. */
+static const double LOSS_TOL = 1e-3, GRAD_TOL = 2e-2;
+
+static void test_step_bf16(void) {
+    mtp_config cfg;
+    mtp_err err;
+    MTP_ASSERT(mtp_config_parse(&cfg, "{\"dim\":64,\"n_layers\":3,\"n_heads\":4,\"n_kv_heads\":2,"
+                                      "\"vocab_size\":97,\"hidden_dim\":128,\"n_future_tokens\":2,"
+                                      "\"max_seq_len\":32}", "test", &err) == 0);
+    mtp_model m;
+    MTP_ASSERT(mtp_model_init(&m, &cfg, &err) == 0);
+    mtp_model_randomize(&m, 9);
+    int B = 2, T = 32, nf = cfg.n_future;
+    mtp_acts a;
+    MTP_ASSERT(mtp_acts_init(&a, &cfg, B, T, MTP_HEADS_SEQUENTIAL, 1, &err) == 0);
+    mtp_token win[2 * (32 + 2)];
+    for (int i = 0; i < B * (T + nf); i++) win[i] = (mtp_token)mtp_rng_below(&rng, cfg.vocab_size);
+    size_t P = m.lay.total;
+    float *g32 = falloc(P), *g16 = falloc(P);
+    memset(g32, 0, P * sizeof(float));
+    memset(g16, 0, P * sizeof(float));
+    mtp_head_stats s32, s16;
+    mtp_step(&m, &a, win, NULL, g32, 1.0f, &s32);
+    CHECK(mtp_matmul_precision(1) == 0, "bf16 products available");
+    mtp_step(&m, &a, win, NULL, g16, 1.0f, &s16);
+    mtp_matmul_precision(0);
+    double d2 = 0, n2 = 0, worst = 0;
+    for (size_t i = 0; i < P; i++) d2 += (double)(g16[i] - g32[i]) * (g16[i] - g32[i]), n2 += (double)g32[i] * g32[i];
+    for (int h = 0; h < nf; h++) worst = fmax(worst, fabs(s16.loss[h] - s32.loss[h]) / s32.loss[h]);
+    printf("bf16 step vs fp32: loss %.3g relative (worst head), gradient %.3g relative in norm\n", worst, sqrt(d2 / n2));
+    CHECK(worst <= LOSS_TOL, "bf16 step: losses within %g of fp32's (%.3g)", LOSS_TOL, worst);
+    CHECK(sqrt(d2 / n2) <= GRAD_TOL, "bf16 step: gradient within %g of fp32's (%.3g)", GRAD_TOL, sqrt(d2 / n2));
+    CHECK(d2 > 0, "bf16 step: the gradient differs from fp32's at all (the products were rounded)");
+    free(g32), free(g16);
+    mtp_acts_free(&a);
+    mtp_model_free(&m);
+}
+
+int main(void) {
+    if (mtp_gemm_avx512_available()) {
+        test_kernel(mtp_gemm_avx512, 0);
+        test_threads(mtp_gemm_avx512, "fp32");
+    } else {
+        SKIP("fp32 AVX-512 gemm: not built for AVX-512 or the CPU lacks it");
+    }
+    if (mtp_gemm_bf16_available()) {
+        test_kernel(mtp_gemm_bf16, 1);
+        test_threads(mtp_gemm_bf16, "bf16");
+        test_step_bf16();
+    } else {
+        SKIP("bf16 gemm: not built for AVX512-BF16 or the CPU lacks it");
+    }
+    return check_finish();
+}
