@@ -122,8 +122,10 @@ test-asan:
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
 
 # test-asan builds without -march=native, so it checks the portable kernels; this checks
-# the decoding kernels' AVX-512 and AMX paths (where the CPU has them) under the sanitizers
-ASAN_NATIVE_TESTS := build-asan-native/tests/test_ops_decode build-asan-native/tests/test_decode
+# the decoding kernels' and the training attention's AVX-512 and AMX paths (where the CPU has
+# them) under the sanitizers
+ASAN_NATIVE_TESTS := build-asan-native/tests/test_ops_decode build-asan-native/tests/test_decode \
+                     build-asan-native/tests/test_ops
 test-asan-native:
 	$(MAKE) --no-print-directory BUILD=build-asan-native OPT="-O1 -g -fno-omit-frame-pointer -march=native" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" $(ASAN_NATIVE_TESTS)

@@ -168,38 +168,68 @@ static void test_rope(void) {
 }
 
 typedef struct {
-    float *q, *k, *v, *r, *out, *att;
+    float *q, *k, *v, *r, *out, *lse;
 } att_ctx;
 
 static double attention_loss(void *p) {
     att_ctx *c = p;
-    mtp_attention_fwd_ref(c->out, c->att, c->q, c->k, c->v, B, T, H, HKV, HD);
+    mtp_attention_fwd_ref(c->out, c->lse, c->q, c->k, c->v, B, T, H, HKV, HD);
     return dot(c->out, c->r, N * H * HD);
 }
 
-static void test_attention(void) {
-    size_t nq = N * H * HD, nk = N * HKV * HD, na = (size_t)B * H * T * T;
+/* The tiled kernels against the reference at one shape: out, lse and the three
+ * gradients (accumulated into random values); on 1 and 2 threads, the same bits. */
+static void attention_case(int b, int t, int h, int hkv, int hd) {
+    size_t nq = (size_t)b * t * h * hd, nk = (size_t)b * t * hkv * hd, nl = (size_t)b * h * t;
     float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *r = rnd(nq, 1);
-    float *o1 = zeros(nq), *o2 = zeros(nq), *a1 = rnd(na, 1), *a2 = zeros(na), *scratch = zeros(na);
-    mtp_attention_fwd(o1, a1, q, k, v, B, T, H, HKV, HD);
-    mtp_attention_fwd_ref(o2, a2, q, k, v, B, T, H, HKV, HD);
-    CHECK_CLOSE(o1, o2, nq, TOL_FAST, "attention fwd out");
-    CHECK_CLOSE(a1, a2, na, TOL_FAST, "attention fwd probabilities (masked = 0)");
-    float *dq1 = rnd(nq, 1), *dq2 = dup(dq1, nq), *dk1 = rnd(nk, 1), *dk2 = dup(dk1, nk);
-    float *dv1 = rnd(nk, 1), *dv2 = dup(dv1, nk);
-    mtp_attention_bwd(dq1, dk1, dv1, scratch, r, a1, q, k, v, B, T, H, HKV, HD);
-    mtp_attention_bwd_ref(dq2, dk2, dv2, r, a2, q, k, v, B, T, H, HKV, HD);
-    CHECK_CLOSE(dq1, dq2, nq, TOL_FAST, "attention bwd dq");
-    CHECK_CLOSE(dk1, dk2, nk, TOL_FAST, "attention bwd dk (GQA: heads share kv)");
-    CHECK_CLOSE(dv1, dv2, nk, TOL_FAST, "attention bwd dv");
-    float *gq = zeros(nq), *gk = zeros(nk), *gv = zeros(nk);
-    mtp_attention_bwd_ref(gq, gk, gv, r, a2, q, k, v, B, T, H, HKV, HD);
-    att_ctx c = {q, k, v, r, o2, a2};
+    float *o2 = zeros(nq), *l2 = zeros(nl);
+    float *dq0 = rnd(nq, 1), *dk0 = rnd(nk, 1), *dv0 = rnd(nk, 1);
+    float *dq2 = dup(dq0, nq), *dk2 = dup(dk0, nk), *dv2 = dup(dv0, nk);
+    mtp_attention_fwd_ref(o2, l2, q, k, v, b, t, h, hkv, hd);
+    mtp_attention_bwd_ref(dq2, dk2, dv2, r, q, k, v, b, t, h, hkv, hd);
+    float *o[2], *l[2], *dq[2], *dk[2], *dv[2];
+    for (int th = 0; th < 2; th++) {
+        mtp_set_threads(th + 1);
+        o[th] = rnd(nq, 1), l[th] = rnd(nl, 1); /* overwritten: no reliance on zeros */
+        dq[th] = dup(dq0, nq), dk[th] = dup(dk0, nk), dv[th] = dup(dv0, nk);
+        mtp_attention_fwd(o[th], l[th], q, k, v, b, t, h, hkv, hd);
+        mtp_attention_bwd(dq[th], dk[th], dv[th], r, o[th], l[th], q, k, v, b, t, h, hkv, hd);
+    }
+    mtp_set_threads(2);
+    const char *f = "attention B=%d T=%d H=%d Hkv=%d hd=%d: %s";
+    CHECK_CLOSE(o[0], o2, nq, TOL_FAST, f, b, t, h, hkv, hd, "out");
+    CHECK_CLOSE(l[0], l2, nl, TOL_FAST, f, b, t, h, hkv, hd, "lse");
+    CHECK_CLOSE(dq[0], dq2, nq, TOL_FAST, f, b, t, h, hkv, hd, "dq");
+    CHECK_CLOSE(dk[0], dk2, nk, TOL_FAST, f, b, t, h, hkv, hd, "dk (GQA: heads share kv)");
+    CHECK_CLOSE(dv[0], dv2, nk, TOL_FAST, f, b, t, h, hkv, hd, "dv");
+    CHECK_SAME(o[0], o[1], nq, f, b, t, h, hkv, hd, "out on 1 and 2 threads");
+    CHECK_SAME(l[0], l[1], nl, f, b, t, h, hkv, hd, "lse on 1 and 2 threads");
+    CHECK_SAME(dq[0], dq[1], nq, f, b, t, h, hkv, hd, "dq on 1 and 2 threads");
+    CHECK_SAME(dk[0], dk[1], nk, f, b, t, h, hkv, hd, "dk on 1 and 2 threads");
+    CHECK_SAME(dv[0], dv[1], nk, f, b, t, h, hkv, hd, "dv on 1 and 2 threads");
+    for (int th = 0; th < 2; th++) free(o[th]), free(l[th]), free(dq[th]), free(dk[th]), free(dv[th]);
+    free(q), free(k), free(v), free(r), free(o2), free(l2), free(dq0), free(dk0), free(dv0);
+    free(dq2), free(dk2), free(dv2);
+}
+
+static void test_attention(void) {
+    /* within one tile; T = 1; tile-sized; not a multiple of the tile (a part tile on
+     * the diagonal and below it); GQA groups of 1, 2 and 3 */
+    attention_case(B, T, H, HKV, HD);
+    attention_case(1, 1, 2, 1, 8);
+    attention_case(2, MTP_ATT_TILE, 2, 2, 16);
+    attention_case(3, 2 * MTP_ATT_TILE + 37, 6, 2, 8);
+    attention_case(1, 3 * MTP_ATT_TILE + 1, 4, 4, 32);
+    /* the reference backward against finite differences of its forward */
+    size_t nq = N * H * HD, nk = N * HKV * HD;
+    float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *r = rnd(nq, 1);
+    float *o = zeros(nq), *lse = zeros((size_t)B * H * T), *gq = zeros(nq), *gk = zeros(nk), *gv = zeros(nk);
+    mtp_attention_bwd_ref(gq, gk, gv, r, q, k, v, B, T, H, HKV, HD);
+    att_ctx c = {q, k, v, r, o, lse};
     check_fd("attention fd dq", q, gq, nq, attention_loss, &c);
     check_fd("attention fd dk", k, gk, nk, attention_loss, &c);
     check_fd("attention fd dv", v, gv, nk, attention_loss, &c);
-    free(q), free(k), free(v), free(r), free(o1), free(o2), free(a1), free(a2), free(scratch);
-    free(dq1), free(dq2), free(dk1), free(dk2), free(dv1), free(dv2), free(gq), free(gk), free(gv);
+    free(q), free(k), free(v), free(r), free(o), free(lse), free(gq), free(gk), free(gv);
 }
 
 typedef struct {

@@ -61,6 +61,7 @@ TOL = {
 }
 
 B, T = 2, 16  # batch and sequence length for every check
+LONG_T = 300  # one more gradient check at a length of several attention tiles
 EVAL_BATCHES = 3
 TRAIN_STEPS = 5
 
@@ -170,19 +171,19 @@ def make_trained(init_path: str, path: str, tokens: np.ndarray, steps: int = 40)
 
 
 def check_dump(res: Results, args, d: str, model_path: str, shard: str, tokens: np.ndarray,
-               head_weights=None) -> None:
+               head_weights=None, batch: int = B, seq: int = T) -> None:
     _, model = twin.load_model(model_path)
     n = model.cfg.n_future
-    x, ys = twin.get_batch(tokens, 0, B, T, n)
+    x, ys = twin.get_batch(tokens, 0, batch, seq, n)
     logits, losses, grads = twin.forward_backward(model, x, ys, head_weights)
     print(f"torch per-head loss, batch 0: {np.round(losses, 5).tolist()}")
 
     dumps = {}
     hw = ",".join(repr(w) for w in head_weights) if head_weights else None
     for schedule in ("sequential", "naive"):
-        tag = f"{schedule} w={hw}" if hw else schedule
+        tag = (f"{schedule} w={hw}" if hw else schedule) + (f" B={batch} T={seq}" if (batch, seq) != (B, T) else "")
         out = os.path.join(d, f"dump_{schedule}.safetensors")
-        cmd = [args.dump, model_path, shard, str(B), str(T), schedule, out] + ([hw] if hw else [])
+        cmd = [args.dump, model_path, shard, str(batch), str(seq), schedule, out] + ([hw] if hw else [])
         if not res.check(f"model_dump {tag} runs", run(cmd) is not None):
             continue
         c, _ = twin.load_safetensors(out)
@@ -210,7 +211,7 @@ def check_dump(res: Results, args, d: str, model_path: str, shard: str, tokens: 
             rel = rel_error(c, t)[1]
             if rel > worst[1]:
                 worst = (name, rel)
-        res.check(f"sequential == naive (every tensor){' w=' + hw if hw else ''}", worst[1] <= TOL["schedule"],
+        res.check(f"sequential == naive (every tensor){' w=' + hw if hw else ''} T={seq}", worst[1] <= TOL["schedule"],
                   f"worst {worst[0]} rel {worst[1]:.3e} (tol {TOL['schedule']:g})")
 
 
@@ -325,6 +326,10 @@ def main() -> int:
         make_trained(model_gqa, model_trained, tokens)
 
         check_dump(res, args, d, model_gqa, shard, tokens)
+        # attention in several tiles of 64 keys and a part tile: T = 300
+        model_long = os.path.join(d, "init_long.safetensors")
+        make_model(dict(CONFIG_GQA, max_seq_len=LONG_T), model_long, seed=7)
+        check_dump(res, args, d, model_long, shard, tokens, batch=1, seq=LONG_T)
         check_eval(res, args, "gqa init", model_gqa, shard, tokens)
         check_eval(res, args, "gqa trained", model_trained, shard, tokens)
         check_eval(res, args, "meta-ffn", model_meta, shard, tokens)

@@ -155,63 +155,6 @@ void mtp_rope_bwd(float *dx, const mtp_rope *r, int N, int T, int nh, int hd) {
     rope_apply(dx, r, N, T, nh, hd, -1.0f);
 }
 
-/* Attention runs one (batch, head) pair per task: small products on the calling thread
- * (mtp_gemm is single-threaded inside a parallel region), masked softmax in between.
- * The product computes the full T x T block; the masked half is overwritten with 0. */
-void mtp_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
-                       int B, int T, int H, int Hkv, int hd) {
-    int qs = H * hd, ks = Hkv * hd, group = H / Hkv;
-    float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / group;
-        const float *qb = q + (size_t)b * T * qs + h * hd;
-        const float *kb = k + (size_t)b * T * ks + g * hd;
-        const float *vb = v + (size_t)b * T * ks + g * hd;
-        float *p = att + (size_t)bh * T * T;
-        mtp_gemm(0, 1, T, T, hd, scale, qb, qs, kb, ks, 0.0f, p, T);
-        for (int i = 0; i < T; i++) {
-            float *row = p + (size_t)i * T, mx = -INFINITY;
-            for (int j = 0; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
-            mtp_softmax(row, i + 1, mx);
-            for (int j = i + 1; j < T; j++) row[j] = 0;
-        }
-        mtp_gemm(0, 0, T, hd, T, 1.0f, p, T, vb, ks, 0.0f, out + (size_t)b * T * qs + h * hd, qs);
-    }
-}
-
-void mtp_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                       const float *att, const float *q, const float *k, const float *v, int B,
-                       int T, int H, int Hkv, int hd) {
-    int qs = H * hd, ks = Hkv * hd, group = H / Hkv;
-    float scale = 1.0f / sqrtf((float)hd);
-    /* one task per (batch, kv head): the query heads sharing it accumulate into dk, dv in order */
-#pragma omp parallel for schedule(static)
-    for (int bg = 0; bg < B * Hkv; bg++) {
-        int b = bg / Hkv, g = bg % Hkv;
-        const float *kb = k + (size_t)b * T * ks + g * hd, *vb = v + (size_t)b * T * ks + g * hd;
-        float *dkb = dk + (size_t)b * T * ks + g * hd, *dvb = dv + (size_t)b * T * ks + g * hd;
-        for (int h = g * group; h < (g + 1) * group; h++) {
-            size_t bh = (size_t)b * H + h;
-            const float *p = att + bh * T * T, *dob = dout + (size_t)b * T * qs + h * hd;
-            const float *qb = q + (size_t)b * T * qs + h * hd;
-            float *ds = scratch + bh * T * T;
-            mtp_gemm(0, 1, T, T, hd, 1.0f, dob, qs, vb, ks, 0.0f, ds, T); /* dP = dO V^T */
-            mtp_gemm(1, 0, T, hd, T, 1.0f, p, T, dob, qs, 1.0f, dvb, ks);  /* dV += P^T dO */
-            for (int i = 0; i < T; i++) { /* dS = P * (dP - sum_j P dP) */
-                const float *pr = p + (size_t)i * T;
-                float *dr = ds + (size_t)i * T, dot = 0;
-                for (int j = 0; j <= i; j++) dot += pr[j] * dr[j];
-                for (int j = 0; j <= i; j++) dr[j] = pr[j] * (dr[j] - dot);
-                for (int j = i + 1; j < T; j++) dr[j] = 0;
-            }
-            mtp_gemm(0, 0, T, hd, T, scale, ds, T, kb, ks, 1.0f,
-                     dq + (size_t)b * T * qs + h * hd, qs);                  /* dQ += s dS K */
-            mtp_gemm(1, 0, T, hd, T, scale, ds, T, qb, qs, 1.0f, dkb, ks); /* dK += s dS^T Q */
-        }
-    }
-}
-
 /* silu through vexp.h's exp: 16 at a time where the CPU allows, the same bits either way
  * (a call per element to expf cost more than a decoding step's matrix products) */
 void mtp_swiglu_fwd(float *g, const float *h1, const float *h3, size_t n) {

@@ -51,20 +51,25 @@ void mtp_rope_bwd(float *dx, const mtp_rope *r, int N, int T, int nh, int hd);
  * rotation as mtp_rope_fwd, batch-invariant (each row on its own) */
 void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, int hd);
 
-/* Causal attention with grouped-query heads (query head h reads kv head h / (H/Hkv)).
- * out (B,T,H*hd); att (B,H,T,T) softmax probabilities saved for backward;
- * q (B,T,H*hd), k and v (B,T,Hkv*hd); scores scaled by 1/sqrt(hd). */
-void mtp_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
+/* Causal attention with grouped-query heads (attention.c; query head h reads kv head
+ * h / (H/Hkv)), in tiles of MTP_ATT_TILE queries x keys with an online softmax: no
+ * (T, T) block is kept, memory is linear in T. q (B,T,H*hd), k and v (B,T,Hkv*hd);
+ * scores scaled by 1/sqrt(hd). out (B,T,H*hd); lse (B,H,T) each query's log-sum-exp of
+ * its scaled scores, saved for the backward. */
+enum { MTP_ATT_TILE = 64 };
+void mtp_attention_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
                        int B, int T, int H, int Hkv, int hd);
-/* dq +=, dk +=, dv += ; scratch (B,H,T,T) is overwritten */
-void mtp_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                       const float *att, const float *q, const float *k, const float *v, int B,
+/* dq +=, dk +=, dv += ; out and lse from the forward (the probabilities are recomputed) */
+void mtp_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                       const float *lse, const float *q, const float *k, const float *v, int B,
                        int T, int H, int Hkv, int hd);
 
 /* The one softmax (ops_decode.c): in place x (n) = exp(x - mx) / sum, mx the largest x
- * (the caller has it); returns the sum of the exponentials. mtp_sum_exp: that sum alone. */
+ * (the caller has it); returns the sum of the exponentials. mtp_sum_exp: that sum alone.
+ * mtp_exp_sum: out (n) = exp(x - mx) unnormalised (out may be x), returns their sum. */
 float mtp_softmax(float *x, int n, float mx);
 float mtp_sum_exp(const float *x, int n, float mx);
+float mtp_exp_sum(float *out, const float *x, int n, float mx);
 
 /* g (N,F) = silu(h1) * h3 */
 void mtp_swiglu_fwd(float *g, const float *h1, const float *h3, size_t n);

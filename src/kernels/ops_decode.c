@@ -90,6 +90,13 @@ float mtp_sum_exp(const float *x, int n, float mx) {
     return sum_exp_portable(NULL, x, n, mx);
 }
 
+float mtp_exp_sum(float *out, const float *x, int n, float mx) {
+#if defined(__AVX512F__)
+    if (mtp_decode_avx512_available()) return sum_exp_avx512(out, x, n, mx);
+#endif
+    return sum_exp_portable(out, x, n, mx);
+}
+
 float mtp_softmax(float *x, int n, float mx) {
 #if defined(__AVX512F__)
     if (mtp_decode_avx512_available()) return softmax_avx512(x, n, mx);

@@ -104,7 +104,7 @@ static void carve_block(carver *cv, mtp_block_acts *b, const mtp_config *c, int 
     b->q = take(cv, N * d);
     b->k = take(cv, N * kv);
     b->v = take(cv, N * kv);
-    b->att = take(cv, (size_t)B * c->n_heads * T * T);
+    b->lse = take(cv, (size_t)B * c->n_heads * T);
     b->ao = take(cv, N * d);
     b->xmid = take(cv, N * d);
     b->xn2 = take(cv, N * d);
@@ -147,7 +147,6 @@ static void carve_all(carver *cv, mtp_acts *a, const mtp_config *c) {
     a->dg = take(cv, N * f);
     a->dh1 = take(cv, N * f);
     a->dh3 = take(cv, N * f);
-    a->datt = take(cv, (size_t)a->B * c->n_heads * a->T * a->T);
 }
 
 int mtp_acts_init(mtp_acts *a, const mtp_config *c, int B, int T, mtp_head_schedule schedule,
@@ -196,14 +195,14 @@ void mtp_acts_free(mtp_acts *a) {
 /* ---- one transformer block ------------------------------------------------------- */
 
 /* The block recipe (block.h) over all B*T positions: BLAS products, rotary by position
- * n % T, causal attention that saves its probabilities (att) for the backward; keys and
- * values stay in the block's buffers. */
+ * n % T, causal attention in tiles that saves each query's log-sum-exp (lse) for the
+ * backward; keys and values stay in the block's buffers. */
 typedef struct {
     mtp_block_impl im;
     mtp_block_ptrs w;
     const mtp_rope *rope;
     int B, T;
-    float *att;
+    float *lse;
 } train_block;
 
 static void train_matmul(const mtp_block_impl *im, float *out, const float *x,
@@ -225,14 +224,14 @@ static void train_attend(const mtp_block_impl *im, float *ao, const float *q, co
     const train_block *tb = (const train_block *)im;
     const mtp_config *c = im->cfg;
     MTP_ASSERT(R == tb->B * tb->T);
-    mtp_attention_fwd(ao, tb->att, q, k, v, tb->B, tb->T, c->n_heads, c->n_kv_heads,
+    mtp_attention_fwd(ao, tb->lse, q, k, v, tb->B, tb->T, c->n_heads, c->n_kv_heads,
                       mtp_head_dim(c));
 }
 
 static void block_forward(const mtp_config *c, const mtp_block_ptrs *w, mtp_block_acts *b,
                           const mtp_rope *rope, int B, int T) {
     train_block tb = {{c, w->attn_norm, w->ffn_norm, train_matmul, train_rope, train_keep_kv, train_attend},
-                      *w, rope, B, T, b->att};
+                      *w, rope, B, T, b->lse};
     mtp_block_forward(&tb.im, b, B * T, 0);
 }
 
@@ -261,7 +260,7 @@ static void block_backward(const mtp_config *c, const mtp_block_ptrs *w, const m
     memset(a->dq, 0, nd);
     memset(a->dk, 0, (size_t)N * kv * sizeof(float));
     memset(a->dv, 0, (size_t)N * kv * sizeof(float));
-    mtp_attention_bwd(a->dq, a->dk, a->dv, a->datt, a->dao, b->att, b->q, b->k, b->v, B, T,
+    mtp_attention_bwd(a->dq, a->dk, a->dv, a->dao, b->ao, b->lse, b->q, b->k, b->v, B, T,
                       c->n_heads, c->n_kv_heads, hd);
     mtp_rope_bwd(a->dq, &a->rope, N, T, c->n_heads, hd);
     mtp_rope_bwd(a->dk, &a->rope, N, T, c->n_kv_heads, hd);

@@ -47,7 +47,7 @@ typedef struct {
     float *xn1, *rstd1; /* (N,dim), (N) attention RMSNorm */
     float *q;           /* (N,dim) after rotary */
     float *k, *v;       /* (N,kv_dim), k after rotary */
-    float *att;         /* (B,n_heads,T,T) softmax probabilities */
+    float *lse;         /* (B,n_heads,T) attention log-sum-exp per query (no T x T) */
     float *ao;          /* (N,dim) attention output before wo */
     float *xmid;        /* (N,dim) x + attention */
     float *xn2, *rstd2; /* (N,dim), (N) FFN RMSNorm */
@@ -85,7 +85,6 @@ typedef struct {
     float *dmid, *dxn, *dao, *dq; /* (N,dim) */
     float *dk, *dv;      /* (N,kv_dim) */
     float *dg, *dh1, *dh3; /* (N,hidden) */
-    float *datt;         /* (B,n_heads,T,T) */
 } mtp_acts;
 
 /* Refuses (B, T) whose arena this machine's memory cannot hold, naming --batch/--seq. */

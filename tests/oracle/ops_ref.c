@@ -105,47 +105,54 @@ void mtp_rope_bwd_ref(float *dx, int N, int T, int nh, int hd, float theta) {
     rope_ref(dx, N, T, nh, hd, theta, -1);
 }
 
-void mtp_attention_fwd_ref(float *out, float *att, const float *q, const float *k,
+/* Row i of (b, h)'s probabilities in double, p[0..i], from the scores; returns their
+ * log-sum-exp. Both references recompute them: the kernel keeps no (T, T) block either. */
+static double attention_probs_ref(double *p, const float *q, const float *k, int b, int h, int i,
+                                  int T, int H, int Hkv, int hd) {
+    int g = h / (H / Hkv);
+    const float *qi = q + ((size_t)(b * T + i) * H + h) * hd;
+    double mx = -INFINITY, sum = 0;
+    for (int j = 0; j <= i; j++) {
+        const float *kj = k + ((size_t)(b * T + j) * Hkv + g) * hd;
+        double dot = 0;
+        for (int d = 0; d < hd; d++) dot += (double)qi[d] * kj[d];
+        p[j] = dot / sqrt(hd);
+        mx = p[j] > mx ? p[j] : mx;
+    }
+    for (int j = 0; j <= i; j++) sum += p[j] = exp(p[j] - mx);
+    for (int j = 0; j <= i; j++) p[j] /= sum;
+    return mx + log(sum);
+}
+
+void mtp_attention_fwd_ref(float *out, float *lse, const float *q, const float *k,
                            const float *v, int B, int T, int H, int Hkv, int hd) {
-    double scale = 1.0 / sqrt(hd);
+    double *p = xmalloc((size_t)T * sizeof(double));
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             int g = h / (H / Hkv);
             for (int i = 0; i < T; i++) {
-                const float *qi = q + ((size_t)(b * T + i) * H + h) * hd;
-                float *p = att + (((size_t)b * H + h) * T + i) * T;
-                double mx = -INFINITY, sum = 0, s[T];
-                for (int j = 0; j <= i; j++) {
-                    const float *kj = k + ((size_t)(b * T + j) * Hkv + g) * hd;
-                    double dot = 0;
-                    for (int d = 0; d < hd; d++) dot += (double)qi[d] * kj[d];
-                    s[j] = dot * scale;
-                    mx = s[j] > mx ? s[j] : mx;
-                }
-                for (int j = 0; j <= i; j++) sum += s[j] = exp(s[j] - mx);
-                for (int j = 0; j < T; j++) p[j] = j <= i ? (float)(s[j] / sum) : 0.0f;
+                lse[((size_t)b * H + h) * T + i] = (float)attention_probs_ref(p, q, k, b, h, i, T, H, Hkv, hd);
                 for (int d = 0; d < hd; d++) {
                     double o = 0;
-                    for (int j = 0; j <= i; j++)
-                        o += s[j] / sum * v[((size_t)(b * T + j) * Hkv + g) * hd + d];
+                    for (int j = 0; j <= i; j++) o += p[j] * v[((size_t)(b * T + j) * Hkv + g) * hd + d];
                     out[((size_t)(b * T + i) * H + h) * hd + d] = (float)o;
                 }
             }
         }
+    free(p);
 }
 
-void mtp_attention_bwd_ref(float *dq, float *dk, float *dv, const float *dout, const float *att,
-                           const float *q, const float *k, const float *v, int B, int T, int H,
-                           int Hkv, int hd) {
-    double scale = 1.0 / sqrt(hd);
+void mtp_attention_bwd_ref(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, int B, int T, int H, int Hkv, int hd) {
+    double scale = 1.0 / sqrt(hd), *p = xmalloc((size_t)T * 2 * sizeof(double)), *dp = p + T;
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             int g = h / (H / Hkv);
             for (int i = 0; i < T; i++) {
-                const float *p = att + (((size_t)b * H + h) * T + i) * T;
+                attention_probs_ref(p, q, k, b, h, i, T, H, Hkv, hd);
                 const float *doi = dout + ((size_t)(b * T + i) * H + h) * hd;
                 const float *qi = q + ((size_t)(b * T + i) * H + h) * hd;
-                double dp[T], dot = 0;
+                double dot = 0;
                 for (int j = 0; j <= i; j++) {
                     const float *vj = v + ((size_t)(b * T + j) * Hkv + g) * hd;
                     dp[j] = 0;
@@ -163,6 +170,7 @@ void mtp_attention_bwd_ref(float *dq, float *dk, float *dv, const float *dout, c
                 }
             }
         }
+    free(p);
 }
 
 void mtp_swiglu_fwd_ref(float *g, const float *h1, const float *h3, size_t n) {

@@ -22,11 +22,11 @@ void mtp_gemm_ref(int transA, int transB, int M, int N, int K, float alpha, cons
                   const float *B, int ldb, float beta, float *C, int ldc, int bf16);
 void mtp_rope_fwd_ref(float *x, int N, int T, int nh, int hd, float theta);
 void mtp_rope_bwd_ref(float *dx, int N, int T, int nh, int hd, float theta);
-void mtp_attention_fwd_ref(float *out, float *att, const float *q, const float *k,
+void mtp_attention_fwd_ref(float *out, float *lse, const float *q, const float *k,
                            const float *v, int B, int T, int H, int Hkv, int hd);
-void mtp_attention_bwd_ref(float *dq, float *dk, float *dv, const float *dout, const float *att,
-                           const float *q, const float *k, const float *v, int B, int T, int H,
-                           int Hkv, int hd);
+/* the kernel's gradients without its saved out and lse: the probabilities recomputed */
+void mtp_attention_bwd_ref(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, int B, int T, int H, int Hkv, int hd);
 /* one query over n keys and values at idx[j] * stride (mtp_attend_row) */
 void mtp_attend_row_ref(float *out, const float *q, const float *k, const float *v,
                         const int *idx, int n, size_t stride, int hd, float scale);

@@ -1,0 +1,239 @@
+/* attention.c: causal grouped-query attention for training (ops.h), in tiles of
+ * MTP_ATT_TILE queries x MTP_ATT_TILE keys, so that no (T, T) block of scores is ever
+ * kept: memory grows linearly in T (FlashAttention-2's recipe: Dao 2023).
+ *
+ * Forward: for each query tile, the key tiles up to the diagonal in order, an online
+ * softmax (a running max m and sum l per query row; the output rows rescaled by
+ * exp(m_old - m_new) when the max grows), then out /= l and lse = m + log(l) saved.
+ * Backward: the probabilities are recomputed per tile from q, k and lse,
+ * P = exp(scale q.k - lse), and with D = rowsum(dO * O):
+ *   dV += P^T dO,  dP = dO V^T,  dS = P * (dP - D),  dQ += scale dS K,  dK += scale dS^T Q.
+ * The tile products are the one small kernel below (AVX-512 where built and present);
+ * the exponentials are the softmax's own vexp (mtp_exp_sum).
+ *
+ * Deterministic: a task owns every row it writes and visits its tiles in a fixed order,
+ * so the bits do not depend on the thread count. The forward runs a task per (batch,
+ * query head); the backward a task per (batch, kv head), which loops over the query
+ * heads sharing that kv head in order: they all add into its dK and dV rows. */
+#include "kernels/ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "core/util.h"
+
+enum { TILE = MTP_ATT_TILE };
+
+/* Keys a query row may see in a tile: all of them below the diagonal tile, up to its own
+ * position on it. */
+static int keys_seen(int i, int j0, int nk) {
+    int n = i - j0 + 1;
+    return n < nk ? n : nk;
+}
+
+/* ---- the tile product ------------------------------------------------------------------
+ * C (m, n) = alpha * A @ Bm (+ C when acc), A (m, K) read as A[r * ar + k * ak] (so also
+ * a transposed tile), Bm (K, n) rows of ldb. Every product of the attention is this one
+ * shape; the tiles are too small for a BLAS call to pay its packing. The AVX-512 version
+ * holds 4 rows x 64 columns in registers; the portable one is the plain loop. */
+typedef struct {
+    const float *A;
+    size_t ar, ak;
+    const float *B;
+    size_t ldb;
+    int K;
+} tile_in;
+
+static void tile_mm_portable(float *C, size_t ldc, tile_in in, int m, int n, float alpha, int acc) {
+    for (int r = 0; r < m; r++) {
+        float *c = C + r * ldc;
+        if (!acc) memset(c, 0, (size_t)n * sizeof(float));
+        for (int k = 0; k < in.K; k++) {
+            float a = alpha * in.A[r * in.ar + k * in.ak];
+            const float *b = in.B + k * in.ldb;
+            for (int j = 0; j < n; j++) c[j] += a * b[j];
+        }
+    }
+}
+
+#if defined(__AVX512F__)
+static inline __mmask16 lanes(int n) { return (__mmask16)(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); }
+
+/* rb (1..4) rows x up to 64 columns from column j0 */
+static inline __attribute__((always_inline)) void tile_block_avx512(float *C, size_t ldc, tile_in in, int r0,
+                                                                    int rb, int j0, int n, float alpha, int acc) {
+    __mmask16 mk[4];
+    __m512 c[4][4];
+    for (int v = 0; v < 4; v++) mk[v] = lanes(n - j0 - 16 * v);
+    for (int i = 0; i < rb; i++)
+        for (int v = 0; v < 4; v++) c[i][v] = _mm512_setzero_ps();
+    const float *a = in.A + r0 * in.ar;
+    for (int k = 0; k < in.K; k++) {
+        const float *b = in.B + k * in.ldb + j0;
+        __m512 bv[4];
+        for (int v = 0; v < 4; v++) bv[v] = _mm512_maskz_loadu_ps(mk[v], b + 16 * v);
+        for (int i = 0; i < rb; i++) {
+            __m512 av = _mm512_set1_ps(a[i * in.ar + k * in.ak]);
+            for (int v = 0; v < 4; v++) c[i][v] = _mm512_fmadd_ps(av, bv[v], c[i][v]);
+        }
+    }
+    __m512 al = _mm512_set1_ps(alpha);
+    for (int i = 0; i < rb; i++)
+        for (int v = 0; v < 4; v++) {
+            float *cp = C + (r0 + i) * ldc + j0 + 16 * v;
+            __m512 x = _mm512_mul_ps(c[i][v], al);
+            if (acc) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk[v], cp));
+            _mm512_mask_storeu_ps(cp, mk[v], x);
+        }
+}
+
+static void tile_mm_avx512(float *C, size_t ldc, tile_in in, int m, int n, float alpha, int acc) {
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        int r0 = 0;
+        for (; r0 + 4 <= m; r0 += 4) tile_block_avx512(C, ldc, in, r0, 4, j0, n, alpha, acc);
+        switch (m - r0) {
+        case 3: tile_block_avx512(C, ldc, in, r0, 3, j0, n, alpha, acc); break;
+        case 2: tile_block_avx512(C, ldc, in, r0, 2, j0, n, alpha, acc); break;
+        case 1: tile_block_avx512(C, ldc, in, r0, 1, j0, n, alpha, acc); break;
+        default: break;
+        }
+    }
+}
+#endif
+
+static void tile_mm(float *C, size_t ldc, tile_in in, int m, int n, float alpha, int acc) {
+#if defined(__AVX512F__)
+    if (mtp_decode_avx512_available()) {
+        tile_mm_avx512(C, ldc, in, m, n, alpha, acc);
+        return;
+    }
+#endif
+    tile_mm_portable(C, ldc, in, m, n, alpha, acc);
+}
+
+/* xt (hd, TILE) = the n rows of x (stride ld) transposed: a tile of keys or values as the
+ * columns of a product */
+static void transpose(float *xt, const float *x, size_t ld, int n, int hd) {
+    for (int j = 0; j < n; j++)
+        for (int d = 0; d < hd; d++) xt[(size_t)d * TILE + j] = x[j * ld + d];
+}
+
+/* A tile in either orientation: rows of ld, or columns (the transpose of such a tile) */
+static tile_in rows_of(const float *A, size_t ld, const float *B, size_t ldb, int K) {
+    return (tile_in){A, ld, 1, B, ldb, K};
+}
+static tile_in cols_of(const float *A, size_t ld, const float *B, size_t ldb, int K) {
+    return (tile_in){A, 1, ld, B, ldb, K};
+}
+
+void mtp_attention_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                       int B, int T, int H, int Hkv, int hd) {
+    int qs = H * hd, ks = Hkv * hd, group = H / Hkv;
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel
+    {
+        float *s = falloc((size_t)TILE * TILE), *kt = falloc((size_t)hd * TILE), m[TILE], l[TILE];
+#pragma omp for schedule(static)
+        for (int bh = 0; bh < B * H; bh++) {
+            int b = bh / H, h = bh % H, g = h / group;
+            const float *qb = q + (size_t)b * T * qs + h * hd;
+            const float *kb = k + (size_t)b * T * ks + g * hd, *vb = v + (size_t)b * T * ks + g * hd;
+            float *ob = out + (size_t)b * T * qs + h * hd, *lb = lse + (size_t)bh * T;
+            for (int i0 = 0; i0 < T; i0 += TILE) {
+                int nq = T - i0 < TILE ? T - i0 : TILE;
+                for (int j0 = 0; j0 <= i0; j0 += TILE) {
+                    int nk = T - j0 < TILE ? T - j0 : TILE;
+                    transpose(kt, kb + (size_t)j0 * ks, ks, nk, hd);
+                    tile_mm(s, TILE, rows_of(qb + (size_t)i0 * qs, qs, kt, TILE, hd), nq, nk, scale, 0);
+                    for (int r = 0; r < nq; r++) { /* the online softmax */
+                        float *row = s + r * TILE, *o = ob + (size_t)(i0 + r) * qs;
+                        int n = keys_seen(i0 + r, j0, nk);
+                        float mx = row[0];
+                        for (int j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+                        float sum;
+                        if (j0 == 0) { /* the first tile: nothing to rescale */
+                            sum = mtp_exp_sum(row, row, n, mx);
+                        } else {
+                            if (mx < m[r]) mx = m[r];
+                            float c = expf(m[r] - mx);
+                            sum = l[r] * c + mtp_exp_sum(row, row, n, mx);
+                            for (int d = 0; d < hd; d++) o[d] *= c;
+                        }
+                        m[r] = mx;
+                        l[r] = sum;
+                        memset(row + n, 0, (size_t)(nk - n) * sizeof(float));
+                    }
+                    tile_mm(ob + (size_t)i0 * qs, qs, rows_of(s, TILE, vb + (size_t)j0 * ks, ks, nk), nq, hd,
+                            1.0f, j0 != 0);
+                }
+                for (int r = 0; r < nq; r++) {
+                    float *o = ob + (size_t)(i0 + r) * qs, inv = 1.0f / l[r];
+                    for (int d = 0; d < hd; d++) o[d] *= inv;
+                    lb[i0 + r] = m[r] + logf(l[r]);
+                }
+            }
+        }
+        free(s);
+        free(kt);
+    }
+}
+
+void mtp_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                       const float *lse, const float *q, const float *k, const float *v, int B,
+                       int T, int H, int Hkv, int hd) {
+    int qs = H * hd, ks = Hkv * hd, group = H / Hkv;
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel
+    {
+        float *p = falloc((size_t)TILE * TILE), *ds = falloc((size_t)TILE * TILE), dsum[TILE];
+        float *kt = falloc((size_t)hd * TILE), *vt = falloc((size_t)hd * TILE);
+#pragma omp for schedule(static)
+        for (int bg = 0; bg < B * Hkv; bg++) {
+            int b = bg / Hkv, g = bg % Hkv;
+            size_t kvo = (size_t)b * T * ks + g * hd;
+            for (int h = g * group; h < (g + 1) * group; h++) {
+                size_t qo = (size_t)b * T * qs + h * hd;
+                const float *lb = lse + ((size_t)b * H + h) * T;
+                for (int j0 = 0; j0 < T; j0 += TILE) {
+                    int nk = T - j0 < TILE ? T - j0 : TILE;
+                    const float *kj = k + kvo + (size_t)j0 * ks;
+                    float *dkj = dk + kvo + (size_t)j0 * ks, *dvj = dv + kvo + (size_t)j0 * ks;
+                    transpose(kt, kj, ks, nk, hd);
+                    transpose(vt, v + kvo + (size_t)j0 * ks, ks, nk, hd);
+                    for (int i0 = j0; i0 < T; i0 += TILE) {
+                        int nq = T - i0 < TILE ? T - i0 : TILE;
+                        size_t io = qo + (size_t)i0 * qs;
+                        const float *qi = q + io, *doi = dout + io;
+                        tile_mm(p, TILE, rows_of(qi, qs, kt, TILE, hd), nq, nk, scale, 0);
+                        for (int r = 0; r < nq; r++) { /* P = exp(S - lse), D = rowsum(dO * O) */
+                            float *row = p + r * TILE;
+                            int n = keys_seen(i0 + r, j0, nk);
+                            mtp_exp_sum(row, row, n, lb[i0 + r]);
+                            memset(row + n, 0, (size_t)(nk - n) * sizeof(float));
+                            const float *dor = doi + (size_t)r * qs, *orow = out + io + (size_t)r * qs;
+                            float dot = 0;
+                            for (int d = 0; d < hd; d++) dot += dor[d] * orow[d];
+                            dsum[r] = dot;
+                        }
+                        tile_mm(dvj, ks, cols_of(p, TILE, doi, qs, nq), nk, hd, 1.0f, 1); /* dV += P^T dO */
+                        tile_mm(ds, TILE, rows_of(doi, qs, vt, TILE, hd), nq, nk, 1.0f, 0); /* dP = dO V^T */
+                        for (int r = 0; r < nq; r++) /* dS = P * (dP - D); masked P are 0 */
+                            for (int j = 0; j < nk; j++)
+                                ds[r * TILE + j] = p[r * TILE + j] * (ds[r * TILE + j] - dsum[r]);
+                        tile_mm(dq + io, qs, rows_of(ds, TILE, kj, ks, nk), nq, hd, scale, 1); /* dQ += s dS K */
+                        tile_mm(dkj, ks, cols_of(ds, TILE, qi, qs, nq), nk, hd, scale, 1); /* dK += s dS^T Q */
+                    }
+                }
+            }
+        }
+        free(p);
+        free(ds);
+        free(kt);
+        free(vt);
+    }
+}
