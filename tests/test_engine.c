@@ -14,18 +14,8 @@
 #include "check.h"
 #include "core/rng.h"
 #include "model/model.h"
+#include "small_model.h"
 
-static void make_model(mtp_model *m) {
-    const char *json = "{\"dim\":32,\"n_layers\":5,\"n_heads\":4,\"n_kv_heads\":2,\"vocab_size\":24,"
-                       "\"hidden_dim\":48,\"max_seq_len\":96,\"n_future_tokens\":4}";
-    mtp_config c;
-    mtp_err err;
-    MTP_ASSERT(mtp_config_parse(&c, json, "test", &err) == 0);
-    MTP_ASSERT(mtp_model_init(m, &c, &err) == 0);
-    mtp_model_randomize(m, 9);
-    for (size_t i = 0; i < m->lay.total; i++)
-        if (m->params[i] != 1.0f) m->params[i] *= 0.3f / 0.02f;
-}
 
 enum { NREQ = 10 };
 
@@ -223,7 +213,7 @@ static void test_refusals(const mtp_model *m) {
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     mtp_model m;
-    make_model(&m);
+    make_small_model(&m, 9);
     test_exact(&m, MTP_SERVE_NONE, 3);
     test_exact(&m, MTP_SERVE_BLOCK, 4);
     test_exact(&m, MTP_SERVE_TREE, 2);

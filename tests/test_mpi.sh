@@ -34,6 +34,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS
 export OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
 mpi() { local k=$1; shift; MTP_TEST_DIST_CHECK=1 mpirun --oversubscribe -np "$k" "$M" "$@"; }
+# same_run A B: the two run folders hold byte-identical model and state files
+same_run() { cmp -s "$1/model.safetensors" "$2/model.safetensors" && cmp -s "$1/state.safetensors" "$2/state.safetensors"; }
 
 # close A B [REL]: two runs trained the same steps, with training and validation losses
 # (where both validated) that agree to REL, and the two model files' weights to 2e-3 (a handful of Adam steps at lr
@@ -99,8 +101,7 @@ fi
 
 # 2. a rerun is byte-identical
 mpi 2 train "${common[@]}" --batch 2 --out "$tmp/rerun-2"
-if cmp -s "$tmp/rerun-2/model.safetensors" "$tmp/mpi-2/model.safetensors" &&
-   cmp -s "$tmp/rerun-2/state.safetensors" "$tmp/mpi-2/state.safetensors"; then
+if same_run "$tmp/rerun-2" "$tmp/mpi-2"; then
     ok "K=2 rerun: byte-identical model and state"
 else
     ko "K=2 rerun: files differ"
@@ -109,8 +110,7 @@ fi
 # 3. resume: the same K exactly, another K with the same global batch, and refusals
 mpi 2 train "${common[@]}" --batch 2 --stop-at 4 --out "$tmp/resumed-2"
 mpi 2 train --resume "$tmp/resumed-2" --quiet --threads 1
-if cmp -s "$tmp/resumed-2/model.safetensors" "$tmp/mpi-2/model.safetensors" &&
-   cmp -s "$tmp/resumed-2/state.safetensors" "$tmp/mpi-2/state.safetensors"; then
+if same_run "$tmp/resumed-2" "$tmp/mpi-2"; then
     ok "K=2 stopped at 4, resumed on K=2 to 9 == straight to 9 (byte-identical)"
 else
     ko "K=2 resume on K=2: files differ"
