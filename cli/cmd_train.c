@@ -226,9 +226,9 @@ int cmd_train(int argc, char **argv) {
         if (seen[O_VAL]) memcpy(o.val, given.val, sizeof o.val);
         snprintf(o.out, sizeof o.out, "%s", seen[O_OUT] ? given.out : resume);
         o.stop_at = given.stop_at;
-        o.save_every = given.save_every;
-        o.eval_every = given.eval_every;
-        o.eval_batches = given.eval_batches;
+        if (seen[O_SAVE]) o.save_every = given.save_every; /* else the run's own schedule */
+        if (seen[O_EVAL]) o.eval_every = given.eval_every;
+        if (seen[O_EVALB]) o.eval_batches = given.eval_batches;
     } else if (config) {
         mtp_config cfg;
         if (mtp_config_load(&cfg, config, &err)) {

@@ -74,6 +74,21 @@ if [ $skipped -eq 0 ]; then
     fi
 fi
 
+# A resume without the schedule flags keeps the run's own: validation at the same steps as
+# the run straight through (and at the stop, 4), saves at the same steps.
+val_steps() { /usr/bin/python3 -c 'import json,sys; print([l["step"] for l in map(json.loads, open(sys.argv[1])) if "val_loss" in l])' "$1"; }
+sched=(--val "$tmp/data/val.bin" --eval-every 3 --eval-batches 2 --save-every 2)
+"$M" train "${common[@]}" "${sched[@]}" --out "$tmp/sched-straight"
+"$M" train "${common[@]}" "${sched[@]}" --stop-at 4 --out "$tmp/sched-resumed"
+"$M" train --resume "$tmp/sched-resumed" --quiet --threads 2
+if [ "$(val_steps "$tmp/sched-straight/metrics.jsonl")" = "[3, 6, 9]" ] &&
+   [ "$(val_steps "$tmp/sched-resumed/metrics.jsonl")" = "[3, 4, 6, 9]" ] &&
+   cmp -s "$tmp/sched-straight/state.safetensors" "$tmp/sched-resumed/state.safetensors"; then
+    ok "resume keeps --eval-every/--eval-batches/--save-every: validation at steps 3, (4,) 6, 9"
+else
+    ko "resume: validation steps $(val_steps "$tmp/sched-resumed/metrics.jsonl"), expected [3, 4, 6, 9]"
+fi
+
 # A run that wrote metrics past its checkpoint (step 4): a line of step 5 and a torn one,
 # as a kill between a step's metrics line and its save leaves them.
 "$M" train "${common[@]}" --stop-at 4 --out "$tmp/torn"

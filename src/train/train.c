@@ -56,12 +56,15 @@ static int opts_in_range(const mtp_train_opts *o) {
 #define INT_FIELDS(X) X(batch) X(seq) X(steps) X(warmup) X(grad_accum) X(shuffle) X(cosine)
 #define FLOAT_FIELDS(X) X(lr) X(min_lr) X(weight_decay) X(grad_clip) X(beta1) X(beta2) X(eps)
 #define STR_FIELDS(X) X(data) X(val)
+/* when to save and validate: recorded so that a resume keeps the schedule; absent in older
+ * state files (their resume kept the defaults) */
+#define SCHEDULE_FIELDS(X) X(save_every) X(eval_every) X(eval_batches)
 
 char *mtp_train_opts_to_json(const mtp_train_opts *o) {
     cJSON *j = cJSON_CreateObject();
 #define ADD_NUM(f) mtp_json_add_number(j, #f, o->f);
 #define ADD_STR(f) cJSON_AddStringToObject(j, #f, o->f);
-    INT_FIELDS(ADD_NUM) FLOAT_FIELDS(ADD_NUM) STR_FIELDS(ADD_STR)
+    INT_FIELDS(ADD_NUM) FLOAT_FIELDS(ADD_NUM) STR_FIELDS(ADD_STR) SCHEDULE_FIELDS(ADD_NUM)
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
     cJSON_AddStringToObject(j, "seed", seed); /* as a string: 64 bits do not fit a double */
@@ -91,7 +94,10 @@ int mtp_train_opts_from_json(mtp_train_opts *o, const char *json, const char *wh
 #define GET_STR(f) \
     v = cJSON_GetObjectItemCaseSensitive(j, #f); \
     if (cJSON_IsString(v)) snprintf(o->f, sizeof o->f, "%s", v->valuestring); else bad = 1;
-    INT_FIELDS(GET_NUM) FLOAT_FIELDS(GET_NUM) STR_FIELDS(GET_STR)
+#define GET_OPTIONAL(f) \
+    v = cJSON_GetObjectItemCaseSensitive(j, #f); \
+    if (cJSON_IsNumber(v) && fabs(v->valuedouble) <= (1 << 30)) o->f = v->valuedouble; else if (v) bad = 1;
+    INT_FIELDS(GET_NUM) FLOAT_FIELDS(GET_NUM) STR_FIELDS(GET_STR) SCHEDULE_FIELDS(GET_OPTIONAL)
     v = cJSON_GetObjectItemCaseSensitive(j, "seed");
     char *end = NULL;
     if (cJSON_IsString(v)) o->seed = strtoull(v->valuestring, &end, 10);
@@ -190,6 +196,7 @@ int mtp_train_peek_state(const char *dir, mtp_model *m, mtp_train_opts *o, mtp_e
     mtp_config cfg;
     const char *cj = mtp_st_meta(&st, "config"), *tj = mtp_st_meta(&st, "train");
     int rc = 0;
+    mtp_train_opts_default(o); /* for what the state does not record */
     if (!cj || !tj)
         rc = mtp_fail(err, "%s: metadata lacks config or train", path);
     else if (mtp_config_parse(&cfg, cj, path, err) || mtp_train_opts_from_json(o, tj, path, err))
@@ -230,6 +237,7 @@ static int load_moments(const mtp_safetensors *st, const mtp_layout *lay, unsign
 static int check_global_batch(const mtp_safetensors *st, const mtp_train_opts *o, int ranks,
                               const char *path, mtp_err *err) {
     mtp_train_opts so;
+    mtp_train_opts_default(&so); /* for fields older state files lack */
     const char *rs = mtp_st_meta(st, "ranks"), *tj = mtp_st_meta(st, "train");
     char *end = NULL;
     long stored = rs ? strtol(rs, &end, 10) : 1;
