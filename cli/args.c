@@ -96,9 +96,18 @@ int options_error(const char *cmd, int c, char **argv) {
     return usage_error(cmd, "unknown option '%s'", arg);
 }
 
+/* The rank mpirun or srun gave this process (0 when started alone): with many ranks only
+ * rank 0 announces the backend, as only it reports progress. */
+static long launcher_rank(void) {
+    static const char *VARS[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"};
+    for (size_t i = 0; i < sizeof VARS / sizeof *VARS; i++)
+        if (getenv(VARS[i])) return strtol(getenv(VARS[i]), NULL, 10);
+    return 0;
+}
+
 void cli_setup_threads(int threads, int announce) {
     mtp_set_threads(threads);
-    if (!announce) return;
+    if (!announce || launcher_rank() != 0) return;
     fprintf(stderr, "mtp: %s\n", mtp_backend_describe());
     const char *note = mtp_backend_note();
     if (note) fprintf(stderr, "mtp: note: %s\n", note);

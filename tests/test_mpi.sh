@@ -92,6 +92,14 @@ for k in 2 3 4; do
         ko "$what, --batch 2 against one process with --batch $((2 * k))"
     fi
 done
+# Only rank 0 announces the backend (once, not once per rank).
+mpi 2 train --config "$tmp/cfg.json" --data "$tmp/data/train.bin" --seq 32 --batch 1 --steps 1 \
+    --threads 1 --out "$tmp/announce" 2> "$tmp/announce.err" >/dev/null || true
+if [ "$(grep -c '^mtp: .*threads' "$tmp/announce.err")" = 1 ]; then
+    ok "2 ranks: the backend announced once, by rank 0"
+else
+    ko "2 ranks: backend lines: $(grep -c '^mtp: .*threads' "$tmp/announce.err") (want 1)"
+fi
 mpi 1 train "${common[@]}" --batch 4 --out "$tmp/mpi-1"
 if cmp -s "$tmp/mpi-1/model.safetensors" "$tmp/one-2/model.safetensors"; then
     ok "one rank under mpirun == one process (byte-identical model)"
