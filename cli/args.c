@@ -96,10 +96,11 @@ int options_error(const char *cmd, int c, char **argv) {
     return usage_error(cmd, "unknown option '%s'", arg);
 }
 
-/* The rank mpirun or srun gave this process (0 when started alone): with many ranks only
- * rank 0 announces the backend, as only it reports progress. */
+/* The rank mpirun or srun gave this process (0 when started alone), from the variables by
+ * which src/train/dist.c knows a launcher started it: with many ranks only rank 0
+ * announces the backend, as only it reports progress. */
 static long launcher_rank(void) {
-    static const char *VARS[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"};
+    static const char *VARS[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
     for (size_t i = 0; i < sizeof VARS / sizeof *VARS; i++)
         if (getenv(VARS[i])) return strtol(getenv(VARS[i]), NULL, 10);
     return 0;
