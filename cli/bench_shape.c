@@ -42,7 +42,7 @@ static volatile double sink; /* the sums go here, so the reads cannot be left ou
  * runs at about half speed: the threads start, the TLB fills). Eight independent sums keep
  * enough loads in flight; no software prefetch, which reads slower here than the hardware's
  * own on a plain stream. GB/s. */
-static double read_bandwidth(void) {
+double bench_read_bandwidth(void) {
     size_t n = (size_t)1 << 28, chunk = (size_t)1 << 16; /* 1 GiB of floats, in chunks of 256 KB */
     float *buf = xmalloc(n * sizeof(float));
     memset(buf, 1, n * sizeof(float));
@@ -100,14 +100,21 @@ static double time_pass(mtp_decoder *d, int R, int kv_heads, int prefix, float *
     return t[3];
 }
 
-int bench_shape(const char *shape, mtp_wtype t, int ntok, int plen, int context) {
+int bench_shape_config(mtp_config *c, const char *shape) {
     const char *json = NULL;
     for (size_t i = 0; i < sizeof SHAPES / sizeof *SHAPES; i++)
         if (!strcmp(shape, SHAPES[i][0])) json = SHAPES[i][1];
     if (!json) return usage_error("bench", "--shape: expected 1b or 7b, got '%s'", shape);
+    mtp_err err;
+    if (mtp_config_parse(c, json, "--shape", &err)) return usage_error("bench", "%s", err.msg);
+    return 0;
+}
+
+int bench_shape(const char *shape, mtp_wtype t, int ntok, int plen, int context) {
     mtp_model m = {0};
     mtp_err err;
-    if (mtp_config_parse(&m.cfg, json, "--shape", &err)) return usage_error("bench", "%s", err.msg);
+    int bad = bench_shape_config(&m.cfg, shape);
+    if (bad) return bad;
     mtp_layout_init(&m.lay, &m.cfg);
     const mtp_config *c = &m.cfg;
     size_t bytes = m.lay.total * (t == MTP_F32 ? 4 : t == MTP_BF16 ? 2 : 1);
@@ -117,7 +124,7 @@ int bench_shape(const char *shape, mtp_wtype t, int ntok, int plen, int context)
     }
     int nf = c->n_future, V = c->vocab_size;
     printf("%s\n", mtp_backend_describe());
-    double bw = read_bandwidth();
+    double bw = bench_read_bandwidth();
     printf("read bandwidth (1 GiB summed on %d threads, median of 5): %.1f GB/s\n", mtp_backend_threads(), bw);
     double t0 = mtp_now();
     mtp_weights_random(&m.dec, &m.lay, c, t, 1);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "bench_rows.h"
 #include "bench_shape.h"
 #include "commands.h"
 #include "kernels/backend.h"
@@ -30,6 +31,7 @@ static const char *HELP =
     "       mtp bench decode --model M --data SHARD [--prompts 8 --prompt-len 64 -n 128 --repeat 3\n"
     "                        --dtype f32|bf16|q8 --threads N]\n"
     "       mtp bench decode --shape 1b|7b [--dtype bf16|q8 -n 32 --prompt-len 64 --context 2048]\n"
+    "       mtp bench rows [--dtype q8|bf16 --shape 7b|1b --repeat 5 --threads N]\n"
     "  train prints one JSON line: tok_per_s (steps after the first), peak_rss_mb\n"
     "  decode: plain vs block vs tree greedy decoding of the same prompts (windows of the\n"
     "  shard), at batch 1 (one prompt at a time) and batch = --prompts; outputs checked equal;\n"
@@ -37,7 +39,9 @@ static const char *HELP =
     "  speed-up: the median of the rounds' ratios to plain\n"
     "  decode --shape: a random model of that shape made in bf16 or q8 (no fp32 copy): read\n"
     "  bandwidth measured first, the cost of a pass of 1-16 rows, plain/block/tree tok/s with\n"
-    "  GB/s and %% of the bandwidth at batch 1 and 4, prefill and peak memory at --context\n";
+    "  GB/s and %% of the bandwidth at batch 1 and 4, prefill and peak memory at --context\n"
+    "  rows: one product of R = 1, 2, 4, 8, 16 rows with each matrix of the shape (weights\n"
+    "  read from memory): the cost vs R = 1, and GB/s vs the read bandwidth of the same run\n";
 
 typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int,
                         float, float *, int);
@@ -369,5 +373,6 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "train")) return bench_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "decode")) return bench_decode(argc - 1, argv + 1);
-    return usage_error("bench", "unknown benchmark '%s' (matmul, train, decode)", argv[1]);
+    if (!strcmp(argv[1], "rows")) return bench_rows(argc - 1, argv + 1);
+    return usage_error("bench", "unknown benchmark '%s' (matmul, train, decode, rows)", argv[1]);
 }

@@ -116,7 +116,8 @@ static void test_bf16_rows_rounding(const char *path) {
 
 /* The bf16 matmul on the active path (AMX where the CPU has it, portable otherwise)
  * against a double-precision sum of the same bf16-rounded products; rows' bits do not
- * depend on the other rows (up to and beyond one 16-row tile) or the thread count. */
+ * depend on the other rows (every count from 1 to 17, and beyond, so each way of cutting
+ * rows into blocks runs) or the thread count. */
 static void test_matmul_rows_bf16(const char *path) {
     static const int CS[] = {1, 31, 32, 33, 100, 600}, OCS[] = {1, 15, 16, 17, 130, 260}; /* 600 x 260: two threads */
     enum { R = 40 };
@@ -152,7 +153,7 @@ static void test_matmul_rows_bf16(const char *path) {
                     mtp_matmul_rows_bf16(one, x + (size_t)r * C, &m, 1, 0, scratch);
                     same &= !memcmp(one, got + (size_t)r * OC, OC * sizeof(float));
                 }
-                for (int n = 1; n < R; n += 6) {
+                for (int n = 1; n < R; n += n < 17 ? 1 : 6) { /* every count a tree pass takes */
                     mtp_matmul_rows_bf16(want, x, &m, n, 0, scratch);
                     same &= !memcmp(want, got, (size_t)n * OC * sizeof(float));
                 }

@@ -20,7 +20,7 @@ declare -A allowed=(
     [api]="core kernels formats text model train decode tasks"
 )
 # Commands that may use internal headers: benchmarks and the synthetic-task commands.
-internal_ok="cli/cmd_bench.c cli/bench_shape.c cli/bench_shape.h cli/cmd_task.c cli/cmd_experiment.c cli/svg.c cli/svg.h"
+internal_ok="cli/cmd_bench.c cli/bench_shape.c cli/bench_shape.h cli/bench_rows.c cli/bench_rows.h cli/cmd_task.c cli/cmd_experiment.c cli/svg.c cli/svg.h"
 cli_headers="args.h commands.h svg.h serve.h text_out.h"
 
 bad=0

@@ -7,7 +7,7 @@
  * verification pass of 16 rows costs little more than a plain step of one. Without AMX, on
  * a CPU with AVX512-BF16 (AMD Zen 4 and 5, Intel since Cooper Lake), vdpbf16ps multiplies
  * the same tiles a row of 32 weight pairs per instruction, the weights read once for up to
- * 6 rows; elsewhere a portable loop computes the same rounded products, or, with AVX2 and
+ * 8 rows; elsewhere a portable loop computes the same rounded products, or, with AVX2 and
  * FMA, vector code doing the portable loop's arithmetic (so its bits). AMX, AVX512-BF16 and
  * portable sum in different orders, so a run uses one path throughout (mtp_bf16_path says
  * which). All are
@@ -205,52 +205,68 @@ int mtp_amx_available(void) {
 void mtp_amx_disable(void) { amx_state = 0; }
 
 /* ---- AVX512-BF16 ------------------------------------------------------------------------
- * For each group of 4 output tiles and each block of up to 6 rows: per input block, per
+ * For each group of 4 output tiles and each block of up to 8 rows: per input block, per
  * pair row j of the tiles, one vdpbf16ps per (tile, row): acc[t][r] (16 outputs) += the
  * row's pair (x[2j], x[2j+1]) broadcast, times the tile's 16 weight pairs. A (row, output)
  * sums over input blocks, then pairs, in order, whatever the other rows.
  * Reading the weights near the bandwidth takes three things. The number of rows is a
- * constant where inlined, so one row does one row's products (not 6). The weights are
+ * constant where inlined, so one row does one row's products (not 8). The weights are
  * prefetched PF_DP input blocks (of 4 KB) ahead: the hardware's prefetch alone falls behind
- * (about 26 GB/s on 2 Zen 5 cores of 45-60). And past 6 rows the input blocks go in chunks
+ * (about 26 GB/s on 2 Zen 5 cores of 45-60). And past 8 rows the input blocks go in chunks
  * of DP_KC (128 KB of weights), every block of rows over a chunk before the next chunk, the
  * sums kept in between: a group (64 outputs x 11008 inputs = 1.4 MB) does not stay in a
  * 1 MB L2 for a second block of rows, a chunk does. Storing and reloading an fp32 sum
- * changes no bits. */
+ * changes no bits.
+ * Each sum is one chain of dependent vdpbf16ps, so what a block of rows costs is set by how
+ * many chains are in flight, interleaved: up to 4 rows take the 4 tiles at once (16 chains,
+ * 4 weight registers); 5 to 8 rows take the tiles two at a time, over the same chunk (each
+ * tile's weights still read once; up to 16 chains and 2 weight registers, which fits the
+ * 32 registers where 8 rows x 4 tiles would spill). So a tree pass of 16 rows is 2 blocks
+ * of 8 (it was 6 + 6 + 4). */
 #if defined(__x86_64__)
 #define DP_TARGET __attribute__((target("avx512f,avx512bf16")))
 #define DP_INLINE DP_TARGET __attribute__((always_inline)) static inline
-enum { DP_ROWS = 6 };
+enum { DP_ROWS = 8 };
 enum { DP_KC = 32 }; /* input blocks per chunk */
-enum { DP_SUPER = 8 * DP_ROWS }; /* rows per chunked pass: their sums (12 KB) live on the stack */
+enum { DP_SUPER = 8 * DP_ROWS }; /* rows per chunked pass: their sums (16 KB) live on the stack */
 enum { PF_DP = 8 }; /* prefetch the weights this many input blocks (32 KB) ahead */
 
-/* Input blocks kb0..kb1 of group g for rows r0..r0+nr-1 (nr 1..DP_ROWS, a constant where
- * inlined): acc (nr x NB sums of 16, in memory) += the blocks' products; zero: start from 0. */
+/* Input blocks kb0..kb1 of group g, tiles t0..t0+nt-1, for rows r0..r0+nr-1 (nr 1..DP_ROWS
+ * and nt constants where inlined): acc (nr x NB sums of 16, in memory) += the blocks'
+ * products; zero: start from 0. */
 DP_INLINE void chunk_dp(float *acc, const uint16_t *xb, const uint16_t *wt, size_t ld, int r0,
-                        size_t kb0, size_t kb1, const int nr, int zero, int prefetch) {
+                        size_t kb0, size_t kb1, const int nr, int t0, const int nt, int zero, int prefetch) {
     __m512 a[DP_ROWS][NB];
     for (int r = 0; r < nr; r++)
-        for (int t = 0; t < NB; t++)
-            a[r][t] = zero ? _mm512_setzero_ps() : _mm512_load_ps(acc + (r * NB + t) * TN);
+        for (int t = 0; t < nt; t++)
+            a[r][t] = zero ? _mm512_setzero_ps() : _mm512_load_ps(acc + (r * NB + t0 + t) * TN);
     for (size_t kb = kb0; kb < kb1; kb++) {
-        const uint16_t *tk = wt + kb * NB * TILE;
+        const uint16_t *tk = wt + (kb * NB + t0) * TILE;
         const uint32_t *xk = (const uint32_t *)(xb + (size_t)r0 * ld + kb * TK);
         for (int j = 0; j < TK / 2; j++) {
             __m512i wv[NB];
-            for (int t = 0; t < NB; t++) {
+            for (int t = 0; t < nt; t++) {
                 wv[t] = _mm512_loadu_si512(tk + t * TILE + j * 2 * TN);
                 if (prefetch) /* may pass the end: a hint */
                     _mm_prefetch((const char *)(tk + (PF_DP * NB + t) * TILE + j * 2 * TN), _MM_HINT_T0);
             }
             for (int r = 0; r < nr; r++) {
                 __m512i xv = _mm512_set1_epi32((int)xk[r * ld / 2 + j]);
-                for (int t = 0; t < NB; t++) a[r][t] = _mm512_dpbf16_ps(a[r][t], (__m512bh)xv, (__m512bh)wv[t]);
+                for (int t = 0; t < nt; t++) a[r][t] = _mm512_dpbf16_ps(a[r][t], (__m512bh)xv, (__m512bh)wv[t]);
             }
         }
     }
     for (int r = 0; r < nr; r++)
-        for (int t = 0; t < NB; t++) _mm512_store_ps(acc + (r * NB + t) * TN, a[r][t]);
+        for (int t = 0; t < nt; t++) _mm512_store_ps(acc + (r * NB + t0 + t) * TN, a[r][t]);
+}
+
+/* A block of nr rows over one chunk: the 4 tiles at once up to 4 rows, else 2 at a time. */
+DP_INLINE void rows_chunk_dp(float *acc, const uint16_t *xb, const uint16_t *wt, size_t ld, int r0,
+                             size_t kb0, size_t kb1, const int nr, int zero, int prefetch) {
+    if (nr <= 4)
+        chunk_dp(acc, xb, wt, ld, r0, kb0, kb1, nr, 0, NB, zero, prefetch);
+    else
+        for (int t0 = 0; t0 < NB; t0 += 2) chunk_dp(acc, xb, wt, ld, r0, kb0, kb1, nr, t0, 2, zero, prefetch);
 }
 
 DP_TARGET static void matmul_dp(float *out, const uint16_t *xb, const mtp_bf16_matrix *w, int R,
@@ -269,12 +285,14 @@ DP_TARGET static void matmul_dp(float *out, const uint16_t *xb, const mtp_bf16_m
                     float *a = acc + r0 * NB * TN;
                     int z = kb0 == 0, pf = r0 == 0;
                     switch (ns - r0 < DP_ROWS ? ns - r0 : DP_ROWS) {
-                    case 1: chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 1, z, pf); break;
-                    case 2: chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 2, z, pf); break;
-                    case 3: chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 3, z, pf); break;
-                    case 4: chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 4, z, pf); break;
-                    case 5: chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 5, z, pf); break;
-                    default: chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 6, z, pf); break;
+                    case 1: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 1, z, pf); break;
+                    case 2: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 2, z, pf); break;
+                    case 3: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 3, z, pf); break;
+                    case 4: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 4, z, pf); break;
+                    case 5: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 5, z, pf); break;
+                    case 6: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 6, z, pf); break;
+                    case 7: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 7, z, pf); break;
+                    default: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 8, z, pf); break;
                     }
                 }
             }

@@ -116,29 +116,36 @@ float mtp_q8_weight(const mtp_q8_matrix *m, int o, int k) {
 }
 
 /* ---- the rows, quantized (scratch) ----------------------------------------------------
- * After aligning to 64: qx int8 (R, nb * 32) zero-padded; x16 the same as int16 (AVX2);
- * sx float (R, nb); ns int32 (R, nb) = -128 * sum of the block's qx. */
+ * After aligning to 64: qx int8 (nb * 32 per row) zero-padded; x16 the same as int16 (AVX2);
+ * sx float and ns int32 = -128 * sum of the block's qx, one per row and block. Row-major
+ * for the portable and AVX2 paths; block-major for VNNI (a block's R rows of qx, 32 bytes
+ * each, lie together, so a tile of rows reads one stream), told apart by the strides. */
 typedef struct {
     int8_t *qx;
     int16_t *x16;
     float *sx;
     int32_t *ns;
-    size_t ld; /* nb * 32 */
+    size_t rs, bs;   /* qx, x16: elements from one row to the next, one block to the next */
+    size_t srs, sbs; /* sx, ns: the same */
 } rows_q8;
 
 size_t mtp_q8_scratch(int R, int C) { return (size_t)R * nblocks(C) * (B + 2 * B + 4 + 4) + 64; }
 
-static rows_q8 rows_at(void *scratch, int R, int C) {
+static rows_q8 rows_at(void *scratch, int R, int C, int block_major) {
     uintptr_t p = ((uintptr_t)scratch + 63) & ~(uintptr_t)63;
     size_t nb = (size_t)nblocks(C), ld = nb * B;
     rows_q8 x;
-    x.ld = ld;
+    x.rs = block_major ? B : ld, x.bs = block_major ? (size_t)R * B : B;
+    x.srs = block_major ? 1 : nb, x.sbs = block_major ? (size_t)R : 1;
     x.qx = (int8_t *)p;
     x.x16 = (int16_t *)(p + R * ld);
     x.sx = (float *)(p + R * ld * 3);
     x.ns = (int32_t *)(p + R * ld * 3 + R * nb * 4);
     return x;
 }
+
+static size_t qx_at(const rows_q8 *x, int r, int b) { return r * x->rs + b * x->bs; }
+static size_t sx_at(const rows_q8 *x, int r, int b) { return r * x->srs + b * x->sbs; }
 
 /* A block's inv (127 / amax, at most FLT_MAX) and sx; 0 when q must be 0 (see the top). */
 static float block_inv(uint32_t amax, float *sx) {
@@ -157,16 +164,16 @@ static void quantize_row_portable(const rows_q8 *x, int r, const float *src, int
         uint32_t amax = 0;
         for (int k = 0; k < n; k++) amax = abs_bits(s[k]) > amax ? abs_bits(s[k]) : amax;
         float sx, inv = block_inv(amax, &sx);
-        int8_t *q = x->qx + r * x->ld + b * B;
+        int8_t *q = x->qx + qx_at(x, r, b);
         int sum = 0;
         for (int k = 0; k < B; k++) {
             float v = k < n && inv != 0 ? nearbyintf(s[k] * inv) : 0;
             q[k] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
-            x->x16[r * x->ld + b * B + k] = q[k];
+            x->x16[qx_at(x, r, b) + k] = q[k];
             sum += q[k];
         }
-        x->sx[(size_t)r * nb + b] = sx;
-        x->ns[(size_t)r * nb + b] = -128 * sum;
+        x->sx[sx_at(x, r, b)] = sx;
+        x->ns[sx_at(x, r, b)] = -128 * sum;
     }
 }
 
@@ -177,18 +184,18 @@ static void store1(float *dst, float acc, float beta) { *dst = beta == 0 ? acc :
 void mtp_matmul_rows_q8_portable(float *out, const float *x, const mtp_q8_matrix *w, int R,
                                  float beta, void *scratch) {
     int C = w->C, OC = w->OC, nb = w->nb;
-    rows_q8 xq = rows_at(scratch, R, C);
+    rows_q8 xq = rows_at(scratch, R, C, 0);
     for (int r = 0; r < R; r++) quantize_row_portable(&xq, r, x + (size_t)r * C, C);
 #pragma omp parallel for schedule(static) if ((size_t)ngroups(OC) * nb >= PARALLEL_MIN)
     for (int o = 0; o < OC; o++)
         for (int r = 0; r < R; r++) {
             float acc = 0;
             for (int b = 0; b < nb; b++) {
-                const int8_t *q = xq.qx + r * xq.ld + b * B;
-                int32_t idot = xq.ns[(size_t)r * nb + b];
+                const int8_t *q = xq.qx + qx_at(&xq, r, b);
+                int32_t idot = xq.ns[sx_at(&xq, r, b)];
                 for (int i = 0; i < B; i++) idot += packed_at(w, o, b * B + i) * q[i];
                 float sw = mtp_f16_to_f32(w->scale[((size_t)(o / GN) * nb + b) * GN + o % GN]);
-                acc = fmaf((float)idot, sw * xq.sx[(size_t)r * nb + b], acc);
+                acc = fmaf((float)idot, sw * xq.sx[sx_at(&xq, r, b)], acc);
             }
             store1(out + (size_t)r * OC + o, acc, beta);
         }
@@ -234,14 +241,14 @@ AVX2_TARGET static void quantize_row_avx2(const rows_q8 *x, int r, const float *
         __m256i w01 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q32[0], q32[1]), 0xD8);
         __m256i w23 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q32[2], q32[3]), 0xD8);
         __m256i q8 = _mm256_permute4x64_epi64(_mm256_packs_epi16(w01, w23), 0xD8);
-        _mm256_storeu_si256((__m256i *)(x->qx + r * x->ld + b * B), q8);
-        _mm256_storeu_si256((__m256i *)(x->x16 + r * x->ld + b * B), w01);
-        _mm256_storeu_si256((__m256i *)(x->x16 + r * x->ld + b * B + 16), w23);
+        _mm256_storeu_si256((__m256i *)(x->qx + qx_at(x, r, b)), q8);
+        _mm256_storeu_si256((__m256i *)(x->x16 + qx_at(x, r, b)), w01);
+        _mm256_storeu_si256((__m256i *)(x->x16 + qx_at(x, r, b) + 16), w23);
         __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-        x->sx[(size_t)r * nb + b] = sx;
-        x->ns[(size_t)r * nb + b] = -128 * _mm_cvtsi128_si32(s4);
+        x->sx[sx_at(x, r, b)] = sx;
+        x->ns[sx_at(x, r, b)] = -128 * _mm_cvtsi128_si32(s4);
     }
 }
 
@@ -276,14 +283,14 @@ AVX2_INLINE void group_avx2(float *out, const rows_q8 *x, const mtp_q8_matrix *w
                 __m256i w1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(wb + j * 64 + h * 32 + 16)));
                 for (int r = 0; r < nr; r++) {
                     int64_t x4;
-                    memcpy(&x4, x->x16 + (r0 + r) * x->ld + b * B + 4 * j, sizeof x4);
+                    memcpy(&x4, x->x16 + qx_at(x, r0 + r, b) + 4 * j, sizeof x4);
                     __m256i xv = _mm256_set1_epi64x(x4);
                     d[r][0] = _mm256_add_epi32(d[r][0], _mm256_madd_epi16(w0, xv));
                     d[r][1] = _mm256_add_epi32(d[r][1], _mm256_madd_epi16(w1, xv));
                 }
             }
             for (int r = 0; r < nr; r++) {
-                size_t rb = (size_t)(r0 + r) * nb + b;
+                size_t rb = sx_at(x, r0 + r, b);
                 __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(d[r][0], d[r][1]), 0xD8);
                 s = _mm256_add_epi32(s, _mm256_set1_epi32(x->ns[rb]));
                 __m256 scale = _mm256_mul_ps(sw, _mm256_set1_ps(x->sx[rb]));
@@ -314,7 +321,7 @@ void mtp_matmul_rows_q8_avx2(float *out, const float *x, const mtp_q8_matrix *w,
                              void *scratch) {
 #if defined(__x86_64__)
     MTP_ASSERT(mtp_q8_avx2_available() || !"mtp_matmul_rows_q8_avx2 on a CPU without AVX2");
-    rows_q8 xq = rows_at(scratch, R, w->C);
+    rows_q8 xq = rows_at(scratch, R, w->C, 0);
     for (int r = 0; r < R; r++) quantize_row_avx2(&xq, r, x + (size_t)r * w->C, w->C);
     matmul_avx2(out, &xq, w, R, beta);
 #else
@@ -345,92 +352,135 @@ VNNI_TARGET static void quantize_row_vnni(const rows_q8 *x, int r, const float *
         __m512 t1 = _mm512_roundscale_ps(_mm512_mul_ps(v1, vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         __m512i q0 = _mm512_cvttps_epi32(_mm512_max_ps(_mm512_min_ps(t0, hi), lo));
         __m512i q1 = _mm512_cvttps_epi32(_mm512_max_ps(_mm512_min_ps(t1, hi), lo));
-        int8_t *qd = x->qx + r * x->ld + b * B;
-        int16_t *wd = x->x16 + r * x->ld + b * B;
+        int8_t *qd = x->qx + qx_at(x, r, b);
         _mm_storeu_si128((__m128i *)qd, _mm512_cvtepi32_epi8(q0));
         _mm_storeu_si128((__m128i *)(qd + 16), _mm512_cvtepi32_epi8(q1));
-        _mm256_storeu_si256((__m256i *)wd, _mm512_cvtepi32_epi16(q0));
-        _mm256_storeu_si256((__m256i *)(wd + 16), _mm512_cvtepi32_epi16(q1));
-        x->sx[(size_t)r * nb + b] = sx;
-        x->ns[(size_t)r * nb + b] = -128 * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        x->sx[sx_at(x, r, b)] = sx;
+        x->ns[sx_at(x, r, b)] = -128 * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
     }
 }
 
-/* VNNI: rows per pass over a group's weights, their sums in registers; more rows take
- * another pass, the group's weights then read from L2. 16 measured 1.4x slower per row than
- * 8 (registers spill); vpdpbusd's rate (about one per 0.35-0.4 ns here) is the limit, so
- * past about 5 rows a pass costs more than reading the weights from memory. */
-enum { VR = 8 };
-/* VNNI: prefetch the weights this many blocks (of 512 bytes, so 32 KB) ahead. The hardware's own
- * prefetch falls behind while a pass computes 8 rows: at 4096 x 4096, 8 rows cost 2.4x one
- * row without it, about 1.25-1.3x with 16-64 blocks ahead (one thread, a busy machine). */
+/* VNNI: the limit at a few rows is vpdpbusd's latency, not its rate: one dependent chain
+ * steps about once per 1.2 ns here, 8 independent chains about once per 0.2 ns. So a tile
+ * keeps TILE_CHAINS chains in flight, interleaved instruction by instruction: rows x
+ * groups of 16 outputs (2 groups up to 4 rows), and each row's integer dot split into
+ * partial sums (exact, so the bits are those of one chain). Up to VR rows share a pass over
+ * the weights, their float sums in registers or L1; more rows take another pass, the
+ * group's weights then in L2. */
+enum { VR = 16, TILE_CHAINS = 8 };
+/* VNNI: prefetch the weights this many blocks (of 512 bytes, 32 KB) ahead into L2; the
+ * hardware's own prefetch falls behind while a pass computes many rows. */
 enum { PF_B = 64 };
 
-/* One group of 16 outputs for nr (1..VR, a constant where inlined) rows from row r0. */
-VNNI_INLINE void group_vnni(float *out, const rows_q8 *x, const mtp_q8_matrix *w, int g, int r0,
-                            const int nr, float beta) {
+/* Groups g .. g+ng-1 (ng 1 or 2) of 16 outputs for nr (1..VR) rows from row r0; ng and nr
+ * constants where inlined. Per block: for each of the 8 weight vectors j (4 inputs x 16
+ * outputs), one vpdpbusd per row and group into partial sum j % ns of (row, group). */
+VNNI_INLINE void tile_vnni(float *out, const rows_q8 *x, const mtp_q8_matrix *w, int g, int r0,
+                           const int nr, const int ng, float beta) {
+    enum { NS_MAX = 4 }; /* partial sums per chain */
+    const int chains = nr * ng, nsplit = chains >= TILE_CHAINS / 2 ? 1 + (chains < TILE_CHAINS) : NS_MAX;
     int nb = w->nb, OC = w->OC;
     const __m512i *wg = (const __m512i *)(w->w + (size_t)g * nb * GBYTES);
-    const uint16_t *sg = w->scale + (size_t)g * nb * GN;
-    const int8_t *qx = x->qx + r0 * x->ld;
-    const float *sx = x->sx + (size_t)r0 * nb;
-    const int32_t *ns = x->ns + (size_t)r0 * nb;
-    __m512 acc[VR];
-#pragma GCC unroll 8
-    for (int r = 0; r < nr; r++) acc[r] = _mm512_setzero_ps();
+    size_t gstride = (size_t)nb * (B / 4); /* vectors from one group to the next */
+    __m512 acc[2][VR];
+    #pragma GCC unroll 16
+    for (int q = 0; q < ng; q++)
+        #pragma GCC unroll 16
+        for (int r = 0; r < nr; r++) acc[q][r] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        __m512i wv[B / 4];
-        for (int j = 0; j < B / 4; j++) {
-            wv[j] = _mm512_load_si512(wg + (size_t)b * (B / 4) + j);
-            _mm_prefetch((const char *)(wg + (size_t)(b + PF_B) * (B / 4) + j), _MM_HINT_T0); /* may pass the end: a hint */
+        const int8_t *xb = x->qx + qx_at(x, r0, b);
+        __m512i d[2][VR][NS_MAX];
+        #pragma GCC unroll 16
+        for (int q = 0; q < ng; q++)
+            #pragma GCC unroll 16
+            for (int r = 0; r < nr; r++)
+                #pragma GCC unroll 16
+                for (int k = 0; k < nsplit; k++)
+                    d[q][r][k] = k ? _mm512_setzero_si512() : _mm512_set1_epi32(x->ns[sx_at(x, r0 + r, b)]);
+        #pragma GCC unroll 16
+        for (int q = 0; q < ng; q++)
+            #pragma GCC unroll 16
+            for (int j = 0; j < B / 4; j++) /* may pass the end: a hint */
+                _mm_prefetch((const char *)(wg + q * gstride + (size_t)(b + PF_B) * (B / 4) + j), _MM_HINT_T1);
+        #pragma GCC unroll 16
+        for (int j = 0; j < B / 4; j++)
+            #pragma GCC unroll 16
+            for (int q = 0; q < ng; q++) {
+                __m512i wv = _mm512_load_si512(wg + q * gstride + (size_t)b * (B / 4) + j);
+                #pragma GCC unroll 16
+                for (int r = 0; r < nr; r++) {
+                    int32_t x4; /* 4 bytes of the row, broadcast to the 16 lanes */
+                    memcpy(&x4, xb + r * x->rs + 4 * j, sizeof x4);
+                    d[q][r][j % nsplit] = _mm512_dpbusd_epi32(d[q][r][j % nsplit], wv, _mm512_set1_epi32(x4));
+                }
+            }
+        #pragma GCC unroll 16
+        for (int q = 0; q < ng; q++) {
+            const uint16_t *sg = w->scale + ((size_t)(g + q) * nb + b) * GN;
+            __m512 sw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sg));
+            #pragma GCC unroll 16
+            for (int r = 0; r < nr; r++) {
+                __m512i s = d[q][r][0];
+                #pragma GCC unroll 16
+                for (int k = 1; k < nsplit; k++) s = _mm512_add_epi32(s, d[q][r][k]);
+                __m512 scale = _mm512_mul_ps(sw, _mm512_set1_ps(x->sx[sx_at(x, r0 + r, b)]));
+                acc[q][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[q][r]);
+            }
         }
-        __m512 sw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sg + (size_t)b * GN)));
-#pragma GCC unroll 8
+    }
+    #pragma GCC unroll 16
+    for (int q = 0; q < ng; q++) {
+        int o = (g + q) * GN, n = OC - o < GN ? OC - o : GN;
+        __mmask16 m = (__mmask16)((1u << n) - 1);
+        #pragma GCC unroll 16
         for (int r = 0; r < nr; r++) {
-            const int8_t *xb = qx + r * x->ld + b * B;
-            __m512i d = _mm512_set1_epi32(ns[(size_t)r * nb + b]);
-            for (int j = 0; j < B / 4; j++) {
-                int32_t x4; /* 4 bytes of the row, broadcast to the 16 lanes */
-                memcpy(&x4, xb + 4 * j, sizeof x4);
-                d = _mm512_dpbusd_epi32(d, wv[j], _mm512_set1_epi32(x4));
-            }
-            __m512 scale = _mm512_mul_ps(sw, _mm512_set1_ps(sx[(size_t)r * nb + b]));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), scale, acc[r]);
+            float *dst = out + (size_t)(r0 + r) * OC + o;
+            __m512 v = acc[q][r];
+            if (beta != 0) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, dst));
+            _mm512_mask_storeu_ps(dst, m, v);
         }
-    }
-    int n = OC - g * GN < GN ? OC - g * GN : GN;
-    __mmask16 m = (__mmask16)((1u << n) - 1);
-    for (int r = 0; r < nr; r++) {
-        float *dst = out + (size_t)(r0 + r) * OC + g * GN;
-        __m512 v = acc[r];
-        if (beta != 0) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, dst));
-        _mm512_mask_storeu_ps(dst, m, v);
     }
 }
 
-#define GROUP_VNNI_CASE(n) \
-    case n: group_vnni(out, x, w, g, r0, n, beta); break;
+/* A tile of nr rows: two groups at once for up to 4 rows (while a second group exists). */
+#define TILE_VNNI_CASE(n)                                                              \
+    case n:                                                                            \
+        if (n <= 4 && pair) tile_vnni(out, x, w, g, r0, n, 2, beta);                   \
+        else tile_vnni(out, x, w, g, r0, n, 1, beta);                                  \
+        break;
 
+VNNI_TARGET static void rows_tile_vnni(float *out, const rows_q8 *x, const mtp_q8_matrix *w, int g, int pair,
+                                       int r0, int nr, float beta) {
+    switch (nr) {
+        TILE_VNNI_CASE(1) TILE_VNNI_CASE(2) TILE_VNNI_CASE(3) TILE_VNNI_CASE(4)
+        TILE_VNNI_CASE(5) TILE_VNNI_CASE(6) TILE_VNNI_CASE(7) TILE_VNNI_CASE(8)
+        TILE_VNNI_CASE(9) TILE_VNNI_CASE(10) TILE_VNNI_CASE(11) TILE_VNNI_CASE(12)
+        TILE_VNNI_CASE(13) TILE_VNNI_CASE(14) TILE_VNNI_CASE(15)
+    default: tile_vnni(out, x, w, g, r0, VR, 1, beta); break;
+    }
+}
+#undef TILE_VNNI_CASE
+
+/* Threads own pairs of groups; a row's bits do not depend on which tile computed it. */
 VNNI_TARGET static void matmul_vnni(float *out, const rows_q8 *x, const mtp_q8_matrix *w, int R, float beta) {
-    int ng = ngroups(w->OC);
+    int ng = ngroups(w->OC), npairs = (ng + 1) / 2;
 #pragma omp parallel for schedule(static) if ((size_t)ng * w->nb >= PARALLEL_MIN)
-    for (int g = 0; g < ng; g++)
+    for (int p = 0; p < npairs; p++)
         for (int r0 = 0; r0 < R; r0 += VR) {
-            switch (R - r0 < VR ? R - r0 : VR) {
-                GROUP_VNNI_CASE(1) GROUP_VNNI_CASE(2) GROUP_VNNI_CASE(3) GROUP_VNNI_CASE(4)
-                GROUP_VNNI_CASE(5) GROUP_VNNI_CASE(6) GROUP_VNNI_CASE(7)
-            default: group_vnni(out, x, w, g, r0, VR, beta); break;
-            }
+            int nr = R - r0 < VR ? R - r0 : VR, g = 2 * p, pair = g + 1 < ng;
+            if (nr <= 4 || !pair)
+                rows_tile_vnni(out, x, w, g, pair, r0, nr, beta);
+            else
+                for (int q = 0; q < 2; q++) rows_tile_vnni(out, x, w, g + q, 0, r0, nr, beta);
         }
 }
-#undef GROUP_VNNI_CASE
 #endif
 
 void mtp_matmul_rows_q8_vnni(float *out, const float *x, const mtp_q8_matrix *w, int R, float beta,
                              void *scratch) {
 #if defined(__x86_64__)
     MTP_ASSERT(mtp_q8_vnni_available() || !"mtp_matmul_rows_q8_vnni on a CPU without AVX512-VNNI");
-    rows_q8 xq = rows_at(scratch, R, w->C);
+    rows_q8 xq = rows_at(scratch, R, w->C, 1);
     for (int r = 0; r < R; r++) quantize_row_vnni(&xq, r, x + (size_t)r * w->C, w->C);
     matmul_vnni(out, &xq, w, R, beta);
 #else
