@@ -375,7 +375,7 @@ DP_TARGET static void scores_dp(float *s, const uint16_t *qb, const uint16_t *kt
         const uint16_t *k0 = kt + (size_t)s0 / KS * (hd / 32) * TILE, *k1 = k0 + (size_t)(hd / 32) * TILE;
         __m512 e0 = _mm512_setzero_ps(), o0 = e0, e1 = e0, o1 = e0;
         for (int d0 = 0; d0 < hd; d0 += 32)
-            for (int j = 0; j < VB / 2; j += 2) { /* rows j, j + 1: dims d0 + 2j .. d0 + 2j + 3 */
+            for (int j = 0; j < 16; j += 2) { /* key-tile rows j, j + 1: dims d0 + 2j .. d0 + 2j + 3 */
                 __m512bh qe = pair_of(qb + d0 + 2 * j), qo = pair_of(qb + d0 + 2 * j + 2);
                 size_t at = (size_t)d0 / 32 * TILE + j * 32;
                 e0 = _mm512_dpbf16_ps(e0, qe, (__m512bh)_mm512_loadu_si512(k0 + at));
