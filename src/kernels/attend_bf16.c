@@ -361,83 +361,124 @@ AMX_TARGET static void attend_amx(float *const *out, const float *const *q, cons
 #endif
 
 #if MTP_DP_ATTENTION
+/* The kernels below take NQ (1 or 2, a constant where inlined) queries of one chain at
+ * once: the query heads of a kv head share their row's chain. Each query has its own sums,
+ * which see the same instructions in the same order whatever NQ: pairing queries only
+ * shares the loads of keys and values and overlaps their chains of sums. */
+#define DP_INLINE DP_TARGET __attribute__((always_inline)) static inline
+enum { DP_PAIR = 2 };
+
 /* a pair of bf16 (two consecutive elements) in every 32-bit lane */
-DP_TARGET static inline __m512bh pair_of(const uint16_t *x) {
+DP_INLINE __m512bh pair_of(const uint16_t *x) {
     uint32_t w;
     memcpy(&w, x, sizeof w);
     return (__m512bh)_mm512_set1_epi32((int)w);
 }
 
-/* s (slots 0..last-1, rounded up to 32: c is a multiple of 32) = qb (hd, bf16) . k, from
- * the key tiles. Four chains of sums: two tiles of 16 slots, even and odd pairs of dims. */
-DP_TARGET static void scores_dp(float *s, const uint16_t *qb, const uint16_t *kt, int hd, int last) {
+/* s[i] (slots 0..last-1, rounded up to 32: c is a multiple of 32) = qb[i] (hd, bf16) . k,
+ * from the key tiles. Four sums per query: two tiles of 16 slots, even and odd pairs of
+ * dims. */
+DP_INLINE void scores_dp(float *const *s, const uint16_t *const *qb, const uint16_t *kt, int hd, int last,
+                         const int NQ) {
     for (int s0 = 0; s0 < last; s0 += 2 * KS) {
         const uint16_t *k0 = kt + (size_t)s0 / KS * (hd / 32) * TILE, *k1 = k0 + (size_t)(hd / 32) * TILE;
-        __m512 e0 = _mm512_setzero_ps(), o0 = e0, e1 = e0, o1 = e0;
+        __m512 e0[DP_PAIR], o0[DP_PAIR], e1[DP_PAIR], o1[DP_PAIR];
+        for (int i = 0; i < NQ; i++) e0[i] = o0[i] = e1[i] = o1[i] = _mm512_setzero_ps();
         for (int d0 = 0; d0 < hd; d0 += 32)
             for (int j = 0; j < 16; j += 2) { /* key-tile rows j, j + 1: dims d0 + 2j .. d0 + 2j + 3 */
-                __m512bh qe = pair_of(qb + d0 + 2 * j), qo = pair_of(qb + d0 + 2 * j + 2);
                 size_t at = (size_t)d0 / 32 * TILE + j * 32;
-                e0 = _mm512_dpbf16_ps(e0, qe, (__m512bh)_mm512_loadu_si512(k0 + at));
-                o0 = _mm512_dpbf16_ps(o0, qo, (__m512bh)_mm512_loadu_si512(k0 + at + 32));
-                e1 = _mm512_dpbf16_ps(e1, qe, (__m512bh)_mm512_loadu_si512(k1 + at));
-                o1 = _mm512_dpbf16_ps(o1, qo, (__m512bh)_mm512_loadu_si512(k1 + at + 32));
+                __m512bh ke0 = (__m512bh)_mm512_loadu_si512(k0 + at), ko0 = (__m512bh)_mm512_loadu_si512(k0 + at + 32);
+                __m512bh ke1 = (__m512bh)_mm512_loadu_si512(k1 + at), ko1 = (__m512bh)_mm512_loadu_si512(k1 + at + 32);
+                for (int i = 0; i < NQ; i++) {
+                    __m512bh qe = pair_of(qb[i] + d0 + 2 * j), qo = pair_of(qb[i] + d0 + 2 * j + 2);
+                    e0[i] = _mm512_dpbf16_ps(e0[i], qe, ke0);
+                    o0[i] = _mm512_dpbf16_ps(o0[i], qo, ko0);
+                    e1[i] = _mm512_dpbf16_ps(e1[i], qe, ke1);
+                    o1[i] = _mm512_dpbf16_ps(o1[i], qo, ko1);
+                }
             }
-        _mm512_storeu_ps(s + s0, _mm512_add_ps(e0, o0));
-        _mm512_storeu_ps(s + s0 + KS, _mm512_add_ps(e1, o1));
+        for (int i = 0; i < NQ; i++) {
+            _mm512_storeu_ps(s[i] + s0, _mm512_add_ps(e0[i], o0[i]));
+            _mm512_storeu_ps(s[i] + s0 + KS, _mm512_add_ps(e1[i], o1[i]));
+        }
     }
 }
 
-/* acc (hd) = the sum over the whole blocks 0..nfull-1 of their numerators P (bf16, by
- * position) times their values, blocks in order: read from the cache's tiles below block
- * `placed`, assembled from the chain into vt (two tiles) from there. Four chains of sums:
- * two tiles of 16 dims, even and odd pairs of positions. */
-DP_TARGET static void values_dp(float *acc, const uint16_t *P, const mtp_kv_bf16 *kv, const int *ch, int nfull,
-                                int placed, uint16_t *vt) {
+/* acc[i] (hd) = the sum over the whole blocks 0..nfull-1 of their numerators P[i] (bf16,
+ * by position) times their values, blocks in order: read from the cache's tiles below
+ * block `placed`, assembled from the chain into vt (two tiles) from there. Four sums per
+ * query: two tiles of 16 dims, even and odd pairs of positions. */
+DP_INLINE void values_dp(float *const *acc, const uint16_t *const *P, const mtp_kv_bf16 *kv, const int *ch,
+                         int nfull, int placed, uint16_t *vt, const int NQ) {
     int hd = kv->hd;
     for (int d0 = 0; d0 < hd; d0 += 32) {
-        __m512 e0 = _mm512_setzero_ps(), o0 = e0, e1 = e0, o1 = e0;
+        __m512 e0[DP_PAIR], o0[DP_PAIR], e1[DP_PAIR], o1[DP_PAIR];
+        for (int i = 0; i < NQ; i++) e0[i] = o0[i] = e1[i] = o1[i] = _mm512_setzero_ps();
         for (int b = 0; b < nfull; b++) {
             const uint16_t *v0 = kv->v + ((size_t)b * (hd / 16) + d0 / 16) * TILE;
             if (b >= placed) {
                 assemble_values(vt, kv, ch, b, d0);
                 v0 = vt;
             }
-            for (int j = 0; j < VB / 2; j += 2) { /* rows j, j + 1: positions 2j .. 2j + 3 of the block */
-                __m512bh pe = pair_of(P + b * VB + 2 * j), po = pair_of(P + b * VB + 2 * j + 2);
-                e0 = _mm512_dpbf16_ps(e0, pe, (__m512bh)_mm512_loadu_si512(v0 + j * 32));
-                o0 = _mm512_dpbf16_ps(o0, po, (__m512bh)_mm512_loadu_si512(v0 + j * 32 + 32));
-                e1 = _mm512_dpbf16_ps(e1, pe, (__m512bh)_mm512_loadu_si512(v0 + TILE + j * 32));
-                o1 = _mm512_dpbf16_ps(o1, po, (__m512bh)_mm512_loadu_si512(v0 + TILE + j * 32 + 32));
+            for (int j = 0; j < VB / 2; j += 2) { /* value-tile rows j, j + 1: positions 2j .. 2j + 3 */
+                __m512bh ve0 = (__m512bh)_mm512_loadu_si512(v0 + j * 32);
+                __m512bh vo0 = (__m512bh)_mm512_loadu_si512(v0 + j * 32 + 32);
+                __m512bh ve1 = (__m512bh)_mm512_loadu_si512(v0 + TILE + j * 32);
+                __m512bh vo1 = (__m512bh)_mm512_loadu_si512(v0 + TILE + j * 32 + 32);
+                for (int i = 0; i < NQ; i++) {
+                    __m512bh pe = pair_of(P[i] + b * VB + 2 * j), po = pair_of(P[i] + b * VB + 2 * j + 2);
+                    e0[i] = _mm512_dpbf16_ps(e0[i], pe, ve0);
+                    o0[i] = _mm512_dpbf16_ps(o0[i], po, vo0);
+                    e1[i] = _mm512_dpbf16_ps(e1[i], pe, ve1);
+                    o1[i] = _mm512_dpbf16_ps(o1[i], po, vo1);
+                }
             }
         }
-        _mm512_storeu_ps(acc + d0, _mm512_add_ps(e0, o0));
-        _mm512_storeu_ps(acc + d0 + 16, _mm512_add_ps(e1, o1));
+        for (int i = 0; i < NQ; i++) {
+            _mm512_storeu_ps(acc[i] + d0, _mm512_add_ps(e0[i], o0[i]));
+            _mm512_storeu_ps(acc[i] + d0 + 16, _mm512_add_ps(e1[i], o1[i]));
+        }
     }
+}
+
+/* out[i] (hd) for the NQ queries q[i], all over chain ch of n positions; sc: scratch. */
+DP_INLINE void attend_dp_queries(float *const *out, const float *const *q, const int *ch, int n,
+                                 const mtp_kv_bf16 *kv, size_t c, float scale, float *sc, const int NQ) {
+    int hd = kv->hd, last = chain_end(ch, n), fi = in_place(ch, n), nfull = n / VB;
+    MTP_ASSERT(n >= 1 && last <= (int)c);
+    float *S[DP_PAIR], *p[DP_PAIR], *acc[DP_PAIR], inv[DP_PAIR];
+    uint16_t *P[DP_PAIR], *qb[DP_PAIR];
+    uint16_t *vt = (uint16_t *)(sc + DP_PAIR * (3 * c + hd)) + DP_PAIR * (c + hd); /* two value tiles */
+    for (int i = 0; i < NQ; i++) {
+        S[i] = sc + i * (3 * c + hd);                                /* (c) scores by slot */
+        p[i] = S[i] + c;                                             /* (c) numerators by position */
+        acc[i] = p[i] + c;                                           /* (hd) sums over whole blocks */
+        P[i] = (uint16_t *)(sc + DP_PAIR * (3 * c + hd)) + i * (c + hd); /* (c) numerators as bf16 */
+        qb[i] = P[i] + c;                                            /* (hd) the query as bf16 */
+        round_query(qb[i], q[i], hd);
+    }
+    scores_dp(S, (const uint16_t *const *)qb, kv->k, hd, last, NQ);
+    for (int i = 0; i < NQ; i++) {
+        inv[i] = 1.0f / numerators(p[i], S[i], ch, n, fi, scale);
+        round_numerators(P[i], p[i], nfull * VB);
+    }
+    values_dp(acc, (const uint16_t *const *)P, kv, ch, nfull, fi / VB, vt, NQ);
+    for (int i = 0; i < NQ; i++) finish(out[i], acc[i], p[i], ch, nfull * VB, n, kv, inv[i]);
 }
 
 DP_TARGET static void attend_dp(float *const *out, const float *const *q, const int *const *chain,
                                 const int *n, int nq, const mtp_kv_bf16 *kv, int cap, float scale,
                                 float *scratch) {
-    int hd = kv->hd;
     size_t c = cap_blocks(cap);
-    float *S = scratch;                 /* (c) scores by slot */
-    float *p = S + c;                   /* (c) numerators by position */
-    float *acc = p + c;                 /* (hd) sums over whole blocks */
-    uint16_t *P = (uint16_t *)(acc + hd); /* (c) numerators as bf16 */
-    uint16_t *qb = P + c;               /* (hd) the query as bf16 */
-    uint16_t *vt = qb + hd;             /* two value tiles */
-    for (int m = 0; m < nq; m++) { /* one query at a time: nothing of the others is read */
-        const int *ch = chain[m];
+    for (int m = 0; m < nq;) {
         MTP_ASSERT(n[m] >= 1 && n[m] <= cap);
-        int last = chain_end(ch, n[m]), fi = in_place(ch, n[m]), nfull = n[m] / VB;
-        MTP_ASSERT(last <= cap);
-        round_query(qb, q[m], hd);
-        scores_dp(S, qb, kv->k, hd, last);
-        float inv = 1.0f / numerators(p, S, ch, n[m], fi, scale);
-        round_numerators(P, p, nfull * VB);
-        values_dp(acc, P, kv, ch, nfull, fi / VB, vt);
-        finish(out[m], acc, p, ch, nfull * VB, n[m], kv, inv);
+        if (m + 1 < nq && chain[m + 1] == chain[m] && n[m + 1] == n[m]) {
+            attend_dp_queries(out + m, q + m, chain[m], n[m], kv, c, scale, scratch, 2);
+            m += 2;
+        } else {
+            attend_dp_queries(out + m, q + m, chain[m], n[m], kv, c, scale, scratch, 1);
+            m++;
+        }
     }
 }
 #endif
