@@ -21,15 +21,16 @@
  * that query's row of P (the others zero: adding +-0 leaves a sum unchanged). The same
  * bits either way, so a tree row equals the plain step that later decodes its token.
  *
- * AVX512-BF16 (AMD Zen 4/5, Intel without AMX): one query at a time, the same roundings
+ * AVX512-BF16 (AMD Zen 4/5, Intel without AMX): a query at a time (or two sharing a chain,
+ * each with its own sums: the same instructions as alone), the same roundings
  * (q, k, v and the whole blocks' numerators in bf16; the tail in fp32) and the same order
  * of blocks. A key-tile row is 16 slots' pair of dims, so vdpbf16ps with the query's pair
  * broadcast adds to 16 slots' scores; a value-tile row is 16 dims' pair of positions, so
  * with a pair of numerators broadcast it adds to 16 dims' sums. Its sums pair products in
  * another order than AMX's, so the two paths need not agree bit for bit; each is batch-
- * invariant on its own: a query reads nothing of the others, and a block holding drafts
- * is assembled from its chain, the same words as the cache's where the positions sit in
- * their own slots. */
+ * invariant on its own: no query's sums take anything of the others', and a block
+ * holding drafts is assembled from its chain, the same words as the cache's where the
+ * positions sit in their own slots. */
 #include "kernels/ops.h"
 
 #include <math.h>
