@@ -294,11 +294,13 @@ static int bench_decode(int argc, char **argv) {
         mtp_spec spec;
     } modes[] = {{"plain", MTP_SPEC_NONE}, {"block", MTP_SPEC_BLOCK}, {"tree", MTP_SPEC_TREE}};
     int nmodes = nf > 1 ? 3 : 1, rc = 0;
+    int tiles = m.dec.type == MTP_BF16 && mtp_attend_bf16_available(mtp_head_dim(&m.cfg));
     printf("%s\n%s: %zu parameters, n_future %d; %d prompts of %d tokens, %d new tokens each, greedy;\n"
-           "%s weights%s%s; decoding tok/s after the first token, median of %d interleaved rounds;\n"
+           "%s weights%s%s%s%s; decoding tok/s after the first token, median of %d interleaved rounds;\n"
            "speed-up: the median of the rounds' ratios\n",
            mtp_backend_describe(), model, m.lay.total, nf, np, plen, ntok, mtp_wtype_name(m.dec.type),
-           " on ", mtp_wtype_kernels(m.dec.type), repeat);
+           " on ", mtp_wtype_kernels(m.dec.type), tiles ? ", attention on tiles with " : "",
+           tiles ? mtp_attend_bf16_path() : "", repeat);
     printf("%-6s %-6s %9s %8s %8s %8s  %s\n", "batch", "mode", "tok/s", "speedup", "tok/pass",
            "of ideal", "accepted at depth 1..");
     mtp_token *ref = xmalloc((size_t)np * ntok * sizeof(mtp_token));

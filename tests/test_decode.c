@@ -26,7 +26,7 @@
 static int max_threads = 1;
 #endif
 
-/* 4 attention heads of size hd (8 in most tests; 32 and 64 reach the AMX attention) */
+/* 4 attention heads of size hd (8 in most tests; 32 and 64 reach the tile attention) */
 static void make_model_hd(mtp_model *m, int nf, int n_layers, int vocab, float std, uint64_t seed, int hd) {
     char json[300];
     snprintf(json, sizeof json,
@@ -168,33 +168,43 @@ static void test_batch_invariance(void) {
     mtp_model_free(&m);
 }
 
-/* The decoder's attention forks threads from 2^16 multiply-adds (decode.c): a prompt of
- * 80 rows (about 2^17.6) does, and its logits must be the same bits on 1 and 2 threads. */
-static void test_threads(void) {
+/* The decoder's attention forks threads from 2^16 multiply-adds on fp32 rows and from 2^21
+ * on bf16 tiles (decode.c): a prompt of P rows in one pass (on fp32 rows with heads of 8,
+ * 80 rows, about 2^17.6; on tiles with heads of 64, 96 rows, about 2^21.2) forks, and its
+ * logits must be the same bits on 1 and 2 threads. */
+static void same_on_threads(mtp_wtype t, int hd, int P) {
 #if MTP_HAVE_OMP
     mtp_model m;
-    make_model(&m, 2, 3, 41, 0.05f, 31);
-    enum { P = 80, V = 41 };
+    make_model_hd(&m, 2, 3, 41, 0.05f, 31, hd);
+    mtp_model_decode_as(&m, t);
+    enum { V = 41 };
     mtp_err err;
-    mtp_row rows[P];
+    mtp_row *rows = xmalloc((size_t)P * sizeof *rows);
     float *lg[2];
     for (int threads = 1; threads <= 2; threads++) {
         mtp_decoder d;
         omp_set_num_threads(threads);
         int cap = m.cfg.max_seq_len;
-        MTP_ASSERT(mtp_decoder_init(&d, &m, 1, &cap, P, &err) == 0);
+        MTP_ASSERT(P <= cap && mtp_decoder_init(&d, &m, 1, &cap, P, &err) == 0);
         for (int j = 0; j < P; j++) rows[j] = (mtp_row){0, j, j, j - 1, j, (mtp_token)((j * 7) % V)};
         lg[threads - 1] = falloc((size_t)P * V);
         mtp_decoder_forward(&d, rows, P, 1, lg[threads - 1]);
         mtp_decoder_free(&d);
     }
     omp_set_num_threads(max_threads);
-    CHECK_SAME(lg[0], lg[1], (size_t)P * V, "a prompt of %d rows: logits differ between 1 and 2 threads", P);
-    free(lg[0]), free(lg[1]);
+    CHECK_SAME(lg[0], lg[1], (size_t)P * V, "a prompt of %d rows (%s, heads of %d): logits differ between 1 and 2 threads",
+               P, mtp_wtype_name(t), hd);
+    free(lg[0]), free(lg[1]), free(rows);
     mtp_model_free(&m);
 #else
+    (void)t, (void)hd, (void)P;
     SKIP("decoding on 1 and 2 threads: built without OpenMP");
 #endif
+}
+
+static void test_threads(void) {
+    same_on_threads(MTP_F32, 8, 80);
+    same_on_threads(MTP_BF16, 64, 96);
 }
 
 /* ---- speculative greedy == plain greedy ------------------------------------------- */
@@ -484,13 +494,16 @@ int main(void) {
         train_periodic(&m, 40);
         test_exact_greedy_floor(&m, label, MTP_BF16, trained_floor(3));
         mtp_model_free(&m);
-        /* heads of 32 and 64: attention on AMX tiles too (mtp_attend_bf16) */
-        for (int hd = 32; hd <= 64 && !pass; hd *= 2) {
-            printf("  bf16 with heads of %d: %s attention\n", hd, mtp_attend_bf16_available(hd) ? "AMX" : "fp32");
+        /* heads of 32 and 64: attention on tiles too (mtp_attend_bf16) on each path that
+         * has it (AMX, AVX512-BF16); on the first pass also where none does (bf16 rows) */
+        for (int hd = 32; hd <= 64 && (!pass || mtp_attend_bf16_available(hd)); hd *= 2) {
+            const char *att = mtp_attend_bf16_available(hd) ? mtp_attend_bf16_path() : "bf16 rows";
+            printf("  bf16 with heads of %d: attention on %s\n", hd, att);
             test_cache_vs_full(4, MTP_BF16, hd);
             make_model_hd(&m, 4, 5, 8, 0.3f, 104 + hd, hd);
             train_periodic(&m, 40);
-            test_exact_greedy_floor(&m, hd == 32 ? "bf16 hd 32" : "bf16 hd 64", MTP_BF16,
+            snprintf(label, sizeof label, "bf16 hd %d, attention on %s", hd, att);
+            test_exact_greedy_floor(&m, label, MTP_BF16,
                                     hd == 32 ? (floors){1.55, 1.70} : (floors){1.37, 1.54});
             mtp_model_free(&m);
         }

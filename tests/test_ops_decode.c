@@ -583,10 +583,12 @@ static void test_attend_bf16_reference(void) {
     }
 }
 
-/* bf16 attention on AMX against that reference, and the invariance a tree rests on: a
- * tree's rows (drafts in slots after the prefix, among other queries) give the same bits
- * as each row alone with its chain moved into position order (the later plain step). */
+/* bf16 attention on its path now (AMX, AVX512-BF16) against that reference, and the
+ * invariance a tree rests on: a tree's rows (drafts in slots after the prefix, among other
+ * queries) give the same bits as each row alone with its chain moved into position order
+ * (the later plain step). */
 static void test_attend_bf16(void) {
+    const char *path = mtp_attend_bf16_path();
     enum { CAP = 100, KVH = 2, QPER = 2 }; /* 2 query heads per kv head */
     for (int hd = 32; hd <= 64; hd *= 2) {
         size_t ld = (size_t)KVH * hd, tsize = mtp_kv_tiles_size(CAP, hd);
@@ -635,9 +637,9 @@ static void test_attend_bf16(void) {
                 same &= !memcmp(alone, got[m], hd * sizeof(float));
             }
         }
-        CHECK(ok_ref, "attend_bf16 hd %d: a tree's 14 queries vs the bf16 reference within %g relative (worst %.3g)", hd,
-              TOL_ATT, worst);
-        CHECK(same, "attend_bf16 hd %d: each tree row equals itself alone, in position order", hd);
+        CHECK(ok_ref, "attend_bf16 (%s) hd %d: a tree's 14 queries vs the bf16 reference within %g relative (worst %.3g)",
+              path, hd, TOL_ATT, worst);
+        CHECK(same, "attend_bf16 (%s) hd %d: each tree row equals itself alone, in position order", path, hd);
         free(k), free(v), free(q), free(k2), free(v2), free(scratch), free(kt), free(vt), free(kt2), free(vt2);
     }
 }
@@ -765,12 +767,17 @@ int main(void) {
         SKIP("bf16 rows rounded on AMX like mtp_bf16_round: no AMX");
     }
     if (mtp_bf16_dp_available()) {
+        if (mtp_attend_bf16_available(32))
+            test_attend_bf16();
+        else
+            SKIP("attend_bf16 with AVX512-BF16: this build has no AVX-512 attention (needs -march with AVX-512)");
         test_matmul_rows_bf16("AVX512-BF16");
         test_bf16_rows_rounding("AVX512-BF16");
         mtp_bf16_dp_disable();
     } else {
         SKIP("matmul_rows_bf16 on AVX512-BF16 vs reference, and a row's bits alone/among others/1-2 "
              "threads: %s", mtp_amx_available() ? "AMX runs instead" : "no AVX512-BF16 on this CPU");
+        SKIP("attend_bf16 with AVX512-BF16 vs the bf16 reference, and tree rows == rows alone: no AVX512-BF16");
     }
     test_matmul_rows_bf16("portable");
     test_bf16_rows_rounding("portable");

@@ -213,36 +213,49 @@ static void build_chains(mtp_decoder *d, const mtp_row *rows, int R) {
     }
 }
 
+/* Task i of attention_rows_tiles: up to MTP_ATTEND_BF16_QUERIES queries (rows r0..r1-1
+ * times kv head g's query heads) into ao, on scratch of the thread running it. */
+static void tile_task(mtp_decoder *d, int block, const mtp_row *rows, int i) {
+    const mtp_config *c = &d->m->cfg;
+    int hd = mtp_head_dim(c), group = c->n_heads / c->n_kv_heads;
+    const int *t = d->tasks + 3 * i;
+    int r0 = t[0], r1 = t[1], g = t[2], seq = rows[r0].seq, nq = 0;
+    float *out[MTP_ATTEND_BF16_QUERIES];
+    const float *q[MTP_ATTEND_BF16_QUERIES];
+    const int *chain[MTP_ATTEND_BF16_QUERIES];
+    int n[MTP_ATTEND_BF16_QUERIES];
+    for (int r = r0; r < r1; r++)
+        for (int h = g * group; h < (g + 1) * group; h++, nq++) {
+            out[nq] = d->ao + (size_t)r * c->dim + h * hd;
+            q[nq] = d->q + (size_t)r * c->dim + h * hd;
+            chain[nq] = d->chain + (size_t)r * d->max_cap;
+            n[nq] = d->nkeys[r];
+        }
+    mtp_kv_bf16 kv = {tiles_at(d, d->kc, block, seq, g), tiles_at(d, d->vc, block, seq, g), hd};
+    mtp_attend_bf16(out, q, chain, n, nq, &kv, d->cap[seq], 1.0f / sqrtf((float)hd),
+                    d->attn_scratch + mtp_backend_thread() * mtp_attend_bf16_scratch(d->max_cap, hd));
+}
+
+/* Below this many multiply-adds a pass's attention runs on this thread, outside any
+ * parallel region: entering one costs even with if() false (the team's setup), 10-13% of
+ * a plain step of the demo's model (dim 256, 10 layers) on 2 Zen 5 cores. */
+enum { ATTEND_PARALLEL_MIN = 1 << 21 };
+
 /* ao (R, dim) by mtp_attend_bf16: a task is up to MTP_ATTEND_BF16_QUERIES queries of one
  * sequence and kv head (its rows times the kv head's query heads). */
 static void attention_rows_tiles(mtp_decoder *d, int block, const mtp_row *rows, int R, size_t work) {
     const mtp_config *c = &d->m->cfg;
-    int hd = mtp_head_dim(c), group = c->n_heads / c->n_kv_heads;
-    int per = MTP_ATTEND_BF16_QUERIES / group, nt = 0, *t = d->tasks;
-    float scale = 1.0f / sqrtf((float)hd);
+    int per = MTP_ATTEND_BF16_QUERIES / (c->n_heads / c->n_kv_heads), nt = 0, *t = d->tasks;
     for (int r0 = 0, r1; r0 < R; r0 = r1) {
         for (r1 = r0 + 1; r1 < R && r1 - r0 < per && rows[r1].seq == rows[r0].seq;) r1++;
         for (int g = 0; g < c->n_kv_heads; g++, nt++) t[3 * nt] = r0, t[3 * nt + 1] = r1, t[3 * nt + 2] = g;
     }
-    size_t scratch = mtp_attend_bf16_scratch(d->max_cap, hd);
-#pragma omp parallel for schedule(static) num_threads(d->attn_threads) if (work >= 1u << 18)
-    for (int i = 0; i < nt; i++) {
-        int r0 = t[3 * i], r1 = t[3 * i + 1], g = t[3 * i + 2], seq = rows[r0].seq, nq = 0;
-        float *out[MTP_ATTEND_BF16_QUERIES];
-        const float *q[MTP_ATTEND_BF16_QUERIES];
-        const int *chain[MTP_ATTEND_BF16_QUERIES];
-        int n[MTP_ATTEND_BF16_QUERIES];
-        for (int r = r0; r < r1; r++)
-            for (int h = g * group; h < (g + 1) * group; h++, nq++) {
-                out[nq] = d->ao + (size_t)r * c->dim + h * hd;
-                q[nq] = d->q + (size_t)r * c->dim + h * hd;
-                chain[nq] = d->chain + (size_t)r * d->max_cap;
-                n[nq] = d->nkeys[r];
-            }
-        mtp_kv_bf16 kv = {tiles_at(d, d->kc, block, seq, g), tiles_at(d, d->vc, block, seq, g), hd};
-        mtp_attend_bf16(out, q, chain, n, nq, &kv, d->cap[seq], scale,
-                        d->attn_scratch + mtp_backend_thread() * scratch);
+    if (work < ATTEND_PARALLEL_MIN) {
+        for (int i = 0; i < nt; i++) tile_task(d, block, rows, i);
+        return;
     }
+#pragma omp parallel for schedule(static) num_threads(d->attn_threads)
+    for (int i = 0; i < nt; i++) tile_task(d, block, rows, i);
 }
 
 /* Groups the pass's (row, head) queries into tasks of up to MTP_ATTEND_ROWS queries of one
@@ -265,43 +278,50 @@ static int group_queries(mtp_decoder *d, const mtp_row *rows, int R) {
     return nt;
 }
 
+/* Task t of group_queries: its queries' attention into ao (mtp_attend_rows). */
+static void row_task(mtp_decoder *d, int block, const mtp_row *rows, int t) {
+    const mtp_config *c = &d->m->cfg;
+    int H = c->n_heads, hd = mtp_head_dim(c), group = H / c->n_kv_heads, kvd = mtp_kv_dim(c);
+    float *out[MTP_ATTEND_ROWS], *scores[MTP_ATTEND_ROWS];
+    const float *q[MTP_ATTEND_ROWS];
+    const int *ch[MTP_ATTEND_ROWS];
+    int n[MTP_ATTEND_ROWS], nq = d->task_at[t + 1] - d->task_at[t], first = d->queries[d->task_at[t]];
+    int seq = rows[first / H].seq, g = first % H / group;
+    for (int i = 0; i < nq; i++) {
+        int rh = d->queries[d->task_at[t] + i], r = rh / H, h = rh % H;
+        out[i] = d->ao + (size_t)r * c->dim + h * hd;
+        q[i] = d->q + (size_t)r * c->dim + h * hd;
+        ch[i] = d->chain + (size_t)r * d->max_cap;
+        n[i] = d->nkeys[r];
+        scores[i] = d->scores + (size_t)rh * d->max_cap;
+    }
+    size_t at = (size_t)g * hd, es = kv_bytes(d->kv_type);
+    mtp_kv_data k = {(const char *)cache_at(d, d->kc, block, seq, 0) + at * es, NULL};
+    mtp_kv_data v = {(const char *)cache_at(d, d->vc, block, seq, 0) + at * es, NULL};
+    if (d->kv_type == MTP_KV_Q8) {
+        k.scale = scales_at(d, d->ks, block, seq, 0) + at / MTP_Q8_BLOCK;
+        v.scale = scales_at(d, d->vs, block, seq, 0) + at / MTP_Q8_BLOCK;
+    }
+    mtp_attend_rows(out, q, k, v, d->kv_type, ch, n, nq, kvd, hd, 1.0f / sqrtf((float)hd), scores);
+}
+
 /* ao (R, dim): each row's attention over its chain, in tasks of queries sharing keys. A
  * query's bits do not depend on its task's other queries (mtp_attend_rows). */
 static void attention_rows(mtp_decoder *d, int block, const mtp_row *rows, int R) {
     const mtp_config *c = &d->m->cfg;
-    int H = c->n_heads, hd = mtp_head_dim(c), group = H / c->n_kv_heads, kvd = mtp_kv_dim(c);
-    float scale = 1.0f / sqrtf((float)hd);
-    size_t work = 0; /* multiply-adds: below a few tens of thousands, a fork and join costs more */
-    for (int r = 0; r < R; r++) work += (size_t)d->nkeys[r] * H * hd * 2;
+    size_t work = 0; /* multiply-adds */
+    for (int r = 0; r < R; r++) work += (size_t)d->nkeys[r] * c->n_heads * mtp_head_dim(c) * 2;
     if (d->tiles) {
         attention_rows_tiles(d, block, rows, R, work);
         return;
     }
     int nt = group_queries(d, rows, R);
-#pragma omp parallel for schedule(dynamic, 1) if (work >= 1u << 16)
-    for (int t = 0; t < nt; t++) {
-        float *out[MTP_ATTEND_ROWS], *scores[MTP_ATTEND_ROWS];
-        const float *q[MTP_ATTEND_ROWS];
-        const int *ch[MTP_ATTEND_ROWS];
-        int n[MTP_ATTEND_ROWS], nq = d->task_at[t + 1] - d->task_at[t], first = d->queries[d->task_at[t]];
-        int seq = rows[first / H].seq, g = first % H / group;
-        for (int i = 0; i < nq; i++) {
-            int rh = d->queries[d->task_at[t] + i], r = rh / H, h = rh % H;
-            out[i] = d->ao + (size_t)r * c->dim + h * hd;
-            q[i] = d->q + (size_t)r * c->dim + h * hd;
-            ch[i] = d->chain + (size_t)r * d->max_cap;
-            n[i] = d->nkeys[r];
-            scores[i] = d->scores + (size_t)rh * d->max_cap;
-        }
-        size_t at = (size_t)g * hd, es = kv_bytes(d->kv_type);
-        mtp_kv_data k = {(const char *)cache_at(d, d->kc, block, seq, 0) + at * es, NULL};
-        mtp_kv_data v = {(const char *)cache_at(d, d->vc, block, seq, 0) + at * es, NULL};
-        if (d->kv_type == MTP_KV_Q8) {
-            k.scale = scales_at(d, d->ks, block, seq, 0) + at / MTP_Q8_BLOCK;
-            v.scale = scales_at(d, d->vs, block, seq, 0) + at / MTP_Q8_BLOCK;
-        }
-        mtp_attend_rows(out, q, k, v, d->kv_type, ch, n, nq, kvd, hd, scale, scores);
+    if (work < 1u << 16) { /* below a few tens of thousands, a fork and join costs more */
+        for (int t = 0; t < nt; t++) row_task(d, block, rows, t);
+        return;
     }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int t = 0; t < nt; t++) row_task(d, block, rows, t);
 }
 
 /* The block recipe (block.h) over a pass's rows: batch-invariant row products (bf16

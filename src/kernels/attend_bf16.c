@@ -1,4 +1,5 @@
-/* attend_bf16.c: attention for bf16 decoding on Intel AMX (ops.h).
+/* attend_bf16.c: attention for bf16 decoding over key and value tiles (ops.h), on Intel AMX
+ * or, where AMX is not, with AVX512-BF16's vdpbf16ps on the same tiles (below).
  *
  * Scores: S (16 queries x 16 slots) = Q (16 x 32 dims, bf16) @ K^T (32 x 16, bf16), every
  * query of a sequence against every slot it may read. Each query then takes the scores of
@@ -18,7 +19,18 @@
  * slots is read from the cache and shared by every query; for a query whose block holds
  * drafts in other slots, the block is assembled from its chain and multiplied with only
  * that query's row of P (the others zero: adding +-0 leaves a sum unchanged). The same
- * bits either way, so a tree row equals the plain step that later decodes its token. */
+ * bits either way, so a tree row equals the plain step that later decodes its token.
+ *
+ * AVX512-BF16 (AMD Zen 4/5, Intel without AMX): a query at a time (or two sharing a chain,
+ * each with its own sums: the same instructions as alone), the same roundings
+ * (q, k, v and the whole blocks' numerators in bf16; the tail in fp32) and the same order
+ * of blocks. A key-tile row is 16 slots' pair of dims, so vdpbf16ps with the query's pair
+ * broadcast adds to 16 slots' scores; a value-tile row is 16 dims' pair of positions, so
+ * with a pair of numerators broadcast it adds to 16 dims' sums. Its sums pair products in
+ * another order than AMX's, so the two paths need not agree bit for bit; each is batch-
+ * invariant on its own: no query's sums take anything of the others', and a block
+ * holding drafts is assembled from its chain, the same words as the cache's where the
+ * positions sit in their own slots. */
 #include "kernels/ops.h"
 
 #include <math.h>
@@ -33,13 +45,24 @@
 #else
 #define MTP_AMX_ATTENTION 0
 #endif
+#if defined(__AVX512F__)
+#define MTP_DP_ATTENTION 1
+#define DP_TARGET __attribute__((target("avx512f,avx512bf16")))
+#else
+#define MTP_DP_ATTENTION 0
+#endif
 
 /* queries, key slots, value positions a tile holds; bf16 elements of a tile */
 enum { QN = MTP_ATTEND_BF16_QUERIES, KS = 16, VB = 32, TILE = 512 };
 
 static size_t cap_blocks(int cap) { return (size_t)(cap + VB - 1) / VB * VB; }
 
-int mtp_attend_bf16_available(int hd) { return MTP_AMX_ATTENTION && hd % 32 == 0 && mtp_amx_available(); }
+static int amx_path(void) { return MTP_AMX_ATTENTION && mtp_amx_available(); }
+static int dp_path(void) { return MTP_DP_ATTENTION && mtp_bf16_dp_available(); }
+
+int mtp_attend_bf16_available(int hd) { return hd % 32 == 0 && (amx_path() || dp_path()); }
+
+const char *mtp_attend_bf16_path(void) { return amx_path() ? "AMX" : dp_path() ? "AVX512-BF16" : "none"; }
 
 size_t mtp_attend_bf16_scratch(int cap, int hd) {
     size_t c = cap_blocks(cap);
@@ -150,11 +173,11 @@ void mtp_kv_tiles_get(float *k, float *v, const uint16_t *kt, const uint16_t *vt
         mtp_kv_tiles_get_portable(k, v, kt, vt, hd, slot);
 }
 
-#if MTP_AMX_ATTENTION
+#if defined(__AVX512F__)
 static inline __mmask16 first(int n) { return (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1); }
 
 /* Positions below the first that is not in its own slot. */
-AMX_TARGET static int in_place(const int *ch, int n) {
+static int in_place(const int *ch, int n) {
     const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     for (int i = 0; i < n; i += 16) {
         __mmask16 f = first(n - i);
@@ -165,10 +188,22 @@ AMX_TARGET static int in_place(const int *ch, int n) {
     return n;
 }
 
+/* The slots a chain of n positions reads: up to its largest, plus one. */
+static int chain_end(const int *ch, int n) {
+    __m512i top = _mm512_setzero_si512();
+    for (int i = 0; i < n; i += 16) top = _mm512_max_epi32(top, _mm512_maskz_loadu_epi32(first(n - i), ch + i));
+    return _mm512_reduce_max_epi32(top) + 1;
+}
+
+/* qb (hd) = q rounded to bf16 */
+static void round_query(uint16_t *qb, const float *q, int hd) {
+    for (int d = 0; d < hd; d += 16) _mm256_storeu_si256((__m256i *)(qb + d), mtp_bf16_round16(_mm512_loadu_ps(q + d)));
+}
+
 /* Softmax numerators of one query over its chain: p[i] = exp(scale s_i - max), in fp32,
  * from its row of scores s (by slot); the first `placed` positions sit in their own slots.
  * Returns their sum (the same lanes and tree whatever the slots). */
-AMX_TARGET static float numerators(float *p, const float *s, const int *ch, int n, int placed, float scale) {
+static float numerators(float *p, const float *s, const int *ch, int n, int placed, float scale) {
     __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
     for (int i = 0; i < n; i += 16) {
         __mmask16 f = first(n - i);
@@ -188,10 +223,15 @@ AMX_TARGET static float numerators(float *p, const float *s, const int *ch, int 
     return _mm512_reduce_add_ps(sum);
 }
 
+/* P (n) = the numerators p rounded to bf16, n a multiple of 16 */
+static void round_numerators(uint16_t *P, const float *p, int n) {
+    for (int i = 0; i < n; i += 16) _mm256_storeu_si256((__m256i *)(P + i), mtp_bf16_round16(_mm512_loadu_ps(p + i)));
+}
+
 /* Two value tiles (dims d0..d0+31) of block b as a chain sees them: position i's values
  * from slot ch[i] of the cache's tiles, so equal to them where the positions sit in their
  * own slots. */
-AMX_TARGET static void assemble_values(uint16_t *vt, const mtp_kv_bf16 *kv, const int *ch, int b, int d0) {
+static void assemble_values(uint16_t *vt, const mtp_kv_bf16 *kv, const int *ch, int b, int d0) {
     for (int j = 0; j < VB / 2; j++)
         for (int t = 0; t < 2; t++) {
             __m512i lo = value_words16(kv->v, kv->hd, ch[b * VB + 2 * j], d0 + 16 * t);
@@ -200,10 +240,37 @@ AMX_TARGET static void assemble_values(uint16_t *vt, const mtp_kv_bf16 *kv, cons
         }
 }
 
-AMX_TARGET void mtp_attend_bf16(float *const *out, const float *const *q, const int *const *chain,
-                                const int *n, int nq, const mtp_kv_bf16 *kv, int cap, float scale,
-                                float *scratch) {
-    MTP_ASSERT(nq >= 1 && nq <= QN && kv->hd % 32 == 0);
+/* out (hd) = (acc + the positions i0..n-1 after the whole blocks, fp32 numerators pm
+ * weighing the values widened from the tiles) * inv. 4 chains: position i goes to chain
+ * i % 4 (i0 a multiple of 4). */
+static void finish(float *out, const float *acc, const float *pm, const int *ch, int i0, int n,
+                   const mtp_kv_bf16 *kv, float inv) {
+    int hd = kv->hd;
+    for (int d0 = 0; d0 < hd; d0 += 16) {
+        __m512 t0 = _mm512_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
+#define TERM(i) _mm512_fmadd_ps(_mm512_set1_ps(pm[i]), value16(kv->v, hd, ch[i], d0),
+        int i = i0;
+        for (; i + 4 <= n; i += 4) {
+            t0 = TERM(i) t0);
+            t1 = TERM(i + 1) t1);
+            t2 = TERM(i + 2) t2);
+            t3 = TERM(i + 3) t3);
+        }
+        if (i < n) t0 = TERM(i) t0);
+        if (i + 1 < n) t1 = TERM(i + 1) t1);
+        if (i + 2 < n) t2 = TERM(i + 2) t2);
+#undef TERM
+        __m512 tail = _mm512_add_ps(_mm512_add_ps(t0, t1), _mm512_add_ps(t2, t3));
+        __m512 sum = _mm512_add_ps(_mm512_loadu_ps(acc + d0), tail);
+        _mm512_storeu_ps(out + d0, _mm512_mul_ps(sum, _mm512_set1_ps(inv)));
+    }
+}
+#endif
+
+#if MTP_AMX_ATTENTION
+AMX_TARGET static void attend_amx(float *const *out, const float *const *q, const int *const *chain,
+                                  const int *n, int nq, const mtp_kv_bf16 *kv, int cap, float scale,
+                                  float *scratch) {
     int hd = kv->hd, nslots = 0, maxfull = 0, nfull[QN], placed[QN];
     size_t c = cap_blocks(cap);
     float *S = scratch;              /* (16, c) scores by slot */
@@ -218,12 +285,8 @@ AMX_TARGET void mtp_attend_bf16(float *const *out, const float *const *q, const 
     memset(qb + (size_t)nq * hd, 0, (size_t)(QN - nq) * hd * sizeof *qb);
     for (int m = 0; m < nq; m++) {
         MTP_ASSERT(n[m] >= 1 && n[m] <= cap);
-        for (int d = 0; d < hd; d += 16)
-            _mm256_storeu_si256((__m256i *)(qb + m * hd + d), mtp_bf16_round16(_mm512_loadu_ps(q[m] + d)));
-        __m512i top = _mm512_setzero_si512(); /* the slots to score: up to the chain's largest */
-        for (int i = 0; i < n[m]; i += 16)
-            top = _mm512_max_epi32(top, _mm512_maskz_loadu_epi32(first(n[m] - i), chain[m] + i));
-        int last = _mm512_reduce_max_epi32(top) + 1;
+        round_query(qb + m * hd, q[m], hd);
+        int last = chain_end(chain[m], n[m]); /* the slots to score: up to the chain's largest */
         nslots = last > nslots ? last : nslots;
     }
     MTP_ASSERT(nslots <= cap);
@@ -252,8 +315,7 @@ AMX_TARGET void mtp_attend_bf16(float *const *out, const float *const *q, const 
     for (int m = 0; m < QN; m++) {
         int full = m < nq ? nfull[m] * VB : 0;
         uint16_t *Pm = P + m * c;
-        for (int i = 0; i < full; i += 16)
-            _mm256_storeu_si256((__m256i *)(Pm + i), mtp_bf16_round16(_mm512_loadu_ps(p + m * c + i)));
+        round_numerators(Pm, p + m * c, full);
         memset(Pm + full, 0, (maxfull * VB - full > 0 ? maxfull * VB - full : 0) * sizeof *Pm);
     }
 
@@ -293,34 +355,151 @@ AMX_TARGET void mtp_attend_bf16(float *const *out, const float *const *q, const 
         _tile_stored(1, acc + d0 + 16, (long)(hd * sizeof *acc));
     }
 
-    for (int m = 0; m < nq; m++) { /* the positions after the whole blocks, fp32 numerators: 4 chains */
-        const float *pm = p + m * c;
-        for (int d0 = 0; d0 < hd; d0 += 16) {
-            __m512 t0 = _mm512_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
-            const int *ch = chain[m];
-#define TERM(i) _mm512_fmadd_ps(_mm512_set1_ps(pm[i]), value16(kv->v, hd, ch[i], d0),
-            int i = nfull[m] * VB; /* a multiple of 4: position i goes to chain i % 4 */
-            for (; i + 4 <= n[m]; i += 4) {
-                t0 = TERM(i) t0);
-                t1 = TERM(i + 1) t1);
-                t2 = TERM(i + 2) t2);
-                t3 = TERM(i + 3) t3);
-            }
-            if (i < n[m]) t0 = TERM(i) t0);
-            if (i + 1 < n[m]) t1 = TERM(i + 1) t1);
-            if (i + 2 < n[m]) t2 = TERM(i + 2) t2);
-#undef TERM
-            __m512 tail = _mm512_add_ps(_mm512_add_ps(t0, t1), _mm512_add_ps(t2, t3));
-            __m512 sum = _mm512_add_ps(_mm512_loadu_ps(acc + m * hd + d0), tail);
-            _mm512_storeu_ps(out[m] + d0, _mm512_mul_ps(sum, _mm512_set1_ps(inv[m])));
-        }
-    }
+    for (int m = 0; m < nq; m++) /* the positions after the whole blocks, fp32 numerators */
+        finish(out[m], acc + m * hd, p + m * c, chain[m], nfull[m] * VB, n[m], kv, inv[m]);
     _tile_release();
 }
-#else
+#endif
+
+#if MTP_DP_ATTENTION
+/* The kernels below take NQ (1 or 2, a constant where inlined) queries of one chain at
+ * once: the query heads of a kv head share their row's chain. Each query has its own sums,
+ * which see the same instructions in the same order whatever NQ: pairing queries only
+ * shares the loads of keys and values and overlaps their chains of sums. */
+#define DP_INLINE DP_TARGET __attribute__((always_inline)) static inline
+enum { DP_PAIR = 2 };
+
+/* a pair of bf16 (two consecutive elements) in every 32-bit lane */
+DP_INLINE __m512bh pair_of(const uint16_t *x) {
+    uint32_t w;
+    memcpy(&w, x, sizeof w);
+    return (__m512bh)_mm512_set1_epi32((int)w);
+}
+
+/* s[i] (slots 0..last-1, rounded up to 32: c is a multiple of 32) = qb[i] (hd, bf16) . k,
+ * from the key tiles. Four sums per query: two tiles of 16 slots, even and odd pairs of
+ * dims. */
+DP_INLINE void scores_dp(float *const *s, const uint16_t *const *qb, const uint16_t *kt, int hd, int last,
+                         const int NQ) {
+    for (int s0 = 0; s0 < last; s0 += 2 * KS) {
+        const uint16_t *k0 = kt + (size_t)s0 / KS * (hd / 32) * TILE, *k1 = k0 + (size_t)(hd / 32) * TILE;
+        __m512 e0[DP_PAIR], o0[DP_PAIR], e1[DP_PAIR], o1[DP_PAIR];
+        for (int i = 0; i < NQ; i++) e0[i] = o0[i] = e1[i] = o1[i] = _mm512_setzero_ps();
+        for (int d0 = 0; d0 < hd; d0 += 32)
+            for (int j = 0; j < 16; j += 2) { /* key-tile rows j, j + 1: dims d0 + 2j .. d0 + 2j + 3 */
+                size_t at = (size_t)d0 / 32 * TILE + j * 32;
+                __m512bh ke0 = (__m512bh)_mm512_loadu_si512(k0 + at), ko0 = (__m512bh)_mm512_loadu_si512(k0 + at + 32);
+                __m512bh ke1 = (__m512bh)_mm512_loadu_si512(k1 + at), ko1 = (__m512bh)_mm512_loadu_si512(k1 + at + 32);
+                for (int i = 0; i < NQ; i++) {
+                    __m512bh qe = pair_of(qb[i] + d0 + 2 * j), qo = pair_of(qb[i] + d0 + 2 * j + 2);
+                    e0[i] = _mm512_dpbf16_ps(e0[i], qe, ke0);
+                    o0[i] = _mm512_dpbf16_ps(o0[i], qo, ko0);
+                    e1[i] = _mm512_dpbf16_ps(e1[i], qe, ke1);
+                    o1[i] = _mm512_dpbf16_ps(o1[i], qo, ko1);
+                }
+            }
+        for (int i = 0; i < NQ; i++) {
+            _mm512_storeu_ps(s[i] + s0, _mm512_add_ps(e0[i], o0[i]));
+            _mm512_storeu_ps(s[i] + s0 + KS, _mm512_add_ps(e1[i], o1[i]));
+        }
+    }
+}
+
+/* acc[i] (hd) = the sum over the whole blocks 0..nfull-1 of their numerators P[i] (bf16,
+ * by position) times their values, blocks in order: read from the cache's tiles below
+ * block `placed`, assembled from the chain into vt (two tiles) from there. Four sums per
+ * query: two tiles of 16 dims, even and odd pairs of positions. */
+DP_INLINE void values_dp(float *const *acc, const uint16_t *const *P, const mtp_kv_bf16 *kv, const int *ch,
+                         int nfull, int placed, uint16_t *vt, const int NQ) {
+    int hd = kv->hd;
+    for (int d0 = 0; d0 < hd; d0 += 32) {
+        __m512 e0[DP_PAIR], o0[DP_PAIR], e1[DP_PAIR], o1[DP_PAIR];
+        for (int i = 0; i < NQ; i++) e0[i] = o0[i] = e1[i] = o1[i] = _mm512_setzero_ps();
+        for (int b = 0; b < nfull; b++) {
+            const uint16_t *v0 = kv->v + ((size_t)b * (hd / 16) + d0 / 16) * TILE;
+            if (b >= placed) {
+                assemble_values(vt, kv, ch, b, d0);
+                v0 = vt;
+            }
+            for (int j = 0; j < VB / 2; j += 2) { /* value-tile rows j, j + 1: positions 2j .. 2j + 3 */
+                __m512bh ve0 = (__m512bh)_mm512_loadu_si512(v0 + j * 32);
+                __m512bh vo0 = (__m512bh)_mm512_loadu_si512(v0 + j * 32 + 32);
+                __m512bh ve1 = (__m512bh)_mm512_loadu_si512(v0 + TILE + j * 32);
+                __m512bh vo1 = (__m512bh)_mm512_loadu_si512(v0 + TILE + j * 32 + 32);
+                for (int i = 0; i < NQ; i++) {
+                    __m512bh pe = pair_of(P[i] + b * VB + 2 * j), po = pair_of(P[i] + b * VB + 2 * j + 2);
+                    e0[i] = _mm512_dpbf16_ps(e0[i], pe, ve0);
+                    o0[i] = _mm512_dpbf16_ps(o0[i], po, vo0);
+                    e1[i] = _mm512_dpbf16_ps(e1[i], pe, ve1);
+                    o1[i] = _mm512_dpbf16_ps(o1[i], po, vo1);
+                }
+            }
+        }
+        for (int i = 0; i < NQ; i++) {
+            _mm512_storeu_ps(acc[i] + d0, _mm512_add_ps(e0[i], o0[i]));
+            _mm512_storeu_ps(acc[i] + d0 + 16, _mm512_add_ps(e1[i], o1[i]));
+        }
+    }
+}
+
+/* out[i] (hd) for the NQ queries q[i], all over chain ch of n positions; sc: scratch. */
+DP_INLINE void attend_dp_queries(float *const *out, const float *const *q, const int *ch, int n,
+                                 const mtp_kv_bf16 *kv, size_t c, float scale, float *sc, const int NQ) {
+    int hd = kv->hd, last = chain_end(ch, n), fi = in_place(ch, n), nfull = n / VB;
+    MTP_ASSERT(n >= 1 && last <= (int)c);
+    float *S[DP_PAIR], *p[DP_PAIR], *acc[DP_PAIR], inv[DP_PAIR];
+    uint16_t *P[DP_PAIR], *qb[DP_PAIR];
+    uint16_t *vt = (uint16_t *)(sc + DP_PAIR * (3 * c + hd)) + DP_PAIR * (c + hd); /* two value tiles */
+    for (int i = 0; i < NQ; i++) {
+        S[i] = sc + i * (3 * c + hd);                                /* (c) scores by slot */
+        p[i] = S[i] + c;                                             /* (c) numerators by position */
+        acc[i] = p[i] + c;                                           /* (hd) sums over whole blocks */
+        P[i] = (uint16_t *)(sc + DP_PAIR * (3 * c + hd)) + i * (c + hd); /* (c) numerators as bf16 */
+        qb[i] = P[i] + c;                                            /* (hd) the query as bf16 */
+        round_query(qb[i], q[i], hd);
+    }
+    scores_dp(S, (const uint16_t *const *)qb, kv->k, hd, last, NQ);
+    for (int i = 0; i < NQ; i++) {
+        inv[i] = 1.0f / numerators(p[i], S[i], ch, n, fi, scale);
+        round_numerators(P[i], p[i], nfull * VB);
+    }
+    values_dp(acc, (const uint16_t *const *)P, kv, ch, nfull, fi / VB, vt, NQ);
+    for (int i = 0; i < NQ; i++) finish(out[i], acc[i], p[i], ch, nfull * VB, n, kv, inv[i]);
+}
+
+DP_TARGET static void attend_dp(float *const *out, const float *const *q, const int *const *chain,
+                                const int *n, int nq, const mtp_kv_bf16 *kv, int cap, float scale,
+                                float *scratch) {
+    size_t c = cap_blocks(cap);
+    for (int m = 0; m < nq;) {
+        MTP_ASSERT(n[m] >= 1 && n[m] <= cap);
+        if (m + 1 < nq && chain[m + 1] == chain[m] && n[m + 1] == n[m]) {
+            attend_dp_queries(out + m, q + m, chain[m], n[m], kv, c, scale, scratch, 2);
+            m += 2;
+        } else {
+            attend_dp_queries(out + m, q + m, chain[m], n[m], kv, c, scale, scratch, 1);
+            m++;
+        }
+    }
+}
+#endif
+
 void mtp_attend_bf16(float *const *out, const float *const *q, const int *const *chain,
                      const int *n, int nq, const mtp_kv_bf16 *kv, int cap, float scale,
                      float *scratch) {
-    MTP_ASSERT(!"mtp_attend_bf16 without AMX: check mtp_attend_bf16_available");
-}
+    MTP_ASSERT(nq >= 1 && nq <= QN && kv->hd % 32 == 0);
+#if MTP_AMX_ATTENTION
+    if (amx_path()) {
+        attend_amx(out, q, chain, n, nq, kv, cap, scale, scratch);
+        return;
+    }
 #endif
+#if MTP_DP_ATTENTION
+    if (dp_path()) {
+        attend_dp(out, q, chain, n, nq, kv, cap, scale, scratch);
+        return;
+    }
+#endif
+    (void)out, (void)q, (void)chain, (void)n, (void)cap, (void)scale, (void)scratch;
+    MTP_ASSERT(!"mtp_attend_bf16 without AMX or AVX512-BF16: check mtp_attend_bf16_available");
+}

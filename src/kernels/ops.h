@@ -126,7 +126,7 @@ void mtp_matmul_rows_bf16_portable(float *out, const float *x, const mtp_bf16_ma
                                    uint16_t *scratch);
 void mtp_matmul_rows_bf16_avx2(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
                                uint16_t *scratch);
-/* bf16 attention on Intel AMX (attend_bf16.c), for decoders in bf16: q, k and v rounded
+/* bf16 attention on Intel AMX or AVX512-BF16 (attend_bf16.c), for decoders in bf16: q, k and v rounded
  * to bf16 (k and v once, into the tiles: the only copy it reads); the softmax numerators
  * rounded to bf16 over whole blocks of 32 positions, fp32 after the last whole block.
  * Batch-invariant like the rest: a query's result depends on its own vector and on the
@@ -136,7 +136,8 @@ typedef struct {
     const uint16_t *k, *v; /* keys (rotated) and values of one kv head, bf16, in tiles */
     int hd;
 } mtp_kv_bf16;
-int mtp_attend_bf16_available(int hd);           /* AMX, and hd a multiple of 32 */
+int mtp_attend_bf16_available(int hd);           /* AMX or AVX512-BF16, and hd a multiple of 32 */
+const char *mtp_attend_bf16_path(void);          /* its path now: "AMX", "AVX512-BF16" or "none" */
 size_t mtp_attend_bf16_scratch(int cap, int hd); /* floats of scratch per call */
 size_t mtp_kv_tiles_size(int cap, int hd);       /* uint16_t elements of k (or v) tiles */
 /* Rounds a slot's key and value (hd each) into one kv head's tiles. Slots 2j and 2j+1
