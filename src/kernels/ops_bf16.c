@@ -269,39 +269,44 @@ DP_INLINE void rows_chunk_dp(float *acc, const uint16_t *xb, const uint16_t *wt,
         for (int t0 = 0; t0 < NB; t0 += 2) chunk_dp(acc, xb, wt, ld, r0, kb0, kb1, nr, t0, 2, zero, prefetch);
 }
 
-DP_TARGET static void matmul_dp(float *out, const uint16_t *xb, const mtp_bf16_matrix *w, int R,
-                                float beta) {
-    int OC = w->OC, ngroups = (OC + NB * TN - 1) / (NB * TN);
+/* Group g's outputs (NB tiles of TN) for all R rows. */
+DP_TARGET static void group_dp(float *out, const uint16_t *xb, const mtp_bf16_matrix *w, int g, int R,
+                               float beta) {
+    int OC = w->OC;
     size_t nkb = tiles_k(w->C), ld = nkb * TK;
-#pragma omp parallel for schedule(static) if (ngroups * nkb >= 64)
-    for (int g = 0; g < ngroups; g++) {
-        const uint16_t *wt = w->p + (size_t)g * NB * nkb * TILE;
-        float acc[DP_SUPER * NB * TN] __attribute__((aligned(64)));
-        for (int s0 = 0; s0 < R; s0 += DP_SUPER) {
-            int ns = R - s0 < DP_SUPER ? R - s0 : DP_SUPER;
-            for (size_t kb0 = 0; kb0 < nkb; kb0 += DP_KC) {
-                size_t kb1 = nkb - kb0 < DP_KC ? nkb : kb0 + DP_KC;
-                for (int r0 = 0; r0 < ns; r0 += DP_ROWS) { /* the chunk's weights read from memory once */
-                    float *a = acc + r0 * NB * TN;
-                    int z = kb0 == 0, pf = r0 == 0;
-                    switch (ns - r0 < DP_ROWS ? ns - r0 : DP_ROWS) {
-                    case 1: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 1, z, pf); break;
-                    case 2: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 2, z, pf); break;
-                    case 3: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 3, z, pf); break;
-                    case 4: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 4, z, pf); break;
-                    case 5: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 5, z, pf); break;
-                    case 6: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 6, z, pf); break;
-                    case 7: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 7, z, pf); break;
-                    default: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 8, z, pf); break;
-                    }
+    const uint16_t *wt = w->p + (size_t)g * NB * nkb * TILE;
+    float acc[DP_SUPER * NB * TN] __attribute__((aligned(64)));
+    for (int s0 = 0; s0 < R; s0 += DP_SUPER) {
+        int ns = R - s0 < DP_SUPER ? R - s0 : DP_SUPER;
+        for (size_t kb0 = 0; kb0 < nkb; kb0 += DP_KC) {
+            size_t kb1 = nkb - kb0 < DP_KC ? nkb : kb0 + DP_KC;
+            for (int r0 = 0; r0 < ns; r0 += DP_ROWS) { /* the chunk's weights read from memory once */
+                float *a = acc + r0 * NB * TN;
+                int z = kb0 == 0, pf = r0 == 0;
+                switch (ns - r0 < DP_ROWS ? ns - r0 : DP_ROWS) {
+                case 1: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 1, z, pf); break;
+                case 2: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 2, z, pf); break;
+                case 3: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 3, z, pf); break;
+                case 4: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 4, z, pf); break;
+                case 5: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 5, z, pf); break;
+                case 6: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 6, z, pf); break;
+                case 7: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 7, z, pf); break;
+                default: rows_chunk_dp(a, xb, wt, ld, s0 + r0, kb0, kb1, 8, z, pf); break;
                 }
             }
-            for (int r = 0; r < ns; r++)
-                for (int t = 0; t < NB && (g * NB + t) * TN < OC; t++)
-                    store_sums(out + (size_t)(s0 + r) * OC, OC, (g * NB + t) * TN,
-                               _mm512_load_ps(acc + (r * NB + t) * TN), beta);
         }
+        for (int r = 0; r < ns; r++)
+            for (int t = 0; t < NB && (g * NB + t) * TN < OC; t++)
+                store_sums(out + (size_t)(s0 + r) * OC, OC, (g * NB + t) * TN,
+                           _mm512_load_ps(acc + (r * NB + t) * TN), beta);
     }
+}
+
+DP_TARGET static void matmul_dp(float *out, const uint16_t *xb, const mtp_bf16_matrix *w, int R,
+                                float beta) {
+    int ngroups = (w->OC + NB * TN - 1) / (NB * TN);
+    MTP_FOR_THREADS(ngroups * tiles_k(w->C) >= 64, /* smaller: not worth a fork and join */
+                    for (int g = 0; g < ngroups; g++) group_dp(out, xb, w, g, R, beta););
 }
 #endif
 
@@ -386,16 +391,15 @@ AVX2_TARGET __attribute__((always_inline)) static inline void group_avx2(float *
 
 AVX2_TARGET static void matmul_avx2(float *out, const uint16_t *xb, const mtp_bf16_matrix *w, int R, float beta) {
     int ngroups = (w->OC + NB * TN - 1) / (NB * TN);
-#pragma omp parallel for schedule(static) if (ngroups * tiles_k(w->C) >= 64)
-    for (int g = 0; g < ngroups; g++)
-        for (int r0 = 0; r0 < R; r0 += A2_ROWS) {
-            switch (R - r0 < A2_ROWS ? R - r0 : A2_ROWS) {
-            case 1: group_avx2(out, xb, w, g, r0, 1, beta); break;
-            case 2: group_avx2(out, xb, w, g, r0, 2, beta); break;
-            case 3: group_avx2(out, xb, w, g, r0, 3, beta); break;
-            default: group_avx2(out, xb, w, g, r0, 4, beta); break;
-            }
-        }
+    MTP_FOR_THREADS(ngroups * tiles_k(w->C) >= 64,
+                    for (int g = 0; g < ngroups; g++) for (int r0 = 0; r0 < R; r0 += A2_ROWS) {
+                        switch (R - r0 < A2_ROWS ? R - r0 : A2_ROWS) {
+                        case 1: group_avx2(out, xb, w, g, r0, 1, beta); break;
+                        case 2: group_avx2(out, xb, w, g, r0, 2, beta); break;
+                        case 3: group_avx2(out, xb, w, g, r0, 3, beta); break;
+                        default: group_avx2(out, xb, w, g, r0, 4, beta); break;
+                        }
+                    });
 }
 #endif
 

@@ -223,8 +223,8 @@ static inline __attribute__((always_inline)) void matmul_block(float *out, const
 /* Blocks of 4 weight rows split across threads. */
 void mtp_matmul_rows_portable(float *out, const float *x, const float *w, int R, int C, int OC, float beta) {
     int nob = (OC + OB - 1) / OB;
-#pragma omp parallel for schedule(static) if ((size_t)OC * C >= MATMUL_PARALLEL_MIN)
-    for (int ob = 0; ob < nob; ob++) matmul_block(out, x, w, R, C, OC, beta, ob, 0);
+    MTP_FOR_THREADS((size_t)OC * C >= MATMUL_PARALLEL_MIN,
+                    for (int ob = 0; ob < nob; ob++) matmul_block(out, x, w, R, C, OC, beta, ob, 0););
 }
 
 #if defined(__AVX512F__)
@@ -232,8 +232,8 @@ int mtp_decode_avx512_available(void) { return __builtin_cpu_supports("avx512f")
 
 void mtp_matmul_rows_avx512(float *out, const float *x, const float *w, int R, int C, int OC, float beta) {
     int nob = (OC + OB - 1) / OB;
-#pragma omp parallel for schedule(static) if ((size_t)OC * C >= MATMUL_PARALLEL_MIN)
-    for (int ob = 0; ob < nob; ob++) matmul_block(out, x, w, R, C, OC, beta, ob, 1);
+    MTP_FOR_THREADS((size_t)OC * C >= MATMUL_PARALLEL_MIN,
+                    for (int ob = 0; ob < nob; ob++) matmul_block(out, x, w, R, C, OC, beta, ob, 1););
 }
 #else
 int mtp_decode_avx512_available(void) { return 0; }

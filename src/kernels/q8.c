@@ -304,16 +304,15 @@ AVX2_INLINE void group_avx2(float *out, const rows_q8 *x, const mtp_q8_matrix *w
 
 AVX2_TARGET static void matmul_avx2(float *out, const rows_q8 *x, const mtp_q8_matrix *w, int R, float beta) {
     int ng = ngroups(w->OC);
-#pragma omp parallel for schedule(static) if ((size_t)ng * w->nb >= PARALLEL_MIN)
-    for (int g = 0; g < ng; g++)
-        for (int r0 = 0; r0 < R; r0 += AR) {
-            switch (R - r0 < AR ? R - r0 : AR) {
-            case 1: group_avx2(out, x, w, g, r0, 1, beta); break;
-            case 2: group_avx2(out, x, w, g, r0, 2, beta); break;
-            case 3: group_avx2(out, x, w, g, r0, 3, beta); break;
-            default: group_avx2(out, x, w, g, r0, 4, beta); break;
-            }
-        }
+    MTP_FOR_THREADS((size_t)ng * w->nb >= PARALLEL_MIN,
+                    for (int g = 0; g < ng; g++) for (int r0 = 0; r0 < R; r0 += AR) {
+                        switch (R - r0 < AR ? R - r0 : AR) {
+                        case 1: group_avx2(out, x, w, g, r0, 1, beta); break;
+                        case 2: group_avx2(out, x, w, g, r0, 2, beta); break;
+                        case 3: group_avx2(out, x, w, g, r0, 3, beta); break;
+                        default: group_avx2(out, x, w, g, r0, 4, beta); break;
+                        }
+                    });
 }
 #endif
 
@@ -464,15 +463,14 @@ VNNI_TARGET static void rows_tile_vnni(float *out, const rows_q8 *x, const mtp_q
 /* Threads own pairs of groups; a row's bits do not depend on which tile computed it. */
 VNNI_TARGET static void matmul_vnni(float *out, const rows_q8 *x, const mtp_q8_matrix *w, int R, float beta) {
     int ng = ngroups(w->OC), npairs = (ng + 1) / 2;
-#pragma omp parallel for schedule(static) if ((size_t)ng * w->nb >= PARALLEL_MIN)
-    for (int p = 0; p < npairs; p++)
-        for (int r0 = 0; r0 < R; r0 += VR) {
-            int nr = R - r0 < VR ? R - r0 : VR, g = 2 * p, pair = g + 1 < ng;
-            if (nr <= 4 || !pair)
-                rows_tile_vnni(out, x, w, g, pair, r0, nr, beta);
-            else
-                for (int q = 0; q < 2; q++) rows_tile_vnni(out, x, w, g + q, 0, r0, nr, beta);
-        }
+    MTP_FOR_THREADS((size_t)ng * w->nb >= PARALLEL_MIN,
+                    for (int p = 0; p < npairs; p++) for (int r0 = 0; r0 < R; r0 += VR) {
+                        int nr = R - r0 < VR ? R - r0 : VR, g = 2 * p, pair = g + 1 < ng;
+                        if (nr <= 4 || !pair)
+                            rows_tile_vnni(out, x, w, g, pair, r0, nr, beta);
+                        else
+                            for (int q = 0; q < 2; q++) rows_tile_vnni(out, x, w, g + q, 0, r0, nr, beta);
+                    });
 }
 #endif
 
