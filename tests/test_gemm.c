@@ -1,7 +1,8 @@
 /* test_gemm.c: mtp's own training products (kernels/gemm.h) against the plain reference
  * (mtp_gemm_ref, double sums): every transpose, sizes that leave partial panels and
  * blocks, padded leading dimensions, alpha and beta; the same bits on 1 and 2 threads;
- * bf16 against the reference on inputs rounded to bf16 the same way; and a training step of
+ * bf16 against the reference on inputs rounded to bf16 the same way (subnormals flushed to
+ * zero, else nearest even); and a training step of
  * a small model in bf16 against the same step in fp32 (losses, gradients). */
 #include <math.h>
 #include <stdlib.h>
@@ -54,21 +55,39 @@ static void compare(gemm_fn f, int bf16, int tA, int tB, int M, int N, int K, fl
 }
 
 static void test_kernel(gemm_fn f, int bf16) {
-    /* partial panels (MR 14, NR 32), tiles, and blocks (KC 256), odd K (bf16 pairs) */
+    /* partial panels (MR 14, NR 32) and tiles (112 x 128), odd K (bf16 pairs), K cut into
+     * 2 or 3 blocks (at most 512 inputs fp32, 1024 bf16), evenly or with a shorter last
+     * block, odd block sizes (fp32 513: 257 + 256; bf16 2047: 1024 + 1023), small M or N */
     static const int SIZES[][3] = {{1, 1, 1}, {13, 17, 3}, {14, 32, 256}, {29, 65, 257},
-                                   {115, 130, 513}, {3, 200, 40}, {200, 5, 600}};
+                                   {115, 130, 513}, {3, 200, 40}, {200, 5, 600}, {5, 40, 1025},
+                                   {30, 3, 1537}, {17, 33, 2047}, {2, 2, 2100}};
     for (size_t s = 0; s < sizeof SIZES / sizeof *SIZES; s++)
         for (int t = 0; t < 4; t++)
             compare(f, bf16, t & 1, t >> 1, SIZES[s][0], SIZES[s][1], SIZES[s][2], 1, 0);
     compare(f, bf16, 0, 1, 50, 70, 300, 0.5f, 1);
     compare(f, bf16, 1, 0, 50, 70, 300, 1, 1.5f);
     compare(f, bf16, 0, 0, 20, 30, 0, 1, 2); /* K 0: C = beta C */
+    compare(f, bf16, 1, 1, 40, 50, 1100, 2, 0.5f); /* beta on the first of several blocks only */
 }
 
-/* Threads partition the outputs, never the inputs: the same bits on 1 and 2 threads, on a
- * size past the kernel's threshold for threads, in the three training orientations. */
-static void test_threads(gemm_fn f, const char *name) {
-    int M = 300, N = 200, K = 700;
+/* Subnormal inputs count as zero in the bf16 products (vcvtne2ps2bf16 flushes them; the
+ * reference does the same) and as themselves in fp32: A's first row tiny normal numbers,
+ * the others subnormal (FLT_MIN is 1.2e-38), B about 2^120, so that those rows' products
+ * (about 0.03) are far from 0 next to the first row's (about 1). */
+static void test_subnormals(gemm_fn f, int bf16) {
+    enum { M = 3, N = 20, K = 5 };
+    float A[M * K], B[K * N], C[M * N], R[M * N];
+    for (int i = 0; i < M * K; i++) A[i] = (i < K ? 1e-37f : 1.5e-39f) * (float)(i + 1);
+    for (int i = 0; i < K * N; i++) B[i] = ldexpf(1.0f + (float)i / 64, 120);
+    f(0, 0, M, N, K, 1, A, K, B, N, 0, C, N);
+    mtp_gemm_ref(0, 0, M, N, K, 1, A, K, B, N, 0, R, N, bf16);
+    CHECK_CLOSE(C, R, (size_t)M * N, TOL, "%s: subnormal inputs", bf16 ? "bf16" : "fp32");
+}
+
+/* Threads partition the outputs, never the inputs: the same bits on 1 and 2 threads, on
+ * sizes past the kernel's threshold for threads (one K block or several, an odd number of
+ * microkernel calls split across tiles), in the three training orientations. */
+static void test_threads_at(gemm_fn f, const char *name, int M, int N, int K) {
     float *A = rnd((size_t)M * K), *B = rnd((size_t)K * N), *C1 = falloc((size_t)M * N), *C2 = falloc((size_t)M * N);
     for (int t = 0; t < 3; t++) {
         int tA = t == 2, tB = t == 0;
@@ -76,9 +95,14 @@ static void test_threads(gemm_fn f, const char *name) {
         f(tA, tB, M, N, K, 1, A, tA ? M : K, B, tB ? K : N, 0, C1, N);
         check_threads(2);
         f(tA, tB, M, N, K, 1, A, tA ? M : K, B, tB ? K : N, 0, C2, N);
-        CHECK_SAME(C1, C2, (size_t)M * N, "%s tA %d tB %d: 1 and 2 threads", name, tA, tB);
+        CHECK_SAME(C1, C2, (size_t)M * N, "%s tA %d tB %d %dx%dx%d: 1 and 2 threads", name, tA, tB, M, N, K);
     }
     free(A), free(B), free(C1), free(C2);
+}
+
+static void test_threads(gemm_fn f, const char *name) {
+    test_threads_at(f, name, 300, 200, 700);
+    test_threads_at(f, name, 129, 33, 2500);
 }
 
 /* Tolerances of a bf16 step against fp32 (bf16 keeps 8 significant bits: each rounding
@@ -125,12 +149,14 @@ static void test_step_bf16(void) {
 int main(void) {
     if (mtp_gemm_avx512_available()) {
         test_kernel(mtp_gemm_avx512, 0);
+        test_subnormals(mtp_gemm_avx512, 0);
         test_threads(mtp_gemm_avx512, "fp32");
     } else {
         SKIP("fp32 AVX-512 gemm: not built for AVX-512 or the CPU lacks it");
     }
     if (mtp_gemm_bf16_available()) {
         test_kernel(mtp_gemm_bf16, 1);
+        test_subnormals(mtp_gemm_bf16, 1);
         test_threads(mtp_gemm_bf16, "bf16");
         test_step_bf16();
     } else {

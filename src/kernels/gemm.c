@@ -1,12 +1,18 @@
 /* gemm.c: the training products (gemm.h) on AVX-512, in fp32 (vfmadd231ps) or with bf16
- * inputs and fp32 sums (vdpbf16ps, AVX512-BF16). The usual blocked scheme: per block of KC
- * inputs, op(A) is packed into panels of MR rows and op(B) into panels of NR columns (bf16:
- * rounded to nearest even as they are packed, two inputs side by side); an MR x NR
- * microkernel keeps its 28 sums in zmm registers over the block and adds them to C. A
- * thread computes whole tiles of C (MT rows x NT columns), so every output element is
- * summed by the same instructions in the same order whatever the thread count: block by
- * block in K, inputs in order within a block (results depend on the shapes, never on the
- * threads; exact resume and bit-identical reruns rely on it). */
+ * inputs and fp32 sums (vdpbf16ps, AVX512-BF16). The usual blocked scheme: K is cut into
+ * blocks of kc inputs, sized per call (at most KC32 fp32 / KC16 bf16, split evenly so no
+ * short tail block is left); per block, op(A) is packed into panels of MR rows and op(B)
+ * into panels of NR columns (bf16: converted by vcvtne2ps2bf16 as they are packed, two
+ * inputs side by side); an MR x NR microkernel keeps its 28 sums in zmm registers over the
+ * block and adds them to C (prefetched while it sums). The packs are double-buffered: while
+ * the threads run the microkernels of block b, each also packs its share of block b + 1's
+ * panels into the other buffer, one barrier per block. The microkernel calls, taken in
+ * tiles of MT rows x NT columns (a tile's A panels stay in L2 while a B panel is reused),
+ * are split between threads in equal counts. Every output element is summed by the same
+ * instructions in the same order whatever the thread count: block by block in K, inputs in
+ * order within a block (results depend on the shapes, never on the threads; exact resume
+ * and bit-identical reruns rely on it). Not here: AMX, fp16, a portable version (without
+ * AVX-512 the products go to OpenBLAS, ops.c). */
 #include "kernels/gemm.h"
 
 #include <stdlib.h>
@@ -20,15 +26,23 @@
 #include <omp.h>
 #endif
 
+/* the bf16 path needs vdpbf16ps and vcvtne2ps2bf16 (AVX512-BF16) and vpermw (AVX512BW) */
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+#define GEMM_BF16_BUILD 1
+#else
+#define GEMM_BF16_BUILD 0
+#endif
+
 /* MR x NR: 14 rows broadcast, 2 vectors of 16 columns (28 accumulators of 32 registers).
- * KC inputs per block (even: bf16 pairs); a tile of MT x NT outputs is one thread's task,
- * its A rows (MT x KC) staying in L2 while each B panel (KC x NR) sits in L1. */
-enum { MR = 14, NR = 32, KC = 256, MT = 8 * MR, NT = 4 * NR };
+ * KC32 / KC16: the most inputs per K block (fp32 / bf16: the same bytes of packed panels).
+ * A tile of MT x NT outputs: consecutive microkernel calls share its panels. PF: the
+ * packing loops prefetch their source this many steps ahead. */
+enum { MR = 14, NR = 32, KC32 = 512, KC16 = 1024, MT = 8 * MR, NT = 4 * NR, PF = 8 };
 
 int mtp_gemm_avx512_available(void) { return mtp_decode_avx512_available(); }
 
 int mtp_gemm_bf16_available(void) {
-#if defined(__AVX512BF16__)
+#if GEMM_BF16_BUILD
     return mtp_gemm_avx512_available() && mtp_bf16_dp_available();
 #else
     return 0;
@@ -36,37 +50,42 @@ int mtp_gemm_bf16_available(void) {
 }
 
 #if defined(__AVX512F__) /* the build targets AVX-512 (-march=native on such a CPU) */
-/* Buffers kept by the calling thread between calls (a step makes hundreds of products). */
-static uint32_t *grow(float **buf, size_t *cap, size_t words) {
-    if (words > *cap) {
-        free(*buf);
-        *buf = falloc(words);
-        *cap = words;
-    }
-    return (uint32_t *)*buf;
-}
-
-
 static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+/* 32 bf16 from lo (the low 16) and hi by vcvtne2ps2bf16: nearest even, subnormals to zero */
+static inline __m512i to_bf16(__m512 lo, __m512 hi) {
+#if GEMM_BF16_BUILD
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+#else
+    (void)lo, (void)hi;
+    MTP_ASSERT(!"bf16 packing in a build without AVX512-BF16");
+    return _mm512_setzero_si512();
+#endif
+}
 
 /* 16 words from n consecutive floats at p (zero past n): fp32 bits (n <= 16), or bf16 pairs
  * (n <= 32; float 2w in word w's low half, 2w + 1 in its high half: memory order) */
 static inline __m512i load_words(const float *p, int n, int bf16) {
-    if (!bf16) return _mm512_castps_si512(_mm512_maskz_loadu_ps(lanes(n), p));
-    __m256i lo = mtp_bf16_round16(_mm512_maskz_loadu_ps(lanes(n), p));
-    __m256i hi = mtp_bf16_round16(_mm512_maskz_loadu_ps(lanes(n - 16), p + 16));
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    __m512 lo = _mm512_maskz_loadu_ps(lanes(n), p);
+    if (!bf16) return _mm512_castps_si512(lo);
+    return to_bf16(lo, _mm512_maskz_loadu_ps(lanes(n - 16), p + 16));
 }
 
 /* 16 words of two rows: fp32 bits of r0 (n <= 16), or bf16 pairs (r0[x], r1[x]), r1 NULL
  * for zero */
 static inline __m512i load_pairs(const float *r0, const float *r1, int n, int bf16) {
-    __m512i w0 = _mm512_castps_si512(_mm512_maskz_loadu_ps(lanes(n), r0));
-    if (!bf16) return w0;
-    __m512i lo = _mm512_cvtepu16_epi32(mtp_bf16_round16(_mm512_castsi512_ps(w0)));
-    if (!r1) return lo;
-    __m512i hi = _mm512_cvtepu16_epi32(mtp_bf16_round16(_mm512_maskz_loadu_ps(lanes(n), r1)));
-    return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+    __m512 v0 = _mm512_maskz_loadu_ps(lanes(n), r0);
+    if (!bf16) return _mm512_castps_si512(v0);
+#if GEMM_BF16_BUILD
+    /* to_bf16 gives r0's 16 then r1's 16; word x takes halves x and 16 + x */
+    const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                                23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    __m512 v1 = r1 ? _mm512_maskz_loadu_ps(lanes(n), r1) : _mm512_setzero_ps();
+    return _mm512_permutexvar_epi16(interleave, to_bf16(v0, v1));
+#else
+    (void)r1;
+    return to_bf16(v0, v0);
+#endif
 }
 
 /* r[0..15] = the 16 x 16 words transposed */
@@ -96,13 +115,16 @@ static void transpose16(__m512i r[16]) {
  * (k, x) lies at src[k * ld + x] (kmajor) or src[x * ld + k], x counted from the panel's
  * first row or column, nx of them valid: word (p, x) at dst[p * W + x], p an input (fp32)
  * or a pair of inputs (bf16); zero past nx and past K. */
-static void pack(uint32_t *dst, int W, const float *src, size_t ld, int kmajor,
-                             int nx, int K, int k0, int kc, int bf16) {
+static void pack(uint32_t *dst, int W, const float *src, size_t ld, int kmajor, int nx, int K,
+                 int k0, int kc, int bf16) {
     int step = bf16 ? 2 : 1, np = (kc + step - 1) / step;
     if (kmajor) {
         for (int p = 0; p < np; p++) {
             int k = k0 + p * step;
             const float *r0 = src + (size_t)k * ld, *r1 = bf16 && k + 1 < K ? r0 + ld : NULL;
+            if (p + PF < np)
+                for (int s = 0; s < step; s++)
+                    for (int x = 0; x < W; x += 16) _mm_prefetch((const char *)(r0 + (PF * step + s) * ld + x), _MM_HINT_T0);
             for (int x = 0; x < W; x += 16)
                 _mm512_mask_storeu_epi32(dst + p * W + x, lanes(W - x),
                                          load_pairs(r0 + x, r1 ? r1 + x : NULL, nx - x, bf16));
@@ -113,6 +135,10 @@ static void pack(uint32_t *dst, int W, const float *src, size_t ld, int kmajor,
         for (int p0 = 0; p0 < np; p0 += 16) {
             __m512i r[16];
             int kn = K - (k0 + p0 * step); /* inputs left from this block's first */
+            for (int i = 0; i < 16 && x + i < nx; i++) {
+                const float *row = src + (size_t)(x + i) * ld + k0 + p0 * step;
+                if (p0 + 16 * PF < np) _mm_prefetch((const char *)(row + 16 * PF * step), _MM_HINT_T0);
+            }
             for (int i = 0; i < 16; i++)
                 r[i] = x + i < nx ? load_words(src + (size_t)(x + i) * ld + k0 + p0 * step, kn, bf16)
                                   : _mm512_setzero_si512();
@@ -121,13 +147,38 @@ static void pack(uint32_t *dst, int W, const float *src, size_t ld, int kmajor,
                 _mm512_mask_storeu_epi32(dst + (p0 + i) * W + x, lanes(W - x), r[i]);
         }
 }
+
+/* C rows [0, mr) under masks m0, m1 (columns 0-15, 16-31) from the sums: mode 0 C = alpha
+ * s, 1 C = alpha s + beta C, 2 C += alpha s. Inlined, so the full tile's loop unrolls. */
+static inline __attribute__((always_inline)) void write_back(float *C, int ldc, __m512 acc[MR][2], int mr,
+                                                             __mmask16 m0, __mmask16 m1, float alpha,
+                                                             float beta, int mode) {
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 14
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        __m512 s0 = _mm512_mul_ps(acc[r][0], va), s1 = _mm512_mul_ps(acc[r][1], va);
+        if (mode) {
+            __m512 o0 = _mm512_maskz_loadu_ps(m0, c), o1 = _mm512_maskz_loadu_ps(m1, c + 16);
+            if (mode == 1) o0 = _mm512_mul_ps(o0, vb), o1 = _mm512_mul_ps(o1, vb);
+            s0 = _mm512_add_ps(o0, s0), s1 = _mm512_add_ps(o1, s1);
+        }
+        _mm512_mask_storeu_ps(c, m0, s0);
+        _mm512_mask_storeu_ps(c + 16, m1, s1);
+    }
+}
+
 /* C (mr x nr, mr <= MR, nr <= NR) = first ? alpha * sums + beta * C : C + alpha * sums,
  * over np inputs (fp32) or input pairs (bf16) of one A and one B panel. */
-static void micro(float *C, int ldc, const uint32_t *a, const uint32_t *b, int np,
-                              int mr, int nr, float alpha, float beta, int first, int bf16) {
+static void micro(float *C, int ldc, const uint32_t *a, const uint32_t *b, int np, int mr, int nr,
+                  float alpha, float beta, int first, int bf16) {
+    for (int r = 0; r < mr; r++) { /* C arrives while the sums are made */
+        _mm_prefetch((const char *)(C + (size_t)r * ldc), _MM_HINT_T0);
+        if (nr > 16) _mm_prefetch((const char *)(C + (size_t)r * ldc + 16), _MM_HINT_T0);
+    }
     __m512 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-#if defined(__AVX512BF16__)
+#if GEMM_BF16_BUILD
     if (bf16) {
         for (int p = 0; p < np; p++, a += MR, b += NR) {
             __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
@@ -152,22 +203,72 @@ static void micro(float *C, int ldc, const uint32_t *a, const uint32_t *b, int n
             }
         }
     }
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    for (int r = 0; r < mr; r++) {
-        float *c = C + (size_t)r * ldc;
-        for (int h = 0; h < 2; h++) {
-            __mmask16 m = h ? m1 : m0;
-            __m512 s = _mm512_mul_ps(acc[r][h], va), old;
-            if (first && beta == 0) {
-                _mm512_mask_storeu_ps(c + 16 * h, m, s);
-                continue;
-            }
-            old = _mm512_maskz_loadu_ps(m, c + 16 * h);
-            if (first) old = _mm512_mul_ps(old, vb);
-            _mm512_mask_storeu_ps(c + 16 * h, m, _mm512_add_ps(old, s));
+    int mode = !first ? 2 : beta != 0;
+    if (mr == MR && nr == NR) write_back(C, ldc, acc, MR, 0xFFFF, 0xFFFF, alpha, beta, mode);
+    else write_back(C, ldc, acc, mr, lanes(nr), lanes(nr - 16), alpha, beta, mode);
+}
+
+/* One call's product: its operands, the K blocks, the panels and the two pack buffers
+ * (each: the A panels, then the B panels). */
+typedef struct {
+    int bf16, tA, tB, M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int kc, nkb, pa, pb, tm, tn; /* inputs per K block, blocks, A and B panels, tiles down and across */
+    size_t apanel, bpanel, boff; /* words per panel; the B panels' offset (64-byte aligned) */
+    uint32_t *buf[2];
+} gemm_job;
+
+/* panel p (A panels first, then B) of K block kb into buf */
+static void pack_panel(const gemm_job *j, uint32_t *buf, int kb, int p) {
+    int k0 = kb * j->kc, kc = j->K - k0 < j->kc ? j->K - k0 : j->kc;
+    /* op(A) (i, k) is A[i][k] or A[k][i]; op(B) (k, j) is B[k][j] or B[j][k] */
+    if (p < j->pa) {
+        int i0 = p * MR;
+        pack(buf + p * j->apanel, MR, j->A + (j->tA ? (size_t)i0 : (size_t)i0 * j->lda), j->lda, j->tA,
+             j->M - i0, j->K, k0, kc, j->bf16);
+    } else {
+        int j0 = (p - j->pa) * NR;
+        pack(buf + j->boff + (p - j->pa) * j->bpanel, NR,
+             j->B + (j->tB ? (size_t)j0 * j->ldb : (size_t)j0), j->ldb, !j->tB, j->N - j0, j->K, k0, kc, j->bf16);
+    }
+}
+
+static int imin(int a, int b) { return a < b ? a : b; }
+
+/* Thread tid of nth: microkernel calls [ulo, uhi) of every K block (calls counted tile by
+ * tile, neighbouring tiles sharing B panels; in a tile, B panel by B panel) and pack
+ * panels [plo, phi) of every block, those of block b + 1 spread among block b's calls. */
+static void gemm_thread(const gemm_job *j, int tid, int nth) {
+    long calls = (long)j->pa * j->pb, ulo = calls * tid / nth, uhi = calls * (tid + 1) / nth;
+    int panels = j->pa + j->pb, plo = (int)((long)panels * tid / nth), phi = (int)((long)panels * (tid + 1) / nth);
+    for (int p = plo; p < phi; p++) pack_panel(j, j->buf[0], 0, p);
+#if MTP_HAVE_OMP
+#pragma omp barrier
+#endif
+    for (int kb = 0; kb < j->nkb; kb++) {
+        const uint32_t *cur = j->buf[kb & 1];
+        uint32_t *next = j->buf[~kb & 1];
+        int k0 = kb * j->kc, np = (imin(j->kc, j->K - k0) + j->bf16) >> j->bf16;
+        int topack = kb + 1 < j->nkb ? phi - plo : 0, packed = 0;
+        long u = 0, done = 0, mine = uhi - ulo;
+        for (int t = 0; t < j->tm * j->tn && u < uhi; t++) {
+            int ti = t % j->tm, tj = t / j->tm;
+            for (int jb = tj * NT / NR; jb < imin(j->pb, (tj + 1) * NT / NR) && u < uhi; jb++)
+                for (int ib = ti * MT / MR; ib < imin(j->pa, (ti + 1) * MT / MR) && u < uhi; ib++, u++) {
+                    if (u < ulo) continue;
+                    micro(j->C + (size_t)ib * MR * j->ldc + (size_t)jb * NR, j->ldc, cur + ib * j->apanel,
+                          cur + j->boff + jb * j->bpanel, np, imin(MR, j->M - ib * MR),
+                          imin(NR, j->N - jb * NR), j->alpha, j->beta, kb == 0, j->bf16);
+                    done++;
+                    for (; packed < topack * done / mine; packed++) pack_panel(j, next, kb + 1, plo + packed);
+                }
         }
+        for (; packed < topack; packed++) pack_panel(j, next, kb + 1, plo + packed);
+#if MTP_HAVE_OMP
+#pragma omp barrier
+#endif
     }
 }
 #endif
@@ -175,48 +276,33 @@ static void micro(float *C, int ldc, const uint32_t *a, const uint32_t *b, int n
 static void gemm_run(int bf16, int tA, int tB, int M, int N, int K, float alpha, const float *A,
                      int lda, const float *B, int ldb, float beta, float *C, int ldc) {
 #if defined(__AVX512F__)
-    static _Thread_local float *abuf, *bbuf;
-    static _Thread_local size_t acap, bcap;
-    int step = bf16 ? 2 : 1, pa = (M + MR - 1) / MR, pb = (N + NR - 1) / NR;
-    size_t apanel = (size_t)MR * (KC / step), bpanel = (size_t)NR * (KC / step); /* words */
-    uint32_t *ap = grow(&abuf, &acap, pa * apanel), *bp = grow(&bbuf, &bcap, pb * bpanel);
-    int tm = (M + MT - 1) / MT, tn = (N + NT - 1) / NT;
     if (K == 0) { /* no inputs: C = beta * C */
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
         return;
     }
+    /* buffers kept by the calling thread between calls (a step makes hundreds of products) */
+    static _Thread_local float *buf;
+    static _Thread_local size_t cap;
+    int step = bf16 ? 2 : 1, kmax = bf16 ? KC16 : KC32, nkb = (K + kmax - 1) / kmax;
+    int kc = ((K + nkb - 1) / nkb + step - 1) / step * step; /* even blocks, pairs whole */
+    gemm_job j = {bf16, tA, tB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, kc, (K + kc - 1) / kc,
+                  (M + MR - 1) / MR, (N + NR - 1) / NR, (M + MT - 1) / MT, (N + NT - 1) / NT,
+                  (size_t)MR * (kc / step), (size_t)NR * (kc / step), 0, {NULL, NULL}};
+    j.boff = (j.pa * j.apanel + 15) / 16 * 16;
+    size_t words = j.boff + j.pb * j.bpanel; /* a multiple of 16: the second buffer aligned too */
+    if (2 * words > cap) {
+        free(buf);
+        buf = falloc(2 * words);
+        cap = 2 * words;
+    }
+    j.buf[0] = (uint32_t *)buf, j.buf[1] = (uint32_t *)buf + words;
 #if MTP_HAVE_OMP
 #pragma omp parallel if (!omp_in_parallel() && (double)M * N * K > 1e6)
+    gemm_thread(&j, omp_get_thread_num(), omp_get_num_threads());
+#else
+    gemm_thread(&j, 0, 1);
 #endif
-    for (int k0 = 0; k0 < K; k0 += KC) {
-        int kc = K - k0 < KC ? K - k0 : KC, np = (kc + step - 1) / step;
-#if MTP_HAVE_OMP
-#pragma omp for schedule(static)
-#endif
-        for (int p = 0; p < pa + pb; p++) {
-            /* op(A) (i, k) is A[i][k] or A[k][i]; op(B) (k, j) is B[k][j] or B[j][k] */
-            if (p < pa) {
-                int i0 = p * MR;
-                pack(ap + p * apanel, MR, A + (tA ? (size_t)i0 : (size_t)i0 * lda), lda, tA, M - i0, K, k0, kc, bf16);
-            } else {
-                int j0 = (p - pa) * NR;
-                pack(bp + (p - pa) * bpanel, NR, B + (tB ? (size_t)j0 * ldb : (size_t)j0), ldb, !tB, N - j0, K, k0, kc, bf16);
-            }
-        }
-#if MTP_HAVE_OMP
-#pragma omp for schedule(static)
-#endif
-        for (int t = 0; t < tm * tn; t++) {
-            int ti = t % tm, tj = t / tm; /* neighbouring tasks share B panels */
-            for (int jb = tj * NT / NR; jb < pb && jb < (tj + 1) * NT / NR; jb++)
-                for (int ib = ti * MT / MR; ib < pa && ib < (ti + 1) * MT / MR; ib++) {
-                    int mr = M - ib * MR < MR ? M - ib * MR : MR, nr = N - jb * NR < NR ? N - jb * NR : NR;
-                    micro(C + (size_t)ib * MR * ldc + (size_t)jb * NR, ldc, ap + ib * apanel,
-                          bp + jb * bpanel, np, mr, nr, alpha, beta, k0 == 0, bf16);
-                }
-        }
-    }
 #else
     MTP_ASSERT(!"gemm_run on a CPU without AVX-512");
 #endif

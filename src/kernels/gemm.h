@@ -11,8 +11,10 @@ int mtp_gemm_bf16_available(void);
 /* fp32 with vfmadd231ps; asserts mtp_gemm_avx512_available */
 void mtp_gemm_avx512(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                      int lda, const float *B, int ldb, float beta, float *C, int ldc);
-/* op(A) and op(B) rounded to bf16 (nearest, ties to even), products summed in fp32 with
- * vdpbf16ps (pairs of inputs); asserts mtp_gemm_bf16_available */
+/* op(A) and op(B) rounded to bf16 by vcvtne2ps2bf16: subnormal inputs flushed to zero (as
+ * vdpbf16ps would treat them anyway), others rounded to nearest, ties to even (NaN kept a
+ * quiet NaN); products summed in fp32 with vdpbf16ps (pairs of inputs, its sums' subnormals
+ * flushed to zero); asserts mtp_gemm_bf16_available */
 void mtp_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
 

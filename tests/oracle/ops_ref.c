@@ -51,7 +51,12 @@ void mtp_matmul_fwd_ref(float *out, const float *x, const float *w, int N, int C
         }
 }
 
-static double gemm_in(float v, int bf16) { return bf16 ? mtp_bf16_value(mtp_bf16_round(v)) : v; }
+/* an input of the bf16 product as vcvtne2ps2bf16 makes it: subnormals to zero, else nearest even */
+static double gemm_in(float v, int bf16) {
+    if (!bf16) return v;
+    if (fpclassify(v) == FP_SUBNORMAL) v = copysignf(0.0f, v);
+    return mtp_bf16_value(mtp_bf16_round(v));
+}
 
 void mtp_gemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc, int bf16) {

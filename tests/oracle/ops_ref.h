@@ -17,7 +17,8 @@ void mtp_matmul_fwd_ref(float *out, const float *x, const float *w, int N, int C
 void mtp_matmul_bwd_ref(float *dx, float *dw, const float *dout, const float *x, const float *w,
                         int N, int C, int OC);
 /* mtp_gemm's product (backend.h), summed in double; bf16 != 0: every element of op(A) and
- * op(B) rounded to bf16 first (mtp_bf16_round), as mtp_gemm_bf16 rounds them */
+ * op(B) rounded to bf16 first as mtp_gemm_bf16 rounds them (subnormals to zero, else
+ * mtp_bf16_round) */
 void mtp_gemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc, int bf16);
 void mtp_rope_fwd_ref(float *x, int N, int T, int nh, int hd, float theta);
