@@ -39,7 +39,7 @@ static const char *HELP =
     "  speed-up: the median of the rounds' ratios to plain\n"
     "  decode --shape: a random model of that shape made in bf16 or q8 (no fp32 copy): read\n"
     "  bandwidth measured first, the cost of a pass of 1-16 rows, plain/block/tree tok/s with\n"
-    "  GB/s and %% of the bandwidth at batch 1 and 4, prefill and peak memory at --context\n"
+    "  GB/s and % of the bandwidth at batch 1 and 4, prefill and peak memory at --context\n"
     "  rows: one product of R = 1, 2, 4, 8, 16 rows with each matrix of the shape (weights\n"
     "  read from memory): the cost vs R = 1, and GB/s vs the read bandwidth of the same run\n";
 
