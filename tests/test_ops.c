@@ -85,24 +85,46 @@ static double rmsnorm_loss(void *p) {
     return dot(c->out, c->r, N * C);
 }
 
+static float *nans(size_t n) {
+    float *x = falloc(n);
+    for (size_t i = 0; i < n; i++) x[i] = NAN;
+    return x;
+}
+
 static void test_rmsnorm(void) {
-    float *x = rnd(N * C, 1), *w = rnd(C, 1), *r = rnd(N * C, 1);
+    float *x = rnd(N * C, 1), *w = rnd(C, 1), *r = rnd(N * C, 1), *res = rnd(N * C, 1);
     float *o1 = zeros(N * C), *o2 = zeros(N * C), *s1 = zeros(N), *s2 = zeros(N);
     mtp_rmsnorm_fwd(o1, s1, x, w, N, C, 1e-5f);
     mtp_rmsnorm_fwd_ref(o2, s2, x, w, N, C, 1e-5f);
     CHECK_CLOSE(o1, o2, N * C, TOL_FAST, "rmsnorm fwd");
-    float *dx1 = rnd(N * C, 1), *dx2 = dup(dx1, N * C), *dw1 = rnd(C, 1), *dw2 = dup(dw1, C);
-    mtp_rmsnorm_bwd(dx1, dw1, r, x, w, s1, N, C);
-    mtp_rmsnorm_bwd_ref(dx2, dw2, r, x, w, s2, N, C);
-    CHECK_CLOSE(dx1, dx2, N * C, TOL_FAST, "rmsnorm bwd dx (accumulating)");
+    /* dx written (NaN before: never read), dw accumulated (random before) */
+    float *dx1 = nans(N * C), *dx2 = zeros(N * C), *dw1 = rnd(C, 1), *dw2 = dup(dw1, C);
+    mtp_rmsnorm_bwd(dx1, dw1, r, NULL, x, w, s1, N, C);
+    mtp_rmsnorm_bwd_ref(dx2, dw2, r, NULL, x, w, s2, N, C);
+    CHECK_CLOSE(dx1, dx2, N * C, TOL_FAST, "rmsnorm bwd dx (written)");
     CHECK_CLOSE(dw1, dw2, C, TOL_FAST, "rmsnorm bwd dw (accumulating)");
+    /* with the residual's gradient added: into another buffer, and in place over dres */
+    float *dx3 = nans(N * C), *dx4 = dup(res, N * C), *dw3 = zeros(C);
+    mtp_rmsnorm_bwd(dx3, NULL, r, res, x, w, s1, N, C);
+    mtp_rmsnorm_bwd(dx4, dw3, r, dx4, x, w, s1, N, C);
+    mtp_rmsnorm_bwd_ref(dx2, NULL, r, res, x, w, s2, N, C);
+    CHECK_CLOSE(dx3, dx2, N * C, TOL_FAST, "rmsnorm bwd dx = dres + norm gradient");
+    CHECK_SAME(dx3, dx4, N * C, "rmsnorm bwd dx in place over dres");
+    for (int n = 0; n < N * C; n++) dx1[n] += res[n];
+    CHECK_SAME(dx3, dx1, N * C, "rmsnorm bwd: dres added as a separate pass added it");
+    /* dw summed by column blocks: the same bits on 1 and 2 threads */
+    float *dw4 = zeros(C);
+    check_threads(1);
+    mtp_rmsnorm_bwd(dx1, dw4, r, NULL, x, w, s1, N, C);
+    check_threads(2);
+    CHECK_SAME(dw3, dw4, C, "rmsnorm bwd dw on 1 and 2 threads");
     float *gx = zeros(N * C), *gw = zeros(C);
-    mtp_rmsnorm_bwd_ref(gx, gw, r, x, w, s2, N, C);
+    mtp_rmsnorm_bwd_ref(gx, gw, r, NULL, x, w, s2, N, C);
     norm_ctx c = {x, w, r, o2, s2};
     check_fd("rmsnorm fd dx", x, gx, N * C, rmsnorm_loss, &c);
     check_fd("rmsnorm fd dw", w, gw, C, rmsnorm_loss, &c);
-    free(x), free(w), free(r), free(o1), free(o2), free(s1), free(s2), free(dx1), free(dx2);
-    free(dw1), free(dw2), free(gx), free(gw);
+    free(x), free(w), free(r), free(res), free(o1), free(o2), free(s1), free(s2), free(dx1), free(dx2);
+    free(dx3), free(dx4), free(dw1), free(dw2), free(dw3), free(dw4), free(gx), free(gw);
 }
 
 typedef struct {
@@ -125,16 +147,20 @@ static void test_matmul(void) {
     mtp_matmul_fwd_ref(o2, x, w, N, C, OC, 0);
     CHECK_CLOSE(o1, o2, N * OC, TOL_FAST, "matmul fwd");
     float *dx1 = rnd(N * C, 1), *dx2 = dup(dx1, N * C), *dw1 = rnd(OC * C, 1), *dw2 = dup(dw1, OC * C);
-    mtp_matmul_bwd(dx1, dw1, r, x, w, N, C, OC);
-    mtp_matmul_bwd_ref(dx2, dw2, r, x, w, N, C, OC);
-    CHECK_CLOSE(dx1, dx2, N * C, TOL_FAST, "matmul bwd dx");
+    mtp_matmul_bwd(dx1, dw1, r, x, w, N, C, OC, 1);
+    mtp_matmul_bwd_ref(dx2, dw2, r, x, w, N, C, OC, 1);
+    CHECK_CLOSE(dx1, dx2, N * C, TOL_FAST, "matmul bwd dx (dx_beta 1: accumulated)");
     CHECK_CLOSE(dw1, dw2, OC * C, TOL_FAST, "matmul bwd dw");
+    float *dx3 = nans(N * C); /* dx_beta 0: written, the NaNs never read */
+    mtp_matmul_bwd(dx3, NULL, r, x, w, N, C, OC, 0);
+    mtp_matmul_bwd_ref(dx2, dw2, r, x, w, N, C, OC, 0);
+    CHECK_CLOSE(dx3, dx2, N * C, TOL_FAST, "matmul bwd dx (dx_beta 0: written)");
     float *gx = zeros(N * C), *gw = zeros(OC * C);
-    mtp_matmul_bwd_ref(gx, gw, r, x, w, N, C, OC);
+    mtp_matmul_bwd_ref(gx, gw, r, x, w, N, C, OC, 1);
     mm_ctx c = {x, w, r, o2};
     check_fd("matmul fd dx", x, gx, N * C, matmul_loss, &c);
     check_fd("matmul fd dw", w, gw, OC * C, matmul_loss, &c);
-    free(x), free(w), free(r), free(o1), free(o2), free(dx1), free(dx2), free(dw1), free(dw2);
+    free(x), free(w), free(r), free(o1), free(o2), free(dx1), free(dx2), free(dx3), free(dw1), free(dw2);
     free(gx), free(gw);
 }
 
@@ -248,11 +274,22 @@ static void test_swiglu(void) {
     mtp_swiglu_fwd(g1, h1, h3, n);
     mtp_swiglu_fwd_ref(g2, h1, h3, n);
     CHECK_CLOSE(g1, g2, n, TOL_FAST, "swiglu fwd");
-    float *a1 = rnd(n, 1), *a2 = dup(a1, n), *b1 = rnd(n, 1), *b2 = dup(b1, n);
+    float *a1 = nans(n), *a2 = zeros(n), *b1 = nans(n), *b2 = zeros(n); /* written */
     mtp_swiglu_bwd(a1, b1, r, h1, h3, n);
     mtp_swiglu_bwd_ref(a2, b2, r, h1, h3, n);
     CHECK_CLOSE(a1, a2, n, TOL_FAST, "swiglu bwd dh1");
     CHECK_CLOSE(b1, b2, n, TOL_FAST, "swiglu bwd dh3");
+    /* 16 at a time and one at a time, the same bits: elements 0..6 again at the end, past
+     * the last whole 16 (the one-at-a-time loop there on every CPU) */
+    enum { M = 16 * 3 + 7 };
+    float x1[M], x3[M], dg[M], d1[M], d3[M];
+    for (int i = 0; i < M; i++) {
+        int j = i < 48 ? i : i - 48;
+        x1[i] = h1[j], x3[i] = h3[j], dg[i] = r[j];
+    }
+    mtp_swiglu_bwd(d1, d3, dg, x1, x3, M);
+    CHECK_SAME(d1 + 48, d1, 7, "swiglu bwd dh1: the vector and scalar paths");
+    CHECK_SAME(d3 + 48, d3, 7, "swiglu bwd dh3: the vector and scalar paths");
     float *gh1 = zeros(n), *gh3 = zeros(n);
     mtp_swiglu_bwd_ref(gh1, gh3, r, h1, h3, n);
     swiglu_ctx c = {h1, h3, r, g2};
@@ -260,6 +297,26 @@ static void test_swiglu(void) {
     check_fd("swiglu fd dh3", h3, gh3, n, swiglu_loss, &c);
     free(h1), free(h3), free(r), free(g1), free(g2), free(a1), free(a2), free(b1), free(b2);
     free(gh1), free(gh3);
+}
+
+/* mtp_zero, mtp_copy, mtp_add over a buffer big enough to be shared out (and not a whole
+ * number of chunks), and a small one */
+static void test_passes(void) {
+    size_t sizes[] = {5, 3 * 65536 + 77};
+    for (int k = 0; k < 2; k++) {
+        size_t n = sizes[k];
+        float *x = rnd(n, 1), *y = rnd(n, 1), *want = falloc(n), *z = nans(n);
+        for (size_t i = 0; i < n; i++) want[i] = y[i] + x[i];
+        mtp_add(y, x, n);
+        CHECK_SAME(y, want, n, "mtp_add n=%zu", n);
+        mtp_copy(z, x, n);
+        CHECK_SAME(z, x, n, "mtp_copy n=%zu", n);
+        mtp_zero(z, n);
+        size_t nonzero = 0;
+        for (size_t i = 0; i < n; i++) nonzero += z[i] != 0;
+        CHECK(nonzero == 0, "mtp_zero n=%zu left %zu nonzero", n, nonzero);
+        free(x), free(y), free(want), free(z);
+    }
 }
 
 typedef struct {
@@ -354,5 +411,6 @@ int main(void) {
     test_attention();
     test_swiglu();
     test_xent();
+    test_passes();
     return check_finish();
 }
