@@ -91,6 +91,10 @@ static float *nans(size_t n) {
     return x;
 }
 
+static void add_to(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
 static void test_rmsnorm(void) {
     float *x = rnd(N * C, 1), *w = rnd(C, 1), *r = rnd(N * C, 1), *res = rnd(N * C, 1);
     float *o1 = zeros(N * C), *o2 = zeros(N * C), *s1 = zeros(N), *s2 = zeros(N);
@@ -110,7 +114,7 @@ static void test_rmsnorm(void) {
     mtp_rmsnorm_bwd_ref(dx2, NULL, r, res, x, w, s2, N, C);
     CHECK_CLOSE(dx3, dx2, N * C, TOL_FAST, "rmsnorm bwd dx = dres + norm gradient");
     CHECK_SAME(dx3, dx4, N * C, "rmsnorm bwd dx in place over dres");
-    for (int n = 0; n < N * C; n++) dx1[n] += res[n];
+    add_to(dx1, res, N * C);
     CHECK_SAME(dx3, dx1, N * C, "rmsnorm bwd: dres added as a separate pass added it");
     /* dw summed by column blocks: the same bits on 1 and 2 threads */
     float *dw4 = zeros(C);
@@ -204,37 +208,41 @@ static double attention_loss(void *p) {
 }
 
 /* The tiled kernels against the reference at one shape: out, lse and the three
- * gradients (accumulated into random values); on 1 and 2 threads, the same bits. */
+ * gradients (written over NaNs); on 1 and 2 threads, the same bits. The gradients are
+ * compared after adding the same random values to both: the tolerance is relative to the
+ * largest value, and with T = 1 dq and dk are 0 but for rounding. */
 static void attention_case(int b, int t, int h, int hkv, int hd) {
     size_t nq = (size_t)b * t * h * hd, nk = (size_t)b * t * hkv * hd, nl = (size_t)b * h * t;
     float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *r = rnd(nq, 1);
-    float *o2 = zeros(nq), *l2 = zeros(nl);
-    float *dq0 = rnd(nq, 1), *dk0 = rnd(nk, 1), *dv0 = rnd(nk, 1);
-    float *dq2 = dup(dq0, nq), *dk2 = dup(dk0, nk), *dv2 = dup(dv0, nk);
+    float *o2 = zeros(nq), *l2 = zeros(nl), *dq2 = nans(nq), *dk2 = nans(nk), *dv2 = nans(nk);
     mtp_attention_fwd_ref(o2, l2, q, k, v, b, t, h, hkv, hd);
     mtp_attention_bwd_ref(dq2, dk2, dv2, r, q, k, v, b, t, h, hkv, hd);
     float *o[2], *l[2], *dq[2], *dk[2], *dv[2];
     for (int th = 0; th < 2; th++) {
         mtp_set_threads(th + 1);
         o[th] = rnd(nq, 1), l[th] = rnd(nl, 1); /* overwritten: no reliance on zeros */
-        dq[th] = dup(dq0, nq), dk[th] = dup(dk0, nk), dv[th] = dup(dv0, nk);
+        dq[th] = nans(nq), dk[th] = nans(nk), dv[th] = nans(nk);
         mtp_attention_fwd(o[th], l[th], q, k, v, b, t, h, hkv, hd);
         mtp_attention_bwd(dq[th], dk[th], dv[th], r, o[th], l[th], q, k, v, b, t, h, hkv, hd);
     }
     mtp_set_threads(2);
     const char *f = "attention B=%d T=%d H=%d Hkv=%d hd=%d: %s";
-    CHECK_CLOSE(o[0], o2, nq, TOL_FAST, f, b, t, h, hkv, hd, "out");
-    CHECK_CLOSE(l[0], l2, nl, TOL_FAST, f, b, t, h, hkv, hd, "lse");
-    CHECK_CLOSE(dq[0], dq2, nq, TOL_FAST, f, b, t, h, hkv, hd, "dq");
-    CHECK_CLOSE(dk[0], dk2, nk, TOL_FAST, f, b, t, h, hkv, hd, "dk (GQA: heads share kv)");
-    CHECK_CLOSE(dv[0], dv2, nk, TOL_FAST, f, b, t, h, hkv, hd, "dv");
     CHECK_SAME(o[0], o[1], nq, f, b, t, h, hkv, hd, "out on 1 and 2 threads");
     CHECK_SAME(l[0], l[1], nl, f, b, t, h, hkv, hd, "lse on 1 and 2 threads");
     CHECK_SAME(dq[0], dq[1], nq, f, b, t, h, hkv, hd, "dq on 1 and 2 threads");
     CHECK_SAME(dk[0], dk[1], nk, f, b, t, h, hkv, hd, "dk on 1 and 2 threads");
     CHECK_SAME(dv[0], dv[1], nk, f, b, t, h, hkv, hd, "dv on 1 and 2 threads");
+    CHECK_CLOSE(o[0], o2, nq, TOL_FAST, f, b, t, h, hkv, hd, "out");
+    CHECK_CLOSE(l[0], l2, nl, TOL_FAST, f, b, t, h, hkv, hd, "lse");
+    float *base_q = rnd(nq, 1), *base_k = rnd(nk, 1), *base_v = rnd(nk, 1);
+    add_to(dq[0], base_q, nq), add_to(dq2, base_q, nq);
+    add_to(dk[0], base_k, nk), add_to(dk2, base_k, nk);
+    add_to(dv[0], base_v, nk), add_to(dv2, base_v, nk);
+    CHECK_CLOSE(dq[0], dq2, nq, TOL_FAST, f, b, t, h, hkv, hd, "dq");
+    CHECK_CLOSE(dk[0], dk2, nk, TOL_FAST, f, b, t, h, hkv, hd, "dk (GQA: heads share kv)");
+    CHECK_CLOSE(dv[0], dv2, nk, TOL_FAST, f, b, t, h, hkv, hd, "dv");
     for (int th = 0; th < 2; th++) free(o[th]), free(l[th]), free(dq[th]), free(dk[th]), free(dv[th]);
-    free(q), free(k), free(v), free(r), free(o2), free(l2), free(dq0), free(dk0), free(dv0);
+    free(q), free(k), free(v), free(r), free(o2), free(l2), free(base_q), free(base_k), free(base_v);
     free(dq2), free(dk2), free(dv2);
 }
 
@@ -351,6 +359,30 @@ static void test_xent(void) {
     free(logits), free(l1), free(l2), free(loss1), free(loss2), free(tmp), free(grad);
 }
 
+/* hits name the first largest logit, as the reference's scan: ties go to the first, a NaN
+ * at 0 wins, a NaN elsewhere never does. Each row's target is the expected argmax, and each
+ * row is asked again with the other candidate (which must miss). */
+static void test_xent_argmax(void) {
+    enum { R = 4 };
+    float l[2 * R * V];
+    mtp_token want[R] = {0, 5, 0, 17}, other[R] = {1, 17, 18, 3}, targets[2 * R];
+    for (int j = 0; j < 2 * R * V; j++) l[j] = (float)(j % V) * 0.01f - 1;
+    for (int k = 0; k < 2; k++) {
+        float *r = l + (size_t)k * R * V;
+        for (int j = 0; j < V; j++) r[j] = 2; /* row 0: all equal */
+        r[V + 5] = r[V + 17] = 3;               /* row 1: a tie, 5 first */
+        r[2 * V] = NAN;                         /* row 2: NaN first */
+        r[3 * V + 3] = NAN, r[3 * V + 17] = 5;  /* row 3: NaN before the largest */
+        for (int n = 0; n < R; n++) targets[k * R + n] = k ? other[n] : want[n];
+    }
+    uint8_t hits[2 * R];
+    mtp_xent(NULL, hits, l, targets, 2 * R, V, 0);
+    for (int n = 0; n < R; n++) {
+        CHECK(hits[n] == 1, "xent argmax row %d: %d is not the first largest", n, (int)want[n]);
+        CHECK(hits[R + n] == 0, "xent argmax row %d: %d taken for the first largest", n, (int)other[n]);
+    }
+}
+
 typedef struct {
     float *wte, *r, *out;
     mtp_token *tok;
@@ -411,6 +443,7 @@ int main(void) {
     test_attention();
     test_swiglu();
     test_xent();
+    test_xent_argmax();
     test_passes();
     return check_finish();
 }

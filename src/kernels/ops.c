@@ -256,14 +256,37 @@ void mtp_add(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+/* The first index of the largest of l (n), as a scan keeping each strictly larger value
+ * finds it: 0 when l[0] is NaN, other NaNs never chosen. 16 at a time where the CPU allows:
+ * the largest value (a max is exact in any order), then the first place it is. */
+static int argmax_first(const float *l, int n) {
+#if defined(__AVX512F__)
+    __m512 m = _mm512_set1_ps(l[0]);
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        __mmask16 f = (__mmask16)(n - j0 >= 16 ? 0xFFFF : (1u << (n - j0)) - 1);
+        m = _mm512_mask_max_ps(m, f, _mm512_maskz_loadu_ps(f, l + j0), m); /* x > m ? x : m */
+    }
+    __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        __mmask16 f = (__mmask16)(n - j0 >= 16 ? 0xFFFF : (1u << (n - j0)) - 1);
+        unsigned hit = _mm512_mask_cmp_ps_mask(f, _mm512_maskz_loadu_ps(f, l + j0), mx, _CMP_EQ_OQ);
+        if (hit) return j0 + __builtin_ctz(hit);
+    }
+    return 0; /* l[0] is NaN */
+#else
+    int arg = 0;
+    for (int j = 1; j < n; j++)
+        if (l[j] > l[arg]) arg = j;
+    return arg;
+#endif
+}
+
 void mtp_xent(float *losses, uint8_t *hits, float *logits, const mtp_token *targets, int N, int V,
               float grad_scale) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         float *l = logits + (size_t)n * V;
-        int arg = 0, t = targets[n];
-        for (int j = 1; j < V; j++)
-            if (l[j] > l[arg]) arg = j;
+        int arg = argmax_first(l, V), t = targets[n];
         float mx = l[arg], lt = l[t], sum;
         if (grad_scale != 0) { /* the exponentials, then one pass: normalised and scaled */
             sum = mtp_exp_sum(l, l, V, mx);

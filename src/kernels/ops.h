@@ -2,8 +2,8 @@
  * weights, sizes. Shapes in each comment; N = B*T rows.
  * Convention: backward functions ACCUMULATE (+=) into weight gradients, so shared weights
  * need no extra adds. Activation gradients are WRITTEN where the backward knows the whole
- * value (mtp_swiglu_bwd, mtp_rmsnorm_bwd, which adds the residual branch's gradient in the
- * same pass) or as asked (mtp_matmul_bwd's dx_beta): no buffer is zeroed to be added to.
+ * value (mtp_swiglu_bwd, mtp_attention_bwd, mtp_rmsnorm_bwd, which adds the residual
+ * branch's gradient in the same pass) or as asked (mtp_matmul_bwd's dx_beta): no buffer is zeroed to be added to.
  * Two functions work "in place": mtp_rope_bwd and mtp_xent, which transform their buffer.
  * Every kernel here has a plain double-precision twin in ops_ref.h, the test oracle. */
 #ifndef MTP_OPS_H
@@ -63,7 +63,8 @@ void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, i
 enum { MTP_ATT_TILE = 64 };
 void mtp_attention_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
                        int B, int T, int H, int Hkv, int hd);
-/* dq +=, dk +=, dv += ; out and lse from the forward (the probabilities are recomputed) */
+/* dq =, dk =, dv = (written) ; out and lse from the forward (the probabilities are
+ * recomputed) */
 void mtp_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out,
                        const float *lse, const float *q, const float *k, const float *v, int B,
                        int T, int H, int Hkv, int hd);

@@ -250,9 +250,6 @@ static void block_backward(const mtp_config *c, const mtp_block_ptrs *w, const m
     mtp_rmsnorm_bwd(a->dmid, gw->ffn_norm, a->dxn, dout, b->xmid, w->ffn_norm, b->rstd2, N, d);
     /* xmid = x + wo(attention): dx = dmid + the attention branch's gradient */
     mtp_matmul_bwd(a->dao, gw->wo, a->dmid, b->ao, w->wo, N, d, d, 0);
-    mtp_zero(a->dq, (size_t)N * d);
-    mtp_zero(a->dk, (size_t)N * kv);
-    mtp_zero(a->dv, (size_t)N * kv);
     mtp_attention_bwd(a->dq, a->dk, a->dv, a->dao, b->ao, b->lse, b->q, b->k, b->v, B, T,
                       c->n_heads, c->n_kv_heads, hd);
     mtp_rope_bwd(a->dq, &a->rope, N, T, c->n_heads, hd);

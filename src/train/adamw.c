@@ -16,19 +16,10 @@ typedef struct {
     float decay, beta1, beta2, one_b1, one_b2, step_size, bc2_sqrt, eps, grad_scale;
 } adamw_k;
 
-/* w, m, v at one element with gradient g (before its scaling) */
-static inline void adamw_one(float *w, float *m, float *v, float g, const adamw_k *k) {
-    g *= k->grad_scale;
-    *w *= k->decay;
-    *m = k->beta1 * *m + k->one_b1 * g;
-    *v = k->beta2 * *v + k->one_b2 * g * g;
-    *w -= k->step_size * *m / (sqrtf(*v) / k->bc2_sqrt + k->eps);
-}
-
 /* elements [i, i + n) of a tensor, n <= 16 */
+#if defined(__AVX512F__)
 static inline void adamw_block(float *w, float *m, float *v, const float *g, size_t i, int n,
                                const adamw_k *k) {
-#if defined(__AVX512F__)
     __mmask16 f = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
     __m512 gi = _mm512_mul_ps(_mm512_maskz_loadu_ps(f, g + i), _mm512_set1_ps(k->grad_scale));
     __m512 wi = _mm512_mul_ps(_mm512_maskz_loadu_ps(f, w + i), _mm512_set1_ps(k->decay));
@@ -42,10 +33,19 @@ static inline void adamw_block(float *w, float *m, float *v, const float *g, siz
     _mm512_mask_storeu_ps(w + i, f, wi);
     _mm512_mask_storeu_ps(m + i, f, mi);
     _mm512_mask_storeu_ps(v + i, f, vi);
-#else
-    for (size_t j = i; j < i + (size_t)n; j++) adamw_one(w + j, m + j, v + j, g[j], k);
-#endif
 }
+#else
+static inline void adamw_block(float *w, float *m, float *v, const float *g, size_t i, int n,
+                               const adamw_k *k) {
+    for (size_t j = i; j < i + (size_t)n; j++) {
+        float gj = g[j] * k->grad_scale;
+        w[j] *= k->decay;
+        m[j] = k->beta1 * m[j] + k->one_b1 * gj;
+        v[j] = k->beta2 * v[j] + k->one_b2 * gj * gj;
+        w[j] -= k->step_size * m[j] / (sqrtf(v[j]) / k->bc2_sqrt + k->eps);
+    }
+}
+#endif
 
 void mtp_adamw_step(const mtp_adamw *h, const mtp_layout *lay, float *params, const float *grads,
                     float grad_scale, float *m, float *v, int64_t t) {

@@ -146,6 +146,9 @@ void mtp_attention_fwd_ref(float *out, float *lse, const float *q, const float *
 void mtp_attention_bwd_ref(float *dq, float *dk, float *dv, const float *dout, const float *q,
                            const float *k, const float *v, int B, int T, int H, int Hkv, int hd) {
     double scale = 1.0 / sqrt(hd), *p = xmalloc((size_t)T * 2 * sizeof(double)), *dp = p + T;
+    memset(dq, 0, (size_t)B * T * H * hd * sizeof(float)); /* written, as the kernel's */
+    memset(dk, 0, (size_t)B * T * Hkv * hd * sizeof(float));
+    memset(dv, 0, (size_t)B * T * Hkv * hd * sizeof(float));
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             int g = h / (H / Hkv);
