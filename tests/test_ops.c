@@ -85,24 +85,50 @@ static double rmsnorm_loss(void *p) {
     return dot(c->out, c->r, N * C);
 }
 
+static float *nans(size_t n) {
+    float *x = falloc(n);
+    for (size_t i = 0; i < n; i++) x[i] = NAN;
+    return x;
+}
+
+static void add_to(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
 static void test_rmsnorm(void) {
-    float *x = rnd(N * C, 1), *w = rnd(C, 1), *r = rnd(N * C, 1);
+    float *x = rnd(N * C, 1), *w = rnd(C, 1), *r = rnd(N * C, 1), *res = rnd(N * C, 1);
     float *o1 = zeros(N * C), *o2 = zeros(N * C), *s1 = zeros(N), *s2 = zeros(N);
     mtp_rmsnorm_fwd(o1, s1, x, w, N, C, 1e-5f);
     mtp_rmsnorm_fwd_ref(o2, s2, x, w, N, C, 1e-5f);
     CHECK_CLOSE(o1, o2, N * C, TOL_FAST, "rmsnorm fwd");
-    float *dx1 = rnd(N * C, 1), *dx2 = dup(dx1, N * C), *dw1 = rnd(C, 1), *dw2 = dup(dw1, C);
-    mtp_rmsnorm_bwd(dx1, dw1, r, x, w, s1, N, C);
-    mtp_rmsnorm_bwd_ref(dx2, dw2, r, x, w, s2, N, C);
-    CHECK_CLOSE(dx1, dx2, N * C, TOL_FAST, "rmsnorm bwd dx (accumulating)");
+    /* dx written (NaN before: never read), dw accumulated (random before) */
+    float *dx1 = nans(N * C), *dx2 = zeros(N * C), *dw1 = rnd(C, 1), *dw2 = dup(dw1, C);
+    mtp_rmsnorm_bwd(dx1, dw1, r, NULL, x, w, s1, N, C);
+    mtp_rmsnorm_bwd_ref(dx2, dw2, r, NULL, x, w, s2, N, C);
+    CHECK_CLOSE(dx1, dx2, N * C, TOL_FAST, "rmsnorm bwd dx (written)");
     CHECK_CLOSE(dw1, dw2, C, TOL_FAST, "rmsnorm bwd dw (accumulating)");
+    /* with the residual's gradient added: into another buffer, and in place over dres */
+    float *dx3 = nans(N * C), *dx4 = dup(res, N * C), *dw3 = zeros(C);
+    mtp_rmsnorm_bwd(dx3, NULL, r, res, x, w, s1, N, C);
+    mtp_rmsnorm_bwd(dx4, dw3, r, dx4, x, w, s1, N, C);
+    mtp_rmsnorm_bwd_ref(dx2, NULL, r, res, x, w, s2, N, C);
+    CHECK_CLOSE(dx3, dx2, N * C, TOL_FAST, "rmsnorm bwd dx = dres + norm gradient");
+    CHECK_SAME(dx3, dx4, N * C, "rmsnorm bwd dx in place over dres");
+    add_to(dx1, res, N * C);
+    CHECK_SAME(dx3, dx1, N * C, "rmsnorm bwd: dres added as a separate pass added it");
+    /* dw summed by column blocks: the same bits on 1 and 2 threads */
+    float *dw4 = zeros(C);
+    check_threads(1);
+    mtp_rmsnorm_bwd(dx1, dw4, r, NULL, x, w, s1, N, C);
+    check_threads(2);
+    CHECK_SAME(dw3, dw4, C, "rmsnorm bwd dw on 1 and 2 threads");
     float *gx = zeros(N * C), *gw = zeros(C);
-    mtp_rmsnorm_bwd_ref(gx, gw, r, x, w, s2, N, C);
+    mtp_rmsnorm_bwd_ref(gx, gw, r, NULL, x, w, s2, N, C);
     norm_ctx c = {x, w, r, o2, s2};
     check_fd("rmsnorm fd dx", x, gx, N * C, rmsnorm_loss, &c);
     check_fd("rmsnorm fd dw", w, gw, C, rmsnorm_loss, &c);
-    free(x), free(w), free(r), free(o1), free(o2), free(s1), free(s2), free(dx1), free(dx2);
-    free(dw1), free(dw2), free(gx), free(gw);
+    free(x), free(w), free(r), free(res), free(o1), free(o2), free(s1), free(s2), free(dx1), free(dx2);
+    free(dx3), free(dx4), free(dw1), free(dw2), free(dw3), free(dw4), free(gx), free(gw);
 }
 
 typedef struct {
@@ -125,16 +151,20 @@ static void test_matmul(void) {
     mtp_matmul_fwd_ref(o2, x, w, N, C, OC, 0);
     CHECK_CLOSE(o1, o2, N * OC, TOL_FAST, "matmul fwd");
     float *dx1 = rnd(N * C, 1), *dx2 = dup(dx1, N * C), *dw1 = rnd(OC * C, 1), *dw2 = dup(dw1, OC * C);
-    mtp_matmul_bwd(dx1, dw1, r, x, w, N, C, OC);
-    mtp_matmul_bwd_ref(dx2, dw2, r, x, w, N, C, OC);
-    CHECK_CLOSE(dx1, dx2, N * C, TOL_FAST, "matmul bwd dx");
+    mtp_matmul_bwd(dx1, dw1, r, x, w, N, C, OC, 1);
+    mtp_matmul_bwd_ref(dx2, dw2, r, x, w, N, C, OC, 1);
+    CHECK_CLOSE(dx1, dx2, N * C, TOL_FAST, "matmul bwd dx (dx_beta 1: accumulated)");
     CHECK_CLOSE(dw1, dw2, OC * C, TOL_FAST, "matmul bwd dw");
+    float *dx3 = nans(N * C); /* dx_beta 0: written, the NaNs never read */
+    mtp_matmul_bwd(dx3, NULL, r, x, w, N, C, OC, 0);
+    mtp_matmul_bwd_ref(dx2, dw2, r, x, w, N, C, OC, 0);
+    CHECK_CLOSE(dx3, dx2, N * C, TOL_FAST, "matmul bwd dx (dx_beta 0: written)");
     float *gx = zeros(N * C), *gw = zeros(OC * C);
-    mtp_matmul_bwd_ref(gx, gw, r, x, w, N, C, OC);
+    mtp_matmul_bwd_ref(gx, gw, r, x, w, N, C, OC, 1);
     mm_ctx c = {x, w, r, o2};
     check_fd("matmul fd dx", x, gx, N * C, matmul_loss, &c);
     check_fd("matmul fd dw", w, gw, OC * C, matmul_loss, &c);
-    free(x), free(w), free(r), free(o1), free(o2), free(dx1), free(dx2), free(dw1), free(dw2);
+    free(x), free(w), free(r), free(o1), free(o2), free(dx1), free(dx2), free(dx3), free(dw1), free(dw2);
     free(gx), free(gw);
 }
 
@@ -178,37 +208,41 @@ static double attention_loss(void *p) {
 }
 
 /* The tiled kernels against the reference at one shape: out, lse and the three
- * gradients (accumulated into random values); on 1 and 2 threads, the same bits. */
+ * gradients (written over NaNs); on 1 and 2 threads, the same bits. The gradients are
+ * compared after adding the same random values to both: the tolerance is relative to the
+ * largest value, and with T = 1 dq and dk are 0 but for rounding. */
 static void attention_case(int b, int t, int h, int hkv, int hd) {
     size_t nq = (size_t)b * t * h * hd, nk = (size_t)b * t * hkv * hd, nl = (size_t)b * h * t;
     float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *r = rnd(nq, 1);
-    float *o2 = zeros(nq), *l2 = zeros(nl);
-    float *dq0 = rnd(nq, 1), *dk0 = rnd(nk, 1), *dv0 = rnd(nk, 1);
-    float *dq2 = dup(dq0, nq), *dk2 = dup(dk0, nk), *dv2 = dup(dv0, nk);
+    float *o2 = zeros(nq), *l2 = zeros(nl), *dq2 = nans(nq), *dk2 = nans(nk), *dv2 = nans(nk);
     mtp_attention_fwd_ref(o2, l2, q, k, v, b, t, h, hkv, hd);
     mtp_attention_bwd_ref(dq2, dk2, dv2, r, q, k, v, b, t, h, hkv, hd);
     float *o[2], *l[2], *dq[2], *dk[2], *dv[2];
     for (int th = 0; th < 2; th++) {
         mtp_set_threads(th + 1);
         o[th] = rnd(nq, 1), l[th] = rnd(nl, 1); /* overwritten: no reliance on zeros */
-        dq[th] = dup(dq0, nq), dk[th] = dup(dk0, nk), dv[th] = dup(dv0, nk);
+        dq[th] = nans(nq), dk[th] = nans(nk), dv[th] = nans(nk);
         mtp_attention_fwd(o[th], l[th], q, k, v, b, t, h, hkv, hd);
         mtp_attention_bwd(dq[th], dk[th], dv[th], r, o[th], l[th], q, k, v, b, t, h, hkv, hd);
     }
     mtp_set_threads(2);
     const char *f = "attention B=%d T=%d H=%d Hkv=%d hd=%d: %s";
-    CHECK_CLOSE(o[0], o2, nq, TOL_FAST, f, b, t, h, hkv, hd, "out");
-    CHECK_CLOSE(l[0], l2, nl, TOL_FAST, f, b, t, h, hkv, hd, "lse");
-    CHECK_CLOSE(dq[0], dq2, nq, TOL_FAST, f, b, t, h, hkv, hd, "dq");
-    CHECK_CLOSE(dk[0], dk2, nk, TOL_FAST, f, b, t, h, hkv, hd, "dk (GQA: heads share kv)");
-    CHECK_CLOSE(dv[0], dv2, nk, TOL_FAST, f, b, t, h, hkv, hd, "dv");
     CHECK_SAME(o[0], o[1], nq, f, b, t, h, hkv, hd, "out on 1 and 2 threads");
     CHECK_SAME(l[0], l[1], nl, f, b, t, h, hkv, hd, "lse on 1 and 2 threads");
     CHECK_SAME(dq[0], dq[1], nq, f, b, t, h, hkv, hd, "dq on 1 and 2 threads");
     CHECK_SAME(dk[0], dk[1], nk, f, b, t, h, hkv, hd, "dk on 1 and 2 threads");
     CHECK_SAME(dv[0], dv[1], nk, f, b, t, h, hkv, hd, "dv on 1 and 2 threads");
+    CHECK_CLOSE(o[0], o2, nq, TOL_FAST, f, b, t, h, hkv, hd, "out");
+    CHECK_CLOSE(l[0], l2, nl, TOL_FAST, f, b, t, h, hkv, hd, "lse");
+    float *base_q = rnd(nq, 1), *base_k = rnd(nk, 1), *base_v = rnd(nk, 1);
+    add_to(dq[0], base_q, nq), add_to(dq2, base_q, nq);
+    add_to(dk[0], base_k, nk), add_to(dk2, base_k, nk);
+    add_to(dv[0], base_v, nk), add_to(dv2, base_v, nk);
+    CHECK_CLOSE(dq[0], dq2, nq, TOL_FAST, f, b, t, h, hkv, hd, "dq");
+    CHECK_CLOSE(dk[0], dk2, nk, TOL_FAST, f, b, t, h, hkv, hd, "dk (GQA: heads share kv)");
+    CHECK_CLOSE(dv[0], dv2, nk, TOL_FAST, f, b, t, h, hkv, hd, "dv");
     for (int th = 0; th < 2; th++) free(o[th]), free(l[th]), free(dq[th]), free(dk[th]), free(dv[th]);
-    free(q), free(k), free(v), free(r), free(o2), free(l2), free(dq0), free(dk0), free(dv0);
+    free(q), free(k), free(v), free(r), free(o2), free(l2), free(base_q), free(base_k), free(base_v);
     free(dq2), free(dk2), free(dv2);
 }
 
@@ -248,11 +282,22 @@ static void test_swiglu(void) {
     mtp_swiglu_fwd(g1, h1, h3, n);
     mtp_swiglu_fwd_ref(g2, h1, h3, n);
     CHECK_CLOSE(g1, g2, n, TOL_FAST, "swiglu fwd");
-    float *a1 = rnd(n, 1), *a2 = dup(a1, n), *b1 = rnd(n, 1), *b2 = dup(b1, n);
+    float *a1 = nans(n), *a2 = zeros(n), *b1 = nans(n), *b2 = zeros(n); /* written */
     mtp_swiglu_bwd(a1, b1, r, h1, h3, n);
     mtp_swiglu_bwd_ref(a2, b2, r, h1, h3, n);
     CHECK_CLOSE(a1, a2, n, TOL_FAST, "swiglu bwd dh1");
     CHECK_CLOSE(b1, b2, n, TOL_FAST, "swiglu bwd dh3");
+    /* 16 at a time and one at a time, the same bits: elements 0..6 again at the end, past
+     * the last whole 16 (the one-at-a-time loop there on every CPU) */
+    enum { M = 16 * 3 + 7 };
+    float x1[M], x3[M], dg[M], d1[M], d3[M];
+    for (int i = 0; i < M; i++) {
+        int j = i < 48 ? i : i - 48;
+        x1[i] = h1[j], x3[i] = h3[j], dg[i] = r[j];
+    }
+    mtp_swiglu_bwd(d1, d3, dg, x1, x3, M);
+    CHECK_SAME(d1 + 48, d1, 7, "swiglu bwd dh1: the vector and scalar paths");
+    CHECK_SAME(d3 + 48, d3, 7, "swiglu bwd dh3: the vector and scalar paths");
     float *gh1 = zeros(n), *gh3 = zeros(n);
     mtp_swiglu_bwd_ref(gh1, gh3, r, h1, h3, n);
     swiglu_ctx c = {h1, h3, r, g2};
@@ -260,6 +305,26 @@ static void test_swiglu(void) {
     check_fd("swiglu fd dh3", h3, gh3, n, swiglu_loss, &c);
     free(h1), free(h3), free(r), free(g1), free(g2), free(a1), free(a2), free(b1), free(b2);
     free(gh1), free(gh3);
+}
+
+/* mtp_zero, mtp_copy, mtp_add over a buffer big enough to be shared out (and not a whole
+ * number of chunks), and a small one */
+static void test_passes(void) {
+    size_t sizes[] = {5, 3 * 65536 + 77};
+    for (int k = 0; k < 2; k++) {
+        size_t n = sizes[k];
+        float *x = rnd(n, 1), *y = rnd(n, 1), *want = falloc(n), *z = nans(n);
+        for (size_t i = 0; i < n; i++) want[i] = y[i] + x[i];
+        mtp_add(y, x, n);
+        CHECK_SAME(y, want, n, "mtp_add n=%zu", n);
+        mtp_copy(z, x, n);
+        CHECK_SAME(z, x, n, "mtp_copy n=%zu", n);
+        mtp_zero(z, n);
+        size_t nonzero = 0;
+        for (size_t i = 0; i < n; i++) nonzero += z[i] != 0;
+        CHECK(nonzero == 0, "mtp_zero n=%zu left %zu nonzero", n, nonzero);
+        free(x), free(y), free(want), free(z);
+    }
 }
 
 typedef struct {
@@ -292,6 +357,30 @@ static void test_xent(void) {
     xent_ctx c = {logits, tmp, loss2, targets};
     check_fd("xent fd dlogits", logits, grad, N * V, xent_loss, &c);
     free(logits), free(l1), free(l2), free(loss1), free(loss2), free(tmp), free(grad);
+}
+
+/* hits name the first largest logit, as the reference's scan: ties go to the first, a NaN
+ * at 0 wins, a NaN elsewhere never does. Each row's target is the expected argmax, and each
+ * row is asked again with the other candidate (which must miss). */
+static void test_xent_argmax(void) {
+    enum { R = 4 };
+    float l[2 * R * V];
+    mtp_token want[R] = {0, 5, 0, 17}, other[R] = {1, 17, 18, 3}, targets[2 * R];
+    for (int j = 0; j < 2 * R * V; j++) l[j] = (float)(j % V) * 0.01f - 1;
+    for (int k = 0; k < 2; k++) {
+        float *r = l + (size_t)k * R * V;
+        for (int j = 0; j < V; j++) r[j] = 2; /* row 0: all equal */
+        r[V + 5] = r[V + 17] = 3;               /* row 1: a tie, 5 first */
+        r[2 * V] = NAN;                         /* row 2: NaN first */
+        r[3 * V + 3] = NAN, r[3 * V + 17] = 5;  /* row 3: NaN before the largest */
+        for (int n = 0; n < R; n++) targets[k * R + n] = k ? other[n] : want[n];
+    }
+    uint8_t hits[2 * R];
+    mtp_xent(NULL, hits, l, targets, 2 * R, V, 0);
+    for (int n = 0; n < R; n++) {
+        CHECK(hits[n] == 1, "xent argmax row %d: %d is not the first largest", n, (int)want[n]);
+        CHECK(hits[R + n] == 0, "xent argmax row %d: %d taken for the first largest", n, (int)other[n]);
+    }
 }
 
 typedef struct {
@@ -354,5 +443,7 @@ int main(void) {
     test_attention();
     test_swiglu();
     test_xent();
+    test_xent_argmax();
+    test_passes();
     return check_finish();
 }

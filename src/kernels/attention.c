@@ -7,7 +7,8 @@
  * exp(m_old - m_new) when the max grows), then out /= l and lse = m + log(l) saved.
  * Backward: the probabilities are recomputed per tile from q, k and lse,
  * P = exp(scale q.k - lse), and with D = rowsum(dO * O):
- *   dV += P^T dO,  dP = dO V^T,  dS = P * (dP - D),  dQ += scale dS K,  dK += scale dS^T Q.
+ *   dV += P^T dO,  dP = dO V^T,  dS = P * (dP - D),  dQ += scale dS K,  dK += scale dS^T Q,
+ * each of dQ, dK, dV rows written (not added to) by the first tile that reaches them.
  * The tile products are the one small kernel below (AVX-512 where built and present);
  * the exponentials are the softmax's own vexp (mtp_exp_sum).
  *
@@ -220,13 +221,14 @@ void mtp_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const
                             for (int d = 0; d < hd; d++) dot += dor[d] * orow[d];
                             dsum[r] = dot;
                         }
-                        tile_mm(dvj, ks, cols_of(p, TILE, doi, qs, nq), nk, hd, 1.0f, 1); /* dV += P^T dO */
+                        int kv_acc = h != g * group || i0 != j0; /* not the first tile over dK, dV */
+                        tile_mm(dvj, ks, cols_of(p, TILE, doi, qs, nq), nk, hd, 1.0f, kv_acc); /* dV += P^T dO */
                         tile_mm(ds, TILE, rows_of(doi, qs, vt, TILE, hd), nq, nk, 1.0f, 0); /* dP = dO V^T */
                         for (int r = 0; r < nq; r++) /* dS = P * (dP - D); masked P are 0 */
                             for (int j = 0; j < nk; j++)
                                 ds[r * TILE + j] = p[r * TILE + j] * (ds[r * TILE + j] - dsum[r]);
-                        tile_mm(dq + io, qs, rows_of(ds, TILE, kj, ks, nk), nq, hd, scale, 1); /* dQ += s dS K */
-                        tile_mm(dkj, ks, cols_of(ds, TILE, qi, qs, nq), nk, hd, scale, 1); /* dK += s dS^T Q */
+                        tile_mm(dq + io, qs, rows_of(ds, TILE, kj, ks, nk), nq, hd, scale, j0 != 0); /* dQ += s dS K */
+                        tile_mm(dkj, ks, cols_of(ds, TILE, qi, qs, nq), nk, hd, scale, kv_acc); /* dK += s dS^T Q */
                     }
                 }
             }

@@ -23,10 +23,28 @@ void mtp_embedding_fwd(float *out, const mtp_token *tokens, const float *wte, in
         memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C, C * sizeof(float));
 }
 
+/* Weight gradients summed over rows run over blocks of COLS columns in parallel, each
+ * block's rows in order: the bits do not depend on the thread count, and each row's
+ * COLS floats are one cache line read once (a column at a time read every line 16 times). */
+enum { COLS = 16 };
+
+static int col_block(int c0, int C) { return C - c0 < COLS ? C - c0 : COLS; }
+
+static inline void embedding_cols(float *dwte, const float *dout, const mtp_token *tokens, int N,
+                                  int C, int c0, int nc) {
+    for (int n = 0; n < N; n++) {
+        float *d = dwte + (size_t)tokens[n] * C + c0;
+        const float *g = dout + (size_t)n * C + c0;
+        for (int j = 0; j < nc; j++) d[j] += g[j];
+    }
+}
+
 void mtp_embedding_bwd(float *dwte, const float *dout, const mtp_token *tokens, int N, int C) {
 #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++)
-        for (int n = 0; n < N; n++) dwte[(size_t)tokens[n] * C + c] += dout[(size_t)n * C + c];
+    for (int c0 = 0; c0 < C; c0 += COLS) {
+        if (col_block(c0, C) == COLS) embedding_cols(dwte, dout, tokens, N, C, c0, COLS);
+        else embedding_cols(dwte, dout, tokens, N, C, c0, col_block(c0, C));
+    }
 }
 
 void mtp_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C,
@@ -47,25 +65,43 @@ void mtp_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, in
     }
 }
 
-void mtp_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
-                     const float *rstd, int N, int C) {
+/* dw[c0 .. c0+nc) += sum over rows of dout x rstd, rows in order */
+static inline void rmsnorm_dw_cols(float *dw, const float *dout, const float *x, const float *rstd,
+                                   int N, int C, int c0, int nc) {
+    float s[COLS] = {0};
+    for (int n = 0; n < N; n++) {
+        const float *g = dout + (size_t)n * C + c0, *xr = x + (size_t)n * C + c0;
+        for (int j = 0; j < nc; j++) s[j] += g[j] * xr[j] * rstd[n];
+    }
+    for (int j = 0; j < nc; j++) dw[c0 + j] += s[j];
+}
+
+void mtp_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *dres, const float *x,
+                     const float *w, const float *rstd, int N, int C) {
     /* y = x r w with r = (mean(x^2)+eps)^-1/2:
      * dx = r (dy w) - x r^3 / C * sum(dy w x) ; dw = sum_rows dy x r */
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * C, *g = dout + (size_t)n * C;
+        const float *res = dres ? dres + (size_t)n * C : NULL;
         float *d = dx + (size_t)n * C;
-        float r = rstd[n], dot = 0;
-        for (int c = 0; c < C; c++) dot += g[c] * w[c] * xr[c];
+        float r = rstd[n], lane[COLS] = {0}, dot = 0; /* lanes as in the forward */
+        int c16 = C / COLS * COLS;
+        for (int c0 = 0; c0 < c16; c0 += COLS)
+            for (int l = 0; l < COLS; l++) lane[l] += g[c0 + l] * w[c0 + l] * xr[c0 + l];
+        for (int c = c16; c < C; c++) lane[c - c16] += g[c] * w[c] * xr[c];
+        for (int l = 0; l < COLS; l++) dot += lane[l];
         float k = dot * r * r * r / C;
-        for (int c = 0; c < C; c++) d[c] += r * g[c] * w[c] - k * xr[c];
+        if (res)
+            for (int c = 0; c < C; c++) d[c] = res[c] + (r * g[c] * w[c] - k * xr[c]);
+        else
+            for (int c = 0; c < C; c++) d[c] = r * g[c] * w[c] - k * xr[c];
     }
     if (!dw) return;
 #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        float s = 0;
-        for (int n = 0; n < N; n++) s += dout[(size_t)n * C + c] * x[(size_t)n * C + c] * rstd[n];
-        dw[c] += s;
+    for (int c0 = 0; c0 < C; c0 += COLS) {
+        if (col_block(c0, C) == COLS) rmsnorm_dw_cols(dw, dout, x, rstd, N, C, c0, COLS);
+        else rmsnorm_dw_cols(dw, dout, x, rstd, N, C, c0, col_block(c0, C));
     }
 }
 
@@ -92,8 +128,8 @@ void mtp_matmul_fwd(float *out, const float *x, const float *w, int N, int C, in
 }
 
 void mtp_matmul_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
-                    int N, int C, int OC) {
-    if (dx) matmul(0, 0, N, C, OC, dout, OC, w, C, 1.0f, dx, C);
+                    int N, int C, int OC, float dx_beta) {
+    if (dx) matmul(0, 0, N, C, OC, dout, OC, w, C, dx_beta, dx, C);
     if (dw) matmul(1, 0, OC, C, N, dout, OC, x, C, 1.0f, dw, C);
 }
 
@@ -175,14 +211,74 @@ void mtp_swiglu_fwd(float *g, const float *h1, const float *h3, size_t n) {
     }
 }
 
+/* The backward's arithmetic on one element: s = sigmoid(a) as the forward has it,
+ * dh1 = dg h3 s (1 + a (1 - s)), dh3 = dg a s. The 16-lane loop below does the same
+ * operations in the same order (no fused multiply-adds), so the bits are the same. */
+static inline void swiglu_grad1(float *dh1, float *dh3, float dg, float a, float h3) {
+    float s = 1.0f / (1.0f + vexp1(-a));
+    *dh1 = dg * h3 * s * (1.0f + a * (1.0f - s));
+    *dh3 = dg * a * s;
+}
+
 void mtp_swiglu_bwd(float *dh1, float *dh3, const float *dg, const float *h1, const float *h3,
                     size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float a = h1[i], s = 1.0f / (1.0f + vexp1(-a)); /* the forward's sigmoid */
-        dh1[i] += dg[i] * h3[i] * s * (1.0f + a * (1.0f - s));
-        dh3[i] += dg[i] * a * s;
+    size_t n16 = 0;
+#if defined(__AVX512F__)
+    n16 = n / 16 * 16;
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+    for (size_t i = 0; i < n16; i += 16) {
+        __m512 one = _mm512_set1_ps(1.0f), a = _mm512_loadu_ps(h1 + i), g = _mm512_loadu_ps(dg + i);
+        __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, vexp16(_mm512_sub_ps(_mm512_setzero_ps(), a))));
+        __m512 ds = _mm512_add_ps(one, _mm512_mul_ps(a, _mm512_sub_ps(one, s)));
+        _mm512_storeu_ps(dh1 + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(g, _mm512_loadu_ps(h3 + i)), s), ds));
+        _mm512_storeu_ps(dh3 + i, _mm512_mul_ps(_mm512_mul_ps(g, a), s));
     }
+#endif
+#pragma omp parallel for schedule(static) if (n - n16 >= PARALLEL_MIN)
+    for (size_t i = n16; i < n; i++) swiglu_grad1(dh1 + i, dh3 + i, dg[i], h1[i], h3[i]);
+}
+
+/* memset and memcpy in chunks of PARALLEL_MIN floats, the chunks shared out */
+void mtp_zero(float *x, size_t n) {
+    size_t k = PARALLEL_MIN;
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+    for (size_t i = 0; i < n; i += k) memset(x + i, 0, (n - i < k ? n - i : k) * sizeof(float));
+}
+
+void mtp_copy(float *dst, const float *src, size_t n) {
+    size_t k = PARALLEL_MIN;
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+    for (size_t i = 0; i < n; i += k) memcpy(dst + i, src + i, (n - i < k ? n - i : k) * sizeof(float));
+}
+
+void mtp_add(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* The first index of the largest of l (n), as a scan keeping each strictly larger value
+ * finds it: 0 when l[0] is NaN, other NaNs never chosen. 16 at a time where the CPU allows:
+ * the largest value (a max is exact in any order), then the first place it is. */
+static int argmax_first(const float *l, int n) {
+#if defined(__AVX512F__)
+    __m512 m = _mm512_set1_ps(l[0]);
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        __mmask16 f = (__mmask16)(n - j0 >= 16 ? 0xFFFF : (1u << (n - j0)) - 1);
+        m = _mm512_mask_max_ps(m, f, _mm512_maskz_loadu_ps(f, l + j0), m); /* x > m ? x : m */
+    }
+    __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        __mmask16 f = (__mmask16)(n - j0 >= 16 ? 0xFFFF : (1u << (n - j0)) - 1);
+        unsigned hit = _mm512_mask_cmp_ps_mask(f, _mm512_maskz_loadu_ps(f, l + j0), mx, _CMP_EQ_OQ);
+        if (hit) return j0 + __builtin_ctz(hit);
+    }
+    return 0; /* l[0] is NaN */
+#else
+    int arg = 0;
+    for (int j = 1; j < n; j++)
+        if (l[j] > l[arg]) arg = j;
+    return arg;
+#endif
 }
 
 void mtp_xent(float *losses, uint8_t *hits, float *logits, const mtp_token *targets, int N, int V,
@@ -190,13 +286,12 @@ void mtp_xent(float *losses, uint8_t *hits, float *logits, const mtp_token *targ
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         float *l = logits + (size_t)n * V;
-        int arg = 0, t = targets[n];
-        for (int j = 1; j < V; j++)
-            if (l[j] > l[arg]) arg = j;
+        int arg = argmax_first(l, V), t = targets[n];
         float mx = l[arg], lt = l[t], sum;
-        if (grad_scale != 0) { /* the gradient is one scaling pass from the softmax */
-            sum = mtp_softmax(l, V, mx);
-            for (int j = 0; j < V; j++) l[j] *= grad_scale;
+        if (grad_scale != 0) { /* the exponentials, then one pass: normalised and scaled */
+            sum = mtp_exp_sum(l, l, V, mx);
+            float k = grad_scale / sum;
+            for (int j = 0; j < V; j++) l[j] *= k;
             l[t] -= grad_scale;
         } else {
             sum = mtp_sum_exp(l, V, mx);

@@ -1,8 +1,10 @@
 /* ops.h: the model's kernels, forward and backward. Argument order: outputs, inputs,
  * weights, sizes. Shapes in each comment; N = B*T rows.
- * Convention: backward functions ACCUMULATE (+=) into every gradient they write, so
- * residual branches and shared weights need no extra adds. Two exceptions, marked
- * "in place": mtp_rope_bwd and mtp_xent, which transform their buffer.
+ * Convention: backward functions ACCUMULATE (+=) into weight gradients, so shared weights
+ * need no extra adds. Activation gradients are WRITTEN where the backward knows the whole
+ * value (mtp_swiglu_bwd, mtp_attention_bwd, mtp_rmsnorm_bwd, which adds the residual
+ * branch's gradient in the same pass) or as asked (mtp_matmul_bwd's dx_beta): no buffer is zeroed to be added to.
+ * Two functions work "in place": mtp_rope_bwd and mtp_xent, which transform their buffer.
  * Every kernel here has a plain double-precision twin in ops_ref.h, the test oracle. */
 #ifndef MTP_OPS_H
 #define MTP_OPS_H
@@ -20,15 +22,17 @@ void mtp_embedding_bwd(float *dwte, const float *dout, const mtp_token *tokens, 
 /* out (N,C) = x * rsqrt(mean(x^2) + eps) * w ; rstd (N) saved for backward */
 void mtp_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C,
                      float eps);
-/* dx (N,C) +=, dw (C) += (dw NULL: none, a frozen weight) */
-void mtp_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
-                     const float *rstd, int N, int C);
+/* dx (N,C) = dres + the norm's input gradient (dres NULL: none; dx may be dres), dw (C) +=
+ * (dw NULL: none, a frozen weight). dres is the gradient reaching x by the residual path. */
+void mtp_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *dres, const float *x,
+                     const float *w, const float *rstd, int N, int C);
 
 /* out (N,OC) = beta * out + x (N,C) @ w^T (OC,C)   (beta 1 adds a residual in place) */
 void mtp_matmul_fwd(float *out, const float *x, const float *w, int N, int C, int OC, float beta);
-/* dx (N,C) += dout @ w ; dw (OC,C) += dout^T @ x ; dx or dw may be NULL (not wanted) */
+/* dx (N,C) = dx_beta * dx + dout @ w (dx_beta 0: written, never read; 1: accumulated);
+ * dw (OC,C) += dout^T @ x ; dx or dw may be NULL (not wanted) */
 void mtp_matmul_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
-                    int N, int C, int OC);
+                    int N, int C, int OC, float dx_beta);
 /* bf16 != 0: from now on the two above round their inputs to bf16 and sum in fp32
  * (mtp_gemm_bf16, gemm.h; the training's --precision bf16); 0: fp32. -1 (and no change)
  * where bf16 products are not available (mtp_gemm_bf16_available). One setting for the
@@ -59,7 +63,8 @@ void mtp_rope_rows(float *x, const mtp_rope *r, const int *pos, int R, int nh, i
 enum { MTP_ATT_TILE = 64 };
 void mtp_attention_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
                        int B, int T, int H, int Hkv, int hd);
-/* dq +=, dk +=, dv += ; out and lse from the forward (the probabilities are recomputed) */
+/* dq =, dk =, dv = (written) ; out and lse from the forward (the probabilities are
+ * recomputed) */
 void mtp_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out,
                        const float *lse, const float *q, const float *k, const float *v, int B,
                        int T, int H, int Hkv, int hd);
@@ -73,9 +78,15 @@ float mtp_exp_sum(float *out, const float *x, int n, float mx);
 
 /* g (N,F) = silu(h1) * h3 */
 void mtp_swiglu_fwd(float *g, const float *h1, const float *h3, size_t n);
-/* dh1 +=, dh3 += */
+/* dh1 (N,F) =, dh3 (N,F) = (written): 16 at a time where the CPU allows, the same bits */
 void mtp_swiglu_bwd(float *dh1, float *dh3, const float *dg, const float *h1, const float *h3,
                     size_t n);
+
+/* Whole-buffer passes, on every thread for big buffers: x (n) = 0; dst (n) = src;
+ * y (n) += x. */
+void mtp_zero(float *x, size_t n);
+void mtp_copy(float *dst, const float *src, size_t n);
+void mtp_add(float *y, const float *x, size_t n);
 
 /* Cross-entropy of logits (N,V) against targets (N): losses (N) in nats, hits (N) 1 where
  * the argmax equals the target (either may be NULL). If grad_scale != 0, in place:

@@ -1,8 +1,6 @@
 /* block.c: see block.h. */
 #include "model/block.h"
 
-#include <string.h>
-
 void mtp_block_kv(const mtp_block_impl *im, mtp_block_acts *b, int R) {
     const mtp_config *c = im->cfg;
     int d = c->dim, kv = mtp_kv_dim(c);
@@ -16,7 +14,6 @@ void mtp_block_kv(const mtp_block_impl *im, mtp_block_acts *b, int R) {
 void mtp_block_forward(const mtp_block_impl *im, mtp_block_acts *b, int R, int have_kv) {
     const mtp_config *c = im->cfg;
     int d = c->dim, f = c->hidden_dim;
-    size_t rd = (size_t)R * d * sizeof(float);
     /* xmid = x + Attention(RMSNorm(x)) */
     if (have_kv)
         mtp_rmsnorm_fwd(b->xn1, b->rstd1, b->x, im->attn_norm, R, d, c->norm_eps);
@@ -25,13 +22,13 @@ void mtp_block_forward(const mtp_block_impl *im, mtp_block_acts *b, int R, int h
     im->matmul(im, b->q, b->xn1, MTP_WQ, R, d, d, 0);
     im->rope(im, b->q, R, c->n_heads);
     im->attend(im, b->ao, b->q, b->k, b->v, R);
-    if (b->xmid != b->x) memcpy(b->xmid, b->x, rd);
+    if (b->xmid != b->x) mtp_copy(b->xmid, b->x, (size_t)R * d);
     im->matmul(im, b->xmid, b->ao, MTP_WO, R, d, d, 1);
     /* out = xmid + FFN(RMSNorm(xmid)), FFN(x) = w2(silu(w1 x) * w3 x) */
     mtp_rmsnorm_fwd(b->xn2, b->rstd2, b->xmid, im->ffn_norm, R, d, c->norm_eps);
     im->matmul(im, b->h1, b->xn2, MTP_W1, R, d, f, 0);
     im->matmul(im, b->h3, b->xn2, MTP_W3, R, d, f, 0);
     mtp_swiglu_fwd(b->g, b->h1, b->h3, (size_t)R * f);
-    if (b->out != b->xmid) memcpy(b->out, b->xmid, rd);
+    if (b->out != b->xmid) mtp_copy(b->out, b->xmid, (size_t)R * d);
     im->matmul(im, b->out, b->g, MTP_W2, R, f, d, 1);
 }

@@ -1,7 +1,7 @@
 /* model.c: forward and backward of the multi-token model (model.h).
  * Forward reads like the paper: z = trunk(embed(x)); for each future head i:
- * logits_i = output(norm(head_i(z))). Backward mirrors it in reverse. All gradients
- * accumulate (+=), following ops.h. */
+ * logits_i = output(norm(head_i(z))). Backward mirrors it in reverse. Weight gradients
+ * accumulate (+=) into grads, following ops.h; activation gradients are written. */
 #include "model/model.h"
 
 #include <math.h>
@@ -235,40 +235,29 @@ static void block_forward(const mtp_config *c, const mtp_block_ptrs *w, mtp_bloc
     mtp_block_forward(&tb.im, b, B * T, 0);
 }
 
-/* dx (N,dim) += gradient wrt the block input, given dout wrt its output; weight
- * gradients accumulate into gw. Uses the arena's scratch buffers. */
+/* dx (N,dim) = gradient wrt the block input (written), given dout wrt its output; weight
+ * gradients accumulate into gw. Uses the arena's scratch buffers. Each activation
+ * gradient is written by its first product (dx_beta 0) and added to by the next. */
 static void block_backward(const mtp_config *c, const mtp_block_ptrs *w, const mtp_block_ptrs *gw,
                            const mtp_block_acts *b, mtp_acts *a, float *dx, const float *dout) {
     int B = a->B, T = a->T, N = B * T, d = c->dim, kv = mtp_kv_dim(c), f = c->hidden_dim;
     int hd = mtp_head_dim(c);
-    size_t nd = (size_t)N * d * sizeof(float), nf = (size_t)N * f * sizeof(float);
-    /* out = xmid + w2(g) */
-    memcpy(a->dmid, dout, nd);
-    memset(a->dg, 0, nf);
-    mtp_matmul_bwd(a->dg, gw->w2, dout, b->g, w->w2, N, f, d);
-    memset(a->dh1, 0, nf);
-    memset(a->dh3, 0, nf);
+    /* out = xmid + w2(g): dmid = dout + the FFN branch's gradient */
+    mtp_matmul_bwd(a->dg, gw->w2, dout, b->g, w->w2, N, f, d, 0);
     mtp_swiglu_bwd(a->dh1, a->dh3, a->dg, b->h1, b->h3, (size_t)N * f);
-    memset(a->dxn, 0, nd);
-    mtp_matmul_bwd(a->dxn, gw->w1, a->dh1, b->xn2, w->w1, N, d, f);
-    mtp_matmul_bwd(a->dxn, gw->w3, a->dh3, b->xn2, w->w3, N, d, f);
-    mtp_rmsnorm_bwd(a->dmid, gw->ffn_norm, a->dxn, b->xmid, w->ffn_norm, b->rstd2, N, d);
-    /* xmid = x + wo(attention) */
-    for (size_t i = 0; i < (size_t)N * d; i++) dx[i] += a->dmid[i];
-    memset(a->dao, 0, nd);
-    mtp_matmul_bwd(a->dao, gw->wo, a->dmid, b->ao, w->wo, N, d, d);
-    memset(a->dq, 0, nd);
-    memset(a->dk, 0, (size_t)N * kv * sizeof(float));
-    memset(a->dv, 0, (size_t)N * kv * sizeof(float));
+    mtp_matmul_bwd(a->dxn, gw->w1, a->dh1, b->xn2, w->w1, N, d, f, 0);
+    mtp_matmul_bwd(a->dxn, gw->w3, a->dh3, b->xn2, w->w3, N, d, f, 1);
+    mtp_rmsnorm_bwd(a->dmid, gw->ffn_norm, a->dxn, dout, b->xmid, w->ffn_norm, b->rstd2, N, d);
+    /* xmid = x + wo(attention): dx = dmid + the attention branch's gradient */
+    mtp_matmul_bwd(a->dao, gw->wo, a->dmid, b->ao, w->wo, N, d, d, 0);
     mtp_attention_bwd(a->dq, a->dk, a->dv, a->dao, b->ao, b->lse, b->q, b->k, b->v, B, T,
                       c->n_heads, c->n_kv_heads, hd);
     mtp_rope_bwd(a->dq, &a->rope, N, T, c->n_heads, hd);
     mtp_rope_bwd(a->dk, &a->rope, N, T, c->n_kv_heads, hd);
-    memset(a->dxn, 0, nd);
-    mtp_matmul_bwd(a->dxn, gw->wq, a->dq, b->xn1, w->wq, N, d, d);
-    mtp_matmul_bwd(a->dxn, gw->wk, a->dk, b->xn1, w->wk, N, d, kv);
-    mtp_matmul_bwd(a->dxn, gw->wv, a->dv, b->xn1, w->wv, N, d, kv);
-    mtp_rmsnorm_bwd(dx, gw->attn_norm, a->dxn, b->x, w->attn_norm, b->rstd1, N, d);
+    mtp_matmul_bwd(a->dxn, gw->wq, a->dq, b->xn1, w->wq, N, d, d, 0);
+    mtp_matmul_bwd(a->dxn, gw->wk, a->dk, b->xn1, w->wk, N, d, kv, 1);
+    mtp_matmul_bwd(a->dxn, gw->wv, a->dv, b->xn1, w->wv, N, d, kv, 1);
+    mtp_rmsnorm_bwd(dx, gw->attn_norm, a->dxn, a->dmid, b->x, w->attn_norm, b->rstd1, N, d);
 }
 
 /* ---- future heads ------------------------------------------------------------------ */
@@ -302,9 +291,12 @@ static mtp_block_ptrs block_grads(const mtp_model *m, const mtp_acts *a, float *
     return a->frozen & part ? (mtp_block_ptrs){0} : mtp_block_at(&m->lay, grads, block);
 }
 
-/* Head i backward from its dlogits: unembedding, norm, head block; adds dL_i/dz to a->dz.
- * The head block is skipped when it and every part below it are frozen. */
-static void head_backward(const mtp_model *m, mtp_acts *a, mtp_head_acts *h, int i, float *grads) {
+/* Head i backward from its dlogits: unembedding, norm, head block; dL_i/dz is written to
+ * a->dz by the first head with a gradient (first) and added to it by the others, through
+ * a->dres (free until the trunk's backward). The head block is skipped when it and every
+ * part below it are frozen. */
+static void head_backward(const mtp_model *m, mtp_acts *a, mtp_head_acts *h, int i, float *grads,
+                          int first) {
     const mtp_config *c = &m->cfg;
     int N = a->B * a->T, d = c->dim, V = c->vocab_size;
     int block = mtp_n_trunk(c) + i - 1;
@@ -312,13 +304,13 @@ static void head_backward(const mtp_model *m, mtp_acts *a, mtp_head_acts *h, int
     int out_frozen = (a->frozen & MTP_PART_OUTPUT) != 0;
     mtp_block_ptrs w = mtp_block_at(&m->lay, m->params, block);
     mtp_block_ptrs gw = block_grads(m, a, grads, block);
-    memset(a->dxn, 0, (size_t)N * d * sizeof(float));
     mtp_matmul_bwd(a->dxn, out_frozen ? NULL : grads + m->lay.output, h->logits, h->zn,
-                   m->params + m->lay.output, N, d, V);
-    memset(a->dhout, 0, (size_t)N * d * sizeof(float));
-    mtp_rmsnorm_bwd(a->dhout, out_frozen ? NULL : grads + m->lay.norm, a->dxn, h->blk.out,
+                   m->params + m->lay.output, N, d, V, 0);
+    mtp_rmsnorm_bwd(a->dhout, out_frozen ? NULL : grads + m->lay.norm, a->dxn, NULL, h->blk.out,
                     m->params + m->lay.norm, h->zrstd, N, d);
-    if ((a->frozen & below) != below) block_backward(c, &w, &gw, &h->blk, a, a->dz, a->dhout);
+    if ((a->frozen & below) == below) return;
+    block_backward(c, &w, &gw, &h->blk, a, first ? a->dz : a->dres, a->dhout);
+    if (!first) mtp_add(a->dz, a->dres, (size_t)N * d);
 }
 
 void mtp_step(const mtp_model *m, mtp_acts *a, const mtp_token *window, const float *head_weight,
@@ -349,26 +341,31 @@ void mtp_step(const mtp_model *m, mtp_acts *a, const mtp_token *window, const fl
      * A head whose scale is 0 (loss weight 0) only reports its loss: mtp_xent leaves its
      * logits as logits, so its backward is skipped in both orders and it contributes no
      * gradient, as d(0 * L_i) = 0 says. */
-    if (backward) memset(a->dz, 0, (size_t)N * d * sizeof(float));
     float scale[MTP_MAX_FUTURE];
+    int have_dz = 0; /* a head has written a->dz */
     for (int i = 1; i <= nf; i++) {
         mtp_head_acts *h = &a->heads[a->n_head_sets == 1 ? 0 : i - 1];
         scale[i - 1] = backward ? grad_scale * (head_weight ? head_weight[i - 1] : 1.0f) / N : 0;
         head_forward(m, a, h, i, scale[i - 1], stats);
-        if (a->n_head_sets == 1 && scale[i - 1] != 0) head_backward(m, a, h, i, grads);
+        if (a->n_head_sets == 1 && scale[i - 1] != 0) {
+            head_backward(m, a, h, i, grads, !have_dz);
+            have_dz = 1;
+        }
     }
-    if (a->n_head_sets > 1)
-        for (int i = 1; i <= nf; i++)
-            if (scale[i - 1] != 0) head_backward(m, a, &a->heads[i - 1], i, grads);
+    for (int i = 1; a->n_head_sets > 1 && i <= nf; i++)
+        if (scale[i - 1] != 0) {
+            head_backward(m, a, &a->heads[i - 1], i, grads, !have_dz);
+            have_dz = 1;
+        }
     unsigned trunk_down = MTP_PART_TRUNK | MTP_PART_EMBEDDINGS;
     if (!backward || (a->frozen & trunk_down) == trunk_down) return;
+    if (!have_dz) mtp_zero(a->dz, (size_t)N * d); /* every loss weight 0: no gradient reaches z */
 
     /* trunk backward, once, from the accumulated dL/dz */
     float *dcur = a->dz, *dnext = a->dres;
     for (int l = nt - 1; l >= 0; l--) {
         mtp_block_ptrs w = mtp_block_at(&m->lay, m->params, l);
         mtp_block_ptrs gw = block_grads(m, a, grads, l);
-        memset(dnext, 0, (size_t)N * d * sizeof(float));
         block_backward(c, &w, &gw, &a->trunk[l], a, dnext, dcur);
         float *t = dcur;
         dcur = dnext;

@@ -13,10 +13,11 @@ typedef struct {
     unsigned frozen; /* MTP_PART_* left alone: no update, no decay, no moments */
 } mtp_adamw;
 
-/* One update at step t (1-based) of params using grads. m and v are the moments of the
- * tensors not frozen, packed in layout order (mtp_layout_trained floats each). */
+/* One update at step t (1-based) of params using grads * grad_scale (gradient clipping's
+ * factor, 1 for none; grads are left as they are). m and v are the moments of the tensors
+ * not frozen, packed in layout order (mtp_layout_trained floats each). */
 void mtp_adamw_step(const mtp_adamw *h, const mtp_layout *lay, float *params, const float *grads,
-                    float *m, float *v, int64_t t);
+                    float grad_scale, float *m, float *v, int64_t t);
 
 /* Global L2 norm of n floats, summed in fixed chunks so the result does not depend on
  * the thread count; mtp_sum_squares is its square before the root. */

@@ -581,7 +581,7 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
     for (; step < end && rc == 0; step++) {
         mtp_train_report r = {.step = step + 1, .steps = o->steps, .n_future = c->n_future};
         double wait0 = d->wait_s, sent0 = d->sent;
-        memset(t.grads, 0, P * sizeof(float));
+        mtp_zero(t.grads, P);
         for (int a = 0; a < o->grad_accum; a++) {
             mtp_head_stats s;
             mtp_batcher_get(&t.batcher, (uint64_t)step * o->grad_accum + a, t.window);
@@ -598,15 +598,11 @@ int mtp_train(mtp_model *m, mtp_train_opts *o, const char *resume_dir, mtp_train
         mtp_dist_sum(d, &sumsq, 1);
         r.grad_norm = sqrt(sumsq);
         if ((rc = check_finite_step(&t, &r, err)) != 0) break;
-        if (o->grad_clip > 0 && r.grad_norm > o->grad_clip) {
-            /* torch.nn.utils.clip_grad_norm_ */
-            float k = (float)(o->grad_clip / (r.grad_norm + 1e-6));
-            float *g = t.grads + d->lo;
-#pragma omp parallel for schedule(static)
-            for (size_t i = 0; i < n; i++) g[i] *= k;
-        }
+        /* torch.nn.utils.clip_grad_norm_'s factor, applied as AdamW reads the gradient */
+        float clip = 1.0f;
+        if (o->grad_clip > 0 && r.grad_norm > o->grad_clip) clip = (float)(o->grad_clip / (r.grad_norm + 1e-6));
         hp.lr = mtp_lr_at(o, step);
-        mtp_adamw_step(&hp, &t.slice, m->params + d->lo, t.grads + d->lo, t.mom, t.vel, step + 1);
+        mtp_adamw_step(&hp, &t.slice, m->params + d->lo, t.grads + d->lo, clip, t.mom, t.vel, step + 1);
         mtp_dist_allgather(d, m->params);
         int differs = d->check ? mtp_dist_differs(d, m->params, P * sizeof(float)) : -1;
         if (differs >= 0) {

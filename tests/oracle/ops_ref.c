@@ -29,14 +29,15 @@ void mtp_rmsnorm_fwd_ref(float *out, float *rstd, const float *x, const float *w
     }
 }
 
-void mtp_rmsnorm_bwd_ref(float *dx, float *dw, const float *dout, const float *x, const float *w,
-                         const float *rstd, int N, int C) {
+void mtp_rmsnorm_bwd_ref(float *dx, float *dw, const float *dout, const float *dres, const float *x,
+                         const float *w, const float *rstd, int N, int C) {
     for (int n = 0; n < N; n++) {
         double r = rstd[n], dot = 0;
         for (int c = 0; c < C; c++) dot += (double)dout[n * C + c] * w[c] * x[n * C + c];
         for (int c = 0; c < C; c++) {
-            dx[n * C + c] += (float)(r * dout[n * C + c] * w[c] - dot * r * r * r / C * x[n * C + c]);
-            dw[c] += (float)((double)dout[n * C + c] * x[n * C + c] * r);
+            double res = dres ? dres[n * C + c] : 0;
+            dx[n * C + c] = (float)(res + r * dout[n * C + c] * w[c] - dot * r * r * r / C * x[n * C + c]);
+            if (dw) dw[c] += (float)((double)dout[n * C + c] * x[n * C + c] * r);
         }
     }
 }
@@ -74,12 +75,12 @@ void mtp_gemm_ref(int transA, int transB, int M, int N, int K, float alpha, cons
 }
 
 void mtp_matmul_bwd_ref(float *dx, float *dw, const float *dout, const float *x, const float *w,
-                        int N, int C, int OC) {
+                        int N, int C, int OC, float dx_beta) {
     for (int n = 0; n < N && dx; n++)
         for (int c = 0; c < C; c++) {
-            double s = 0;
+            double s = dx_beta == 0 ? 0 : (double)dx_beta * dx[(size_t)n * C + c];
             for (int o = 0; o < OC; o++) s += (double)dout[(size_t)n * OC + o] * w[(size_t)o * C + c];
-            dx[(size_t)n * C + c] += (float)s;
+            dx[(size_t)n * C + c] = (float)s;
         }
     for (int o = 0; o < OC; o++)
         for (int c = 0; c < C; c++) {
@@ -150,6 +151,9 @@ void mtp_attention_fwd_ref(float *out, float *lse, const float *q, const float *
 void mtp_attention_bwd_ref(float *dq, float *dk, float *dv, const float *dout, const float *q,
                            const float *k, const float *v, int B, int T, int H, int Hkv, int hd) {
     double scale = 1.0 / sqrt(hd), *p = xmalloc((size_t)T * 2 * sizeof(double)), *dp = p + T;
+    memset(dq, 0, (size_t)B * T * H * hd * sizeof(float)); /* written, as the kernel's */
+    memset(dk, 0, (size_t)B * T * Hkv * hd * sizeof(float));
+    memset(dv, 0, (size_t)B * T * Hkv * hd * sizeof(float));
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             int g = h / (H / Hkv);
@@ -186,8 +190,8 @@ void mtp_swiglu_bwd_ref(float *dh1, float *dh3, const float *dg, const float *h1
                         const float *h3, size_t n) {
     for (size_t i = 0; i < n; i++) {
         double a = h1[i], s = 1.0 / (1.0 + exp(-a));
-        dh1[i] += (float)(dg[i] * h3[i] * (s + a * s * (1 - s)));
-        dh3[i] += (float)(dg[i] * a * s);
+        dh1[i] = (float)(dg[i] * h3[i] * (s + a * s * (1 - s)));
+        dh3[i] = (float)(dg[i] * a * s);
     }
 }
 

@@ -10,12 +10,12 @@ void mtp_embedding_fwd_ref(float *out, const mtp_token *tokens, const float *wte
 void mtp_embedding_bwd_ref(float *dwte, const float *dout, const mtp_token *tokens, int N, int C);
 void mtp_rmsnorm_fwd_ref(float *out, float *rstd, const float *x, const float *w, int N, int C,
                          float eps);
-void mtp_rmsnorm_bwd_ref(float *dx, float *dw, const float *dout, const float *x, const float *w,
-                         const float *rstd, int N, int C);
+void mtp_rmsnorm_bwd_ref(float *dx, float *dw, const float *dout, const float *dres, const float *x,
+                         const float *w, const float *rstd, int N, int C);
 void mtp_matmul_fwd_ref(float *out, const float *x, const float *w, int N, int C, int OC,
                         float beta);
 void mtp_matmul_bwd_ref(float *dx, float *dw, const float *dout, const float *x, const float *w,
-                        int N, int C, int OC);
+                        int N, int C, int OC, float dx_beta);
 /* mtp_gemm's product (backend.h), summed in double; bf16 != 0: every element of op(A) and
  * op(B) rounded to bf16 first as mtp_gemm_bf16 rounds them (subnormals to zero, else
  * mtp_bf16_round) */
