@@ -47,22 +47,23 @@ void mtp_embedding_bwd(float *dwte, const float *dout, const mtp_token *tokens, 
     }
 }
 
+static void rmsnorm_row(float *o, float *rstd, const float *xr, const float *w, int C, float eps) {
+    float lane[16] = {0}, ss = 0; /* 16 partial sums: one serial chain was a decoding cost */
+    int c16 = C / 16 * 16;
+    for (int c0 = 0; c0 < c16; c0 += 16)
+        for (int l = 0; l < 16; l++) lane[l] += xr[c0 + l] * xr[c0 + l];
+    for (int c = c16; c < C; c++) lane[c - c16] += xr[c] * xr[c];
+    for (int l = 0; l < 16; l++) ss += lane[l];
+    float r = 1.0f / sqrtf(ss / C + eps);
+    *rstd = r;
+    for (int c = 0; c < C; c++) o[c] = xr[c] * r * w[c];
+}
+
 void mtp_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C,
                      float eps) {
-#pragma omp parallel for schedule(static) if ((size_t)N * C >= PARALLEL_MIN)
-    for (int n = 0; n < N; n++) {
-        const float *xr = x + (size_t)n * C;
-        float *o = out + (size_t)n * C;
-        float lane[16] = {0}, ss = 0; /* 16 partial sums: one serial chain was a decoding cost */
-        int c16 = C / 16 * 16;
-        for (int c0 = 0; c0 < c16; c0 += 16)
-            for (int l = 0; l < 16; l++) lane[l] += xr[c0 + l] * xr[c0 + l];
-        for (int c = c16; c < C; c++) lane[c - c16] += xr[c] * xr[c];
-        for (int l = 0; l < 16; l++) ss += lane[l];
-        float r = 1.0f / sqrtf(ss / C + eps);
-        rstd[n] = r;
-        for (int c = 0; c < C; c++) o[c] = xr[c] * r * w[c];
-    }
+    MTP_FOR_THREADS((size_t)N * C >= PARALLEL_MIN,
+                    for (int n = 0; n < N; n++)
+                        rmsnorm_row(out + (size_t)n * C, rstd + n, x + (size_t)n * C, w, C, eps););
 }
 
 /* dw[c0 .. c0+nc) += sum over rows of dout x rstd, rows in order */
@@ -197,18 +198,16 @@ void mtp_swiglu_fwd(float *g, const float *h1, const float *h3, size_t n) {
     size_t n16 = 0;
 #if defined(__AVX512F__)
     n16 = n / 16 * 16;
-#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
-    for (size_t i = 0; i < n16; i += 16) {
+    MTP_FOR_THREADS(n >= PARALLEL_MIN, for (size_t i = 0; i < n16; i += 16) {
         __m512 a = _mm512_loadu_ps(h1 + i);
         __m512 s = _mm512_div_ps(a, _mm512_add_ps(_mm512_set1_ps(1.0f), vexp16(_mm512_sub_ps(_mm512_setzero_ps(), a))));
         _mm512_storeu_ps(g + i, _mm512_mul_ps(s, _mm512_loadu_ps(h3 + i)));
-    }
+    });
 #endif
-#pragma omp parallel for schedule(static) if (n - n16 >= PARALLEL_MIN)
-    for (size_t i = n16; i < n; i++) {
+    MTP_FOR_THREADS(n - n16 >= PARALLEL_MIN, for (size_t i = n16; i < n; i++) {
         float a = h1[i];
         g[i] = a / (1.0f + vexp1(-a)) * h3[i];
-    }
+    });
 }
 
 /* The backward's arithmetic on one element: s = sigmoid(a) as the forward has it,
@@ -225,35 +224,33 @@ void mtp_swiglu_bwd(float *dh1, float *dh3, const float *dg, const float *h1, co
     size_t n16 = 0;
 #if defined(__AVX512F__)
     n16 = n / 16 * 16;
-#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
-    for (size_t i = 0; i < n16; i += 16) {
+    MTP_FOR_THREADS(n >= PARALLEL_MIN, for (size_t i = 0; i < n16; i += 16) {
         __m512 one = _mm512_set1_ps(1.0f), a = _mm512_loadu_ps(h1 + i), g = _mm512_loadu_ps(dg + i);
         __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, vexp16(_mm512_sub_ps(_mm512_setzero_ps(), a))));
         __m512 ds = _mm512_add_ps(one, _mm512_mul_ps(a, _mm512_sub_ps(one, s)));
         _mm512_storeu_ps(dh1 + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(g, _mm512_loadu_ps(h3 + i)), s), ds));
         _mm512_storeu_ps(dh3 + i, _mm512_mul_ps(_mm512_mul_ps(g, a), s));
-    }
+    });
 #endif
-#pragma omp parallel for schedule(static) if (n - n16 >= PARALLEL_MIN)
-    for (size_t i = n16; i < n; i++) swiglu_grad1(dh1 + i, dh3 + i, dg[i], h1[i], h3[i]);
+    MTP_FOR_THREADS(n - n16 >= PARALLEL_MIN,
+                    for (size_t i = n16; i < n; i++) swiglu_grad1(dh1 + i, dh3 + i, dg[i], h1[i], h3[i]););
 }
 
 /* memset and memcpy in chunks of PARALLEL_MIN floats, the chunks shared out */
 void mtp_zero(float *x, size_t n) {
     size_t k = PARALLEL_MIN;
-#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
-    for (size_t i = 0; i < n; i += k) memset(x + i, 0, (n - i < k ? n - i : k) * sizeof(float));
+    MTP_FOR_THREADS(n >= PARALLEL_MIN,
+                    for (size_t i = 0; i < n; i += k) memset(x + i, 0, (n - i < k ? n - i : k) * sizeof(float)););
 }
 
 void mtp_copy(float *dst, const float *src, size_t n) {
     size_t k = PARALLEL_MIN;
-#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
-    for (size_t i = 0; i < n; i += k) memcpy(dst + i, src + i, (n - i < k ? n - i : k) * sizeof(float));
+    MTP_FOR_THREADS(n >= PARALLEL_MIN,
+                    for (size_t i = 0; i < n; i += k) memcpy(dst + i, src + i, (n - i < k ? n - i : k) * sizeof(float)););
 }
 
 void mtp_add(float *y, const float *x, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
+    MTP_FOR_THREADS(n >= PARALLEL_MIN, for (size_t i = 0; i < n; i++) y[i] += x[i];);
 }
 
 /* The first index of the largest of l (n), as a scan keeping each strictly larger value
