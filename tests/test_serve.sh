@@ -14,7 +14,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cat > "$tmp/cfg.json" <<'CFG'
 {"dim": 64, "n_layers": 5, "n_heads": 4, "n_kv_heads": 2, "vocab_size": 256, "multiple_of": 32,
- "n_future_tokens": 4, "max_seq_len": 256}
+ "n_future_tokens": 4, "max_seq_len": 2048}
 CFG
 # a small C-like corpus with much structure, so that 100 steps give varied greedy text
 mkdir -p "$tmp/src"

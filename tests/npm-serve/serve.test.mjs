@@ -141,11 +141,11 @@ check(okConc === mix.length, `concurrent requests equal mtp generate alone (${ok
 const concB = await Promise.all(prompts.map((p) => ob.completions.create({ model: "x", prompt: p, ...greedyOpts })));
 check(concB.every((r, i) => same(r.mtp.tokens, ref[i].tokens)), "concurrent, --spec block: equal their solo runs");
 
-// a client that leaves mid-stream frees its slot
+// a client that leaves mid-stream frees its slot (2,000 tokens: far longer than the abort takes to arrive)
 const cancelledBefore = await metric(auto, 'mtp_requests_ended_total\\{end="cancelled"\\}');
 const ac = new AbortController();
 try {
-  const s = await oa.completions.create({ model: "x", prompt: prompts[0], max_tokens: 200, temperature: 0, stream: true },
+  const s = await oa.completions.create({ model: "x", prompt: prompts[0], max_tokens: 2000, temperature: 0, stream: true },
     { signal: ac.signal });
   for await (const c of s) { if (c) ac.abort(); }
 } catch { /* the abort */ }
@@ -163,7 +163,7 @@ const bad = [
   ['{"prompt": "a", "max_tokens": -1}', 400, "max_tokens"], ['{"prompt": "a", "max_tokens": 1.5}', 400, "max_tokens"],
   ['{"prompt": 5}', 400, "prompt"], ['{"prompt": [1, 300]}', 400, "prompt"], ['{"prompt": "a", "stop": 7}', 400, "stop"],
   ['{"prompt": "a", "n": 2}', 400, "n"], ['{"prompt": "a", "stop": ["a", "b", "c", "d", "e"]}', 400, "stop"], ['{"prompt": "a", "top_p": 0}', 400, "top_p"], ['{"max_tokens": 3}', 400, "prompt"],
-  ["[1,2]", 400, null], ["", 400, null], ['{"prompt": "' + "x".repeat(300) + '", "max_tokens": 10}', 400, null],
+  ["[1,2]", 400, null], ["", 400, null], ['{"prompt": "' + "x".repeat(2100) + '", "max_tokens": 10}', 400, null],
   ["[".repeat(100000) + "]".repeat(100000), 400, null], ['{"prompt": "a", "stream": "yes"}', 400, "stream"],
 ];
 let okBad = 0;
@@ -176,7 +176,7 @@ for (const [body, status, param] of bad) {
   okBad += good;
 }
 check(okBad === bad.length, `malformed bodies get their 400 (${okBad} of ${bad.length})`);
-const ctx = await raw(auto, "/v1/completions", JSON.stringify({ prompt: "x".repeat(250), max_tokens: 20 }));
+const ctx = await raw(auto, "/v1/completions", JSON.stringify({ prompt: "x".repeat(2040), max_tokens: 20 }));
 check(ctx.status === 400 && ctx.json?.error?.code === "context_length_exceeded", "past the context: 400 context_length_exceeded");
 const big = await raw(auto, "/v1/completions", "x".repeat(2 << 20));
 check(big.status === 413 && big.json?.error, "an oversized body: 413");
