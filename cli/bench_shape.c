@@ -86,18 +86,34 @@ static double pass_bytes(const mtp_model *m, int heads) {
     return b;
 }
 
-/* Median seconds of a forward pass of R rows (a chain after a cached prefix of `prefix`). */
+/* Seconds of one forward pass of R rows (a chain after a cached prefix of `prefix`). */
 static double time_pass(mtp_decoder *d, int R, int kv_heads, int prefix, float *logits) {
     mtp_row rows[16];
-    double t[7];
-    for (int rep = 0; rep < 7; rep++) {
-        for (int r = 0; r < R; r++) rows[r] = (mtp_row){0, prefix + r, prefix + r, r - 1, r, (mtp_token)(r * 31 + 7)};
-        double t0 = mtp_now();
-        mtp_decoder_forward(d, rows, R, kv_heads, logits);
-        t[rep] = mtp_now() - t0;
+    for (int r = 0; r < R; r++) rows[r] = (mtp_row){0, prefix + r, prefix + r, r - 1, r, (mtp_token)(r * 31 + 7)};
+    double t0 = mtp_now();
+    mtp_decoder_forward(d, rows, R, kv_heads, logits);
+    return mtp_now() - t0;
+}
+
+static double median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return t[n / 2];
+}
+
+enum { NR = 5, ROUNDS = 7 };
+static const int RS[NR] = {1, 2, 4, 8, 16};
+
+/* The median plain step, and each R's cost against it: the median over rounds of the
+ * ratio within a round, each round timing the plain step and every R one after the other
+ * (this machine's bandwidth moves by a third within a minute; apart, the ratios did). */
+static double time_passes(mtp_decoder *d, int nf, int prefix, float *logits, double cost[NR]) {
+    double plain[ROUNDS], ratio[NR][ROUNDS];
+    for (int k = 0; k < ROUNDS; k++) {
+        plain[k] = time_pass(d, 1, 1, prefix, logits);
+        for (int i = 0; i < NR; i++) ratio[i][k] = time_pass(d, RS[i], nf, prefix, logits) / plain[k];
     }
-    qsort(t, 7, sizeof *t, cmp_double);
-    return t[3];
+    for (int i = 0; i < NR; i++) cost[i] = median(ratio[i], ROUNDS);
+    return median(plain, ROUNDS);
 }
 
 int bench_shape_config(mtp_config *c, const char *shape) {
@@ -148,25 +164,24 @@ int bench_shape(const char *shape, mtp_wtype t, int ntok, int plen, int context)
     for (int j = 0; j < prefix; j++) rows[j] = (mtp_row){0, j, j, j - 1, -1, (mtp_token)(j * 13 % V)};
     mtp_decoder_forward(&d, rows, prefix, nf, logits);
     d.len[0] = prefix;
-    double plain = time_pass(&d, 1, 1, prefix, logits);
+    double cost[NR], plain = time_passes(&d, nf, prefix, logits, cost);
     printf("\npass of R rows (trunk + head 1, keys and values of heads 2..%d) vs a plain step (%.1f ms, "
-           "%.1f GB/s, %.0f%% of the bandwidth):\n  R   ", nf, 1e3 * plain, plain_gb / plain, 100 * plain_gb / plain / bw);
-    static const int RS[] = {1, 2, 4, 8, 16};
-    for (int i = 0; i < 5; i++) printf(" %6d", RS[i]);
+           "%.1f GB/s, %.0f%% of the bandwidth; medians of %d rounds):\n  R   ",
+           nf, 1e3 * plain, plain_gb / plain, 100 * plain_gb / plain / bw, ROUNDS);
+    for (int i = 0; i < NR; i++) printf(" %6d", RS[i]);
     printf("\n  cost");
-    for (int i = 0; i < 5; i++) printf(" %5.2fx", time_pass(&d, RS[i], nf, prefix, logits) / plain);
+    for (int i = 0; i < NR; i++) printf(" %5.2fx", cost[i]);
     {
         mtp_row one = {0, prefix, prefix, -1, 0, 5};
         int zrow = 0;
         mtp_decoder_forward(&d, &one, 1, nf, logits);
-        double td[5];
-        for (int rep = 0; rep < 5; rep++) {
+        double td[ROUNDS];
+        for (int rep = 0; rep < ROUNDS; rep++) {
             double s = mtp_now();
             mtp_decoder_draft(&d, &one, &zrow, 1, 2, nf, logits);
             td[rep] = mtp_now() - s;
         }
-        qsort(td, 5, sizeof *td, cmp_double);
-        printf("\n  the draft pass (heads 2..%d on one row): %.2fx; weights it reads: %.2fx\n", nf, td[2] / plain,
+        printf("\n  the draft pass (heads 2..%d on one row): %.2fx; weights it reads: %.2fx\n", nf, median(td, ROUNDS) / plain,
                (pass_bytes(&m, nf) - pass_bytes(&m, 1) + mtp_wmat_bytes(&m.dec.out)) / 1e9 / plain_gb);
     }
     mtp_decoder_free(&d);
