@@ -379,6 +379,21 @@ DP_INLINE __m512bh pair_of(const uint16_t *x) {
 /* s[i] (slots 0..last-1, rounded up to 32: c is a multiple of 32) = qb[i] (hd, bf16) . k,
  * from the key tiles. Four sums per query: two tiles of 16 slots, even and odd pairs of
  * dims. */
+/* Two rows of two tiles (t0, t1: rows at +0 and +32 each) against every query's two
+ * pairs at a[i] + at: even and odd sums e and o per tile, four chains per query. */
+DP_INLINE void dp_rows(__m512 *e0, __m512 *o0, __m512 *e1, __m512 *o1, const uint16_t *t0, const uint16_t *t1,
+                       const uint16_t *const *a, size_t at, const int NQ) {
+    __m512bh re0 = (__m512bh)_mm512_loadu_si512(t0), ro0 = (__m512bh)_mm512_loadu_si512(t0 + 32);
+    __m512bh re1 = (__m512bh)_mm512_loadu_si512(t1), ro1 = (__m512bh)_mm512_loadu_si512(t1 + 32);
+    for (int i = 0; i < NQ; i++) {
+        __m512bh ae = pair_of(a[i] + at), ao = pair_of(a[i] + at + 2);
+        e0[i] = _mm512_dpbf16_ps(e0[i], ae, re0);
+        o0[i] = _mm512_dpbf16_ps(o0[i], ao, ro0);
+        e1[i] = _mm512_dpbf16_ps(e1[i], ae, re1);
+        o1[i] = _mm512_dpbf16_ps(o1[i], ao, ro1);
+    }
+}
+
 DP_INLINE void scores_dp(float *const *s, const uint16_t *const *qb, const uint16_t *kt, int hd, int last,
                          const int NQ) {
     for (int s0 = 0; s0 < last; s0 += 2 * KS) {
@@ -388,15 +403,7 @@ DP_INLINE void scores_dp(float *const *s, const uint16_t *const *qb, const uint1
         for (int d0 = 0; d0 < hd; d0 += 32)
             for (int j = 0; j < 16; j += 2) { /* key-tile rows j, j + 1: dims d0 + 2j .. d0 + 2j + 3 */
                 size_t at = (size_t)d0 / 32 * TILE + j * 32;
-                __m512bh ke0 = (__m512bh)_mm512_loadu_si512(k0 + at), ko0 = (__m512bh)_mm512_loadu_si512(k0 + at + 32);
-                __m512bh ke1 = (__m512bh)_mm512_loadu_si512(k1 + at), ko1 = (__m512bh)_mm512_loadu_si512(k1 + at + 32);
-                for (int i = 0; i < NQ; i++) {
-                    __m512bh qe = pair_of(qb[i] + d0 + 2 * j), qo = pair_of(qb[i] + d0 + 2 * j + 2);
-                    e0[i] = _mm512_dpbf16_ps(e0[i], qe, ke0);
-                    o0[i] = _mm512_dpbf16_ps(o0[i], qo, ko0);
-                    e1[i] = _mm512_dpbf16_ps(e1[i], qe, ke1);
-                    o1[i] = _mm512_dpbf16_ps(o1[i], qo, ko1);
-                }
+                dp_rows(e0, o0, e1, o1, k0 + at, k1 + at, qb, (size_t)(d0 + 2 * j), NQ);
             }
         for (int i = 0; i < NQ; i++) {
             _mm512_storeu_ps(s[i] + s0, _mm512_add_ps(e0[i], o0[i]));
@@ -421,19 +428,8 @@ DP_INLINE void values_dp(float *const *acc, const uint16_t *const *P, const mtp_
                 assemble_values(vt, kv, ch, b, d0);
                 v0 = vt;
             }
-            for (int j = 0; j < VB / 2; j += 2) { /* value-tile rows j, j + 1: positions 2j .. 2j + 3 */
-                __m512bh ve0 = (__m512bh)_mm512_loadu_si512(v0 + j * 32);
-                __m512bh vo0 = (__m512bh)_mm512_loadu_si512(v0 + j * 32 + 32);
-                __m512bh ve1 = (__m512bh)_mm512_loadu_si512(v0 + TILE + j * 32);
-                __m512bh vo1 = (__m512bh)_mm512_loadu_si512(v0 + TILE + j * 32 + 32);
-                for (int i = 0; i < NQ; i++) {
-                    __m512bh pe = pair_of(P[i] + b * VB + 2 * j), po = pair_of(P[i] + b * VB + 2 * j + 2);
-                    e0[i] = _mm512_dpbf16_ps(e0[i], pe, ve0);
-                    o0[i] = _mm512_dpbf16_ps(o0[i], po, vo0);
-                    e1[i] = _mm512_dpbf16_ps(e1[i], pe, ve1);
-                    o1[i] = _mm512_dpbf16_ps(o1[i], po, vo1);
-                }
-            }
+            for (int j = 0; j < VB / 2; j += 2) /* value-tile rows j, j + 1: positions 2j .. 2j + 3 */
+                dp_rows(e0, o0, e1, o1, v0 + j * 32, v0 + TILE + j * 32, P, (size_t)(b * VB + 2 * j), NQ);
         }
         for (int i = 0; i < NQ; i++) {
             _mm512_storeu_ps(acc[i] + d0, _mm512_add_ps(e0[i], o0[i]));
