@@ -29,14 +29,15 @@ static const char *HELP =
     "                        --n-future 4 --batch 8 --seq 256 --steps 6\n"
     "                        --head-schedule sequential|naive --precision f32|bf16 --threads N]\n"
     "       mtp bench decode --model M --data SHARD [--prompts 8 --prompt-len 64 -n 128 --repeat 3\n"
-    "                        --dtype f32|bf16|q8 --threads N]\n"
+    "                        --dtype f32|bf16|q8 --draft K --threads N]\n"
     "       mtp bench decode --shape 1b|7b [--dtype bf16|q8 -n 32 --prompt-len 64 --context 2048]\n"
     "       mtp bench rows [--dtype q8|bf16 --shape 7b|1b --repeat 5 --threads N]\n"
     "  train prints one JSON line: tok_per_s (steps after the first), peak_rss_mb\n"
     "  decode: plain vs block vs tree greedy decoding of the same prompts (windows of the\n"
     "  shard), at batch 1 (one prompt at a time) and batch = --prompts; outputs checked equal;\n"
     "  tok/s after the first token (prefill excluded), median of --repeat interleaved rounds;\n"
-    "  speed-up: the median of the rounds' ratios to plain\n"
+    "  speed-up: the median of the rounds' ratios to plain; --draft K: block and tree use the\n"
+    "  first K heads (1 + K-1 drafted tokens per pass) [all]\n"
     "  decode --shape: a random model of that shape made in bf16 or q8 (no fp32 copy): read\n"
     "  bandwidth measured first, the cost of a pass of 1-16 rows, plain/block/tree tok/s with\n"
     "  GB/s and % of the bandwidth at batch 1 and 4, prefill and peak memory at --context\n"
@@ -227,10 +228,11 @@ static int bench_decode(int argc, char **argv) {
                                          {"prompts", 1, 0, 'p'}, {"prompt-len", 1, 0, 'l'},
                                          {"max-tokens", 1, 0, 'n'}, {"threads", 1, 0, 't'},
                                          {"repeat", 1, 0, 'r'}, {"dtype", 1, 0, 'P'},
-                                         {"shape", 1, 0, 'S'}, {"context", 1, 0, 'C'}, {0, 0, 0, 0}};
+                                         {"shape", 1, 0, 'S'}, {"context", 1, 0, 'C'},
+                                         {"draft", 1, 0, 'D'}, {0, 0, 0, 0}};
     const char *model = NULL, *data = NULL, *shape = NULL;
     int context = 2048;
-    int np = 8, plen = 64, ntok = 128, threads = 0, repeat = 3, dtype_given = 0, c, bad = 0;
+    int np = 8, plen = 64, ntok = 128, threads = 0, repeat = 3, dtype_given = 0, draft = 0, c, bad = 0;
     mtp_wtype dtype = MTP_F32;
     optind = 1;
     opterr = 0;
@@ -246,11 +248,12 @@ static int bench_decode(int argc, char **argv) {
         case 'P': bad = arg_dtype("bench", optarg, &dtype), dtype_given = 1; break;
         case 'S': shape = optarg; break;
         case 'C': bad = arg_int("bench", "--context", optarg, 0, 4096, &context); break;
+        case 'D': bad = arg_int("bench", "--draft", optarg, 1, MTP_MAX_FUTURE, &draft); break;
         default: return options_error("bench", c, argv);
         }
     }
     if (bad) return EXIT_USAGE;
-    if (shape && (model || data)) return usage_error("bench", "decode takes --shape or --model and --data");
+    if (shape && (model || data || draft)) return usage_error("bench", "decode takes --shape or --model and --data (and --draft)");
     if (shape) {
         mtp_set_threads(threads);
         return bench_shape(shape, dtype_given ? dtype : MTP_BF16, ntok, plen, context);
@@ -289,16 +292,22 @@ static int bench_decode(int argc, char **argv) {
         lens[i] = plen;
     }
     int nf = m.cfg.n_future;
+    if (draft > nf) {
+        mtp_model_free(&m);
+        mtp_shard_free(&s);
+        return usage_error("bench", "--draft %d: the model has %d future heads", draft, nf);
+    }
+    int heads = draft ? draft : nf; /* the heads block and tree run: 1 + their drafted depths */
     struct {
         const char *name;
         mtp_spec spec;
     } modes[] = {{"plain", MTP_SPEC_NONE}, {"block", MTP_SPEC_BLOCK}, {"tree", MTP_SPEC_TREE}};
-    int nmodes = nf > 1 ? 3 : 1, rc = 0;
+    int nmodes = heads > 1 ? 3 : 1, rc = 0;
     int tiles = m.dec.type == MTP_BF16 && mtp_attend_bf16_available(mtp_head_dim(&m.cfg));
-    printf("%s\n%s: %zu parameters, n_future %d; %d prompts of %d tokens, %d new tokens each, greedy;\n"
+    printf("%s\n%s: %zu parameters, n_future %d, %d drafting; %d prompts of %d tokens, %d new tokens each, greedy;\n"
            "%s weights%s%s%s%s; decoding tok/s after the first token, median of %d interleaved rounds;\n"
            "speed-up: the median of the rounds' ratios\n",
-           mtp_backend_describe(), model, m.lay.total, nf, np, plen, ntok, mtp_wtype_name(m.dec.type),
+           mtp_backend_describe(), model, m.lay.total, nf, heads, np, plen, ntok, mtp_wtype_name(m.dec.type),
            " on ", mtp_wtype_kernels(m.dec.type), tiles ? ", attention on tiles with " : "",
            tiles ? mtp_attend_bf16_path() : "", repeat);
     printf("%-6s %-6s %9s %8s %8s %8s  %s\n", "batch", "mode", "tok/s", "speedup", "tok/pass",
@@ -312,6 +321,7 @@ static int bench_decode(int argc, char **argv) {
                 mtp_gen_opts o;
                 mtp_gen_opts_default(&o);
                 o.spec = modes[k].spec;
+                o.draft = heads;
                 o.max_tokens = ntok;
                 double tokens = 0, fw = 0, secs = 0;
                 for (int first = 0; first < np && rc == 0; first += batch) {
@@ -326,7 +336,7 @@ static int bench_decode(int argc, char **argv) {
                         }
                         tokens += res[i].n - 1;
                         fw += res[i].forwards - 1; /* the prompt's passes excluded */
-                        for (int d = 1; d < nf; d++)
+                        for (int d = 1; d < heads; d++)
                             acc[k][d] += res[i].accepted[d], dr[k][d] += res[i].drafted[d];
                     }
                     for (int i = 0; i < batch; i++) free(res[i].tokens);
@@ -341,10 +351,10 @@ static int bench_decode(int argc, char **argv) {
             for (int round = 0; round < repeat; round++) ratio[round] = tps[k][round] / tps[0][round];
             double med = median(tps[k], repeat), speedup = median(ratio, repeat);
             /* ideal: tokens per pass x (weights a plain pass reads / weights this pass reads) */
-            double ideal = k ? tpf[k] * pass_weights(&m, 1) / pass_weights(&m, nf) : 1;
+            double ideal = k ? tpf[k] * pass_weights(&m, 1) / pass_weights(&m, heads) : 1;
             printf("%-6d %-6s %9.1f %7.2fx %8.2f %7.0f%%  ", batch, modes[k].name, med, speedup,
                    tpf[k], 100 * speedup / ideal);
-            for (int d = 1; k && d < nf; d++)
+            for (int d = 1; k && d < heads; d++)
                 printf("%s%.2f", d > 1 ? " " : "", dr[k][d] ? acc[k][d] / dr[k][d] : 0);
             printf("\n");
         }

@@ -48,6 +48,14 @@ with tempfile.TemporaryDirectory() as tmp:
               f"--spec {spec}: statistics missing")
     check(all(q["tokens_per_forward"] == 1 and q["accept"] == [] for q in plain), "plain statistics")
 
+    # mtp bench decode fails if block or tree output differs from plain; --draft K drafts K-1 deep
+    for draft, dtype in (("2", "f32"), ("4", "bf16"), ("3", "q8")):
+        r = run("bench", "decode", "--model", model, "--data", os.path.join(tmp, "data", "train.bin"), "--prompts", "2",
+                "--prompt-len", "16", "-n", "24", "--repeat", "1", "--threads", "2", "--draft", draft, "--dtype", dtype)
+        rows = [line.split() for line in r.stdout.splitlines() if line.split()[:2] in (["1", "block"], ["2", "tree"])]
+        check(r.returncode == 0 and len(rows) == 2 and all(len(row) == 6 + int(draft) - 1 for row in rows),
+              f"bench decode --draft {draft} --dtype {dtype}: exit {r.returncode}, {r.stdout[-300:]!r} {r.stderr[-300:]!r}")
+
     pf = os.path.join(tmp, "prompts.txt")
     with open(pf, "w") as f:
         f.write("\n".join(p.replace("\n", " ") for p in prompts) + "\n")

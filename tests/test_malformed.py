@@ -676,6 +676,10 @@ def build_cases(tmp):
     usage("bench train --dim abc", ["bench", "train", "--dim", "abc"], ["--dim"])
     usage("bench train --head-schedule foo", ["bench", "train", "--head-schedule", "foo"], ["--head-schedule"])
     usage("bench matmul --threads 0", ["bench", "matmul", "--threads", "0"], ["--threads"])
+    B = ["bench", "decode"] + M + D + ["--prompts", "1", "--prompt-len", "4", "-n", "4"]
+    usage("bench decode --draft 3 on a 2-head model", B + ["--draft", "3"], ["--draft"])
+    usage("bench decode --draft 0", B + ["--draft", "0"], ["--draft"])
+    usage("bench decode --draft with --shape", ["bench", "decode", "--shape", "1b", "--draft", "2"], ["--draft"])
     # Without the fix this runs the whole matmul benchmark (seconds): keep it bounded.
     usage("bench matmul --frobnicate", ["bench", "matmul", "--frobnicate"], ["--frobnicate"])
     usage("task poly --pause 65", ["task", "poly", "--print", "1", "--pause", "65"], ["--pause"])

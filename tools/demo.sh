@@ -43,3 +43,8 @@ for t in bf16 q8; do # half and a quarter of the bytes; kernels for this CPU, na
     build/mtp bench decode --model "$work/run/model.safetensors" --data "$work/data/val.bin" \
         --prompts 4 --prompt-len 64 -n 160 --dtype $t
 done
+# Without AMX every verified row costs its own arithmetic on this in-cache model, so drafting
+# one token (2-row passes) can beat drafting three; with AMX, 16 rows cost about one
+echo "== bf16, block and tree drafting one token (--draft 2: head 1 and head 2)"
+build/mtp bench decode --model "$work/run/model.safetensors" --data "$work/data/val.bin" \
+    --prompts 4 --prompt-len 64 -n 160 --dtype bf16 --draft 2
