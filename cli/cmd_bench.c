@@ -369,9 +369,13 @@ static int bench_decode(int argc, char **argv) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help")) {
-        fputs(HELP, argc < 2 ? stderr : stdout);
-        return argc < 2 ? EXIT_USAGE : 0;
+    if (argc < 2) {
+        fputs(HELP, stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || (argc > 2 && !strcmp(argv[2], "--help"))) { /* also `bench decode --help` */
+        fputs(HELP, stdout);
+        return 0;
     }
     if (!strcmp(argv[1], "matmul")) {
         int threads = 0;

@@ -48,6 +48,8 @@ with tempfile.TemporaryDirectory() as tmp:
               f"--spec {spec}: statistics missing")
     check(all(q["tokens_per_forward"] == 1 and q["accept"] == [] for q in plain), "plain statistics")
 
+    r = run("bench", "decode", "--help")
+    check(r.returncode == 0 and "--draft K" in r.stdout, "mtp bench decode --help prints the options")
     # mtp bench decode fails if block or tree output differs from plain; --draft K drafts K-1 deep
     for draft, dtype in (("2", "f32"), ("4", "bf16"), ("3", "q8")):
         r = run("bench", "decode", "--model", model, "--data", os.path.join(tmp, "data", "train.bin"), "--prompts", "2",
