@@ -277,6 +277,13 @@ static int bench_decode(int argc, char **argv) {
         mtp_model_free(&m);
         return EXIT_BAD_INPUT;
     }
+    int nf = m.cfg.n_future;
+    if (draft > nf) {
+        mtp_model_free(&m);
+        mtp_shard_free(&s);
+        return usage_error("bench", "--draft %d: the model has %d future heads", draft, nf);
+    }
+    int heads = draft ? draft : nf; /* the heads block and tree run: 1 + their drafted depths */
     if (plen + ntok > m.cfg.max_seq_len || (size_t)plen >= s.n) {
         mtp_model_free(&m);
         mtp_shard_free(&s);
@@ -291,13 +298,6 @@ static int bench_decode(int argc, char **argv) {
         prompts[i] = p;
         lens[i] = plen;
     }
-    int nf = m.cfg.n_future;
-    if (draft > nf) {
-        mtp_model_free(&m);
-        mtp_shard_free(&s);
-        return usage_error("bench", "--draft %d: the model has %d future heads", draft, nf);
-    }
-    int heads = draft ? draft : nf; /* the heads block and tree run: 1 + their drafted depths */
     struct {
         const char *name;
         mtp_spec spec;
