@@ -237,13 +237,29 @@ static void pack_panel(const gemm_job *j, uint32_t *buf, int kb, int p) {
 
 static int imin(int a, int b) { return a < b ? a : b; }
 
+/* The panels a thread packs: an equal share of the A panels and an equal share of the B
+ * panels, the i-th of them panel_of(&share, i). One share of all panels in a row gave one
+ * thread most of the B panels, which cost another amount per word than A's (narrower, and
+ * often read from cache: the weights), and the other thread waited at the barrier. */
+typedef struct {
+    int a0, na, b0, n; /* A panels a0 .. a0 + na - 1, then B panels from b0 (of all panels), n in all */
+} pack_share;
+
+static pack_share pack_share_of(const gemm_job *j, int tid, int nth) {
+    int a0 = (int)((long)j->pa * tid / nth), a1 = (int)((long)j->pa * (tid + 1) / nth);
+    int b0 = (int)((long)j->pb * tid / nth), b1 = (int)((long)j->pb * (tid + 1) / nth);
+    return (pack_share){a0, a1 - a0, j->pa + b0, a1 - a0 + b1 - b0};
+}
+
+static int panel_of(const pack_share *s, int i) { return i < s->na ? s->a0 + i : s->b0 + i - s->na; }
+
 /* Thread tid of nth: microkernel calls [ulo, uhi) of every K block (calls counted tile by
- * tile, neighbouring tiles sharing B panels; in a tile, B panel by B panel) and pack
- * panels [plo, phi) of every block, those of block b + 1 spread among block b's calls. */
+ * tile, neighbouring tiles sharing B panels; in a tile, B panel by B panel) and its pack
+ * share of every block, that of block b + 1 spread among block b's calls. */
 static void gemm_thread(const gemm_job *j, int tid, int nth) {
     long calls = (long)j->pa * j->pb, ulo = calls * tid / nth, uhi = calls * (tid + 1) / nth;
-    int panels = j->pa + j->pb, plo = (int)((long)panels * tid / nth), phi = (int)((long)panels * (tid + 1) / nth);
-    for (int p = plo; p < phi; p++) pack_panel(j, j->buf[0], 0, p);
+    pack_share share = pack_share_of(j, tid, nth);
+    for (int i = 0; i < share.n; i++) pack_panel(j, j->buf[0], 0, panel_of(&share, i));
 #if MTP_HAVE_OMP
 #pragma omp barrier
 #endif
@@ -251,7 +267,7 @@ static void gemm_thread(const gemm_job *j, int tid, int nth) {
         const uint32_t *cur = j->buf[kb & 1];
         uint32_t *next = j->buf[~kb & 1];
         int k0 = kb * j->kc, np = (imin(j->kc, j->K - k0) + j->bf16) >> j->bf16;
-        int topack = kb + 1 < j->nkb ? phi - plo : 0, packed = 0;
+        int topack = kb + 1 < j->nkb ? share.n : 0, packed = 0;
         long u = 0, done = 0, mine = uhi - ulo;
         for (int t = 0; t < j->tm * j->tn && u < uhi; t++) {
             int ti = t % j->tm, tj = t / j->tm;
@@ -262,10 +278,11 @@ static void gemm_thread(const gemm_job *j, int tid, int nth) {
                           cur + j->boff + jb * j->bpanel, np, imin(MR, j->M - ib * MR),
                           imin(NR, j->N - jb * NR), j->alpha, j->beta, kb == 0, j->bf16);
                     done++;
-                    for (; packed < topack * done / mine; packed++) pack_panel(j, next, kb + 1, plo + packed);
+                    for (; packed < topack * done / mine; packed++)
+                        pack_panel(j, next, kb + 1, panel_of(&share, packed));
                 }
         }
-        for (; packed < topack; packed++) pack_panel(j, next, kb + 1, plo + packed);
+        for (; packed < topack; packed++) pack_panel(j, next, kb + 1, panel_of(&share, packed));
 #if MTP_HAVE_OMP
 #pragma omp barrier
 #endif
