@@ -21,16 +21,10 @@
 #include "core/util.h"
 #include "kernels/bf16.h"
 #include "kernels/ops.h"
+#include "kernels/pairs.h"
 
 #if MTP_HAVE_OMP
 #include <omp.h>
-#endif
-
-/* the bf16 path needs vdpbf16ps and vcvtne2ps2bf16 (AVX512-BF16) and vpermw (AVX512BW) */
-#if defined(__AVX512BF16__) && defined(__AVX512BW__)
-#define GEMM_BF16_BUILD 1
-#else
-#define GEMM_BF16_BUILD 0
 #endif
 
 /* MR x NR: 14 rows broadcast, 2 vectors of 16 columns (28 accumulators of 32 registers).
@@ -42,7 +36,7 @@ enum { MR = 14, NR = 32, KC32 = 512, KC16 = 1024, MT = 8 * MR, NT = 4 * NR, PF =
 int mtp_gemm_avx512_available(void) { return mtp_decode_avx512_available(); }
 
 int mtp_gemm_bf16_available(void) {
-#if GEMM_BF16_BUILD
+#if MTP_PAIRS_BF16_BUILD
     return mtp_gemm_avx512_available() && mtp_bf16_dp_available();
 #else
     return 0;
@@ -50,44 +44,6 @@ int mtp_gemm_bf16_available(void) {
 }
 
 #if defined(__AVX512F__) /* the build targets AVX-512 (-march=native on such a CPU) */
-static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
-
-/* 32 bf16 from lo (the low 16) and hi by vcvtne2ps2bf16: nearest even, subnormals to zero */
-static inline __m512i to_bf16(__m512 lo, __m512 hi) {
-#if GEMM_BF16_BUILD
-    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-#else
-    (void)lo, (void)hi;
-    MTP_ASSERT(!"bf16 packing in a build without AVX512-BF16");
-    return _mm512_setzero_si512();
-#endif
-}
-
-/* 16 words from n consecutive floats at p (zero past n): fp32 bits (n <= 16), or bf16 pairs
- * (n <= 32; float 2w in word w's low half, 2w + 1 in its high half: memory order) */
-static inline __m512i load_words(const float *p, int n, int bf16) {
-    __m512 lo = _mm512_maskz_loadu_ps(lanes(n), p);
-    if (!bf16) return _mm512_castps_si512(lo);
-    return to_bf16(lo, _mm512_maskz_loadu_ps(lanes(n - 16), p + 16));
-}
-
-/* 16 words of two rows: fp32 bits of r0 (n <= 16), or bf16 pairs (r0[x], r1[x]), r1 NULL
- * for zero */
-static inline __m512i load_pairs(const float *r0, const float *r1, int n, int bf16) {
-    __m512 v0 = _mm512_maskz_loadu_ps(lanes(n), r0);
-    if (!bf16) return _mm512_castps_si512(v0);
-#if GEMM_BF16_BUILD
-    /* to_bf16 gives r0's 16 then r1's 16; word x takes halves x and 16 + x */
-    const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
-                                                23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    __m512 v1 = r1 ? _mm512_maskz_loadu_ps(lanes(n), r1) : _mm512_setzero_ps();
-    return _mm512_permutexvar_epi16(interleave, to_bf16(v0, v1));
-#else
-    (void)r1;
-    return to_bf16(v0, v0);
-#endif
-}
-
 /* r[0..15] = the 16 x 16 words transposed */
 static void transpose16(__m512i r[16]) {
     __m512i t[16];
@@ -178,7 +134,7 @@ static void micro(float *C, int ldc, const uint32_t *a, const uint32_t *b, int n
     }
     __m512 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-#if GEMM_BF16_BUILD
+#if MTP_PAIRS_BF16_BUILD
     if (bf16) {
         for (int p = 0; p < np; p++, a += MR, b += NR) {
             __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
