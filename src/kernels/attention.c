@@ -9,8 +9,9 @@
  * P = exp(scale q.k - lse), and with D = rowsum(dO * O):
  *   dV += P^T dO,  dP = dO V^T,  dS = P * (dP - D),  dQ += scale dS K,  dK += scale dS^T Q,
  * each of dQ, dK, dV rows written (not added to) by the first tile that reaches them.
- * The tile products are the one small kernel below (AVX-512 where built and present);
- * the exponentials are the softmax's own vexp (mtp_exp_sum).
+ * The tile products are the one small kernel below (AVX-512 where built and present; with
+ * bf16 inputs and fp32 sums, vdpbf16ps, when the training runs in bf16); the exponentials,
+ * the running max and sum and the rescaling stay fp32, the softmax's own vexp (mtp_exp_sum).
  *
  * Deterministic: a task owns every row it writes and visits its tiles in a fixed order,
  * so the bits do not depend on the thread count. The forward runs a task per (batch,
