@@ -16,6 +16,9 @@
 /* Tolerances, each with its reason, as a fraction of the largest magnitude compared
  * (CHECK_CLOSE: max |a-b| <= tol * max(max|b|, 1e-3)). */
 static const double TOL_FAST = 2e-5; /* float kernels vs double references: reordered sums */
+/* bf16 tile products: inputs rounded to 8 bits of mantissa (2^-9 relative), sums in fp32;
+ * the worst measured 0.5% of the largest value */
+static const double TOL_ATT_BF16 = 1e-2;
 static const double TOL_FD = 1e-2;   /* finite differences in float: h^2 error + rounding / h */
 static const float FD_H = 1e-2f;
 
@@ -211,7 +214,8 @@ static double attention_loss(void *p) {
  * gradients (written over NaNs); on 1 and 2 threads, the same bits. The gradients are
  * compared after adding the same random values to both: the tolerance is relative to the
  * largest value, and with T = 1 dq and dk are 0 but for rounding. */
-static void attention_case(int b, int t, int h, int hkv, int hd) {
+static void attention_case(int b, int t, int h, int hkv, int hd, int bf16) {
+    double tol = bf16 ? TOL_ATT_BF16 : TOL_FAST;
     size_t nq = (size_t)b * t * h * hd, nk = (size_t)b * t * hkv * hd, nl = (size_t)b * h * t;
     float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *r = rnd(nq, 1);
     float *o2 = zeros(nq), *l2 = zeros(nl), *dq2 = nans(nq), *dk2 = nans(nk), *dv2 = nans(nk);
@@ -226,21 +230,21 @@ static void attention_case(int b, int t, int h, int hkv, int hd) {
         mtp_attention_bwd(dq[th], dk[th], dv[th], r, o[th], l[th], q, k, v, b, t, h, hkv, hd);
     }
     mtp_set_threads(2);
-    const char *f = "attention B=%d T=%d H=%d Hkv=%d hd=%d: %s";
+    const char *f = bf16 ? "attention in bf16 B=%d T=%d H=%d Hkv=%d hd=%d: %s" : "attention B=%d T=%d H=%d Hkv=%d hd=%d: %s";
     CHECK_SAME(o[0], o[1], nq, f, b, t, h, hkv, hd, "out on 1 and 2 threads");
     CHECK_SAME(l[0], l[1], nl, f, b, t, h, hkv, hd, "lse on 1 and 2 threads");
     CHECK_SAME(dq[0], dq[1], nq, f, b, t, h, hkv, hd, "dq on 1 and 2 threads");
     CHECK_SAME(dk[0], dk[1], nk, f, b, t, h, hkv, hd, "dk on 1 and 2 threads");
     CHECK_SAME(dv[0], dv[1], nk, f, b, t, h, hkv, hd, "dv on 1 and 2 threads");
-    CHECK_CLOSE(o[0], o2, nq, TOL_FAST, f, b, t, h, hkv, hd, "out");
-    CHECK_CLOSE(l[0], l2, nl, TOL_FAST, f, b, t, h, hkv, hd, "lse");
+    CHECK_CLOSE(o[0], o2, nq, tol, f, b, t, h, hkv, hd, "out");
+    CHECK_CLOSE(l[0], l2, nl, tol, f, b, t, h, hkv, hd, "lse");
     float *base_q = rnd(nq, 1), *base_k = rnd(nk, 1), *base_v = rnd(nk, 1);
     add_to(dq[0], base_q, nq), add_to(dq2, base_q, nq);
     add_to(dk[0], base_k, nk), add_to(dk2, base_k, nk);
     add_to(dv[0], base_v, nk), add_to(dv2, base_v, nk);
-    CHECK_CLOSE(dq[0], dq2, nq, TOL_FAST, f, b, t, h, hkv, hd, "dq");
-    CHECK_CLOSE(dk[0], dk2, nk, TOL_FAST, f, b, t, h, hkv, hd, "dk (GQA: heads share kv)");
-    CHECK_CLOSE(dv[0], dv2, nk, TOL_FAST, f, b, t, h, hkv, hd, "dv");
+    CHECK_CLOSE(dq[0], dq2, nq, tol, f, b, t, h, hkv, hd, "dq");
+    CHECK_CLOSE(dk[0], dk2, nk, tol, f, b, t, h, hkv, hd, "dk (GQA: heads share kv)");
+    CHECK_CLOSE(dv[0], dv2, nk, tol, f, b, t, h, hkv, hd, "dv");
     for (int th = 0; th < 2; th++) free(o[th]), free(l[th]), free(dq[th]), free(dk[th]), free(dv[th]);
     free(q), free(k), free(v), free(r), free(o2), free(l2), free(base_q), free(base_k), free(base_v);
     free(dq2), free(dk2), free(dv2);
@@ -248,12 +252,23 @@ static void attention_case(int b, int t, int h, int hkv, int hd) {
 
 static void test_attention(void) {
     /* within one tile; T = 1; tile-sized; not a multiple of the tile (a part tile on
-     * the diagonal and below it); GQA groups of 1, 2 and 3 */
-    attention_case(B, T, H, HKV, HD);
-    attention_case(1, 1, 2, 1, 8);
-    attention_case(2, MTP_ATT_TILE, 2, 2, 16);
-    attention_case(3, 2 * MTP_ATT_TILE + 37, 6, 2, 8);
-    attention_case(1, 3 * MTP_ATT_TILE + 1, 4, 4, 32);
+     * the diagonal and below it); GQA groups of 1, 2 and 3; heads of odd size (a part
+     * bf16 pair); in fp32, then with bf16 tile products (--precision bf16) where the CPU
+     * has them */
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        if (bf16 && mtp_matmul_precision(1)) {
+            SKIP("attention with bf16 tile products: needs AVX512-BF16 and a build for it");
+            break;
+        }
+        attention_case(B, T, H, HKV, HD, bf16);
+        attention_case(1, 1, 2, 1, 8, bf16);
+        attention_case(2, MTP_ATT_TILE, 2, 2, 16, bf16);
+        attention_case(3, 2 * MTP_ATT_TILE + 37, 6, 2, 8, bf16);
+        attention_case(1, 3 * MTP_ATT_TILE + 1, 4, 4, 32, bf16);
+        attention_case(2, MTP_ATT_TILE + 5, 2, 1, 7, bf16);
+        attention_case(1, 2 * MTP_ATT_TILE, 2, 2, 96, bf16);
+    }
+    mtp_matmul_precision(0);
     /* the reference backward against finite differences of its forward */
     size_t nq = N * H * HD, nk = N * HKV * HD;
     float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *r = rnd(nq, 1);

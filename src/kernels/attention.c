@@ -9,8 +9,9 @@
  * P = exp(scale q.k - lse), and with D = rowsum(dO * O):
  *   dV += P^T dO,  dP = dO V^T,  dS = P * (dP - D),  dQ += scale dS K,  dK += scale dS^T Q,
  * each of dQ, dK, dV rows written (not added to) by the first tile that reaches them.
- * The tile products are the one small kernel below (AVX-512 where built and present);
- * the exponentials are the softmax's own vexp (mtp_exp_sum).
+ * The tile products are the one small kernel below (AVX-512 where built and present; with
+ * bf16 inputs and fp32 sums, vdpbf16ps, when the training runs in bf16); the exponentials,
+ * the running max and sum and the rescaling stay fp32, the softmax's own vexp (mtp_exp_sum).
  *
  * Deterministic: a task owns every row it writes and visits its tiles in a fixed order,
  * so the bits do not depend on the thread count. The forward runs a task per (batch,
@@ -22,11 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 #include "core/util.h"
+#include "kernels/pairs.h"
 
 enum { TILE = MTP_ATT_TILE };
 
@@ -41,7 +40,10 @@ static int keys_seen(int i, int j0, int nk) {
  * C (m, n) = alpha * A @ Bm (+ C when acc), A (m, K) read as A[r * ar + k * ak] (so also
  * a transposed tile), Bm (K, n) rows of ldb. Every product of the attention is this one
  * shape; the tiles are too small for a BLAS call to pay its packing. The AVX-512 version
- * holds 4 rows x 64 columns in registers; the portable one is the plain loop. */
+ * holds 4 rows x 64 columns in registers; the portable one is the plain loop. In bf16
+ * (mtp_matmul_precision, --precision bf16) both operands are first rounded into words of
+ * bf16 pairs along K (pairs.h) and summed in fp32 by vdpbf16ps, as the block's products
+ * are. */
 typedef struct {
     const float *A;
     size_t ar, ak;
@@ -49,6 +51,11 @@ typedef struct {
     size_t ldb;
     int K;
 } tile_in;
+
+/* A thread's scratch: the words of a bf16 product's two operands; a NULL: fp32 products */
+typedef struct {
+    uint32_t *a, *b;
+} tile_words;
 
 static void tile_mm_portable(float *C, size_t ldc, tile_in in, int m, int n, float alpha, int acc) {
     for (int r = 0; r < m; r++) {
@@ -63,7 +70,18 @@ static void tile_mm_portable(float *C, size_t ldc, tile_in in, int m, int n, flo
 }
 
 #if defined(__AVX512F__)
-static inline __mmask16 lanes(int n) { return (__mmask16)(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); }
+/* C rows r0 .. r0 + rb - 1, columns j0 .. j0 + 63 under masks mk, from the sums c */
+static inline __attribute__((always_inline)) void tile_store(float *C, size_t ldc, __m512 c[4][4], const __mmask16 mk[4],
+                                                             int r0, int rb, int j0, float alpha, int acc) {
+    __m512 al = _mm512_set1_ps(alpha);
+    for (int i = 0; i < rb; i++)
+        for (int v = 0; v < 4; v++) {
+            float *cp = C + (r0 + i) * ldc + j0 + 16 * v;
+            __m512 x = _mm512_mul_ps(c[i][v], al);
+            if (acc) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk[v], cp));
+            _mm512_mask_storeu_ps(cp, mk[v], x);
+        }
+}
 
 /* rb (1..4) rows x up to 64 columns from column j0 */
 static inline __attribute__((always_inline)) void tile_block_avx512(float *C, size_t ldc, tile_in in, int r0,
@@ -83,31 +101,103 @@ static inline __attribute__((always_inline)) void tile_block_avx512(float *C, si
             for (int v = 0; v < 4; v++) c[i][v] = _mm512_fmadd_ps(av, bv[v], c[i][v]);
         }
     }
-    __m512 al = _mm512_set1_ps(alpha);
-    for (int i = 0; i < rb; i++)
-        for (int v = 0; v < 4; v++) {
-            float *cp = C + (r0 + i) * ldc + j0 + 16 * v;
-            __m512 x = _mm512_mul_ps(c[i][v], al);
-            if (acc) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk[v], cp));
-            _mm512_mask_storeu_ps(cp, mk[v], x);
-        }
+    tile_store(C, ldc, c, mk, r0, rb, j0, alpha, acc);
 }
 
-static void tile_mm_avx512(float *C, size_t ldc, tile_in in, int m, int n, float alpha, int acc) {
-    for (int j0 = 0; j0 < n; j0 += 64) {
-        int r0 = 0;
-        for (; r0 + 4 <= m; r0 += 4) tile_block_avx512(C, ldc, in, r0, 4, j0, n, alpha, acc);
-        switch (m - r0) {
-        case 3: tile_block_avx512(C, ldc, in, r0, 3, j0, n, alpha, acc); break;
-        case 2: tile_block_avx512(C, ldc, in, r0, 2, j0, n, alpha, acc); break;
-        case 1: tile_block_avx512(C, ldc, in, r0, 1, j0, n, alpha, acc); break;
-        default: break;
-        }
+/* The 1 to 4 row blocks of a product in order, BLOCK(r0, rb, j0) running each */
+#define TILE_BLOCKS(m, n, BLOCK)                                                               \
+    for (int j0 = 0; j0 < (n); j0 += 64) {                                                    \
+        int r0 = 0;                                                                            \
+        for (; r0 + 4 <= (m); r0 += 4) BLOCK(r0, 4, j0);                                       \
+        switch ((m) - r0) {                                                                    \
+        case 3: BLOCK(r0, 3, j0); break;                                                       \
+        case 2: BLOCK(r0, 2, j0); break;                                                       \
+        case 1: BLOCK(r0, 1, j0); break;                                                       \
+        default: break;                                                                        \
+        }                                                                                      \
     }
+
+static void tile_mm_avx512(float *C, size_t ldc, tile_in in, int m, int n, float alpha, int acc) {
+#define F32_BLOCK(r0, rb, j0) tile_block_avx512(C, ldc, in, r0, rb, j0, n, alpha, acc)
+    TILE_BLOCKS(m, n, F32_BLOCK)
+#undef F32_BLOCK
 }
 #endif
 
-static void tile_mm(float *C, size_t ldc, tile_in in, int m, int n, float alpha, int acc) {
+#if MTP_PAIRS_BF16_BUILD
+/* Words of bf16 pairs along K, P = ceil(K / 2) of them, zero past K:
+ * along_rows: row r of src (rows of ld, K long) to dst[r * P16 + p] (P16: P rounded up to 16);
+ * across_rows: rows 2p and 2p + 1 of src (K rows of n) interleaved to dst[p * ldd + x]. */
+static void pairs_along_rows(uint32_t *dst, size_t P16, const float *src, size_t ld, int rows, int K) {
+    for (int r = 0; r < rows; r++)
+        for (int k0 = 0; k0 < K; k0 += 32)
+            _mm512_mask_storeu_epi32(dst + r * P16 + k0 / 2, lanes((K - k0 + 1) / 2),
+                                     load_words(src + r * ld + k0, K - k0, 1));
+}
+
+static void pairs_across_rows(uint32_t *dst, size_t ldd, const float *src, size_t ld, int K, int n) {
+    for (int p = 0; 2 * p < K; p++) {
+        const float *r0 = src + 2 * p * ld, *r1 = 2 * p + 1 < K ? r0 + ld : NULL;
+        for (int x = 0; x < n; x += 16)
+            _mm512_mask_storeu_epi32(dst + p * ldd + x, lanes(n - x), load_pairs(r0 + x, r1 ? r1 + x : NULL, n - x, 1));
+    }
+}
+
+/* The bf16 operands: A's words a[r * ar + p * ap], B's b[p * ldb + j], P pairs */
+typedef struct {
+    const uint32_t *a;
+    size_t ar, ap;
+    const uint32_t *b;
+    size_t ldb;
+    int P;
+} tile_in16;
+
+static inline __attribute__((always_inline)) void tile_block_bf16(float *C, size_t ldc, tile_in16 in, int r0,
+                                                                  int rb, int j0, int n, float alpha, int acc) {
+    __mmask16 mk[4];
+    __m512 c[4][4];
+    for (int v = 0; v < 4; v++) mk[v] = lanes(n - j0 - 16 * v);
+    for (int i = 0; i < rb; i++)
+        for (int v = 0; v < 4; v++) c[i][v] = _mm512_setzero_ps();
+    const uint32_t *a = in.a + r0 * in.ar;
+    for (int p = 0; p < in.P; p++) {
+        const uint32_t *b = in.b + p * in.ldb + j0;
+        __m512bh bv[4];
+        for (int v = 0; v < 4; v++) bv[v] = (__m512bh)_mm512_maskz_loadu_epi32(mk[v], b + 16 * v);
+        for (int i = 0; i < rb; i++) {
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[i * in.ar + p * in.ap]);
+            for (int v = 0; v < 4; v++) c[i][v] = _mm512_dpbf16_ps(c[i][v], av, bv[v]);
+        }
+    }
+    tile_store(C, ldc, c, mk, r0, rb, j0, alpha, acc);
+}
+
+static void tile_mm_bf16(float *C, size_t ldc, tile_in in, int m, int n, float alpha, int acc, tile_words w) {
+    int P = (in.K + 1) / 2;
+    size_t m16 = (m + 15) / 16 * 16, n16 = (n + 15) / 16 * 16, P16 = (P + 15) / 16 * 16;
+    tile_in16 w16 = {w.a, P16, 1, w.b, n16, P};
+    if (in.ak == 1) {
+        pairs_along_rows(w.a, P16, in.A, in.ar, m, in.K);
+    } else { /* a transposed tile: A's columns are rows of memory */
+        pairs_across_rows(w.a, m16, in.A, in.ak, in.K, m);
+        w16.ar = 1, w16.ap = m16;
+    }
+    pairs_across_rows(w.b, n16, in.B, in.ldb, in.K, n);
+#define BF16_BLOCK(r0, rb, j0) tile_block_bf16(C, ldc, w16, r0, rb, j0, n, alpha, acc)
+    TILE_BLOCKS(m, n, BF16_BLOCK)
+#undef BF16_BLOCK
+}
+#endif
+
+static void tile_mm(float *C, size_t ldc, tile_in in, int m, int n, float alpha, int acc, tile_words w) {
+#if MTP_PAIRS_BF16_BUILD
+    if (w.a) {
+        tile_mm_bf16(C, ldc, in, m, n, alpha, acc, w);
+        return;
+    }
+#else
+    MTP_ASSERT(!w.a);
+#endif
 #if defined(__AVX512F__)
     if (mtp_decode_avx512_available()) {
         tile_mm_avx512(C, ldc, in, m, n, alpha, acc);
@@ -115,6 +205,19 @@ static void tile_mm(float *C, size_t ldc, tile_in in, int m, int n, float alpha,
     }
 #endif
     tile_mm_portable(C, ldc, in, m, n, alpha, acc);
+}
+
+/* A thread's tile_words for heads of hd: bf16 products when the training asks for them
+ * (mtp_matmul_precision), else none. Operands are at most max(hd, TILE) long in K and wide. */
+static tile_words tile_words_alloc(int hd) {
+    if (!mtp_matmul_is_bf16()) return (tile_words){NULL, NULL};
+    size_t x = (size_t)(hd > TILE ? hd : TILE) + 16, words = (x / 2 + 16) * x;
+    return (tile_words){(uint32_t *)falloc(words), (uint32_t *)falloc(words)};
+}
+
+static void tile_words_free(tile_words w) {
+    free(w.a);
+    free(w.b);
 }
 
 /* xt (hd, TILE) = the n rows of x (stride ld) transposed: a tile of keys or values as the
@@ -139,6 +242,7 @@ void mtp_attention_fwd(float *out, float *lse, const float *q, const float *k, c
 #pragma omp parallel
     {
         float *s = falloc((size_t)TILE * TILE), *kt = falloc((size_t)hd * TILE), m[TILE], l[TILE];
+        tile_words w = tile_words_alloc(hd);
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H, g = h / group;
@@ -150,7 +254,7 @@ void mtp_attention_fwd(float *out, float *lse, const float *q, const float *k, c
                 for (int j0 = 0; j0 <= i0; j0 += TILE) {
                     int nk = T - j0 < TILE ? T - j0 : TILE;
                     transpose(kt, kb + (size_t)j0 * ks, ks, nk, hd);
-                    tile_mm(s, TILE, rows_of(qb + (size_t)i0 * qs, qs, kt, TILE, hd), nq, nk, scale, 0);
+                    tile_mm(s, TILE, rows_of(qb + (size_t)i0 * qs, qs, kt, TILE, hd), nq, nk, scale, 0, w);
                     for (int r = 0; r < nq; r++) { /* the online softmax */
                         float *row = s + r * TILE, *o = ob + (size_t)(i0 + r) * qs;
                         int n = keys_seen(i0 + r, j0, nk);
@@ -170,7 +274,7 @@ void mtp_attention_fwd(float *out, float *lse, const float *q, const float *k, c
                         memset(row + n, 0, (size_t)(nk - n) * sizeof(float));
                     }
                     tile_mm(ob + (size_t)i0 * qs, qs, rows_of(s, TILE, vb + (size_t)j0 * ks, ks, nk), nq, hd,
-                            1.0f, j0 != 0);
+                            1.0f, j0 != 0, w);
                 }
                 for (int r = 0; r < nq; r++) {
                     float *o = ob + (size_t)(i0 + r) * qs, inv = 1.0f / l[r];
@@ -181,6 +285,7 @@ void mtp_attention_fwd(float *out, float *lse, const float *q, const float *k, c
         }
         free(s);
         free(kt);
+        tile_words_free(w);
     }
 }
 
@@ -193,6 +298,7 @@ void mtp_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const
     {
         float *p = falloc((size_t)TILE * TILE), *ds = falloc((size_t)TILE * TILE), dsum[TILE];
         float *kt = falloc((size_t)hd * TILE), *vt = falloc((size_t)hd * TILE);
+        tile_words w = tile_words_alloc(hd);
 #pragma omp for schedule(static)
         for (int bg = 0; bg < B * Hkv; bg++) {
             int b = bg / Hkv, g = bg % Hkv;
@@ -210,7 +316,7 @@ void mtp_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const
                         int nq = T - i0 < TILE ? T - i0 : TILE;
                         size_t io = qo + (size_t)i0 * qs;
                         const float *qi = q + io, *doi = dout + io;
-                        tile_mm(p, TILE, rows_of(qi, qs, kt, TILE, hd), nq, nk, scale, 0);
+                        tile_mm(p, TILE, rows_of(qi, qs, kt, TILE, hd), nq, nk, scale, 0, w);
                         for (int r = 0; r < nq; r++) { /* P = exp(S - lse), D = rowsum(dO * O) */
                             float *row = p + r * TILE;
                             int n = keys_seen(i0 + r, j0, nk);
@@ -222,13 +328,13 @@ void mtp_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const
                             dsum[r] = dot;
                         }
                         int kv_acc = h != g * group || i0 != j0; /* not the first tile over dK, dV */
-                        tile_mm(dvj, ks, cols_of(p, TILE, doi, qs, nq), nk, hd, 1.0f, kv_acc); /* dV += P^T dO */
-                        tile_mm(ds, TILE, rows_of(doi, qs, vt, TILE, hd), nq, nk, 1.0f, 0); /* dP = dO V^T */
+                        tile_mm(dvj, ks, cols_of(p, TILE, doi, qs, nq), nk, hd, 1.0f, kv_acc, w); /* dV += P^T dO */
+                        tile_mm(ds, TILE, rows_of(doi, qs, vt, TILE, hd), nq, nk, 1.0f, 0, w); /* dP = dO V^T */
                         for (int r = 0; r < nq; r++) /* dS = P * (dP - D); masked P are 0 */
                             for (int j = 0; j < nk; j++)
                                 ds[r * TILE + j] = p[r * TILE + j] * (ds[r * TILE + j] - dsum[r]);
-                        tile_mm(dq + io, qs, rows_of(ds, TILE, kj, ks, nk), nq, hd, scale, j0 != 0); /* dQ += s dS K */
-                        tile_mm(dkj, ks, cols_of(ds, TILE, qi, qs, nq), nk, hd, scale, kv_acc); /* dK += s dS^T Q */
+                        tile_mm(dq + io, qs, rows_of(ds, TILE, kj, ks, nk), nq, hd, scale, j0 != 0, w); /* dQ += s dS K */
+                        tile_mm(dkj, ks, cols_of(ds, TILE, qi, qs, nq), nk, hd, scale, kv_acc, w); /* dK += s dS^T Q */
                     }
                 }
             }
@@ -237,5 +343,6 @@ void mtp_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const
         free(ds);
         free(kt);
         free(vt);
+        tile_words_free(w);
     }
 }

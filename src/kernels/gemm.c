@@ -21,16 +21,10 @@
 #include "core/util.h"
 #include "kernels/bf16.h"
 #include "kernels/ops.h"
+#include "kernels/pairs.h"
 
 #if MTP_HAVE_OMP
 #include <omp.h>
-#endif
-
-/* the bf16 path needs vdpbf16ps and vcvtne2ps2bf16 (AVX512-BF16) and vpermw (AVX512BW) */
-#if defined(__AVX512BF16__) && defined(__AVX512BW__)
-#define GEMM_BF16_BUILD 1
-#else
-#define GEMM_BF16_BUILD 0
 #endif
 
 /* MR x NR: 14 rows broadcast, 2 vectors of 16 columns (28 accumulators of 32 registers).
@@ -42,7 +36,7 @@ enum { MR = 14, NR = 32, KC32 = 512, KC16 = 1024, MT = 8 * MR, NT = 4 * NR, PF =
 int mtp_gemm_avx512_available(void) { return mtp_decode_avx512_available(); }
 
 int mtp_gemm_bf16_available(void) {
-#if GEMM_BF16_BUILD
+#if MTP_PAIRS_BF16_BUILD
     return mtp_gemm_avx512_available() && mtp_bf16_dp_available();
 #else
     return 0;
@@ -50,44 +44,6 @@ int mtp_gemm_bf16_available(void) {
 }
 
 #if defined(__AVX512F__) /* the build targets AVX-512 (-march=native on such a CPU) */
-static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
-
-/* 32 bf16 from lo (the low 16) and hi by vcvtne2ps2bf16: nearest even, subnormals to zero */
-static inline __m512i to_bf16(__m512 lo, __m512 hi) {
-#if GEMM_BF16_BUILD
-    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-#else
-    (void)lo, (void)hi;
-    MTP_ASSERT(!"bf16 packing in a build without AVX512-BF16");
-    return _mm512_setzero_si512();
-#endif
-}
-
-/* 16 words from n consecutive floats at p (zero past n): fp32 bits (n <= 16), or bf16 pairs
- * (n <= 32; float 2w in word w's low half, 2w + 1 in its high half: memory order) */
-static inline __m512i load_words(const float *p, int n, int bf16) {
-    __m512 lo = _mm512_maskz_loadu_ps(lanes(n), p);
-    if (!bf16) return _mm512_castps_si512(lo);
-    return to_bf16(lo, _mm512_maskz_loadu_ps(lanes(n - 16), p + 16));
-}
-
-/* 16 words of two rows: fp32 bits of r0 (n <= 16), or bf16 pairs (r0[x], r1[x]), r1 NULL
- * for zero */
-static inline __m512i load_pairs(const float *r0, const float *r1, int n, int bf16) {
-    __m512 v0 = _mm512_maskz_loadu_ps(lanes(n), r0);
-    if (!bf16) return _mm512_castps_si512(v0);
-#if GEMM_BF16_BUILD
-    /* to_bf16 gives r0's 16 then r1's 16; word x takes halves x and 16 + x */
-    const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
-                                                23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    __m512 v1 = r1 ? _mm512_maskz_loadu_ps(lanes(n), r1) : _mm512_setzero_ps();
-    return _mm512_permutexvar_epi16(interleave, to_bf16(v0, v1));
-#else
-    (void)r1;
-    return to_bf16(v0, v0);
-#endif
-}
-
 /* r[0..15] = the 16 x 16 words transposed */
 static void transpose16(__m512i r[16]) {
     __m512i t[16];
@@ -178,7 +134,7 @@ static void micro(float *C, int ldc, const uint32_t *a, const uint32_t *b, int n
     }
     __m512 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-#if GEMM_BF16_BUILD
+#if MTP_PAIRS_BF16_BUILD
     if (bf16) {
         for (int p = 0; p < np; p++, a += MR, b += NR) {
             __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
@@ -237,13 +193,29 @@ static void pack_panel(const gemm_job *j, uint32_t *buf, int kb, int p) {
 
 static int imin(int a, int b) { return a < b ? a : b; }
 
+/* The panels a thread packs: an equal share of the A panels and an equal share of the B
+ * panels, the i-th of them panel_of(&share, i). One share of all panels in a row gave one
+ * thread most of the B panels, which cost another amount per word than A's (narrower, and
+ * often read from cache: the weights), and the other thread waited at the barrier. */
+typedef struct {
+    int a0, na, b0, n; /* A panels a0 .. a0 + na - 1, then B panels from b0 (of all panels), n in all */
+} pack_share;
+
+static pack_share pack_share_of(const gemm_job *j, int tid, int nth) {
+    int a0 = (int)((long)j->pa * tid / nth), a1 = (int)((long)j->pa * (tid + 1) / nth);
+    int b0 = (int)((long)j->pb * tid / nth), b1 = (int)((long)j->pb * (tid + 1) / nth);
+    return (pack_share){a0, a1 - a0, j->pa + b0, a1 - a0 + b1 - b0};
+}
+
+static int panel_of(const pack_share *s, int i) { return i < s->na ? s->a0 + i : s->b0 + i - s->na; }
+
 /* Thread tid of nth: microkernel calls [ulo, uhi) of every K block (calls counted tile by
- * tile, neighbouring tiles sharing B panels; in a tile, B panel by B panel) and pack
- * panels [plo, phi) of every block, those of block b + 1 spread among block b's calls. */
+ * tile, neighbouring tiles sharing B panels; in a tile, B panel by B panel) and its pack
+ * share of every block, that of block b + 1 spread among block b's calls. */
 static void gemm_thread(const gemm_job *j, int tid, int nth) {
     long calls = (long)j->pa * j->pb, ulo = calls * tid / nth, uhi = calls * (tid + 1) / nth;
-    int panels = j->pa + j->pb, plo = (int)((long)panels * tid / nth), phi = (int)((long)panels * (tid + 1) / nth);
-    for (int p = plo; p < phi; p++) pack_panel(j, j->buf[0], 0, p);
+    pack_share share = pack_share_of(j, tid, nth);
+    for (int i = 0; i < share.n; i++) pack_panel(j, j->buf[0], 0, panel_of(&share, i));
 #if MTP_HAVE_OMP
 #pragma omp barrier
 #endif
@@ -251,7 +223,7 @@ static void gemm_thread(const gemm_job *j, int tid, int nth) {
         const uint32_t *cur = j->buf[kb & 1];
         uint32_t *next = j->buf[~kb & 1];
         int k0 = kb * j->kc, np = (imin(j->kc, j->K - k0) + j->bf16) >> j->bf16;
-        int topack = kb + 1 < j->nkb ? phi - plo : 0, packed = 0;
+        int topack = kb + 1 < j->nkb ? share.n : 0, packed = 0;
         long u = 0, done = 0, mine = uhi - ulo;
         for (int t = 0; t < j->tm * j->tn && u < uhi; t++) {
             int ti = t % j->tm, tj = t / j->tm;
@@ -262,10 +234,11 @@ static void gemm_thread(const gemm_job *j, int tid, int nth) {
                           cur + j->boff + jb * j->bpanel, np, imin(MR, j->M - ib * MR),
                           imin(NR, j->N - jb * NR), j->alpha, j->beta, kb == 0, j->bf16);
                     done++;
-                    for (; packed < topack * done / mine; packed++) pack_panel(j, next, kb + 1, plo + packed);
+                    for (; packed < topack * done / mine; packed++)
+                        pack_panel(j, next, kb + 1, panel_of(&share, packed));
                 }
         }
-        for (; packed < topack; packed++) pack_panel(j, next, kb + 1, plo + packed);
+        for (; packed < topack; packed++) pack_panel(j, next, kb + 1, panel_of(&share, packed));
 #if MTP_HAVE_OMP
 #pragma omp barrier
 #endif

@@ -117,6 +117,8 @@ int mtp_matmul_precision(int bf16) {
     return 0;
 }
 
+int mtp_matmul_is_bf16(void) { return matmul_bf16; }
+
 static void matmul(int tA, int tB, int M, int N, int K, const float *A, int lda, const float *B,
                    int ldb, float beta, float *C, int ldc) {
     if (matmul_bf16) mtp_gemm_bf16(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);

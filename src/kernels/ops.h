@@ -36,8 +36,10 @@ void mtp_matmul_bwd(float *dx, float *dw, const float *dout, const float *x, con
 /* bf16 != 0: from now on the two above round their inputs to bf16 and sum in fp32
  * (mtp_gemm_bf16, gemm.h; the training's --precision bf16); 0: fp32. -1 (and no change)
  * where bf16 products are not available (mtp_gemm_bf16_available). One setting for the
- * process: training sets it for its run. */
+ * process: training sets it for its run. The training attention's tile products follow it
+ * too (attention.c). */
 int mtp_matmul_precision(int bf16);
+int mtp_matmul_is_bf16(void); /* what mtp_matmul_precision set last */
 
 /* Rotary tables for positions 0..T-1: cos, sin (T, head_dim/2), Meta's convention:
  * pair (2j, 2j+1) rotates by pos * theta^(-2j/head_dim). */
