@@ -238,8 +238,10 @@ static void tile_task(mtp_decoder *d, int block, const mtp_row *rows, int i) {
 
 /* Below this many multiply-adds a pass's attention runs on this thread, outside any
  * parallel region: entering one costs even with if() false (the team's setup), 10-13% of
- * a plain step of the demo's model (dim 256, 10 layers) on 2 Zen 5 cores. */
-enum { ATTEND_PARALLEL_MIN = 1 << 21 };
+ * a plain step of the demo's model (dim 256, 10 layers) on 2 Zen 5 cores. A verification
+ * pass of 4 rows over ~130 positions (2^18) already gains from the second thread: its
+ * attention cost ~2.8x a row's on one thread, the largest of its costs per row. */
+enum { ATTEND_PARALLEL_MIN = 1 << 18 };
 
 /* ao (R, dim) by mtp_attend_bf16: a task is up to MTP_ATTEND_BF16_QUERIES queries of one
  * sequence and kv head (its rows times the kv head's query heads). */
