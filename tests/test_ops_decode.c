@@ -114,6 +114,31 @@ static void test_bf16_rows_rounding(const char *path) {
     free(scratch);
 }
 
+/* mtp_matmul_rows_bf16_pair of m and a matrix b of another OC: each output the bits of its
+ * matrix's own call (got: m's over R rows), on 1 and 2 threads, for 1 row and R. */
+static void test_matmul_rows_bf16_pair(const char *path, const mtp_bf16_matrix *m, const float *x,
+                                       const float *got, int R, uint16_t *scratch) {
+    int C = m->C, OCB = m->OC % 3 == 0 ? 200 : 70; /* 200 + any OC: two threads' worth */
+    float *wb = rnd((size_t)OCB * C, 2), *pa = falloc((size_t)R * m->OC);
+    float *want_b = falloc((size_t)R * OCB), *pb = falloc((size_t)R * OCB);
+    mtp_bf16_matrix b;
+    mtp_bf16_pack(&b, wb, C, OCB);
+    mtp_matmul_rows_bf16(want_b, x, &b, R, 0, scratch);
+    int same = 1;
+    for (int threads = 1; threads <= 2; threads++) {
+        check_threads(threads);
+        for (int n = 1; n <= R; n += R - 1) {
+            mtp_matmul_rows_bf16_pair(pa, pb, x, m, &b, n, scratch);
+            same &= !memcmp(pa, got, (size_t)n * m->OC * sizeof(float));
+            same &= !memcmp(pb, want_b, (size_t)n * OCB * sizeof(float));
+        }
+    }
+    check_threads(max_threads);
+    CHECK(same, "matmul_rows_bf16_pair (%s) C %d OC %d and %d: the bits of each matrix's own call", path, C, m->OC, OCB);
+    mtp_bf16_free(&b);
+    free(wb), free(pa), free(want_b), free(pb);
+}
+
 /* The bf16 matmul on the active path (AMX where the CPU has it, portable otherwise)
  * against a double-precision sum of the same bf16-rounded products; rows' bits do not
  * depend on the other rows (every count from 1 to 17, and beyond, so each way of cutting
@@ -160,6 +185,7 @@ static void test_matmul_rows_bf16(const char *path) {
             }
             check_threads(max_threads);
             CHECK(same, "matmul_rows_bf16 (%s) C %d OC %d: a row's bits do not depend on the others", path, C, OC);
+            test_matmul_rows_bf16_pair(path, &m, x, got, R, scratch);
             mtp_bf16_free(&m);
             free(x), free(w), free(base), free(got), free(want), free(one), free(scratch);
         }

@@ -238,8 +238,10 @@ static void tile_task(mtp_decoder *d, int block, const mtp_row *rows, int i) {
 
 /* Below this many multiply-adds a pass's attention runs on this thread, outside any
  * parallel region: entering one costs even with if() false (the team's setup), 10-13% of
- * a plain step of the demo's model (dim 256, 10 layers) on 2 Zen 5 cores. */
-enum { ATTEND_PARALLEL_MIN = 1 << 21 };
+ * a plain step of the demo's model (dim 256, 10 layers) on 2 Zen 5 cores. A verification
+ * pass of 4 rows over ~130 positions (2^18) already gains from the second thread: its
+ * attention cost ~2.8x a row's on one thread, the largest of its costs per row. */
+enum { ATTEND_PARALLEL_MIN = 1 << 18 };
 
 /* ao (R, dim) by mtp_attend_bf16: a task is up to MTP_ATTEND_BF16_QUERIES queries of one
  * sequence and kv head (its rows times the kv head's query heads). */
@@ -344,6 +346,14 @@ static void dec_matmul(const mtp_block_impl *im, float *out, const float *x,
     mtp_wmat_matmul(out, x, w, R, beta, db->d->wscratch);
 }
 
+static void dec_matmul_pair(const mtp_block_impl *im, float *out_a, float *out_b, const float *x,
+                            mtp_block_matrix a, mtp_block_matrix b, int R, int C, int OC) {
+    const dec_block *db = (const dec_block *)im;
+    const mtp_wmat *w = db->d->m->dec.blocks[db->block].mat;
+    MTP_ASSERT(w[a].C == C && w[a].OC == OC && w[b].C == C && w[b].OC == OC);
+    mtp_wmat_matmul_pair(out_a, out_b, x, &w[a], &w[b], R, db->d->wscratch);
+}
+
 static void dec_rope(const mtp_block_impl *im, float *x, int R, int n_heads) {
     const dec_block *db = (const dec_block *)im;
     mtp_rope_rows(x, &db->d->rope, db->pos, R, n_heads, mtp_head_dim(im->cfg));
@@ -371,7 +381,7 @@ static dec_block dec_block_at(mtp_decoder *d, int block, const mtp_row *rows, co
                           .v = d->v, .ao = d->ao, .xmid = d->x, .xn2 = d->xn, .rstd2 = d->rstd,
                           .h1 = d->h1, .h3 = d->h3, .g = d->h1, .out = d->x};
     const mtp_wblock *w = &d->m->dec.blocks[block];
-    return (dec_block){{&d->m->cfg, w->attn_norm, w->ffn_norm, dec_matmul, dec_rope, dec_keep_kv, dec_attend},
+    return (dec_block){{&d->m->cfg, w->attn_norm, w->ffn_norm, dec_matmul, dec_matmul_pair, dec_rope, dec_keep_kv, dec_attend},
                        d, block, rows, pos};
 }
 

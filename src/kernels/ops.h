@@ -134,6 +134,10 @@ size_t mtp_bf16_scratch(int R, int C); /* uint16_t elements of scratch (zeroed o
 /* out (R,OC) = beta * out + bf16(x) (R,C) @ w^T */
 void mtp_matmul_rows_bf16(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
                           uint16_t *scratch);
+/* out_a = bf16(x) @ a^T and out_b = bf16(x) @ b^T (a and b of one C): the rows rounded once,
+ * and on AVX512-BF16 both products in one parallel region; the bits of two calls */
+void mtp_matmul_rows_bf16_pair(float *out_a, float *out_b, const float *x, const mtp_bf16_matrix *a,
+                               const mtp_bf16_matrix *b, int R, uint16_t *scratch);
 /* the portable and AVX2 paths alone (tests); the AVX2 one asserts mtp_bf16_avx2_available */
 void mtp_matmul_rows_bf16_portable(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
                                    uint16_t *scratch);

@@ -302,11 +302,20 @@ DP_TARGET static void group_dp(float *out, const uint16_t *xb, const mtp_bf16_ma
     }
 }
 
-DP_TARGET static void matmul_dp(float *out, const uint16_t *xb, const mtp_bf16_matrix *w, int R,
-                                float beta) {
-    int ngroups = (w->OC + NB * TN - 1) / (NB * TN);
-    MTP_FOR_THREADS(ngroups * tiles_k(w->C) >= 64, /* smaller: not worth a fork and join */
-                    for (int g = 0; g < ngroups; g++) group_dp(out, xb, w, g, R, beta););
+/* n matrices of one input (n <= 2): their groups one list, shared out in one parallel
+ * region (one fork and join, and the threads' shares even where one matrix's groups split
+ * unevenly). Each group's sums are what a call for its matrix alone gives. */
+DP_TARGET static void matmul_dp(float *const *out, const uint16_t *xb, const mtp_bf16_matrix *const *w, int n,
+                                int R, float beta) {
+    MTP_ASSERT(n >= 1 && n <= 2);
+    int first[3] = {0}; /* matrix i's groups are first[i] .. first[i + 1] - 1 of the list */
+    for (int i = 0; i < n; i++) first[i + 1] = first[i] + (w[i]->OC + NB * TN - 1) / (NB * TN);
+    int ngroups = first[n];
+    MTP_FOR_THREADS(ngroups * tiles_k(w[0]->C) >= 64, /* smaller: not worth a fork and join */
+                    for (int g = 0; g < ngroups; g++) {
+                        int i = g >= first[1];
+                        group_dp(out[i], xb, w[i], g - first[i], R, beta);
+                    });
 }
 #endif
 
@@ -431,26 +440,45 @@ static void matmul_portable(float *out, const uint16_t *xb, const mtp_bf16_matri
 
 size_t mtp_bf16_scratch(int R, int C) { return (size_t)(R + TN - 1) / TN * TN * tiles_k(C) * TK; }
 
+/* out[i] (R, OC_i) = beta * out[i] + xb @ w[i]^T for n (1 or 2) matrices of one input */
+static void matmul_paths(float *const *out, const uint16_t *xb, const mtp_bf16_matrix *const *w, int n, int R,
+                         float beta) {
+#if defined(__x86_64__)
+    if (!mtp_amx_available() && mtp_bf16_dp_available()) {
+        matmul_dp(out, xb, w, n, R, beta);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++) {
+#if MTP_AMX_BUILD
+        if (mtp_amx_available()) {
+            matmul_amx(out[i], xb, w[i], R, beta);
+            continue;
+        }
+#endif
+#if defined(__x86_64__)
+        if (mtp_bf16_avx2_available()) {
+            matmul_avx2(out[i], xb, w[i], R, beta);
+            continue;
+        }
+#endif
+        matmul_portable(out[i], xb, w[i], R, beta);
+    }
+}
+
 void mtp_matmul_rows_bf16(float *out, const float *x, const mtp_bf16_matrix *w, int R, float beta,
                           uint16_t *scratch) {
     rows_to_bf16(scratch, x, R, w->C, tiles_k(w->C) * TK);
-#if MTP_AMX_BUILD
-    if (mtp_amx_available()) {
-        matmul_amx(out, scratch, w, R, beta);
-        return;
-    }
-#endif
-#if defined(__x86_64__)
-    if (mtp_bf16_dp_available()) {
-        matmul_dp(out, scratch, w, R, beta);
-        return;
-    }
-    if (mtp_bf16_avx2_available()) {
-        matmul_avx2(out, scratch, w, R, beta);
-        return;
-    }
-#endif
-    matmul_portable(out, scratch, w, R, beta);
+    matmul_paths(&out, scratch, &w, 1, R, beta);
+}
+
+void mtp_matmul_rows_bf16_pair(float *out_a, float *out_b, const float *x, const mtp_bf16_matrix *a,
+                               const mtp_bf16_matrix *b, int R, uint16_t *scratch) {
+    MTP_ASSERT(a->C == b->C);
+    float *out[2] = {out_a, out_b};
+    const mtp_bf16_matrix *w[2] = {a, b};
+    rows_to_bf16(scratch, x, R, a->C, tiles_k(a->C) * TK);
+    matmul_paths(out, scratch, w, 2, R, 0);
 }
 
 /* The AVX2 and portable paths alone, for the tests that compare their bits. */

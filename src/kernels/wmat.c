@@ -68,6 +68,17 @@ void mtp_wmat_matmul(float *out, const float *x, const mtp_wmat *m, int R, float
     }
 }
 
+void mtp_wmat_matmul_pair(float *out_a, float *out_b, const float *x, const mtp_wmat *a, const mtp_wmat *b, int R,
+                          void *scratch) {
+    MTP_ASSERT(a->type == b->type && a->C == b->C);
+    if (a->type == MTP_BF16) {
+        mtp_matmul_rows_bf16_pair(out_a, out_b, x, &a->bf16, &b->bf16, R, scratch);
+        return;
+    }
+    mtp_wmat_matmul(out_a, x, a, R, 0, scratch);
+    mtp_wmat_matmul(out_b, x, b, R, 0, scratch);
+}
+
 const char *mtp_wtype_kernels(mtp_wtype t) {
     switch (t) {
     case MTP_F32: return mtp_decode_avx512_available() ? "AVX-512" : "portable";

@@ -30,6 +30,10 @@ size_t mtp_wmat_bytes(const mtp_wmat *m);               /* what one matmul reads
 size_t mtp_wmat_scratch(mtp_wtype t, int R, int C);     /* bytes of scratch for R rows */
 /* out (R, OC) = beta * out + x (R, C) @ W^T (beta 0 or 1) */
 void mtp_wmat_matmul(float *out, const float *x, const mtp_wmat *m, int R, float beta, void *scratch);
+/* out_a (R, a->OC) = x @ A^T and out_b (R, b->OC) = x @ B^T, A and B of one type and C: the
+ * bits of two mtp_wmat_matmul calls, in one where the type's kernel shares the work (BF16) */
+void mtp_wmat_matmul_pair(float *out_a, float *out_b, const float *x, const mtp_wmat *a, const mtp_wmat *b, int R,
+                          void *scratch);
 
 /* Rows of a table (the token embedding) as a file lays them out, read one at a time in
  * place: F32 floats, BF16, or Q8 (int8 rows and an F16 scale per block of 32). Not owned;

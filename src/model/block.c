@@ -5,8 +5,7 @@ void mtp_block_kv(const mtp_block_impl *im, mtp_block_acts *b, int R) {
     const mtp_config *c = im->cfg;
     int d = c->dim, kv = mtp_kv_dim(c);
     mtp_rmsnorm_fwd(b->xn1, b->rstd1, b->x, im->attn_norm, R, d, c->norm_eps);
-    im->matmul(im, b->k, b->xn1, MTP_WK, R, d, kv, 0);
-    im->matmul(im, b->v, b->xn1, MTP_WV, R, d, kv, 0);
+    im->matmul_pair(im, b->k, b->v, b->xn1, MTP_WK, MTP_WV, R, d, kv);
     im->rope(im, b->k, R, c->n_kv_heads);
     im->keep_kv(im, b->k, b->v, R);
 }
@@ -26,8 +25,7 @@ void mtp_block_forward(const mtp_block_impl *im, mtp_block_acts *b, int R, int h
     im->matmul(im, b->xmid, b->ao, MTP_WO, R, d, d, 1);
     /* out = xmid + FFN(RMSNorm(xmid)), FFN(x) = w2(silu(w1 x) * w3 x) */
     mtp_rmsnorm_fwd(b->xn2, b->rstd2, b->xmid, im->ffn_norm, R, d, c->norm_eps);
-    im->matmul(im, b->h1, b->xn2, MTP_W1, R, d, f, 0);
-    im->matmul(im, b->h3, b->xn2, MTP_W3, R, d, f, 0);
+    im->matmul_pair(im, b->h1, b->h3, b->xn2, MTP_W1, MTP_W3, R, d, f);
     mtp_swiglu_fwd(b->g, b->h1, b->h3, (size_t)R * f);
     if (b->out != b->xmid) mtp_copy(b->out, b->xmid, (size_t)R * d);
     im->matmul(im, b->out, b->g, MTP_W2, R, f, d, 1);

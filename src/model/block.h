@@ -21,6 +21,9 @@ typedef struct mtp_block_impl {
     /* out (R, OC) = beta * out + x (R, C) @ W^T for the block's matrix `which` (OC, C) */
     void (*matmul)(const struct mtp_block_impl *im, float *out, const float *x,
                    mtp_block_matrix which, int R, int C, int OC, float beta);
+    /* out_a = x @ A^T and out_b = x @ B^T (both (R, OC)) for two matrices of one input */
+    void (*matmul_pair)(const struct mtp_block_impl *im, float *out_a, float *out_b, const float *x,
+                        mtp_block_matrix a, mtp_block_matrix b, int R, int C, int OC);
     /* x (R, n_heads * head_dim) rotated in place at the rows' positions */
     void (*rope)(const struct mtp_block_impl *im, float *x, int R, int n_heads);
     /* the rows' keys (rotated) and values (R, kv_dim) are final: keep them (a cache) or not */

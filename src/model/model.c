@@ -210,6 +210,12 @@ static void train_matmul(const mtp_block_impl *im, float *out, const float *x,
     mtp_matmul_fwd(out, x, mtp_block_weight(&((const train_block *)im)->w, which), R, C, OC, beta);
 }
 
+static void train_matmul_pair(const mtp_block_impl *im, float *out_a, float *out_b, const float *x,
+                              mtp_block_matrix a, mtp_block_matrix b, int R, int C, int OC) {
+    train_matmul(im, out_a, x, a, R, C, OC, 0);
+    train_matmul(im, out_b, x, b, R, C, OC, 0);
+}
+
 static void train_rope(const mtp_block_impl *im, float *x, int R, int n_heads) {
     const train_block *tb = (const train_block *)im;
     mtp_rope_fwd(x, tb->rope, R, tb->T, n_heads, mtp_head_dim(im->cfg));
@@ -230,7 +236,7 @@ static void train_attend(const mtp_block_impl *im, float *ao, const float *q, co
 
 static void block_forward(const mtp_config *c, const mtp_block_ptrs *w, mtp_block_acts *b,
                           const mtp_rope *rope, int B, int T) {
-    train_block tb = {{c, w->attn_norm, w->ffn_norm, train_matmul, train_rope, train_keep_kv, train_attend},
+    train_block tb = {{c, w->attn_norm, w->ffn_norm, train_matmul, train_matmul_pair, train_rope, train_keep_kv, train_attend},
                       *w, rope, B, T, b->lse};
     mtp_block_forward(&tb.im, b, B * T, 0);
 }
