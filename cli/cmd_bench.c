@@ -253,7 +253,8 @@ static int bench_decode(int argc, char **argv) {
         }
     }
     if (bad) return EXIT_USAGE;
-    if (shape && (model || data || draft)) return usage_error("bench", "decode takes --shape or --model and --data (and --draft)");
+    if (shape && (model || data || draft))
+        return usage_error("bench", "decode --shape makes its own random model: no --model, --data or --draft");
     if (shape) {
         mtp_set_threads(threads);
         return bench_shape(shape, dtype_given ? dtype : MTP_BF16, ntok, plen, context);

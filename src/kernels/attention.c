@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "core/util.h"
 #include "kernels/pairs.h"
 
@@ -70,6 +69,14 @@ static void tile_mm_portable(float *C, size_t ldc, tile_in in, int m, int n, flo
 }
 
 #if defined(__AVX512F__)
+/* A block's masks for its columns (n_left of them from its first, up to 64) and its rb
+ * rows of sums at zero */
+static inline __attribute__((always_inline)) void tile_start(__mmask16 mk[4], __m512 c[4][4], int rb, int n_left) {
+    for (int v = 0; v < 4; v++) mk[v] = lanes(n_left - 16 * v);
+    for (int i = 0; i < rb; i++)
+        for (int v = 0; v < 4; v++) c[i][v] = _mm512_setzero_ps();
+}
+
 /* C rows r0 .. r0 + rb - 1, columns j0 .. j0 + 63 under masks mk, from the sums c */
 static inline __attribute__((always_inline)) void tile_store(float *C, size_t ldc, __m512 c[4][4], const __mmask16 mk[4],
                                                              int r0, int rb, int j0, float alpha, int acc) {
@@ -88,9 +95,7 @@ static inline __attribute__((always_inline)) void tile_block_avx512(float *C, si
                                                                     int rb, int j0, int n, float alpha, int acc) {
     __mmask16 mk[4];
     __m512 c[4][4];
-    for (int v = 0; v < 4; v++) mk[v] = lanes(n - j0 - 16 * v);
-    for (int i = 0; i < rb; i++)
-        for (int v = 0; v < 4; v++) c[i][v] = _mm512_setzero_ps();
+    tile_start(mk, c, rb, n - j0);
     const float *a = in.A + r0 * in.ar;
     for (int k = 0; k < in.K; k++) {
         const float *b = in.B + k * in.ldb + j0;
@@ -156,9 +161,7 @@ static inline __attribute__((always_inline)) void tile_block_bf16(float *C, size
                                                                   int rb, int j0, int n, float alpha, int acc) {
     __mmask16 mk[4];
     __m512 c[4][4];
-    for (int v = 0; v < 4; v++) mk[v] = lanes(n - j0 - 16 * v);
-    for (int i = 0; i < rb; i++)
-        for (int v = 0; v < 4; v++) c[i][v] = _mm512_setzero_ps();
+    tile_start(mk, c, rb, n - j0);
     const uint32_t *a = in.a + r0 * in.ar;
     for (int p = 0; p < in.P; p++) {
         const uint32_t *b = in.b + p * in.ldb + j0;
