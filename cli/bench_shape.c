@@ -80,7 +80,7 @@ static double peak_rss_gb(void) {
 
 /* Bytes of weights a pass reads: the trunk, the first `heads` future heads, the unembedding
  * (and one embedding row per token, negligible). */
-static double pass_bytes(const mtp_model *m, int heads) {
+double bench_pass_bytes(const mtp_model *m, int heads) {
     double b = (double)mtp_wmat_bytes(&m->dec.out);
     for (int l = 0; l < mtp_n_trunk(&m->cfg) + heads; l++) b += (double)mtp_wblock_bytes(&m->dec.blocks[l]);
     return b;
@@ -89,7 +89,8 @@ static double pass_bytes(const mtp_model *m, int heads) {
 /* Seconds of one forward pass of R rows (a chain after a cached prefix of `prefix`). */
 static double time_pass(mtp_decoder *d, int R, int kv_heads, int prefix, float *logits) {
     mtp_row rows[16];
-    for (int r = 0; r < R; r++) rows[r] = (mtp_row){0, prefix + r, prefix + r, r - 1, r, (mtp_token)(r * 31 + 7)};
+    int V = d->m->cfg.vocab_size;
+    for (int r = 0; r < R; r++) rows[r] = (mtp_row){0, prefix + r, prefix + r, r - 1, r, (mtp_token)((r * 31 + 7) % V)};
     double t0 = mtp_now();
     mtp_decoder_forward(d, rows, R, kv_heads, logits);
     return mtp_now() - t0;
@@ -106,14 +107,54 @@ static const int RS[NR] = {1, 2, 4, 8, 16};
 /* The median plain step, and each R's cost against it: the median over rounds of the
  * ratio within a round, each round timing the plain step and every R one after the other
  * (this machine's bandwidth moves by a third within a minute; apart, the ratios did). */
-static double time_passes(mtp_decoder *d, int nf, int prefix, float *logits, double cost[NR]) {
+static double time_passes(mtp_decoder *d, int heads, int prefix, float *logits, double cost[NR]) {
     double plain[ROUNDS], ratio[NR][ROUNDS];
     for (int k = 0; k < ROUNDS; k++) {
         plain[k] = time_pass(d, 1, 1, prefix, logits);
-        for (int i = 0; i < NR; i++) ratio[i][k] = time_pass(d, RS[i], nf, prefix, logits) / plain[k];
+        for (int i = 0; i < NR; i++) ratio[i][k] = time_pass(d, RS[i], heads, prefix, logits) / plain[k];
     }
     for (int i = 0; i < NR; i++) cost[i] = median(ratio[i], ROUNDS);
     return median(plain, ROUNDS);
+}
+
+int bench_pass_costs(const mtp_model *m, int heads, int prefix, double bw) {
+    mtp_decoder d;
+    mtp_err err;
+    int cap = prefix + 16, V = m->cfg.vocab_size;
+    if (mtp_decoder_init(&d, m, 1, &cap, prefix > 16 ? prefix : 16, &err)) {
+        fprintf(stderr, "mtp bench: %s\n", err.msg);
+        return EXIT_BAD_INPUT;
+    }
+    float *logits = falloc((size_t)prefix * V);
+    mtp_row *rows = xmalloc((size_t)prefix * sizeof *rows);
+    for (int j = 0; j < prefix; j++) rows[j] = (mtp_row){0, j, j, j - 1, -1, (mtp_token)(j * 13 % V)};
+    mtp_decoder_forward(&d, rows, prefix, heads, logits);
+    d.len[0] = prefix;
+    double cost[NR], plain = time_passes(&d, heads, prefix, logits, cost), plain_gb = bench_pass_bytes(m, 1) / 1e9;
+    printf("\npass of R rows after %d cached positions (trunk + head 1, keys and values of heads 2..%d) vs a "
+           "plain step (%.3f ms, %.1f GB/s",
+           prefix, heads, 1e3 * plain, plain_gb / plain);
+    if (bw > 0) printf(", %.0f%% of the bandwidth", 100 * plain_gb / plain / bw);
+    printf("; medians of %d rounds):\n  R   ", ROUNDS);
+    for (int i = 0; i < NR; i++) printf(" %6d", RS[i]);
+    printf("\n  cost");
+    for (int i = 0; i < NR; i++) printf(" %5.2fx", cost[i]);
+    mtp_row one = {0, prefix, prefix, -1, 0, 5};
+    int zrow = 0;
+    mtp_decoder_forward(&d, &one, 1, heads, logits);
+    double td[ROUNDS];
+    for (int rep = 0; rep < ROUNDS; rep++) {
+        double s = mtp_now();
+        mtp_decoder_draft(&d, &one, &zrow, 1, 2, heads, logits);
+        td[rep] = mtp_now() - s;
+    }
+    printf("\n  the draft pass (heads 2..%d on one row): %.2fx; weights it reads: %.2fx\n", heads,
+           median(td, ROUNDS) / plain,
+           (bench_pass_bytes(m, heads) - bench_pass_bytes(m, 1) + mtp_wmat_bytes(&m->dec.out)) / 1e9 / plain_gb);
+    mtp_decoder_free(&d);
+    free(logits);
+    free(rows);
+    return 0;
 }
 
 int bench_shape_config(mtp_config *c, const char *shape) {
@@ -144,7 +185,7 @@ int bench_shape(const char *shape, mtp_wtype t, int ntok, int plen, int context)
     printf("read bandwidth (1 GiB summed on %d threads, median of 5): %.1f GB/s\n", mtp_backend_threads(), bw);
     double t0 = mtp_now();
     mtp_weights_random(&m.dec, &m.lay, c, t, 1);
-    double plain_gb = pass_bytes(&m, 1) / 1e9;
+    double plain_gb = bench_pass_bytes(&m, 1) / 1e9;
     printf("%s shape: dim %d, %d blocks (trunk %d + %d heads), hidden %d, vocab %d; %.2f B parameters, "
            "random %s weights on %s kernels (made in %.0f s)\n",
            shape, c->dim, c->n_layers, mtp_n_trunk(c), nf, c->hidden_dim, V,
@@ -152,39 +193,11 @@ int bench_shape(const char *shape, mtp_wtype t, int ntok, int plen, int context)
     printf("a plain step reads %.2f GB of weights: at most %.1f tok/s at %.1f GB/s\n", plain_gb, bw / plain_gb, bw);
 
     /* the cost of a pass of R rows against a plain step, after a cached prefix */
-    mtp_decoder d;
-    int prefix = 64, cap = prefix + 16;
-    if (mtp_decoder_init(&d, &m, 1, &cap, 256, &err)) {
-        fprintf(stderr, "mtp bench: %s\n", err.msg);
+    int rc = bench_pass_costs(&m, nf, 64, bw);
+    if (rc) {
         mtp_model_free(&m);
-        return EXIT_BAD_INPUT;
+        return rc;
     }
-    float *logits = falloc((size_t)256 * V);
-    mtp_row *rows = xmalloc(256 * sizeof *rows);
-    for (int j = 0; j < prefix; j++) rows[j] = (mtp_row){0, j, j, j - 1, -1, (mtp_token)(j * 13 % V)};
-    mtp_decoder_forward(&d, rows, prefix, nf, logits);
-    d.len[0] = prefix;
-    double cost[NR], plain = time_passes(&d, nf, prefix, logits, cost);
-    printf("\npass of R rows (trunk + head 1, keys and values of heads 2..%d) vs a plain step (%.1f ms, "
-           "%.1f GB/s, %.0f%% of the bandwidth; medians of %d rounds):\n  R   ",
-           nf, 1e3 * plain, plain_gb / plain, 100 * plain_gb / plain / bw, ROUNDS);
-    for (int i = 0; i < NR; i++) printf(" %6d", RS[i]);
-    printf("\n  cost");
-    for (int i = 0; i < NR; i++) printf(" %5.2fx", cost[i]);
-    {
-        mtp_row one = {0, prefix, prefix, -1, 0, 5};
-        int zrow = 0;
-        mtp_decoder_forward(&d, &one, 1, nf, logits);
-        double td[ROUNDS];
-        for (int rep = 0; rep < ROUNDS; rep++) {
-            double s = mtp_now();
-            mtp_decoder_draft(&d, &one, &zrow, 1, 2, nf, logits);
-            td[rep] = mtp_now() - s;
-        }
-        printf("\n  the draft pass (heads 2..%d on one row): %.2fx; weights it reads: %.2fx\n", nf, median(td, ROUNDS) / plain,
-               (pass_bytes(&m, nf) - pass_bytes(&m, 1) + mtp_wmat_bytes(&m.dec.out)) / 1e9 / plain_gb);
-    }
-    mtp_decoder_free(&d);
 
     /* generation: plain, block, tree at batch 1 and 4 on random prompts */
     printf("\n%-6s %-6s %9s %8s %8s %8s %8s %9s\n", "batch", "mode", "tok/s", "GB/s", "of bw", "tok/pass",
@@ -201,7 +214,6 @@ int bench_shape(const char *shape, mtp_wtype t, int ntok, int plen, int context)
     mtp_spec modes[] = {MTP_SPEC_NONE, MTP_SPEC_BLOCK, MTP_SPEC_TREE};
     const char *names[] = {"plain", "block", "tree"};
     mtp_gen_result res[4];
-    int rc = 0;
     for (int batch = 1; batch <= 4 && !rc; batch += 3) {
         double plain_tps = 0;
         for (int k = 0; k < 3 && !rc; k++) {
@@ -218,8 +230,8 @@ int bench_shape(const char *shape, mtp_wtype t, int ntok, int plen, int context)
             double tps = tokens / secs, passes = fw / batch / secs;
             if (k == 0) plain_tps = tps;
             /* ideal: tokens per pass x (weights a plain step reads / weights this pass reads) */
-            double tpf = tokens / fw, ideal = k ? tpf * pass_bytes(&m, 1) / pass_bytes(&m, nf) : 1;
-            double gbs = passes * pass_bytes(&m, k ? nf : 1) / 1e9;
+            double tpf = tokens / fw, ideal = k ? tpf * bench_pass_bytes(&m, 1) / bench_pass_bytes(&m, nf) : 1;
+            double gbs = passes * bench_pass_bytes(&m, k ? nf : 1) / 1e9;
             printf("%-6d %-6s %9.2f %8.1f %7.0f%% %8.2f %7.2fx %8.0f%%\n", batch, names[k], tps, gbs, 100 * gbs / bw,
                    tpf, tps / plain_tps, 100 * tps / plain_tps / ideal);
         }
@@ -244,8 +256,6 @@ int bench_shape(const char *shape, mtp_wtype t, int ntok, int plen, int context)
         free(p);
     }
     if (rc) fprintf(stderr, "mtp bench: %s\n", err.msg);
-    free(logits);
-    free(rows);
     mtp_model_free(&m);
     return rc ? EXIT_BAD_INPUT : 0;
 }

@@ -216,13 +216,6 @@ static double median(const double *v, int n) {
     return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
-/* Bytes of weights a pass reads: trunk, the future heads it runs, and the unembedding. */
-static double pass_weights(const mtp_model *m, int heads) {
-    double bytes = (double)mtp_wmat_bytes(&m->dec.out);
-    for (int l = 0; l < mtp_n_trunk(&m->cfg) + heads; l++) bytes += (double)mtp_wblock_bytes(&m->dec.blocks[l]);
-    return bytes;
-}
-
 static int bench_decode(int argc, char **argv) {
     static const struct option LONG[] = {{"model", 1, 0, 'm'}, {"data", 1, 0, 'd'},
                                          {"prompts", 1, 0, 'p'}, {"prompt-len", 1, 0, 'l'},
@@ -352,7 +345,7 @@ static int bench_decode(int argc, char **argv) {
             for (int round = 0; round < repeat; round++) ratio[round] = tps[k][round] / tps[0][round];
             double med = median(tps[k], repeat), speedup = median(ratio, repeat);
             /* ideal: tokens per pass x (weights a plain pass reads / weights this pass reads) */
-            double ideal = k ? tpf[k] * pass_weights(&m, 1) / pass_weights(&m, heads) : 1;
+            double ideal = k ? tpf[k] * bench_pass_bytes(&m, 1) / bench_pass_bytes(&m, heads) : 1;
             printf("%-6d %-6s %9.1f %7.2fx %8.2f %7.0f%%  ", batch, modes[k].name, med, speedup,
                    tpf[k], 100 * speedup / ideal);
             for (int d = 1; k && d < heads; d++)
@@ -361,6 +354,10 @@ static int bench_decode(int argc, char **argv) {
         }
     }
     if (rc) fprintf(stderr, "mtp bench: %s\n", err.msg);
+    else if (heads > 1) { /* what a verification pass costs, midway through the new tokens */
+        int prefix = plen + ntok / 2 < m.cfg.max_seq_len - 16 ? plen + ntok / 2 : m.cfg.max_seq_len - 16;
+        rc = bench_pass_costs(&m, heads, prefix, 0);
+    }
     free(ref);
     free(prompt_buf);
     free(res);
