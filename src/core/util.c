@@ -62,6 +62,8 @@ float *mtp_falloc_at(size_t n, const char *file, int line) {
     return p;
 }
 
+_Thread_local int mtp_loops_on_caller;
+
 void mtp_assert_fail(const char *expr, const char *file, int line) {
     fprintf(stderr, "mtp: assertion failed: %s at %s:%d\n", expr, file, line);
     abort();

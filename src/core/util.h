@@ -32,13 +32,20 @@ void mtp_assert_fail(const char *expr, const char *file, int line) __attribute__
 /* Stays on in release builds: a broken invariant is a bug, never silently ignored. */
 #define MTP_ASSERT(e) ((e) ? (void)0 : mtp_assert_fail(#e, __FILE__, __LINE__))
 
-/* The for loop given, split statically over the threads when `parallel`, else run as it is.
- * Not `omp parallel for if (parallel)`: a region whose if() is false still builds a team of
- * one in libgomp, about 1.5 us a call, and a small model's decoding step makes ~100 such
- * calls (products, norms) in a few hundred microseconds. */
+/* Nonzero while this thread runs a decoding pass (decode.c): MTP_FOR_THREADS loops then stay
+ * on it, so that decoding's threads are the team's (kernels/team.h) alone. OpenMP's idle
+ * workers spin for milliseconds after a region, and two pools spinning on 2 cores starve
+ * each other. Decoding's element-wise loops are a few rows: on one thread they cost well
+ * under 1% of a pass even in a long prompt's prefill. */
+extern _Thread_local int mtp_loops_on_caller;
+
+/* The for loop given, split statically over the threads when `parallel` (and not
+ * mtp_loops_on_caller), else run as it is. Not `omp parallel for if (parallel)`: a region
+ * whose if() is false still builds a team of one in libgomp, about 1.5 us a call, and a
+ * small model's step makes ~100 such calls in a few hundred microseconds. */
 #define MTP_FOR_THREADS(parallel, ...)                                  \
     do {                                                                \
-        if (parallel) {                                                 \
+        if ((parallel) && !mtp_loops_on_caller) {                       \
             _Pragma("omp parallel for schedule(static)") __VA_ARGS__    \
         } else {                                                        \
             __VA_ARGS__                                                 \

@@ -10,6 +10,7 @@
 #include "core/util.h"
 #include "kernels/backend.h"
 #include "kernels/q8.h"
+#include "kernels/team.h"
 #include "model/block.h"
 
 /* Allocated and written now: decoding would otherwise fault the pages in token by token. */
@@ -215,7 +216,18 @@ static void build_chains(mtp_decoder *d, const mtp_row *rows, int R) {
 
 /* Task i of attention_rows_tiles: up to MTP_ATTEND_BF16_QUERIES queries (rows r0..r1-1
  * times kv head g's query heads) into ao, on scratch of the thread running it. */
-static void tile_task(mtp_decoder *d, int block, const mtp_row *rows, int i) {
+/* A pass's attention at one block, as a team job of tasks of queries. */
+typedef struct {
+    mtp_decoder *d;
+    int block;
+    const mtp_row *rows;
+} attention_job;
+
+static void tile_task(void *ctx, int i) {
+    const attention_job *j = ctx;
+    mtp_decoder *d = j->d;
+    const mtp_row *rows = j->rows;
+    int block = j->block;
     const mtp_config *c = &d->m->cfg;
     int hd = mtp_head_dim(c), group = c->n_heads / c->n_kv_heads;
     const int *t = d->tasks + 3 * i;
@@ -233,18 +245,18 @@ static void tile_task(mtp_decoder *d, int block, const mtp_row *rows, int i) {
         }
     mtp_kv_bf16 kv = {tiles_at(d, d->kc, block, seq, g), tiles_at(d, d->vc, block, seq, g), hd};
     mtp_attend_bf16(out, q, chain, n, nq, &kv, d->cap[seq], 1.0f / sqrtf((float)hd),
-                    d->attn_scratch + mtp_backend_thread() * mtp_attend_bf16_scratch(d->max_cap, hd));
+                    d->attn_scratch + mtp_team_thread() * mtp_attend_bf16_scratch(d->max_cap, hd));
 }
 
-/* Below this many multiply-adds a pass's attention runs on this thread, outside any
- * parallel region: entering one costs even with if() false (the team's setup), 10-13% of
- * a plain step of the demo's model (dim 256, 10 layers) on 2 Zen 5 cores. A verification
- * pass of 4 rows over ~130 positions (2^18) already gains from the second thread: its
- * attention cost ~2.8x a row's on one thread, the largest of its costs per row. */
+/* Below this many multiply-adds a pass's attention runs on this thread: a plain step of the
+ * demo's model (dim 256, 10 layers, 2^16-2^17 per block) ran no faster on two Zen 5 cores
+ * at 2^15 than at this. A verification pass of 4 rows over ~130 positions (2^18) gains from
+ * the second thread: its attention costs ~2.8x a row's on one thread, the largest of its
+ * costs per row. */
 enum { ATTEND_PARALLEL_MIN = 1 << 18 };
 
-/* ao (R, dim) by mtp_attend_bf16: a task is up to MTP_ATTEND_BF16_QUERIES queries of one
- * sequence and kv head (its rows times the kv head's query heads). */
+/* ao (R, dim) by mtp_attend_bf16: a task (of a team job) is up to MTP_ATTEND_BF16_QUERIES
+ * queries of one sequence and kv head (its rows times the kv head's query heads). */
 static void attention_rows_tiles(mtp_decoder *d, int block, const mtp_row *rows, int R, size_t work) {
     const mtp_config *c = &d->m->cfg;
     int per = MTP_ATTEND_BF16_QUERIES / (c->n_heads / c->n_kv_heads), nt = 0, *t = d->tasks;
@@ -252,12 +264,8 @@ static void attention_rows_tiles(mtp_decoder *d, int block, const mtp_row *rows,
         for (r1 = r0 + 1; r1 < R && r1 - r0 < per && rows[r1].seq == rows[r0].seq;) r1++;
         for (int g = 0; g < c->n_kv_heads; g++, nt++) t[3 * nt] = r0, t[3 * nt + 1] = r1, t[3 * nt + 2] = g;
     }
-    if (work < ATTEND_PARALLEL_MIN) {
-        for (int i = 0; i < nt; i++) tile_task(d, block, rows, i);
-        return;
-    }
-#pragma omp parallel for schedule(static) num_threads(d->attn_threads)
-    for (int i = 0; i < nt; i++) tile_task(d, block, rows, i);
+    attention_job j = {d, block, rows};
+    mtp_team_run(nt, tile_task, &j, work < ATTEND_PARALLEL_MIN ? 1 : d->attn_threads);
 }
 
 /* Groups the pass's (row, head) queries into tasks of up to MTP_ATTEND_ROWS queries of one
@@ -281,7 +289,11 @@ static int group_queries(mtp_decoder *d, const mtp_row *rows, int R) {
 }
 
 /* Task t of group_queries: its queries' attention into ao (mtp_attend_rows). */
-static void row_task(mtp_decoder *d, int block, const mtp_row *rows, int t) {
+static void row_task(void *ctx, int t) {
+    const attention_job *j = ctx;
+    mtp_decoder *d = j->d;
+    const mtp_row *rows = j->rows;
+    int block = j->block;
     const mtp_config *c = &d->m->cfg;
     int H = c->n_heads, hd = mtp_head_dim(c), group = H / c->n_kv_heads, kvd = mtp_kv_dim(c);
     float *out[MTP_ATTEND_ROWS], *scores[MTP_ATTEND_ROWS];
@@ -318,12 +330,9 @@ static void attention_rows(mtp_decoder *d, int block, const mtp_row *rows, int R
         return;
     }
     int nt = group_queries(d, rows, R);
-    if (work < 1u << 16) { /* below a few tens of thousands, a fork and join costs more */
-        for (int t = 0; t < nt; t++) row_task(d, block, rows, t);
-        return;
-    }
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int t = 0; t < nt; t++) row_task(d, block, rows, t);
+    attention_job j = {d, block, rows};
+    /* below a few tens of thousands, a fork and join costs more */
+    mtp_team_run(nt, row_task, &j, work < 1u << 16 ? 1 : mtp_backend_threads());
 }
 
 /* The block recipe (block.h) over a pass's rows: batch-invariant row products (bf16
@@ -419,7 +428,8 @@ void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_head
     const mtp_config *c = &d->m->cfg;
     int dim = c->dim, V = c->vocab_size, nt = mtp_n_trunk(c);
     MTP_ASSERT(R > 0 && R <= d->max_rows && kv_heads >= 1 && kv_heads <= c->n_future);
-    int *pos = d->pos;
+    int *pos = d->pos, was = mtp_loops_on_caller;
+    mtp_loops_on_caller = 1; /* the team's threads only (util.h) */
     for (int r = 0; r < R; r++) {
         MTP_ASSERT(rows[r].token < (mtp_token)V && rows[r].seq >= 0 && rows[r].seq < d->n_seq);
         MTP_ASSERT(rows[r].slot >= d->len[rows[r].seq] && rows[r].slot < d->cap[rows[r].seq]);
@@ -438,13 +448,15 @@ void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_head
     for (int h = 2; h <= kv_heads; h++) block_kv(d, nt + h - 1, rows, R, pos);
     block_rows(d, nt, rows, R, pos, 0); /* head 1 */
     head_logits(d, rows, R, 1, 0, logits);
+    mtp_loops_on_caller = was;
 }
 
 void mtp_decoder_draft(mtp_decoder *d, const mtp_row *rows, const int *zrow, int R, int first,
                        int last, float *logits) {
     const mtp_config *c = &d->m->cfg;
-    int dim = c->dim, nt = mtp_n_trunk(c), nh = last - first + 1, *pos = d->pos;
+    int dim = c->dim, nt = mtp_n_trunk(c), nh = last - first + 1, *pos = d->pos, was = mtp_loops_on_caller;
     MTP_ASSERT(R > 0 && R <= d->max_rows && first >= 1 && last <= c->n_future && nh >= 1);
+    mtp_loops_on_caller = 1; /* the team's threads only (util.h) */
     for (int r = 0; r < R; r++) {
         MTP_ASSERT(rows[r].logits == r && rows[r].parent < 0);
         pos[r] = rows[r].pos;
@@ -456,4 +468,5 @@ void mtp_decoder_draft(mtp_decoder *d, const mtp_row *rows, const int *zrow, int
         block_rows(d, nt + h - 1, rows, R, pos, 1); /* keys and values: from the forward */
         head_logits(d, rows, R, nh, h - first, logits);
     }
+    mtp_loops_on_caller = was;
 }

@@ -21,6 +21,8 @@
 #include <string.h>
 
 #include "kernels/bf16.h"
+#include "kernels/backend.h"
+#include "kernels/team.h"
 #include "core/util.h"
 
 #if MTP_AMX_BUILD
@@ -42,6 +44,10 @@ uint16_t mtp_bf16_round(float f) {
 }
 
 static size_t tiles_k(int C) { return (size_t)(C + TK - 1) / TK; }
+
+/* Threads for a product of ngroups groups of 64 outputs over C inputs: below 64 tiles, not
+ * worth a fork and join. */
+static int groups_threads(int ngroups, int C) { return ngroups * tiles_k(C) >= 64 ? mtp_backend_threads() : 1; }
 
 /* Offset of the tile of output block ob, input block kb (nkb input blocks). */
 static size_t tile_at(size_t ob, size_t kb, size_t nkb) { return ((ob / NB * nkb + kb) * NB + ob % NB) * TILE; }
@@ -143,41 +149,53 @@ __attribute__((target("avx512f"), always_inline)) static inline void store_sums(
         _tile_dpbf16ps(acc, 4, btile);                                                          \
     } while (0)
 
-AMX_TARGET static void matmul_amx(float *out, const uint16_t *xb, const mtp_bf16_matrix *w, int R,
-                                  float beta) {
-    int OC = w->OC, ngroups = (OC + NB * TN - 1) / (NB * TN);
+/* A job over the output groups of one matrix. */
+typedef struct {
+    float *out;
+    const uint16_t *xb;
+    const mtp_bf16_matrix *w;
+    int R;
+    float beta;
+} amx_job;
+
+/* Group g for all rows; the tiles configured and released per task (the thread running it
+ * is any of the team's). */
+AMX_TARGET static void amx_task(void *ctx, int g) {
+    const amx_job *j = ctx;
+    const mtp_bf16_matrix *w = j->w;
+    int OC = w->OC, R = j->R;
     size_t nkb = tiles_k(w->C), ld = nkb * TK;
-#pragma omp parallel if (ngroups * nkb >= 64) /* smaller: not worth a fork and join */
-    {
-        mtp_amx_configure();
-        float acc[NB][TN * TN] __attribute__((aligned(64)));
-#pragma omp for schedule(static)
-        for (int g = 0; g < ngroups; g++) {
-            const uint16_t *wt = w->p + (size_t)g * NB * nkb * TILE;
-            for (int r0 = 0; r0 < R; r0 += TN) {
-                _tile_zero(0);
-                _tile_zero(1);
-                _tile_zero(2);
-                _tile_zero(3);
-                for (size_t kb = 0; kb < nkb; kb++) {
-                    _tile_loadd(4, xb + r0 * ld + kb * TK, (long)(ld * sizeof(uint16_t)));
-                    AMX_DOT(0, 5, 0);
-                    AMX_DOT(1, 6, 1);
-                    AMX_DOT(2, 7, 2);
-                    AMX_DOT(3, 5, 3);
-                }
-                _tile_stored(0, acc[0], 64);
-                _tile_stored(1, acc[1], 64);
-                _tile_stored(2, acc[2], 64);
-                _tile_stored(3, acc[3], 64);
-                for (int r = r0; r < R && r < r0 + TN; r++)
-                    for (int t = 0; t < NB && (g * NB + t) * TN < OC; t++)
-                        store_sums(out + (size_t)r * OC, OC, (g * NB + t) * TN,
-                                   _mm512_load_ps(acc[t] + (r - r0) * TN), beta);
-            }
+    const uint16_t *xb = j->xb, *wt = w->p + (size_t)g * NB * nkb * TILE;
+    float acc[NB][TN * TN] __attribute__((aligned(64)));
+    mtp_amx_configure();
+    for (int r0 = 0; r0 < R; r0 += TN) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (size_t kb = 0; kb < nkb; kb++) {
+            _tile_loadd(4, xb + r0 * ld + kb * TK, (long)(ld * sizeof(uint16_t)));
+            AMX_DOT(0, 5, 0);
+            AMX_DOT(1, 6, 1);
+            AMX_DOT(2, 7, 2);
+            AMX_DOT(3, 5, 3);
         }
-        _tile_release();
+        _tile_stored(0, acc[0], 64);
+        _tile_stored(1, acc[1], 64);
+        _tile_stored(2, acc[2], 64);
+        _tile_stored(3, acc[3], 64);
+        for (int r = r0; r < R && r < r0 + TN; r++)
+            for (int t = 0; t < NB && (g * NB + t) * TN < OC; t++)
+                store_sums(j->out + (size_t)r * OC, OC, (g * NB + t) * TN, _mm512_load_ps(acc[t] + (r - r0) * TN),
+                           j->beta);
     }
+    _tile_release();
+}
+
+static void matmul_amx(float *out, const uint16_t *xb, const mtp_bf16_matrix *w, int R, float beta) {
+    int ngroups = (w->OC + NB * TN - 1) / (NB * TN);
+    amx_job j = {out, xb, w, R, beta};
+    mtp_team_run(ngroups, amx_task, &j, groups_threads(ngroups, w->C));
 }
 #undef AMX_DOT
 
@@ -302,20 +320,33 @@ DP_TARGET static void group_dp(float *out, const uint16_t *xb, const mtp_bf16_ma
     }
 }
 
-/* n matrices of one input (n <= 2): their groups one list, shared out in one parallel
- * region (one fork and join, and the threads' shares even where one matrix's groups split
- * unevenly). Each group's sums are what a call for its matrix alone gives. */
+/* A job over the output groups of one or two matrices of one input: group g of the list is
+ * group g - first[i] of matrix i. */
+typedef struct {
+    float *const *out;
+    const uint16_t *xb;
+    const mtp_bf16_matrix *const *w;
+    int first[3], R;
+    float beta;
+} groups_job;
+
+
+DP_TARGET static void dp_task(void *ctx, int g) {
+    const groups_job *j = ctx;
+    int i = g >= j->first[1];
+    group_dp(j->out[i], j->xb, j->w[i], g - j->first[i], j->R, j->beta);
+}
+
+/* n matrices of one input (n <= 2): their groups one list, shared out in one job (one fork
+ * and join, and the threads' shares even where one matrix's groups split unevenly). Each
+ * group's sums are what a call for its matrix alone gives. */
 DP_TARGET static void matmul_dp(float *const *out, const uint16_t *xb, const mtp_bf16_matrix *const *w, int n,
                                 int R, float beta) {
     MTP_ASSERT(n >= 1 && n <= 2);
-    int first[3] = {0}; /* matrix i's groups are first[i] .. first[i + 1] - 1 of the list */
-    for (int i = 0; i < n; i++) first[i + 1] = first[i] + (w[i]->OC + NB * TN - 1) / (NB * TN);
-    int ngroups = first[n];
-    MTP_FOR_THREADS(ngroups * tiles_k(w[0]->C) >= 64, /* smaller: not worth a fork and join */
-                    for (int g = 0; g < ngroups; g++) {
-                        int i = g >= first[1];
-                        group_dp(out[i], xb, w[i], g - first[i], R, beta);
-                    });
+    groups_job j = {out, xb, w, {0}, R, beta};
+    for (int i = 0; i < n; i++) j.first[i + 1] = j.first[i] + (w[i]->OC + NB * TN - 1) / (NB * TN);
+    int ngroups = j.first[n];
+    mtp_team_run(ngroups, dp_task, &j, groups_threads(ngroups, w[0]->C));
 }
 #endif
 
@@ -398,17 +429,22 @@ AVX2_TARGET __attribute__((always_inline)) static inline void group_avx2(float *
         }
 }
 
+AVX2_TARGET static void avx2_task(void *ctx, int g) {
+    const groups_job *j = ctx;
+    for (int r0 = 0; r0 < j->R; r0 += A2_ROWS) {
+        switch (j->R - r0 < A2_ROWS ? j->R - r0 : A2_ROWS) {
+        case 1: group_avx2(j->out[0], j->xb, j->w[0], g, r0, 1, j->beta); break;
+        case 2: group_avx2(j->out[0], j->xb, j->w[0], g, r0, 2, j->beta); break;
+        case 3: group_avx2(j->out[0], j->xb, j->w[0], g, r0, 3, j->beta); break;
+        default: group_avx2(j->out[0], j->xb, j->w[0], g, r0, 4, j->beta); break;
+        }
+    }
+}
+
 AVX2_TARGET static void matmul_avx2(float *out, const uint16_t *xb, const mtp_bf16_matrix *w, int R, float beta) {
     int ngroups = (w->OC + NB * TN - 1) / (NB * TN);
-    MTP_FOR_THREADS(ngroups * tiles_k(w->C) >= 64,
-                    for (int g = 0; g < ngroups; g++) for (int r0 = 0; r0 < R; r0 += A2_ROWS) {
-                        switch (R - r0 < A2_ROWS ? R - r0 : A2_ROWS) {
-                        case 1: group_avx2(out, xb, w, g, r0, 1, beta); break;
-                        case 2: group_avx2(out, xb, w, g, r0, 2, beta); break;
-                        case 3: group_avx2(out, xb, w, g, r0, 3, beta); break;
-                        default: group_avx2(out, xb, w, g, r0, 4, beta); break;
-                        }
-                    });
+    groups_job j = {&out, xb, &w, {0, ngroups}, R, beta};
+    mtp_team_run(ngroups, avx2_task, &j, groups_threads(ngroups, w->C));
 }
 #endif
 

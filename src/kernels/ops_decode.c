@@ -19,7 +19,9 @@
 
 #include "core/half.h"
 #include "core/util.h"
+#include "kernels/backend.h"
 #include "kernels/bf16.h"
+#include "kernels/team.h"
 #include "kernels/vexp.h"
 
 enum { L = 16 }; /* lanes: element i of a dot product is summed in lane i % 16 */
@@ -220,20 +222,37 @@ static inline __attribute__((always_inline)) void matmul_block(float *out, const
     }
 }
 
-/* Blocks of 4 weight rows split across threads. */
+/* A job of blocks of 4 weight rows, split across threads (mtp_team_run). */
+typedef struct {
+    float *out;
+    const float *x, *w;
+    int R, C, OC;
+    float beta;
+} rows_job;
+
+static int rows_threads(int C, int OC) { return (size_t)OC * C >= MATMUL_PARALLEL_MIN ? mtp_backend_threads() : 1; }
+
+static void block_portable(void *ctx, int ob) {
+    const rows_job *j = ctx;
+    matmul_block(j->out, j->x, j->w, j->R, j->C, j->OC, j->beta, ob, 0);
+}
+
 void mtp_matmul_rows_portable(float *out, const float *x, const float *w, int R, int C, int OC, float beta) {
-    int nob = (OC + OB - 1) / OB;
-    MTP_FOR_THREADS((size_t)OC * C >= MATMUL_PARALLEL_MIN,
-                    for (int ob = 0; ob < nob; ob++) matmul_block(out, x, w, R, C, OC, beta, ob, 0););
+    rows_job j = {out, x, w, R, C, OC, beta};
+    mtp_team_run((OC + OB - 1) / OB, block_portable, &j, rows_threads(C, OC));
 }
 
 #if defined(__AVX512F__)
 int mtp_decode_avx512_available(void) { return __builtin_cpu_supports("avx512f"); }
 
+static void block_avx512(void *ctx, int ob) {
+    const rows_job *j = ctx;
+    matmul_block(j->out, j->x, j->w, j->R, j->C, j->OC, j->beta, ob, 1);
+}
+
 void mtp_matmul_rows_avx512(float *out, const float *x, const float *w, int R, int C, int OC, float beta) {
-    int nob = (OC + OB - 1) / OB;
-    MTP_FOR_THREADS((size_t)OC * C >= MATMUL_PARALLEL_MIN,
-                    for (int ob = 0; ob < nob; ob++) matmul_block(out, x, w, R, C, OC, beta, ob, 1););
+    rows_job j = {out, x, w, R, C, OC, beta};
+    mtp_team_run((OC + OB - 1) / OB, block_avx512, &j, rows_threads(C, OC));
 }
 #else
 int mtp_decode_avx512_available(void) { return 0; }

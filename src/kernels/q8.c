@@ -25,6 +25,8 @@
 
 #include "core/half.h"
 #include "core/util.h"
+#include "kernels/backend.h"
+#include "kernels/team.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -128,6 +130,19 @@ typedef struct {
     size_t rs, bs;   /* qx, x16: elements from one row to the next, one block to the next */
     size_t srs, sbs; /* sx, ns: the same */
 } rows_q8;
+
+/* A product job over the groups of w (mtp_team_run): out (R, OC) = beta out + x w^T. */
+typedef struct {
+    float *out;
+    const rows_q8 *x;
+    const mtp_q8_matrix *w;
+    int R;
+    float beta;
+} q8_job;
+
+static int q8_threads(const mtp_q8_matrix *w) {
+    return (size_t)ngroups(w->OC) * w->nb >= PARALLEL_MIN ? mtp_backend_threads() : 1;
+}
 
 size_t mtp_q8_scratch(int R, int C) { return (size_t)R * nblocks(C) * (B + 2 * B + 4 + 4) + 64; }
 
@@ -302,17 +317,21 @@ AVX2_INLINE void group_avx2(float *out, const rows_q8 *x, const mtp_q8_matrix *w
         for (int h = 0; h < 2; h++) store8_avx2(out + (size_t)(r0 + r) * OC, OC, g * GN + 8 * h, acc[r][h], beta);
 }
 
+AVX2_TARGET static void avx2_task(void *ctx, int g) {
+    const q8_job *j = ctx;
+    for (int r0 = 0; r0 < j->R; r0 += AR) {
+        switch (j->R - r0 < AR ? j->R - r0 : AR) {
+        case 1: group_avx2(j->out, j->x, j->w, g, r0, 1, j->beta); break;
+        case 2: group_avx2(j->out, j->x, j->w, g, r0, 2, j->beta); break;
+        case 3: group_avx2(j->out, j->x, j->w, g, r0, 3, j->beta); break;
+        default: group_avx2(j->out, j->x, j->w, g, r0, 4, j->beta); break;
+        }
+    }
+}
+
 AVX2_TARGET static void matmul_avx2(float *out, const rows_q8 *x, const mtp_q8_matrix *w, int R, float beta) {
-    int ng = ngroups(w->OC);
-    MTP_FOR_THREADS((size_t)ng * w->nb >= PARALLEL_MIN,
-                    for (int g = 0; g < ng; g++) for (int r0 = 0; r0 < R; r0 += AR) {
-                        switch (R - r0 < AR ? R - r0 : AR) {
-                        case 1: group_avx2(out, x, w, g, r0, 1, beta); break;
-                        case 2: group_avx2(out, x, w, g, r0, 2, beta); break;
-                        case 3: group_avx2(out, x, w, g, r0, 3, beta); break;
-                        default: group_avx2(out, x, w, g, r0, 4, beta); break;
-                        }
-                    });
+    q8_job j = {out, x, w, R, beta};
+    mtp_team_run(ngroups(w->OC), avx2_task, &j, q8_threads(w));
 }
 #endif
 
@@ -461,16 +480,21 @@ VNNI_TARGET static void rows_tile_vnni(float *out, const rows_q8 *x, const mtp_q
 #undef TILE_VNNI_CASE
 
 /* Threads own pairs of groups; a row's bits do not depend on which tile computed it. */
+VNNI_TARGET static void vnni_task(void *ctx, int p) {
+    const q8_job *j = ctx;
+    int ng = ngroups(j->w->OC), g = 2 * p, pair = g + 1 < ng;
+    for (int r0 = 0; r0 < j->R; r0 += VR) {
+        int nr = j->R - r0 < VR ? j->R - r0 : VR;
+        if (nr <= 4 || !pair)
+            rows_tile_vnni(j->out, j->x, j->w, g, pair, r0, nr, j->beta);
+        else
+            for (int q = 0; q < 2; q++) rows_tile_vnni(j->out, j->x, j->w, g + q, 0, r0, nr, j->beta);
+    }
+}
+
 VNNI_TARGET static void matmul_vnni(float *out, const rows_q8 *x, const mtp_q8_matrix *w, int R, float beta) {
-    int ng = ngroups(w->OC), npairs = (ng + 1) / 2;
-    MTP_FOR_THREADS((size_t)ng * w->nb >= PARALLEL_MIN,
-                    for (int p = 0; p < npairs; p++) for (int r0 = 0; r0 < R; r0 += VR) {
-                        int nr = R - r0 < VR ? R - r0 : VR, g = 2 * p, pair = g + 1 < ng;
-                        if (nr <= 4 || !pair)
-                            rows_tile_vnni(out, x, w, g, pair, r0, nr, beta);
-                        else
-                            for (int q = 0; q < 2; q++) rows_tile_vnni(out, x, w, g + q, 0, r0, nr, beta);
-                    });
+    q8_job j = {out, x, w, R, beta};
+    mtp_team_run((ngroups(w->OC) + 1) / 2, vnni_task, &j, q8_threads(w));
 }
 #endif
 
