@@ -104,6 +104,8 @@ static void pack(uint32_t *dst, int W, const float *src, size_t ld, int kmajor, 
         }
 }
 
+static int imin(int a, int b) { return a < b ? a : b; }
+
 /* C rows [0, mr) under masks m0, m1 (columns 0-15, 16-31) from the sums: mode 0 C = alpha
  * s, 1 C = alpha s + beta C, 2 C += alpha s. Inlined, so the full tile's loop unrolls. */
 static inline __attribute__((always_inline)) void write_back(float *C, int ldc, __m512 acc[MR][2], int mr,
@@ -164,34 +166,78 @@ static void micro(float *C, int ldc, const uint32_t *a, const uint32_t *b, int n
     else write_back(C, ldc, acc, mr, lanes(nr), lanes(nr - 16), alpha, beta, mode);
 }
 
-/* One call's product: its operands, the K blocks, the panels and the two pack buffers
- * (each: the A panels, then the B panels). */
+/* One job's products: the parts (their split dimension's extents in part[q].n), the K
+ * blocks, the panels and the two pack buffers (each: the A panels, then the B panels). */
 typedef struct {
-    int bf16, tA, tB, M, N, K, lda, ldb, ldc;
+    int bf16, tA, tB, M, N, K, split, nparts;
     float alpha, beta;
-    const float *A, *B;
-    float *C;
-    int kc, nkb, pa, pb, tm, tn; /* inputs per K block, blocks, A and B panels, tiles down and across */
+    mtp_gemm_part part[MTP_GEMM_PARTS];
+    /* split M: each part's first A panel, N: its first B panel, K: its first K block;
+     * first[nparts] the count */
+    int first[MTP_GEMM_PARTS + 1];
+    int kc[MTP_GEMM_PARTS]; /* inputs per K block: each part's (split K), else kc[0] for all */
+    int nkb, pa, pb, tm, tn; /* K blocks, A and B panels, tiles down and across */
     size_t apanel, bpanel, boff; /* words per panel; the B panels' offset (64-byte aligned) */
     uint32_t *buf[2];
 } gemm_job;
 
+/* the part that panel or K block i (counted over the job's split dimension) belongs to */
+static int part_of(const gemm_job *j, int i) {
+    int q = 0;
+    while (i >= j->first[q + 1]) q++;
+    return q;
+}
+
+/* Where panel i of width W along dim (MTP_SPLIT_M: op(A)'s rows, MTP_SPLIT_N: op(B)'s
+ * columns) reads: part q (kq, the K block's, where the job is not split along dim), its
+ * first row or column x0 in that part's operands, and their extent n along dim. */
+typedef struct {
+    int q, x0, n;
+} span;
+
+static span span_of(const gemm_job *j, int dim, int i, int W, int kq) {
+    if (j->split != dim) return (span){kq, i * W, dim == MTP_SPLIT_M ? j->M : j->N};
+    int q = part_of(j, i);
+    return (span){q, (i - j->first[q]) * W, j->part[q].n};
+}
+
+/* K block kb: its part q (split K; else 0), its first input k0 and its inputs kc in that
+ * part's operands, whose K is K */
+typedef struct {
+    int q, k0, kc, K;
+} kblock;
+
+static kblock kblock_of(const gemm_job *j, int kb) {
+    int q = j->split == MTP_SPLIT_K ? part_of(j, kb) : 0;
+    int K = j->split == MTP_SPLIT_K ? j->part[q].n : j->K;
+    int k0 = (kb - (j->split == MTP_SPLIT_K ? j->first[q] : 0)) * j->kc[q];
+    return (kblock){q, k0, imin(j->kc[q], K - k0), K};
+}
+
 /* panel p (A panels first, then B) of K block kb into buf */
 static void pack_panel(const gemm_job *j, uint32_t *buf, int kb, int p) {
-    int k0 = kb * j->kc, kc = j->K - k0 < j->kc ? j->K - k0 : j->kc;
+    kblock k = kblock_of(j, kb);
     /* op(A) (i, k) is A[i][k] or A[k][i]; op(B) (k, j) is B[k][j] or B[j][k] */
     if (p < j->pa) {
-        int i0 = p * MR;
-        pack(buf + p * j->apanel, MR, j->A + (j->tA ? (size_t)i0 : (size_t)i0 * j->lda), j->lda, j->tA,
-             j->M - i0, j->K, k0, kc, j->bf16);
+        span s = span_of(j, MTP_SPLIT_M, p, MR, k.q);
+        const mtp_gemm_part *o = &j->part[s.q];
+        pack(buf + p * j->apanel, MR, o->A + (j->tA ? (size_t)s.x0 : (size_t)s.x0 * o->lda), o->lda, j->tA,
+             s.n - s.x0, k.K, k.k0, k.kc, j->bf16);
     } else {
-        int j0 = (p - j->pa) * NR;
-        pack(buf + j->boff + (p - j->pa) * j->bpanel, NR,
-             j->B + (j->tB ? (size_t)j0 * j->ldb : (size_t)j0), j->ldb, !j->tB, j->N - j0, j->K, k0, kc, j->bf16);
+        span s = span_of(j, MTP_SPLIT_N, p - j->pa, NR, k.q);
+        const mtp_gemm_part *o = &j->part[s.q];
+        pack(buf + j->boff + (p - j->pa) * j->bpanel, NR, o->B + (j->tB ? (size_t)s.x0 * o->ldb : (size_t)s.x0),
+             o->ldb, !j->tB, s.n - s.x0, k.K, k.k0, k.kc, j->bf16);
     }
 }
 
-static int imin(int a, int b) { return a < b ? a : b; }
+/* the microkernel call of A panel ib and B panel jb of K block kb (np inputs or pairs) */
+static void micro_at(const gemm_job *j, const uint32_t *cur, int ib, int jb, int kb, int np) {
+    span r = span_of(j, MTP_SPLIT_M, ib, MR, 0), c = span_of(j, MTP_SPLIT_N, jb, NR, 0);
+    const mtp_gemm_part *o = &j->part[j->split == MTP_SPLIT_M ? r.q : c.q]; /* split K: C is part 0's */
+    micro(o->C + (size_t)r.x0 * o->ldc + c.x0, o->ldc, cur + ib * j->apanel, cur + j->boff + jb * j->bpanel, np,
+          imin(MR, r.n - r.x0), imin(NR, c.n - c.x0), j->alpha, j->beta, kb == 0, j->bf16);
+}
 
 /* The panels a thread packs: an equal share of the A panels and an equal share of the B
  * panels, the i-th of them panel_of(&share, i). One share of all panels in a row gave one
@@ -222,7 +268,7 @@ static void gemm_thread(const gemm_job *j, int tid, int nth) {
     for (int kb = 0; kb < j->nkb; kb++) {
         const uint32_t *cur = j->buf[kb & 1];
         uint32_t *next = j->buf[~kb & 1];
-        int k0 = kb * j->kc, np = (imin(j->kc, j->K - k0) + j->bf16) >> j->bf16;
+        int np = (kblock_of(j, kb).kc + j->bf16) >> j->bf16;
         int topack = kb + 1 < j->nkb ? share.n : 0, packed = 0;
         long u = 0, done = 0, mine = uhi - ulo;
         for (int t = 0; t < j->tm * j->tn && u < uhi; t++) {
@@ -230,9 +276,7 @@ static void gemm_thread(const gemm_job *j, int tid, int nth) {
             for (int jb = tj * NT / NR; jb < imin(j->pb, (tj + 1) * NT / NR) && u < uhi; jb++)
                 for (int ib = ti * MT / MR; ib < imin(j->pa, (ti + 1) * MT / MR) && u < uhi; ib++, u++) {
                     if (u < ulo) continue;
-                    micro(j->C + (size_t)ib * MR * j->ldc + (size_t)jb * NR, j->ldc, cur + ib * j->apanel,
-                          cur + j->boff + jb * j->bpanel, np, imin(MR, j->M - ib * MR),
-                          imin(NR, j->N - jb * NR), j->alpha, j->beta, kb == 0, j->bf16);
+                    micro_at(j, cur, ib, jb, kb, np);
                     done++;
                     for (; packed < topack * done / mine; packed++)
                         pack_panel(j, next, kb + 1, panel_of(&share, packed));
@@ -244,25 +288,62 @@ static void gemm_thread(const gemm_job *j, int tid, int nth) {
 #endif
     }
 }
+
+/* C (rows, cols) = beta * C: a product without inputs */
+static void scale_c(float *C, int ldc, int rows, int cols, float beta) {
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+}
+
+/* the inputs per K block of a product over K > 0 inputs: blocks of at most KC32 / KC16,
+ * even (no short tail block), pairs whole */
+static int block_inputs(int K, int bf16) {
+    int step = bf16 ? 2 : 1, kmax = bf16 ? KC16 : KC32, nkb = (K + kmax - 1) / kmax;
+    return ((K + nkb - 1) / nkb + step - 1) / step * step;
+}
+
+/* the job's K blocks or panels along its split dimension, part by part (first[]), and the
+ * panels along the other two */
+static void job_layout(gemm_job *j) {
+    int w = j->split == MTP_SPLIT_M ? MR : NR;
+    j->first[0] = 0;
+    for (int q = 0; q < j->nparts; q++) {
+        int n = j->part[q].n;
+        if (j->split == MTP_SPLIT_K) j->kc[q] = n ? block_inputs(n, j->bf16) : 1;
+        j->first[q + 1] = j->first[q] + (j->split == MTP_SPLIT_K ? (n + j->kc[q] - 1) / j->kc[q] : (n + w - 1) / w);
+    }
+    if (j->split != MTP_SPLIT_K) j->kc[0] = block_inputs(j->K, j->bf16);
+    j->nkb = j->split == MTP_SPLIT_K ? j->first[j->nparts] : (j->K + j->kc[0] - 1) / j->kc[0];
+    j->pa = j->split == MTP_SPLIT_M ? j->first[j->nparts] : (j->M + MR - 1) / MR;
+    j->pb = j->split == MTP_SPLIT_N ? j->first[j->nparts] : (j->N + NR - 1) / NR;
+    j->tm = (j->pa + MT / MR - 1) / (MT / MR), j->tn = (j->pb + NT / NR - 1) / (NT / NR);
+    int kc = 0, step = j->bf16 ? 2 : 1;
+    for (int q = 0; q < (j->split == MTP_SPLIT_K ? j->nparts : 1); q++) kc = kc > j->kc[q] ? kc : j->kc[q];
+    j->apanel = (size_t)MR * ((kc + step - 1) / step), j->bpanel = (size_t)NR * ((kc + step - 1) / step);
+    j->boff = (j->pa * j->apanel + 15) / 16 * 16;
+}
 #endif
 
-static void gemm_run(int bf16, int tA, int tB, int M, int N, int K, float alpha, const float *A,
-                     int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+static void gemm_run(int bf16, mtp_gemm_split split, int tA, int tB, int M, int N, int K, float alpha,
+                     const mtp_gemm_part *parts, int nparts, float beta) {
+    MTP_ASSERT(nparts >= 1 && nparts <= MTP_GEMM_PARTS);
+    int sum = 0;
+    for (int q = 0; q < nparts; q++) sum += parts[q].n;
+    MTP_ASSERT(sum == (split == MTP_SPLIT_M ? M : split == MTP_SPLIT_N ? N : K));
 #if defined(__AVX512F__)
     if (K == 0) { /* no inputs: C = beta * C */
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+        for (int q = 0; q < (split == MTP_SPLIT_K ? 1 : nparts); q++)
+            scale_c(parts[q].C, parts[q].ldc, split == MTP_SPLIT_M ? parts[q].n : M,
+                    split == MTP_SPLIT_N ? parts[q].n : N, beta);
         return;
     }
     /* buffers kept by the calling thread between calls (a step makes hundreds of products) */
     static _Thread_local float *buf;
     static _Thread_local size_t cap;
-    int step = bf16 ? 2 : 1, kmax = bf16 ? KC16 : KC32, nkb = (K + kmax - 1) / kmax;
-    int kc = ((K + nkb - 1) / nkb + step - 1) / step * step; /* even blocks, pairs whole */
-    gemm_job j = {bf16, tA, tB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, kc, (K + kc - 1) / kc,
-                  (M + MR - 1) / MR, (N + NR - 1) / NR, (M + MT - 1) / MT, (N + NT - 1) / NT,
-                  (size_t)MR * (kc / step), (size_t)NR * (kc / step), 0, {NULL, NULL}};
-    j.boff = (j.pa * j.apanel + 15) / 16 * 16;
+    gemm_job j = {.bf16 = bf16, .tA = tA, .tB = tB, .M = M, .N = N, .K = K, .split = split, .nparts = nparts,
+                  .alpha = alpha, .beta = beta};
+    memcpy(j.part, parts, (size_t)nparts * sizeof *parts);
+    job_layout(&j);
     size_t words = j.boff + j.pb * j.bpanel; /* a multiple of 16: the second buffer aligned too */
     if (2 * words > cap) {
         free(buf);
@@ -277,6 +358,7 @@ static void gemm_run(int bf16, int tA, int tB, int M, int N, int K, float alpha,
     gemm_thread(&j, 0, 1);
 #endif
 #else
+    (void)bf16, (void)tA, (void)tB, (void)alpha, (void)beta;
     MTP_ASSERT(!"gemm_run on a CPU without AVX-512");
 #endif
 }
@@ -284,11 +366,19 @@ static void gemm_run(int bf16, int tA, int tB, int M, int N, int K, float alpha,
 void mtp_gemm_avx512(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc) {
     MTP_ASSERT(mtp_gemm_avx512_available());
-    gemm_run(0, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    mtp_gemm_part one = {A, B, C, lda, ldb, ldc, M};
+    gemm_run(0, MTP_SPLIT_M, tA, tB, M, N, K, alpha, &one, 1, beta);
 }
 
 void mtp_gemm_bf16(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc) {
     MTP_ASSERT(mtp_gemm_bf16_available());
-    gemm_run(1, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    mtp_gemm_part one = {A, B, C, lda, ldb, ldc, M};
+    gemm_run(1, MTP_SPLIT_M, tA, tB, M, N, K, alpha, &one, 1, beta);
+}
+
+void mtp_gemm_parts(int bf16, mtp_gemm_split split, int tA, int tB, int M, int N, int K, float alpha,
+                    const mtp_gemm_part *parts, int nparts, float beta) {
+    MTP_ASSERT(bf16 ? mtp_gemm_bf16_available() : mtp_gemm_avx512_available());
+    gemm_run(bf16, split, tA, tB, M, N, K, alpha, parts, nparts, beta);
 }

@@ -18,6 +18,25 @@ void mtp_gemm_avx512(int transA, int transB, int M, int N, int K, float alpha, c
 void mtp_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* Several products as one job, cut along one dimension into parts, so that what they share
+ * is packed once (and the threads start and meet once):
+ *   MTP_SPLIT_M: C_q (n_q, N) = alpha op(A_q) op(B) + beta C_q, B = part[0].B shared;
+ *   MTP_SPLIT_N: C_q (M, n_q) = alpha op(A) op(B_q) + beta C_q, A = part[0].A shared;
+ *   MTP_SPLIT_K: C (M, N) = alpha sum_q op(A_q) op(B_q) + beta C, op(A_q) (M, n_q),
+ *                op(B_q) (n_q, N), C = part[0].C.
+ * The split dimension's size (M, N or K) is the sum of the parts' n. Every output has the
+ * bits the products made one call per part would give it (split K: the calls after the
+ * first with beta 1). At most MTP_GEMM_PARTS parts; asserts the kernel's availability. */
+enum { MTP_GEMM_PARTS = 4 };
+typedef enum { MTP_SPLIT_M, MTP_SPLIT_N, MTP_SPLIT_K } mtp_gemm_split;
+typedef struct {
+    const float *A, *B;
+    float *C;
+    int lda, ldb, ldc, n; /* n: the part's extent along the split dimension */
+} mtp_gemm_part;
+void mtp_gemm_parts(int bf16, mtp_gemm_split split, int transA, int transB, int M, int N, int K,
+                    float alpha, const mtp_gemm_part *parts, int nparts, float beta);
+
 /* GFLOP/s of a loop of fp32 FMAs (bf16 0) or of vdpbf16ps (bf16 1, a multiply-add per bf16
  * pair counted as 2 of each) on every thread: the fastest of 8 rounds of a few ms; 0 where the CPU lacks it */
 double mtp_peak_gflops(int bf16);
