@@ -11,7 +11,10 @@
  * are split between threads in equal counts. Every output element is summed by the same
  * instructions in the same order whatever the thread count: block by block in K, inputs in
  * order within a block (results depend on the shapes, never on the threads; exact resume
- * and bit-identical reruns rely on it). Not here: AMX, fp16, a portable version (without
+ * and bit-identical reruns rely on it). A job may hold several products cut along one
+ * dimension (mtp_gemm_parts): their panels or K blocks follow each other part by part, each
+ * part's as its own call would make them, so what they share is packed once and the
+ * outputs keep the bits of one call per part. Not here: AMX, fp16, a portable version (without
  * AVX-512 the products go to OpenBLAS, ops.c). */
 #include "kernels/gemm.h"
 
