@@ -11,9 +11,9 @@
  * are split between threads in equal counts. Every output element is summed by the same
  * instructions in the same order whatever the thread count: block by block in K, inputs in
  * order within a block (results depend on the shapes, never on the threads; exact resume
- * and bit-identical reruns rely on it). A job may hold several products cut along one
- * dimension (mtp_gemm_parts): their panels or K blocks follow each other part by part, each
- * part's as its own call would make them, so what they share is packed once and the
+ * and bit-identical reruns rely on it). A job may hold several products over one shared
+ * operand, cut along M or N (mtp_gemm_parts): their panels follow each other part by part,
+ * each part's as its own call would make them, so the shared operand is packed once and the
  * outputs keep the bits of one call per part. Not here: AMX, fp16, a portable version (without
  * AVX-512 the products go to OpenBLAS, ops.c). */
 #include "kernels/gemm.h"
@@ -169,75 +169,53 @@ static void micro(float *C, int ldc, const uint32_t *a, const uint32_t *b, int n
     else write_back(C, ldc, acc, mr, lanes(nr), lanes(nr - 16), alpha, beta, mode);
 }
 
-/* One job's products: the parts (their split dimension's extents in part[q].n), the K
- * blocks, the panels and the two pack buffers (each: the A panels, then the B panels). */
+/* One job's products: the parts (their extents along the split dimension in part[q].n),
+ * the K blocks, the panels and the two pack buffers (each: the A panels, then the B panels). */
 typedef struct {
     int bf16, tA, tB, M, N, K, split, nparts;
     float alpha, beta;
     mtp_gemm_part part[MTP_GEMM_PARTS];
-    /* split M: each part's first A panel, N: its first B panel, K: its first K block;
-     * first[nparts] the count */
-    int first[MTP_GEMM_PARTS + 1];
-    int kc[MTP_GEMM_PARTS]; /* inputs per K block: each part's (split K), else kc[0] for all */
-    int nkb, pa, pb, tm, tn; /* K blocks, A and B panels, tiles down and across */
+    int first[MTP_GEMM_PARTS + 1]; /* each part's first panel along the split; first[nparts] the count */
+    int kc, nkb, pa, pb, tm, tn; /* inputs per K block, blocks, A and B panels, tiles down and across */
     size_t apanel, bpanel, boff; /* words per panel; the B panels' offset (64-byte aligned) */
     uint32_t *buf[2];
 } gemm_job;
 
-/* the part that panel or K block i (counted over the job's split dimension) belongs to */
-static int part_of(const gemm_job *j, int i) {
-    int q = 0;
-    while (i >= j->first[q + 1]) q++;
-    return q;
-}
-
 /* Where panel i of width W along dim (MTP_SPLIT_M: op(A)'s rows, MTP_SPLIT_N: op(B)'s
- * columns) reads: part q (kq, the K block's, where the job is not split along dim), its
- * first row or column x0 in that part's operands, and their extent n along dim. */
+ * columns) reads and writes: part q (0 where the job is not split along dim: the shared
+ * operand), its first row or column x0 in that part, and the part's extent n along dim. */
 typedef struct {
     int q, x0, n;
 } span;
 
-static span span_of(const gemm_job *j, int dim, int i, int W, int kq) {
-    if (j->split != dim) return (span){kq, i * W, dim == MTP_SPLIT_M ? j->M : j->N};
-    int q = part_of(j, i);
+static span span_of(const gemm_job *j, int dim, int i, int W) {
+    if (j->split != dim) return (span){0, i * W, dim == MTP_SPLIT_M ? j->M : j->N};
+    int q = 0;
+    while (i >= j->first[q + 1]) q++;
     return (span){q, (i - j->first[q]) * W, j->part[q].n};
-}
-
-/* K block kb: its part q (split K; else 0), its first input k0 and its inputs kc in that
- * part's operands, whose K is K */
-typedef struct {
-    int q, k0, kc, K;
-} kblock;
-
-static kblock kblock_of(const gemm_job *j, int kb) {
-    int q = j->split == MTP_SPLIT_K ? part_of(j, kb) : 0;
-    int K = j->split == MTP_SPLIT_K ? j->part[q].n : j->K;
-    int k0 = (kb - (j->split == MTP_SPLIT_K ? j->first[q] : 0)) * j->kc[q];
-    return (kblock){q, k0, imin(j->kc[q], K - k0), K};
 }
 
 /* panel p (A panels first, then B) of K block kb into buf */
 static void pack_panel(const gemm_job *j, uint32_t *buf, int kb, int p) {
-    kblock k = kblock_of(j, kb);
+    int k0 = kb * j->kc, kc = imin(j->kc, j->K - k0);
     /* op(A) (i, k) is A[i][k] or A[k][i]; op(B) (k, j) is B[k][j] or B[j][k] */
     if (p < j->pa) {
-        span s = span_of(j, MTP_SPLIT_M, p, MR, k.q);
+        span s = span_of(j, MTP_SPLIT_M, p, MR);
         const mtp_gemm_part *o = &j->part[s.q];
         pack(buf + p * j->apanel, MR, o->A + (j->tA ? (size_t)s.x0 : (size_t)s.x0 * o->lda), o->lda, j->tA,
-             s.n - s.x0, k.K, k.k0, k.kc, j->bf16);
+             s.n - s.x0, j->K, k0, kc, j->bf16);
     } else {
-        span s = span_of(j, MTP_SPLIT_N, p - j->pa, NR, k.q);
+        span s = span_of(j, MTP_SPLIT_N, p - j->pa, NR);
         const mtp_gemm_part *o = &j->part[s.q];
         pack(buf + j->boff + (p - j->pa) * j->bpanel, NR, o->B + (j->tB ? (size_t)s.x0 * o->ldb : (size_t)s.x0),
-             o->ldb, !j->tB, s.n - s.x0, k.K, k.k0, k.kc, j->bf16);
+             o->ldb, !j->tB, s.n - s.x0, j->K, k0, kc, j->bf16);
     }
 }
 
 /* the microkernel call of A panel ib and B panel jb of K block kb (np inputs or pairs) */
 static void micro_at(const gemm_job *j, const uint32_t *cur, int ib, int jb, int kb, int np) {
-    span r = span_of(j, MTP_SPLIT_M, ib, MR, 0), c = span_of(j, MTP_SPLIT_N, jb, NR, 0);
-    const mtp_gemm_part *o = &j->part[j->split == MTP_SPLIT_M ? r.q : c.q]; /* split K: C is part 0's */
+    span r = span_of(j, MTP_SPLIT_M, ib, MR), c = span_of(j, MTP_SPLIT_N, jb, NR);
+    const mtp_gemm_part *o = &j->part[r.q + c.q]; /* one of the two is 0: not split */
     micro(o->C + (size_t)r.x0 * o->ldc + c.x0, o->ldc, cur + ib * j->apanel, cur + j->boff + jb * j->bpanel, np,
           imin(MR, r.n - r.x0), imin(NR, c.n - c.x0), j->alpha, j->beta, kb == 0, j->bf16);
 }
@@ -271,7 +249,7 @@ static void gemm_thread(const gemm_job *j, int tid, int nth) {
     for (int kb = 0; kb < j->nkb; kb++) {
         const uint32_t *cur = j->buf[kb & 1];
         uint32_t *next = j->buf[~kb & 1];
-        int np = (kblock_of(j, kb).kc + j->bf16) >> j->bf16;
+        int k0 = kb * j->kc, np = (imin(j->kc, j->K - k0) + j->bf16) >> j->bf16;
         int topack = kb + 1 < j->nkb ? share.n : 0, packed = 0;
         long u = 0, done = 0, mine = uhi - ulo;
         for (int t = 0; t < j->tm * j->tn && u < uhi; t++) {
@@ -298,31 +276,19 @@ static void scale_c(float *C, int ldc, int rows, int cols, float beta) {
         for (int j = 0; j < cols; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
 }
 
-/* the inputs per K block of a product over K > 0 inputs: blocks of at most KC32 / KC16,
- * even (no short tail block), pairs whole */
-static int block_inputs(int K, int bf16) {
-    int step = bf16 ? 2 : 1, kmax = bf16 ? KC16 : KC32, nkb = (K + kmax - 1) / kmax;
-    return ((K + nkb - 1) / nkb + step - 1) / step * step;
-}
-
-/* the job's K blocks or panels along its split dimension, part by part (first[]), and the
- * panels along the other two */
+/* the panels along the split dimension, part by part (first[]), and along the other; K
+ * blocks of at most KC32 / KC16 inputs, even (no short tail block), pairs whole */
 static void job_layout(gemm_job *j) {
+    int step = j->bf16 ? 2 : 1, kmax = j->bf16 ? KC16 : KC32, nkb = (j->K + kmax - 1) / kmax;
     int w = j->split == MTP_SPLIT_M ? MR : NR;
     j->first[0] = 0;
-    for (int q = 0; q < j->nparts; q++) {
-        int n = j->part[q].n;
-        if (j->split == MTP_SPLIT_K) j->kc[q] = n ? block_inputs(n, j->bf16) : 1;
-        j->first[q + 1] = j->first[q] + (j->split == MTP_SPLIT_K ? (n + j->kc[q] - 1) / j->kc[q] : (n + w - 1) / w);
-    }
-    if (j->split != MTP_SPLIT_K) j->kc[0] = block_inputs(j->K, j->bf16);
-    j->nkb = j->split == MTP_SPLIT_K ? j->first[j->nparts] : (j->K + j->kc[0] - 1) / j->kc[0];
+    for (int q = 0; q < j->nparts; q++) j->first[q + 1] = j->first[q] + (j->part[q].n + w - 1) / w;
+    j->kc = ((j->K + nkb - 1) / nkb + step - 1) / step * step;
+    j->nkb = (j->K + j->kc - 1) / j->kc;
     j->pa = j->split == MTP_SPLIT_M ? j->first[j->nparts] : (j->M + MR - 1) / MR;
     j->pb = j->split == MTP_SPLIT_N ? j->first[j->nparts] : (j->N + NR - 1) / NR;
     j->tm = (j->pa + MT / MR - 1) / (MT / MR), j->tn = (j->pb + NT / NR - 1) / (NT / NR);
-    int kc = 0, step = j->bf16 ? 2 : 1;
-    for (int q = 0; q < (j->split == MTP_SPLIT_K ? j->nparts : 1); q++) kc = kc > j->kc[q] ? kc : j->kc[q];
-    j->apanel = (size_t)MR * ((kc + step - 1) / step), j->bpanel = (size_t)NR * ((kc + step - 1) / step);
+    j->apanel = (size_t)MR * (j->kc / step), j->bpanel = (size_t)NR * (j->kc / step);
     j->boff = (j->pa * j->apanel + 15) / 16 * 16;
 }
 #endif
@@ -332,12 +298,12 @@ static void gemm_run(int bf16, mtp_gemm_split split, int tA, int tB, int M, int 
     MTP_ASSERT(nparts >= 1 && nparts <= MTP_GEMM_PARTS);
     int sum = 0;
     for (int q = 0; q < nparts; q++) sum += parts[q].n;
-    MTP_ASSERT(sum == (split == MTP_SPLIT_M ? M : split == MTP_SPLIT_N ? N : K));
+    MTP_ASSERT(sum == (split == MTP_SPLIT_M ? M : N));
 #if defined(__AVX512F__)
     if (K == 0) { /* no inputs: C = beta * C */
-        for (int q = 0; q < (split == MTP_SPLIT_K ? 1 : nparts); q++)
+        for (int q = 0; q < nparts; q++)
             scale_c(parts[q].C, parts[q].ldc, split == MTP_SPLIT_M ? parts[q].n : M,
-                    split == MTP_SPLIT_N ? parts[q].n : N, beta);
+                    split == MTP_SPLIT_M ? N : parts[q].n, beta);
         return;
     }
     /* buffers kept by the calling thread between calls (a step makes hundreds of products) */

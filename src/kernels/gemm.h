@@ -18,17 +18,16 @@ void mtp_gemm_avx512(int transA, int transB, int M, int N, int K, float alpha, c
 void mtp_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-/* Several products as one job, cut along one dimension into parts, so that what they share
- * is packed once (and the threads start and meet once):
+/* Several products over one shared operand as one job, cut into parts along M or N, so
+ * that the shared operand is packed once (and the threads start and meet once):
  *   MTP_SPLIT_M: C_q (n_q, N) = alpha op(A_q) op(B) + beta C_q, B = part[0].B shared;
- *   MTP_SPLIT_N: C_q (M, n_q) = alpha op(A) op(B_q) + beta C_q, A = part[0].A shared;
- *   MTP_SPLIT_K: C (M, N) = alpha sum_q op(A_q) op(B_q) + beta C, op(A_q) (M, n_q),
- *                op(B_q) (n_q, N), C = part[0].C.
- * The split dimension's size (M, N or K) is the sum of the parts' n. Every output has the
- * bits the products made one call per part would give it (split K: the calls after the
- * first with beta 1). At most MTP_GEMM_PARTS parts; asserts the kernel's availability. */
+ *   MTP_SPLIT_N: C_q (M, n_q) = alpha op(A) op(B_q) + beta C_q, A = part[0].A shared.
+ * The split dimension's size (M or N) is the sum of the parts' n. Every output has the bits
+ * one call per part would give it. At most MTP_GEMM_PARTS parts; asserts the kernel's
+ * availability. (A cut along K, summing products into one C, shares no packing and
+ * measured no faster than one call per part.) */
 enum { MTP_GEMM_PARTS = 4 };
-typedef enum { MTP_SPLIT_M, MTP_SPLIT_N, MTP_SPLIT_K } mtp_gemm_split;
+typedef enum { MTP_SPLIT_M, MTP_SPLIT_N } mtp_gemm_split;
 typedef struct {
     const float *A, *B;
     float *C;

@@ -160,20 +160,16 @@ void mtp_matmul_fwd_parts(const mtp_matmul_part *parts, int n, const float *x, i
 void mtp_matmul_bwd_parts(float *dx, const mtp_matmul_grad_part *parts, int n, const float *x, int N,
                           int C, float dx_beta) {
     MTP_ASSERT(n >= 1 && n <= MTP_GEMM_PARTS);
+    /* dx: the products share no operand (one job measured no faster) */
+    for (int q = 0; dx && q < n; q++) mtp_matmul_bwd(dx, NULL, parts[q].dout, x, parts[q].w, N, C, parts[q].OC, q ? 1 : dx_beta);
     mtp_gemm_part g[MTP_GEMM_PARTS];
-    int OC = 0, nw = 0, OCw = 0;
-    for (int q = 0; q < n; q++) {
-        g[q] = (mtp_gemm_part){parts[q].dout, parts[q].w, dx, parts[q].OC, C, C, parts[q].OC};
-        OC += parts[q].OC;
-    }
-    if (dx && !matmul_parts(MTP_SPLIT_K, 0, 0, N, C, OC, g, n, dx_beta))
-        for (int q = 0; q < n; q++) mtp_matmul_bwd(dx, NULL, parts[q].dout, x, parts[q].w, N, C, parts[q].OC, q ? 1 : dx_beta);
-    for (int q = 0; q < n; q++) /* the weight gradients wanted */
+    int nw = 0, OC = 0;
+    for (int q = 0; q < n; q++) /* the weight gradients wanted, over x packed once */
         if (parts[q].dw) {
             g[nw++] = (mtp_gemm_part){parts[q].dout, x, parts[q].dw, parts[q].OC, C, C, parts[q].OC};
-            OCw += parts[q].OC;
+            OC += parts[q].OC;
         }
-    if (!nw || matmul_parts(MTP_SPLIT_M, 1, 0, OCw, C, N, g, nw, 1)) return;
+    if (!nw || matmul_parts(MTP_SPLIT_M, 1, 0, OC, C, N, g, nw, 1)) return;
     for (int q = 0; q < n; q++)
         if (parts[q].dw) mtp_matmul_bwd(NULL, parts[q].dw, parts[q].dout, x, parts[q].w, N, C, parts[q].OC, 0);
 }
