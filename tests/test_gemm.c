@@ -2,7 +2,8 @@
  * (mtp_gemm_ref, double sums): every transpose, sizes that leave partial panels and
  * blocks, padded leading dimensions, alpha and beta; the same bits on 1 and 2 threads;
  * bf16 against the reference on inputs rounded to bf16 the same way (subnormals flushed to
- * zero, else nearest even); and a training step of
+ * zero, else nearest even); several products as one job (mtp_gemm_parts) against one call
+ * per part and the reference; and a training step of
  * a small model in bf16 against the same step in fp32 (losses, gradients). */
 #include <math.h>
 #include <stdlib.h>
@@ -105,6 +106,77 @@ static void test_threads(gemm_fn f, const char *name) {
     test_threads_at(f, name, 129, 33, 2500);
 }
 
+/* mtp_gemm_parts against one call per part: the same bits, within TOL of the reference,
+ * and the same bits on 1 and 2 threads. M, N: the size of the dimension not split (the
+ * other ignored), K; n[q]: the parts' extents along the split one. Every part's operands have their own leading dimensions (padded by
+ * 1 + q); the shared operand is part 0's. */
+static void compare_parts(int bf16, mtp_gemm_split split, int tA, int tB, int M, int N, int K, const int *n,
+                          int np, float beta) {
+    gemm_fn f = bf16 ? mtp_gemm_bf16 : mtp_gemm_avx512;
+    static const char *names[] = {"M", "N"};
+    float *A[MTP_GEMM_PARTS], *B[MTP_GEMM_PARTS], *C[MTP_GEMM_PARTS], *Cj[MTP_GEMM_PARTS], *Cs[MTP_GEMM_PARTS],
+        *Cr[MTP_GEMM_PARTS];
+    int m[MTP_GEMM_PARTS], nn[MTP_GEMM_PARTS], k[MTP_GEMM_PARTS], lda[MTP_GEMM_PARTS], ldb[MTP_GEMM_PARTS],
+        ldc[MTP_GEMM_PARTS], total = 0;
+    size_t csize[MTP_GEMM_PARTS];
+    mtp_gemm_part parts[MTP_GEMM_PARTS];
+    for (int q = 0; q < np; q++) {
+        m[q] = split == MTP_SPLIT_M ? n[q] : M, nn[q] = split == MTP_SPLIT_N ? n[q] : N;
+        k[q] = K, total += n[q];
+        int share_a = split == MTP_SPLIT_N && q, share_b = split == MTP_SPLIT_M && q;
+        lda[q] = share_a ? lda[0] : (tA ? m[q] : k[q]) + 1 + q;
+        ldb[q] = share_b ? ldb[0] : (tB ? k[q] : nn[q]) + 1 + q;
+        ldc[q] = nn[q] + 1 + q;
+        A[q] = share_a ? A[0] : rnd((size_t)(tA ? k[q] : m[q]) * lda[q]);
+        B[q] = share_b ? B[0] : rnd((size_t)(tB ? nn[q] : k[q]) * ldb[q]);
+        csize[q] = (size_t)m[q] * ldc[q];
+        C[q] = rnd(csize[q]);
+        parts[q] = (mtp_gemm_part){A[q], B[q], NULL, lda[q], ldb[q], ldc[q], n[q]};
+    }
+    for (int q = 0; q < np; q++) {
+        Cj[q] = falloc(csize[q]), Cs[q] = falloc(csize[q]), Cr[q] = falloc(csize[q]);
+        memcpy(Cs[q], C[q], csize[q] * sizeof(float));
+        memcpy(Cr[q], C[q], csize[q] * sizeof(float));
+    }
+    for (int q = 0; q < np; q++) {
+        f(tA, tB, m[q], nn[q], K, 1, A[q], lda[q], B[q], ldb[q], beta, Cs[q], ldc[q]);
+        mtp_gemm_ref(tA, tB, m[q], nn[q], K, 1, A[q], lda[q], B[q], ldb[q], beta, Cr[q], ldc[q], bf16);
+    }
+    int Mt = split == MTP_SPLIT_M ? total : M, Nt = split == MTP_SPLIT_N ? total : N;
+    for (int th = 1; th <= 2; th++) {
+        check_threads(th);
+        for (int q = 0; q < np; q++) memcpy(Cj[q], C[q], csize[q] * sizeof(float)), parts[q].C = Cj[q];
+        mtp_gemm_parts(bf16, split, tA, tB, Mt, Nt, K, 1, parts, np, beta);
+        for (int q = 0; q < np; q++) {
+            CHECK_SAME(Cj[q], Cs[q], csize[q], "%s parts split %s tA %d tB %d %dx%dx%d part %d, %d threads: as one call per part",
+                       bf16 ? "bf16" : "fp32", names[split], tA, tB, Mt, Nt, K, q, th);
+            CHECK_CLOSE(Cj[q], Cr[q], csize[q], TOL, "%s parts split %s tA %d tB %d %dx%dx%d part %d: the reference",
+                        bf16 ? "bf16" : "fp32", names[split], tA, tB, Mt, Nt, K, q);
+        }
+    }
+    for (int q = 0; q < np; q++) {
+        if (!(split == MTP_SPLIT_N && q)) free(A[q]);
+        if (!(split == MTP_SPLIT_M && q)) free(B[q]);
+    }
+    for (int q = 0; q < np; q++) free(C[q]), free(Cj[q]), free(Cs[q]), free(Cr[q]);
+}
+
+/* parts that leave partial panels (MR 14, NR 32) inside the job, odd K (bf16 pairs), K in
+ * several blocks (2 fp32, 1 bf16; 3 and 2), an empty part; shapes past the threads'
+ * threshold and small ones; q|k|v's shape in small */
+static void test_parts(int bf16) {
+    static const int ODD[] = {13, 29, 5}, BIG[] = {130, 37, 21}, EMPTY[] = {0, 31, 17}, QKV[] = {48, 24, 24};
+    for (int split = MTP_SPLIT_M; split <= MTP_SPLIT_N; split++)
+        for (int t = 0; t < 4; t++) {
+            compare_parts(bf16, split, t & 1, t >> 1, 57, 70, 300, ODD, 3, 0);
+            compare_parts(bf16, split, t & 1, t >> 1, 64, 80, 513, BIG, 3, 1.5f);
+            compare_parts(bf16, split, t & 1, t >> 1, 40, 50, 2100, ODD, 3, 0.5f);
+            compare_parts(bf16, split, t & 1, t >> 1, 20, 33, 65, EMPTY, 3, 1);
+            compare_parts(bf16, split, t & 1, t >> 1, 130, 48, 48, QKV, 3, 0);
+            compare_parts(bf16, split, t & 1, t >> 1, 1, 1, 1, ODD + 2, 1, 0);
+        }
+}
+
 /* Tolerances of a bf16 step against fp32 (bf16 keeps 8 significant bits: each rounding
  * moves a value by up to 2^-9 relative, the errors of a product's inputs averaging out over
  * its sums): each head's loss within 0.1% relative, the gradient within 2% in norm
@@ -151,6 +223,7 @@ int main(void) {
         test_kernel(mtp_gemm_avx512, 0);
         test_subnormals(mtp_gemm_avx512, 0);
         test_threads(mtp_gemm_avx512, "fp32");
+        test_parts(0);
     } else {
         SKIP("fp32 AVX-512 gemm: not built for AVX-512 or the CPU lacks it");
     }
@@ -158,6 +231,7 @@ int main(void) {
         test_kernel(mtp_gemm_bf16, 1);
         test_subnormals(mtp_gemm_bf16, 1);
         test_threads(mtp_gemm_bf16, "bf16");
+        test_parts(1);
         test_step_bf16();
     } else {
         SKIP("bf16 gemm: not built for AVX512-BF16 or the CPU lacks it");

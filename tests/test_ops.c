@@ -171,6 +171,35 @@ static void test_matmul(void) {
     free(gx), free(gw);
 }
 
+/* Several weights over one input (mtp_matmul_*_parts): the bits of one call per weight,
+ * output widths that leave partial panels, a frozen weight's gradient (NULL) skipped */
+static void test_matmul_parts(void) {
+    enum { NP = 3 };
+    static const int oc[NP] = {OC, 5, 11};
+    float *x = rnd(N * C, 1), *w[NP], *r[NP], *o1[NP], *o2[NP], *dw1[NP], *dw2[NP];
+    mtp_matmul_part fp[NP];
+    mtp_matmul_grad_part bp[NP];
+    for (int q = 0; q < NP; q++) {
+        w[q] = rnd((size_t)oc[q] * C, 1), r[q] = rnd((size_t)N * oc[q], 1);
+        o1[q] = nans((size_t)N * oc[q]), o2[q] = nans((size_t)N * oc[q]);
+        dw1[q] = rnd((size_t)oc[q] * C, 1), dw2[q] = dup(dw1[q], (size_t)oc[q] * C);
+        fp[q] = (mtp_matmul_part){w[q], o1[q], oc[q]};
+        bp[q] = (mtp_matmul_grad_part){w[q], r[q], q == 1 ? NULL : dw1[q], oc[q]};
+    }
+    mtp_matmul_fwd_parts(fp, NP, x, N, C);
+    float *dx1 = rnd(N * C, 1), *dx2 = dup(dx1, N * C);
+    mtp_matmul_bwd_parts(dx1, bp, NP, x, N, C, 1);
+    for (int q = 0; q < NP; q++) {
+        mtp_matmul_fwd(o2[q], x, w[q], N, C, oc[q], 0);
+        CHECK_SAME(o1[q], o2[q], (size_t)N * oc[q], "matmul fwd parts: part %d as its own call", q);
+        mtp_matmul_bwd(dx2, q == 1 ? NULL : dw2[q], r[q], x, w[q], N, C, oc[q], 1);
+        CHECK_SAME(dw1[q], dw2[q], (size_t)oc[q] * C, "matmul bwd parts: dw of part %d as its own call", q);
+    }
+    CHECK_SAME(dx1, dx2, N * C, "matmul bwd parts: dx as the calls one by one added it");
+    for (int q = 0; q < NP; q++) free(w[q]), free(r[q]), free(o1[q]), free(o2[q]), free(dw1[q]), free(dw2[q]);
+    free(x), free(dx1), free(dx2);
+}
+
 typedef struct {
     float *x, *r, *tmp;
 } rope_ctx;
@@ -460,5 +489,6 @@ int main(void) {
     test_xent();
     test_xent_argmax();
     test_passes();
+    test_matmul_parts(); /* last: its draws leave the others' random inputs as they were */
     return check_finish();
 }

@@ -355,12 +355,16 @@ static void dec_matmul(const mtp_block_impl *im, float *out, const float *x,
     mtp_wmat_matmul(out, x, w, R, beta, db->d->wscratch);
 }
 
-static void dec_matmul_pair(const mtp_block_impl *im, float *out_a, float *out_b, const float *x,
-                            mtp_block_matrix a, mtp_block_matrix b, int R, int C, int OC) {
+/* the last two matrices through the paired product (k, v; w1, w3), a first one (q) alone */
+static void dec_matmul_parts(const mtp_block_impl *im, float *const outs[], const float *x,
+                             const mtp_block_matrix which[], int n, int R, int C) {
     const dec_block *db = (const dec_block *)im;
     const mtp_wmat *w = db->d->m->dec.blocks[db->block].mat;
-    MTP_ASSERT(w[a].C == C && w[a].OC == OC && w[b].C == C && w[b].OC == OC);
-    mtp_wmat_matmul_pair(out_a, out_b, x, &w[a], &w[b], R, db->d->wscratch);
+    MTP_ASSERT(n == 2 || n == 3);
+    if (n == 3) dec_matmul(im, outs[0], x, which[0], R, C, w[which[0]].OC, 0);
+    const mtp_wmat *a = &w[which[n - 2]], *b = &w[which[n - 1]];
+    MTP_ASSERT(a->C == C && b->C == C && a->OC == b->OC);
+    mtp_wmat_matmul_pair(outs[n - 2], outs[n - 1], x, a, b, R, db->d->wscratch);
 }
 
 static void dec_rope(const mtp_block_impl *im, float *x, int R, int n_heads) {
@@ -390,7 +394,7 @@ static dec_block dec_block_at(mtp_decoder *d, int block, const mtp_row *rows, co
                           .v = d->v, .ao = d->ao, .xmid = d->x, .xn2 = d->xn, .rstd2 = d->rstd,
                           .h1 = d->h1, .h3 = d->h3, .g = d->h1, .out = d->x};
     const mtp_wblock *w = &d->m->dec.blocks[block];
-    return (dec_block){{&d->m->cfg, w->attn_norm, w->ffn_norm, dec_matmul, dec_matmul_pair, dec_rope, dec_keep_kv, dec_attend},
+    return (dec_block){{&d->m->cfg, w->attn_norm, w->ffn_norm, dec_matmul, dec_matmul_parts, dec_rope, dec_keep_kv, dec_attend},
                        d, block, rows, pos};
 }
 

@@ -11,7 +11,10 @@
  * are split between threads in equal counts. Every output element is summed by the same
  * instructions in the same order whatever the thread count: block by block in K, inputs in
  * order within a block (results depend on the shapes, never on the threads; exact resume
- * and bit-identical reruns rely on it). Not here: AMX, fp16, a portable version (without
+ * and bit-identical reruns rely on it). A job may hold several products over one shared
+ * operand, cut along M or N (mtp_gemm_parts): their panels follow each other part by part,
+ * each part's as its own call would make them, so the shared operand is packed once and the
+ * outputs keep the bits of one call per part. Not here: AMX, fp16, a portable version (without
  * AVX-512 the products go to OpenBLAS, ops.c). */
 #include "kernels/gemm.h"
 
@@ -104,6 +107,8 @@ static void pack(uint32_t *dst, int W, const float *src, size_t ld, int kmajor, 
         }
 }
 
+static int imin(int a, int b) { return a < b ? a : b; }
+
 /* C rows [0, mr) under masks m0, m1 (columns 0-15, 16-31) from the sums: mode 0 C = alpha
  * s, 1 C = alpha s + beta C, 2 C += alpha s. Inlined, so the full tile's loop unrolls. */
 static inline __attribute__((always_inline)) void write_back(float *C, int ldc, __m512 acc[MR][2], int mr,
@@ -164,34 +169,56 @@ static void micro(float *C, int ldc, const uint32_t *a, const uint32_t *b, int n
     else write_back(C, ldc, acc, mr, lanes(nr), lanes(nr - 16), alpha, beta, mode);
 }
 
-/* One call's product: its operands, the K blocks, the panels and the two pack buffers
- * (each: the A panels, then the B panels). */
+/* One job's products: the parts (their extents along the split dimension in part[q].n),
+ * the K blocks, the panels and the two pack buffers (each: the A panels, then the B panels). */
 typedef struct {
-    int bf16, tA, tB, M, N, K, lda, ldb, ldc;
+    int bf16, tA, tB, M, N, K, split, nparts;
     float alpha, beta;
-    const float *A, *B;
-    float *C;
+    mtp_gemm_part part[MTP_GEMM_PARTS];
+    int first[MTP_GEMM_PARTS + 1]; /* each part's first panel along the split; first[nparts] the count */
     int kc, nkb, pa, pb, tm, tn; /* inputs per K block, blocks, A and B panels, tiles down and across */
     size_t apanel, bpanel, boff; /* words per panel; the B panels' offset (64-byte aligned) */
     uint32_t *buf[2];
 } gemm_job;
 
+/* Where panel i of width W along dim (MTP_SPLIT_M: op(A)'s rows, MTP_SPLIT_N: op(B)'s
+ * columns) reads and writes: part q (0 where the job is not split along dim: the shared
+ * operand), its first row or column x0 in that part, and the part's extent n along dim. */
+typedef struct {
+    int q, x0, n;
+} span;
+
+static span span_of(const gemm_job *j, int dim, int i, int W) {
+    if (j->split != dim) return (span){0, i * W, dim == MTP_SPLIT_M ? j->M : j->N};
+    int q = 0;
+    while (i >= j->first[q + 1]) q++;
+    return (span){q, (i - j->first[q]) * W, j->part[q].n};
+}
+
 /* panel p (A panels first, then B) of K block kb into buf */
 static void pack_panel(const gemm_job *j, uint32_t *buf, int kb, int p) {
-    int k0 = kb * j->kc, kc = j->K - k0 < j->kc ? j->K - k0 : j->kc;
+    int k0 = kb * j->kc, kc = imin(j->kc, j->K - k0);
     /* op(A) (i, k) is A[i][k] or A[k][i]; op(B) (k, j) is B[k][j] or B[j][k] */
     if (p < j->pa) {
-        int i0 = p * MR;
-        pack(buf + p * j->apanel, MR, j->A + (j->tA ? (size_t)i0 : (size_t)i0 * j->lda), j->lda, j->tA,
-             j->M - i0, j->K, k0, kc, j->bf16);
+        span s = span_of(j, MTP_SPLIT_M, p, MR);
+        const mtp_gemm_part *o = &j->part[s.q];
+        pack(buf + p * j->apanel, MR, o->A + (j->tA ? (size_t)s.x0 : (size_t)s.x0 * o->lda), o->lda, j->tA,
+             s.n - s.x0, j->K, k0, kc, j->bf16);
     } else {
-        int j0 = (p - j->pa) * NR;
-        pack(buf + j->boff + (p - j->pa) * j->bpanel, NR,
-             j->B + (j->tB ? (size_t)j0 * j->ldb : (size_t)j0), j->ldb, !j->tB, j->N - j0, j->K, k0, kc, j->bf16);
+        span s = span_of(j, MTP_SPLIT_N, p - j->pa, NR);
+        const mtp_gemm_part *o = &j->part[s.q];
+        pack(buf + j->boff + (p - j->pa) * j->bpanel, NR, o->B + (j->tB ? (size_t)s.x0 * o->ldb : (size_t)s.x0),
+             o->ldb, !j->tB, s.n - s.x0, j->K, k0, kc, j->bf16);
     }
 }
 
-static int imin(int a, int b) { return a < b ? a : b; }
+/* the microkernel call of A panel ib and B panel jb of K block kb (np inputs or pairs) */
+static void micro_at(const gemm_job *j, const uint32_t *cur, int ib, int jb, int kb, int np) {
+    span r = span_of(j, MTP_SPLIT_M, ib, MR), c = span_of(j, MTP_SPLIT_N, jb, NR);
+    const mtp_gemm_part *o = &j->part[r.q + c.q]; /* one of the two is 0: not split */
+    micro(o->C + (size_t)r.x0 * o->ldc + c.x0, o->ldc, cur + ib * j->apanel, cur + j->boff + jb * j->bpanel, np,
+          imin(MR, r.n - r.x0), imin(NR, c.n - c.x0), j->alpha, j->beta, kb == 0, j->bf16);
+}
 
 /* The panels a thread packs: an equal share of the A panels and an equal share of the B
  * panels, the i-th of them panel_of(&share, i). One share of all panels in a row gave one
@@ -230,9 +257,7 @@ static void gemm_thread(const gemm_job *j, int tid, int nth) {
             for (int jb = tj * NT / NR; jb < imin(j->pb, (tj + 1) * NT / NR) && u < uhi; jb++)
                 for (int ib = ti * MT / MR; ib < imin(j->pa, (ti + 1) * MT / MR) && u < uhi; ib++, u++) {
                     if (u < ulo) continue;
-                    micro(j->C + (size_t)ib * MR * j->ldc + (size_t)jb * NR, j->ldc, cur + ib * j->apanel,
-                          cur + j->boff + jb * j->bpanel, np, imin(MR, j->M - ib * MR),
-                          imin(NR, j->N - jb * NR), j->alpha, j->beta, kb == 0, j->bf16);
+                    micro_at(j, cur, ib, jb, kb, np);
                     done++;
                     for (; packed < topack * done / mine; packed++)
                         pack_panel(j, next, kb + 1, panel_of(&share, packed));
@@ -244,25 +269,50 @@ static void gemm_thread(const gemm_job *j, int tid, int nth) {
 #endif
     }
 }
+
+/* C (rows, cols) = beta * C: a product without inputs */
+static void scale_c(float *C, int ldc, int rows, int cols, float beta) {
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+}
+
+/* the panels along the split dimension, part by part (first[]), and along the other; K
+ * blocks of at most KC32 / KC16 inputs, even (no short tail block), pairs whole */
+static void job_layout(gemm_job *j) {
+    int step = j->bf16 ? 2 : 1, kmax = j->bf16 ? KC16 : KC32, nkb = (j->K + kmax - 1) / kmax;
+    int w = j->split == MTP_SPLIT_M ? MR : NR;
+    j->first[0] = 0;
+    for (int q = 0; q < j->nparts; q++) j->first[q + 1] = j->first[q] + (j->part[q].n + w - 1) / w;
+    j->kc = ((j->K + nkb - 1) / nkb + step - 1) / step * step;
+    j->nkb = (j->K + j->kc - 1) / j->kc;
+    j->pa = j->split == MTP_SPLIT_M ? j->first[j->nparts] : (j->M + MR - 1) / MR;
+    j->pb = j->split == MTP_SPLIT_N ? j->first[j->nparts] : (j->N + NR - 1) / NR;
+    j->tm = (j->pa + MT / MR - 1) / (MT / MR), j->tn = (j->pb + NT / NR - 1) / (NT / NR);
+    j->apanel = (size_t)MR * (j->kc / step), j->bpanel = (size_t)NR * (j->kc / step);
+    j->boff = (j->pa * j->apanel + 15) / 16 * 16;
+}
 #endif
 
-static void gemm_run(int bf16, int tA, int tB, int M, int N, int K, float alpha, const float *A,
-                     int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+static void gemm_run(int bf16, mtp_gemm_split split, int tA, int tB, int M, int N, int K, float alpha,
+                     const mtp_gemm_part *parts, int nparts, float beta) {
+    MTP_ASSERT(nparts >= 1 && nparts <= MTP_GEMM_PARTS);
+    int sum = 0;
+    for (int q = 0; q < nparts; q++) sum += parts[q].n;
+    MTP_ASSERT(sum == (split == MTP_SPLIT_M ? M : N));
 #if defined(__AVX512F__)
     if (K == 0) { /* no inputs: C = beta * C */
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+        for (int q = 0; q < nparts; q++)
+            scale_c(parts[q].C, parts[q].ldc, split == MTP_SPLIT_M ? parts[q].n : M,
+                    split == MTP_SPLIT_M ? N : parts[q].n, beta);
         return;
     }
     /* buffers kept by the calling thread between calls (a step makes hundreds of products) */
     static _Thread_local float *buf;
     static _Thread_local size_t cap;
-    int step = bf16 ? 2 : 1, kmax = bf16 ? KC16 : KC32, nkb = (K + kmax - 1) / kmax;
-    int kc = ((K + nkb - 1) / nkb + step - 1) / step * step; /* even blocks, pairs whole */
-    gemm_job j = {bf16, tA, tB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, kc, (K + kc - 1) / kc,
-                  (M + MR - 1) / MR, (N + NR - 1) / NR, (M + MT - 1) / MT, (N + NT - 1) / NT,
-                  (size_t)MR * (kc / step), (size_t)NR * (kc / step), 0, {NULL, NULL}};
-    j.boff = (j.pa * j.apanel + 15) / 16 * 16;
+    gemm_job j = {.bf16 = bf16, .tA = tA, .tB = tB, .M = M, .N = N, .K = K, .split = split, .nparts = nparts,
+                  .alpha = alpha, .beta = beta};
+    memcpy(j.part, parts, (size_t)nparts * sizeof *parts);
+    job_layout(&j);
     size_t words = j.boff + j.pb * j.bpanel; /* a multiple of 16: the second buffer aligned too */
     if (2 * words > cap) {
         free(buf);
@@ -277,6 +327,7 @@ static void gemm_run(int bf16, int tA, int tB, int M, int N, int K, float alpha,
     gemm_thread(&j, 0, 1);
 #endif
 #else
+    (void)bf16, (void)tA, (void)tB, (void)alpha, (void)beta;
     MTP_ASSERT(!"gemm_run on a CPU without AVX-512");
 #endif
 }
@@ -284,11 +335,19 @@ static void gemm_run(int bf16, int tA, int tB, int M, int N, int K, float alpha,
 void mtp_gemm_avx512(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc) {
     MTP_ASSERT(mtp_gemm_avx512_available());
-    gemm_run(0, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    mtp_gemm_part one = {A, B, C, lda, ldb, ldc, M};
+    gemm_run(0, MTP_SPLIT_M, tA, tB, M, N, K, alpha, &one, 1, beta);
 }
 
 void mtp_gemm_bf16(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc) {
     MTP_ASSERT(mtp_gemm_bf16_available());
-    gemm_run(1, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    mtp_gemm_part one = {A, B, C, lda, ldb, ldc, M};
+    gemm_run(1, MTP_SPLIT_M, tA, tB, M, N, K, alpha, &one, 1, beta);
+}
+
+void mtp_gemm_parts(int bf16, mtp_gemm_split split, int tA, int tB, int M, int N, int K, float alpha,
+                    const mtp_gemm_part *parts, int nparts, float beta) {
+    MTP_ASSERT(bf16 ? mtp_gemm_bf16_available() : mtp_gemm_avx512_available());
+    gemm_run(bf16, split, tA, tB, M, N, K, alpha, parts, nparts, beta);
 }

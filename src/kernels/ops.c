@@ -136,6 +136,44 @@ void mtp_matmul_bwd(float *dx, float *dw, const float *dout, const float *x, con
     if (dw) matmul(1, 0, OC, C, N, dout, OC, x, C, 1.0f, dw, C);
 }
 
+/* the parts as one job of mtp's own kernels; 0 where they are unavailable (then one
+ * matmul per part) */
+static int matmul_parts(mtp_gemm_split split, int tA, int tB, int M, int N, int K, const mtp_gemm_part *parts,
+                        int n, float beta) {
+    if (!matmul_bf16 && !mtp_gemm_avx512_available()) return 0;
+    mtp_gemm_parts(matmul_bf16, split, tA, tB, M, N, K, 1.0f, parts, n, beta);
+    return 1;
+}
+
+void mtp_matmul_fwd_parts(const mtp_matmul_part *parts, int n, const float *x, int N, int C) {
+    MTP_ASSERT(n >= 1 && n <= MTP_GEMM_PARTS);
+    mtp_gemm_part g[MTP_GEMM_PARTS];
+    int OC = 0;
+    for (int q = 0; q < n; q++) {
+        g[q] = (mtp_gemm_part){x, parts[q].w, parts[q].out, C, C, parts[q].OC, parts[q].OC};
+        OC += parts[q].OC;
+    }
+    if (matmul_parts(MTP_SPLIT_N, 0, 1, N, OC, C, g, n, 0)) return;
+    for (int q = 0; q < n; q++) mtp_matmul_fwd(parts[q].out, x, parts[q].w, N, C, parts[q].OC, 0);
+}
+
+void mtp_matmul_bwd_parts(float *dx, const mtp_matmul_grad_part *parts, int n, const float *x, int N,
+                          int C, float dx_beta) {
+    MTP_ASSERT(n >= 1 && n <= MTP_GEMM_PARTS);
+    /* dx: the products share no operand (one job measured no faster) */
+    for (int q = 0; dx && q < n; q++) mtp_matmul_bwd(dx, NULL, parts[q].dout, x, parts[q].w, N, C, parts[q].OC, q ? 1 : dx_beta);
+    mtp_gemm_part g[MTP_GEMM_PARTS];
+    int nw = 0, OC = 0;
+    for (int q = 0; q < n; q++) /* the weight gradients wanted, over x packed once */
+        if (parts[q].dw) {
+            g[nw++] = (mtp_gemm_part){parts[q].dout, x, parts[q].dw, parts[q].OC, C, C, parts[q].OC};
+            OC += parts[q].OC;
+        }
+    if (!nw || matmul_parts(MTP_SPLIT_M, 1, 0, OC, C, N, g, nw, 1)) return;
+    for (int q = 0; q < n; q++)
+        if (parts[q].dw) mtp_matmul_bwd(NULL, parts[q].dw, parts[q].dout, x, parts[q].w, N, C, parts[q].OC, 0);
+}
+
 void mtp_rope_init(mtp_rope *r, int T, int head_dim, float theta) {
     r->T = T;
     r->half = head_dim / 2;

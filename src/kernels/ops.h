@@ -33,7 +33,26 @@ void mtp_matmul_fwd(float *out, const float *x, const float *w, int N, int C, in
  * dw (OC,C) += dout^T @ x ; dx or dw may be NULL (not wanted) */
 void mtp_matmul_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
                     int N, int C, int OC, float dx_beta);
-/* bf16 != 0: from now on the two above round their inputs to bf16 and sum in fp32
+/* Several weights over one input x (N,C), as one product where the kernels allow it (x
+ * packed once; mtp_gemm_parts), else one per weight; the same bits either way as the
+ * single-weight calls above. Forward: out (N,OC) = x @ w^T (OC,C) for each part. */
+typedef struct {
+    const float *w;
+    float *out;
+    int OC;
+} mtp_matmul_part;
+void mtp_matmul_fwd_parts(const mtp_matmul_part *parts, int n, const float *x, int N, int C);
+/* Backward: dx (N,C) = dx_beta * dx + sum over parts of dout @ w (in part order, as
+ * mtp_matmul_bwd's calls with dx_beta 1 after the first would add them; dx NULL: not
+ * wanted); dw (OC,C) += dout^T @ x for each part whose dw is not NULL */
+typedef struct {
+    const float *w, *dout;
+    float *dw;
+    int OC;
+} mtp_matmul_grad_part;
+void mtp_matmul_bwd_parts(float *dx, const mtp_matmul_grad_part *parts, int n, const float *x, int N,
+                          int C, float dx_beta);
+/* bf16 != 0: from now on the four above round their inputs to bf16 and sum in fp32
  * (mtp_gemm_bf16, gemm.h; the training's --precision bf16); 0: fp32. -1 (and no change)
  * where bf16 products are not available (mtp_gemm_bf16_available). One setting for the
  * process: training sets it for its run. The training attention's tile products follow it

@@ -21,9 +21,10 @@ typedef struct mtp_block_impl {
     /* out (R, OC) = beta * out + x (R, C) @ W^T for the block's matrix `which` (OC, C) */
     void (*matmul)(const struct mtp_block_impl *im, float *out, const float *x,
                    mtp_block_matrix which, int R, int C, int OC, float beta);
-    /* out_a = x @ A^T and out_b = x @ B^T (both (R, OC)) for two matrices of one input */
-    void (*matmul_pair)(const struct mtp_block_impl *im, float *out_a, float *out_b, const float *x,
-                        mtp_block_matrix a, mtp_block_matrix b, int R, int C, int OC);
+    /* outs[i] (R, mtp_block_rows(which[i])) = x (R, C) @ W_i^T for n (2 or 3) of the
+     * block's matrices over one input: q, k, v or k, v of xn1; h1, h3 of xn2 */
+    void (*matmul_parts)(const struct mtp_block_impl *im, float *const outs[], const float *x,
+                         const mtp_block_matrix which[], int n, int R, int C);
     /* x (R, n_heads * head_dim) rotated in place at the rows' positions */
     void (*rope)(const struct mtp_block_impl *im, float *x, int R, int n_heads);
     /* the rows' keys (rotated) and values (R, kv_dim) are final: keep them (a cache) or not */
@@ -36,6 +37,11 @@ typedef struct mtp_block_impl {
 static inline const float *mtp_block_weight(const mtp_block_ptrs *w, mtp_block_matrix which) {
     const float *m[] = {w->wq, w->wk, w->wv, w->wo, w->w1, w->w2, w->w3};
     return m[which];
+}
+
+/* the output rows of the block's matrix `which` (its OC) */
+static inline int mtp_block_rows(const mtp_config *c, mtp_block_matrix which) {
+    return which == MTP_WK || which == MTP_WV ? mtp_kv_dim(c) : which == MTP_W1 || which == MTP_W3 ? c->hidden_dim : c->dim;
 }
 
 /* The attention's inputs: xn1 = RMSNorm(x), then k, v; keep_kv receives them. */

@@ -210,10 +210,14 @@ static void train_matmul(const mtp_block_impl *im, float *out, const float *x,
     mtp_matmul_fwd(out, x, mtp_block_weight(&((const train_block *)im)->w, which), R, C, OC, beta);
 }
 
-static void train_matmul_pair(const mtp_block_impl *im, float *out_a, float *out_b, const float *x,
-                              mtp_block_matrix a, mtp_block_matrix b, int R, int C, int OC) {
-    train_matmul(im, out_a, x, a, R, C, OC, 0);
-    train_matmul(im, out_b, x, b, R, C, OC, 0);
+static void train_matmul_parts(const mtp_block_impl *im, float *const outs[], const float *x,
+                               const mtp_block_matrix which[], int n, int R, int C) {
+    mtp_matmul_part p[3];
+    MTP_ASSERT(n <= 3);
+    for (int i = 0; i < n; i++)
+        p[i] = (mtp_matmul_part){mtp_block_weight(&((const train_block *)im)->w, which[i]), outs[i],
+                                 mtp_block_rows(im->cfg, which[i])};
+    mtp_matmul_fwd_parts(p, n, x, R, C);
 }
 
 static void train_rope(const mtp_block_impl *im, float *x, int R, int n_heads) {
@@ -236,7 +240,7 @@ static void train_attend(const mtp_block_impl *im, float *ao, const float *q, co
 
 static void block_forward(const mtp_config *c, const mtp_block_ptrs *w, mtp_block_acts *b,
                           const mtp_rope *rope, int B, int T) {
-    train_block tb = {{c, w->attn_norm, w->ffn_norm, train_matmul, train_matmul_pair, train_rope, train_keep_kv, train_attend},
+    train_block tb = {{c, w->attn_norm, w->ffn_norm, train_matmul, train_matmul_parts, train_rope, train_keep_kv, train_attend},
                       *w, rope, B, T, b->lse};
     mtp_block_forward(&tb.im, b, B * T, 0);
 }
@@ -251,8 +255,8 @@ static void block_backward(const mtp_config *c, const mtp_block_ptrs *w, const m
     /* out = xmid + w2(g): dmid = dout + the FFN branch's gradient */
     mtp_matmul_bwd(a->dg, gw->w2, dout, b->g, w->w2, N, f, d, 0);
     mtp_swiglu_bwd(a->dh1, a->dh3, a->dg, b->h1, b->h3, (size_t)N * f);
-    mtp_matmul_bwd(a->dxn, gw->w1, a->dh1, b->xn2, w->w1, N, d, f, 0);
-    mtp_matmul_bwd(a->dxn, gw->w3, a->dh3, b->xn2, w->w3, N, d, f, 1);
+    mtp_matmul_bwd_parts(a->dxn, (const mtp_matmul_grad_part[]){{w->w1, a->dh1, gw->w1, f}, {w->w3, a->dh3, gw->w3, f}},
+                         2, b->xn2, N, d, 0);
     mtp_rmsnorm_bwd(a->dmid, gw->ffn_norm, a->dxn, dout, b->xmid, w->ffn_norm, b->rstd2, N, d);
     /* xmid = x + wo(attention): dx = dmid + the attention branch's gradient */
     mtp_matmul_bwd(a->dao, gw->wo, a->dmid, b->ao, w->wo, N, d, d, 0);
@@ -260,9 +264,9 @@ static void block_backward(const mtp_config *c, const mtp_block_ptrs *w, const m
                       c->n_heads, c->n_kv_heads, hd);
     mtp_rope_bwd(a->dq, &a->rope, N, T, c->n_heads, hd);
     mtp_rope_bwd(a->dk, &a->rope, N, T, c->n_kv_heads, hd);
-    mtp_matmul_bwd(a->dxn, gw->wq, a->dq, b->xn1, w->wq, N, d, d, 0);
-    mtp_matmul_bwd(a->dxn, gw->wk, a->dk, b->xn1, w->wk, N, d, kv, 1);
-    mtp_matmul_bwd(a->dxn, gw->wv, a->dv, b->xn1, w->wv, N, d, kv, 1);
+    mtp_matmul_bwd_parts(a->dxn, (const mtp_matmul_grad_part[]){{w->wq, a->dq, gw->wq, d}, {w->wk, a->dk, gw->wk, kv},
+                                                                 {w->wv, a->dv, gw->wv, kv}},
+                         3, b->xn1, N, d, 0);
     mtp_rmsnorm_bwd(dx, gw->attn_norm, a->dxn, a->dmid, b->x, w->attn_norm, b->rstd1, N, d);
 }
 
