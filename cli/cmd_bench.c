@@ -41,6 +41,8 @@ static const char *HELP =
     "  decode --shape: a random model of that shape made in bf16 or q8 (no fp32 copy): read\n"
     "  bandwidth measured first, the cost of a pass of 1-16 rows, plain/block/tree tok/s with\n"
     "  GB/s and % of the bandwidth at batch 1 and 4, prefill and peak memory at --context\n"
+    "  matmul: the training products' GFLOP/s (mtp_gemm, mtp's AVX-512 fp32 and bf16), and\n"
+    "  the products over one input as one job against one call per part\n"
     "  rows: one product of R = 1, 2, 4, 8, 16 rows with each matrix of the shape (weights\n"
     "  read from memory): the cost vs R = 1, and GB/s vs the read bandwidth of the same run\n";
 
@@ -61,6 +63,52 @@ static double time_gemm(gemm_fn f, int tA, int tB, int M, int N, int K, const fl
         best = t - t1 < best ? t - t1 : best;
     } while (t - t0 < 0.3);
     return 2.0 * M * N * K / best / 1e9;
+}
+
+/* The fastest, over calls made in 0.3 s after a warm-up, of the parts as one job (best[1])
+ * and as one call each (best[0]), alternating. */
+static void time_parts(double best[2], int bf16, mtp_gemm_split split, int tA, int tB, int M, int N, int K,
+                       const mtp_gemm_part *p, int np) {
+    best[0] = best[1] = 1e30;
+    double t0 = mtp_now();
+    for (int rep = -1; rep < 0 || mtp_now() - t0 < 0.3; rep++)
+        for (int one = 0; one < 2; one++) {
+            double t1 = mtp_now();
+            if (one) mtp_gemm_parts(bf16, split, tA, tB, M, N, K, 1, p, np, 0);
+            for (int q = 0; q < np && !one; q++) {
+                mtp_gemm_part alone = p[q];
+                alone.n = split == MTP_SPLIT_M ? p[q].n : M;
+                mtp_gemm_parts(bf16, MTP_SPLIT_M, tA, tB, split == MTP_SPLIT_M ? p[q].n : M,
+                               split == MTP_SPLIT_N ? p[q].n : N, K, 1, &alone, 1, 0);
+            }
+            double t = mtp_now() - t1;
+            if (rep >= 0 && t < best[one]) best[one] = t;
+        }
+}
+
+/* The training step's products over one input (mtp_gemm_parts): forward q|k|v and w1|w3
+ * (a shared x, the parts' weights along N), and their weight gradients (a shared input
+ * along M); one job against one call per part. a, b, c: buffers of 2048 x 8192 floats. */
+static void bench_parts(const float *a, const float *b, float *c) {
+    static const struct { const char *name; int np, n; } S[] = {{"q|k|v", 3, 384}, {"w1|w3", 2, 1024}};
+    printf("products over one input, one job (mtp_gemm_parts) against one call per part, ms:\n");
+    printf("%-6s %-16s %-20s %8s %8s %6s\n", "", "parts", "M x N x K", "per part", "one job", "less");
+    for (int bf16 = 0; bf16 <= mtp_gemm_bf16_available(); bf16++)
+        for (size_t s = 0; s < sizeof S / sizeof *S; s++)
+            for (int grad = 0; grad < 2; grad++) {
+                mtp_gemm_part p[MTP_GEMM_PARTS];
+                int np = S[s].np, n = S[s].n, tot = np * n;
+                for (int q = 0; q < np; q++) /* forward: x (2048,384) @ W_q^T; gradient: dY_q^T @ x */
+                    p[q] = grad ? (mtp_gemm_part){a + (size_t)q * 2048 * n, b, c + (size_t)q * n * 384, n, 384, 384, n}
+                                : (mtp_gemm_part){a, b + (size_t)q * n * 384, c + (size_t)q * 2048 * n, 384, 384, n, n};
+                int M = grad ? tot : 2048, N = grad ? 384 : tot, K = grad ? 2048 : 384;
+                double best[2];
+                time_parts(best, bf16, grad ? MTP_SPLIT_M : MTP_SPLIT_N, grad, !grad, M, N, K, p, np);
+                char name[32];
+                snprintf(name, sizeof name, "%s %s", grad ? "dW" : "fwd", S[s].name);
+                printf("%-6s %-16s %5d x %5d x %5d %8.3f %8.3f %5.1f%%\n", bf16 ? "bf16" : "fp32", name, M, N, K,
+                       1e3 * best[0], 1e3 * best[1], 100 * (1 - best[1] / best[0]));
+            }
 }
 
 static int bench_matmul(void) {
@@ -91,6 +139,7 @@ static int bench_matmul(void) {
     double fast = time_gemm(mtp_gemm, 0, 1, 256, 384, 384, a, b, c);
     printf("256 x 384 x 384: mtp_gemm %.1f GFLOP/s, plain reference %.2f GFLOP/s (%.0fx)\n", fast,
            ref, fast / ref);
+    if (avx512) bench_parts(a, b, c);
     free(a);
     free(b);
     free(c);
