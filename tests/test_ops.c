@@ -267,6 +267,14 @@ static void attention_case(int b, int t, int h, int hkv, int hd, int bf16) {
     CHECK_SAME(dv[0], dv[1], nk, f, b, t, h, hkv, hd, "dv on 1 and 2 threads");
     CHECK_CLOSE(o[0], o2, nq, tol, f, b, t, h, hkv, hd, "out");
     CHECK_CLOSE(l[0], l2, nl, tol, f, b, t, h, hkv, hd, "lse");
+    if (bf16 && hd > 1) { /* the bf16 tile products ran: not the fp32 kernel's bits */
+        float *o32 = zeros(nq), *l32 = zeros(nl);
+        mtp_matmul_precision(0);
+        mtp_attention_fwd(o32, l32, q, k, v, b, t, h, hkv, hd);
+        mtp_matmul_precision(1);
+        CHECK(memcmp(o32, o[0], nq * sizeof *o32) != 0, f, b, t, h, hkv, hd, "out differs from the fp32 kernel's");
+        free(o32), free(l32);
+    }
     float *base_q = rnd(nq, 1), *base_k = rnd(nk, 1), *base_v = rnd(nk, 1);
     add_to(dq[0], base_q, nq), add_to(dq2, base_q, nq);
     add_to(dk[0], base_k, nk), add_to(dk2, base_k, nk);
