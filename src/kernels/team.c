@@ -21,7 +21,7 @@
 enum { MAX_THREADS = 64, MAX_TASKS = 0xFFFF };
 /* A helper spins this long for the next job before it sleeps. The caller waiting for a
  * helper's last tasks spins, giving way to any thread waiting for its core from
- * YIELD_NS on, and from NAP_NS on sleeps in naps of NAP_NS (a helper the system
+ * YIELD_NS on, and from NAP_NS on sleeps in naps of NAP_NS / 10 (a helper the system
  * stopped mid-task may wait for that core). A nap lasts 50 us or more (the timer's
  * slack), so napping early cost 1B decoding 7-17% of its speed. */
 enum { IDLE_SPIN_NS = 200 * 1000, YIELD_NS = 50 * 1000, NAP_NS = 2 * 1000 * 1000 };

@@ -2,11 +2,12 @@
  * parallel region where crossing between cores is slow. Measured on a 2-core Zen 5 virtual
  * machine: a cache line's round trip between the cores 0.5 us, an empty OpenMP
  * `parallel for` 3.3 us, its barrier 1.5 us; a plain step of the demo's model (dim 256,
- * 10 blocks) opens 14 regions in its ~250 us. A job here costs about one round trip: the
- * caller publishes it with one store, each helper thread answers with one.
+ * 10 blocks) opened 14 regions in its ~240 us. A job here costs about one round trip: the
+ * caller publishes it, the helpers take its tasks.
  *
- * The split is static and depends only on the task count and the thread count, never on
- * timing, so a task's result is the same whichever thread runs it. */
+ * Each thread starts on its own run of tasks, and a thread out of work takes what is left
+ * of the others', so which thread runs a task depends on timing: a task must compute the
+ * same whichever thread runs it (per-thread scratch by mtp_team_thread() only). */
 #ifndef MTP_TEAM_H
 #define MTP_TEAM_H
 
