@@ -33,11 +33,12 @@ static const char *HELP =
     "       mtp bench decode --shape 1b|7b [--dtype bf16|q8 -n 32 --prompt-len 64 --context 2048]\n"
     "       mtp bench rows [--dtype q8|bf16 --shape 7b|1b --repeat 5 --threads N]\n"
     "  train prints one JSON line: tok_per_s (steps after the first), peak_rss_mb\n"
-    "  decode: plain vs block vs tree greedy decoding of the same prompts (windows of the\n"
-    "  shard), at batch 1 (one prompt at a time) and batch = --prompts; outputs checked equal;\n"
-    "  tok/s after the first token (prefill excluded), median of --repeat interleaved rounds;\n"
-    "  speed-up: the median of the rounds' ratios to plain; --draft K: block and tree use the\n"
-    "  first K heads (1 + K-1 drafted tokens per pass) [all]\n"
+    "  decode: plain vs block vs tree vs auto greedy decoding of the same prompts (windows of\n"
+    "  the shard), at batch 1 (one prompt at a time) and batch = --prompts; outputs checked\n"
+    "  equal; tok/s after the first token (prefill excluded), median of --repeat interleaved\n"
+    "  rounds; speed-up: the median of the rounds' ratios to plain; --draft K: block, tree and\n"
+    "  auto use the first K heads (1 + K-1 drafted tokens per pass) [all]; auto: the depth\n"
+    "  from timed passes and acceptance, chosen before each pass (as generate --spec auto)\n"
     "  decode --shape: a random model of that shape made in bf16 or q8 (no fp32 copy): read\n"
     "  bandwidth measured first, the cost of a pass of 1-16 rows, plain/block/tree tok/s with\n"
     "  GB/s and % of the bandwidth at batch 1 and 4, prefill and peak memory at --context\n"
@@ -344,8 +345,8 @@ static int bench_decode(int argc, char **argv) {
     struct {
         const char *name;
         mtp_spec spec;
-    } modes[] = {{"plain", MTP_SPEC_NONE}, {"block", MTP_SPEC_BLOCK}, {"tree", MTP_SPEC_TREE}};
-    int nmodes = heads > 1 ? 3 : 1, rc = 0;
+    } modes[] = {{"plain", MTP_SPEC_NONE}, {"block", MTP_SPEC_BLOCK}, {"tree", MTP_SPEC_TREE}, {"auto", MTP_SPEC_AUTO}};
+    int nmodes = heads > 1 ? 4 : 1, rc = 0;
     int tiles = m.dec.type == MTP_BF16 && mtp_attend_bf16_available(mtp_head_dim(&m.cfg));
     printf("%s\n%s: %zu parameters, n_future %d, %d drafting; %d prompts of %d tokens, %d new tokens each, greedy;\n"
            "%s weights%s%s%s%s; decoding tok/s after the first token, median of %d interleaved rounds;\n"
@@ -358,7 +359,7 @@ static int bench_decode(int argc, char **argv) {
     mtp_token *ref = xmalloc((size_t)np * ntok * sizeof(mtp_token));
     mtp_gen_result *res = xcalloc(np, sizeof *res);
     for (int batch = 1; batch <= np && rc == 0; batch = batch == 1 && np > 1 ? np : np + 1) {
-        double tps[3][99], tpf[3] = {0}, acc[3][MTP_MAX_FUTURE] = {{0}}, dr[3][MTP_MAX_FUTURE] = {{0}};
+        double tps[4][99], tpf[4] = {0}, acc[4][MTP_MAX_FUTURE] = {{0}}, dr[4][MTP_MAX_FUTURE] = {{0}};
         for (int round = 0; round < repeat && rc == 0; round++)
             for (int k = 0; k < nmodes && rc == 0; k++) {
                 mtp_gen_opts o;
@@ -393,10 +394,12 @@ static int bench_decode(int argc, char **argv) {
             double ratio[99];
             for (int round = 0; round < repeat; round++) ratio[round] = tps[k][round] / tps[0][round];
             double med = median(tps[k], repeat), speedup = median(ratio, repeat);
-            /* ideal: tokens per pass x (weights a plain pass reads / weights this pass reads) */
+            /* ideal: tokens per pass x (weights a plain pass reads / weights this pass reads);
+             * auto's passes read either, so it has none */
             double ideal = k ? tpf[k] * bench_pass_bytes(&m, 1) / bench_pass_bytes(&m, heads) : 1;
-            printf("%-6d %-6s %9.1f %7.2fx %8.2f %7.0f%%  ", batch, modes[k].name, med, speedup,
-                   tpf[k], 100 * speedup / ideal);
+            printf("%-6d %-6s %9.1f %7.2fx %8.2f ", batch, modes[k].name, med, speedup, tpf[k]);
+            if (modes[k].spec == MTP_SPEC_AUTO) printf("%8s  ", "-");
+            else printf("%7.0f%%  ", 100 * speedup / ideal);
             for (int d = 1; k && d < heads; d++)
                 printf("%s%.2f", d > 1 ? " " : "", dr[k][d] ? acc[k][d] / dr[k][d] : 0);
             printf("\n");

@@ -24,7 +24,9 @@ static const char *HELP =
     "  or a byte-level model (vocab 256); BOS is added when the tokenizer's model expects it.\n"
     "  --prompt-file FILE  the file is one prompt; with --lines, each non-empty line is one\n"
     "  -n, --max-tokens N  tokens to generate per prompt      [128]\n"
-    "  --spec S            none | block | tree                [block if the model has future heads]\n"
+    "  --spec S            none | block | tree | auto         [block if the model has future heads]\n"
+    "                      auto: greedy prompts draft at the depth (0..all) that passes timed\n"
+    "                      first and the acceptance so far make fastest; sampled ones plainly\n"
     "  --draft K           future heads used (1 + drafted tokens) [all]\n"
     "  --tree W1,W2,..     tree: candidates at drafted depth 1, 2, ..  [2,1,1,..]\n"
     "  --temp T            0 = greedy (exact speculation); > 0 samples [0]\n"
@@ -268,8 +270,8 @@ int cmd_generate(int argc, char **argv) {
     if (!model) return usage_error("generate", "--model is required");
     if (ntexts + nids + nfiles == 0)
         return usage_error("generate", "give a prompt: --prompt, --prompt-file or --prompt-tokens");
-    if (spec && strcmp(spec, "none") && strcmp(spec, "block") && strcmp(spec, "tree"))
-        return usage_error("generate", "--spec: expected none, block or tree, got '%s'", spec);
+    if (spec && strcmp(spec, "none") && strcmp(spec, "block") && strcmp(spec, "tree") && strcmp(spec, "auto"))
+        return usage_error("generate", "--spec: expected none, block, tree or auto, got '%s'", spec);
 
     mtp_model *m;
     mtp_err err;
@@ -284,7 +286,9 @@ int cmd_generate(int argc, char **argv) {
     sc.text = tok || bytes;
     if (tok && !ignore_eos) o.eos = mtp_tokenizer_eos(tok);
     if (!spec) spec = o.tree_depths ? "tree" : cfg->n_future > 1 ? "block" : "none";
-    o.spec = !strcmp(spec, "block") ? MTP_SPEC_BLOCK : !strcmp(spec, "tree") ? MTP_SPEC_TREE : MTP_SPEC_NONE;
+    o.spec = !strcmp(spec, "block") ? MTP_SPEC_BLOCK
+             : !strcmp(spec, "tree") ? MTP_SPEC_TREE
+             : !strcmp(spec, "auto") ? MTP_SPEC_AUTO : MTP_SPEC_NONE;
     if (o.spec != MTP_SPEC_NONE && cfg->n_future < 2) {
         mtp_model_close(m);
         return usage_error("generate", "--spec %s needs a model with future heads (this one has 1)", spec);

@@ -219,7 +219,10 @@ int mtp_eval_file(const mtp_model *m, const char *data, int B, int T, int batche
 
 /* ---- generation (docs/decoding.md) ----------------------------------------------------- */
 
-typedef enum { MTP_SPEC_NONE, MTP_SPEC_BLOCK, MTP_SPEC_TREE } mtp_spec;
+/* AUTO: greedy sequences draft blockwise at the depth (0 to all heads) that measured pass
+ * costs and acceptance say is fastest, chosen again before every pass (docs/decoding.md);
+ * sampled ones decode plainly. */
+typedef enum { MTP_SPEC_NONE, MTP_SPEC_BLOCK, MTP_SPEC_TREE, MTP_SPEC_AUTO } mtp_spec;
 
 #define MTP_MAX_TREE_NODES 128
 

@@ -40,7 +40,8 @@ with tempfile.TemporaryDirectory() as tmp:
     prompts = ["int main(void) {\n    ", "static void ", "#include <", "/* the "]
 
     plain = [gen_json(model, "--prompt", p, "-n", "80", "--spec", "none")[0] for p in prompts]
-    for spec, extra in (("block", []), ("block", ["--draft", "2"]), ("tree", []), ("tree", ["--tree", "3,2"])):
+    for spec, extra in (("block", []), ("block", ["--draft", "2"]), ("tree", []), ("tree", ["--tree", "3,2"]),
+                        ("auto", []), ("auto", ["--draft", "2"])):
         outs = [gen_json(model, "--prompt", p, "-n", "80", "--spec", spec, *extra)[0] for p in prompts]
         check(all(o["tokens"] == q["tokens"] for o, q in zip(outs, plain)),
               f"--spec {spec} {' '.join(extra)}: tokens differ from --spec none")
@@ -50,12 +51,13 @@ with tempfile.TemporaryDirectory() as tmp:
 
     r = run("bench", "decode", "--help")
     check(r.returncode == 0 and "--draft K" in r.stdout, "mtp bench decode --help prints the options")
-    # mtp bench decode fails if block or tree output differs from plain; --draft K drafts K-1 deep
+    # mtp bench decode fails if block, tree or auto output differs from plain; --draft K drafts K-1 deep
     for draft, dtype in (("2", "f32"), ("4", "bf16"), ("3", "q8")):
         r = run("bench", "decode", "--model", model, "--data", os.path.join(tmp, "data", "train.bin"), "--prompts", "2",
                 "--prompt-len", "16", "-n", "24", "--repeat", "1", "--threads", "2", "--draft", draft, "--dtype", dtype)
-        rows = [line.split() for line in r.stdout.splitlines() if line.split()[:2] in (["1", "block"], ["2", "tree"])]
-        check(r.returncode == 0 and len(rows) == 2 and all(len(row) == 6 + int(draft) - 1 for row in rows),
+        rows = [line.split() for line in r.stdout.splitlines()
+                if line.split()[:2] in (["1", "block"], ["2", "tree"], ["1", "auto"])]
+        check(r.returncode == 0 and len(rows) == 3 and all(len(row) == 6 + int(draft) - 1 for row in rows),
               f"bench decode --draft {draft} --dtype {dtype}: exit {r.returncode}, {r.stdout[-300:]!r} {r.stderr[-300:]!r}")
 
     pf = os.path.join(tmp, "prompts.txt")

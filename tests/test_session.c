@@ -3,7 +3,7 @@
  * block or tree), prompts filled in small chunks beside other sequences' trees, one
  * cancelled half-way, and greedy drafting depths changed between steps: each sequence's
  * tokens, pass count and end flags equal mtp_generate's for it alone. Also the refusals
- * (no free slot, a prompt the slot cannot hold) and the pass timer. */
+ * (no free slot, a prompt the slot cannot hold), the pass timer, and MTP_SPEC_AUTO. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +95,64 @@ static void run_mix(const mtp_model *m, request *rq, int slots, int chunk, int e
     mtp_session_free(s);
 }
 
+/* MTP_SPEC_AUTO in a calibrated session, sequences joining a running batch: a greedy one
+ * gives plain decoding's tokens at whatever depths the policy picks, a sampled one decodes
+ * plainly (its draws are plain sampling's); uncalibrated, AUTO drafts as BLOCK does. */
+static void test_auto(const mtp_model *m, const request *rq) {
+    int cap[3] = {96, 96, 96};
+    mtp_err err;
+    mtp_session *s;
+    MTP_ASSERT(mtp_session_new(&s, m, 3, cap, 8, 5, &err) == 0);
+    mtp_session_calibrate(s, 1);
+    mtp_gen_result res[NREQ], ref[NREQ];
+    int who[3] = {-1, -1, -1}, next = 0, ok = 0, steps = 0;
+    for (int i = 0; i < NREQ; i++) {
+        mtp_gen_opts o = rq[i].o;
+        o.spec = MTP_SPEC_NONE;
+        const mtp_token *p = rq[i].prompt;
+        MTP_ASSERT(mtp_generate(m, &p, &rq[i].len, 1, &o, &ref[i], NULL, NULL, &err) == 0);
+    }
+    while (next < NREQ || who[0] >= 0 || who[1] >= 0 || who[2] >= 0) {
+        if (next < NREQ && steps % 2 == 0) {
+            mtp_gen_opts o = rq[next].o;
+            o.spec = MTP_SPEC_AUTO;
+            int sl = mtp_session_add(s, rq[next].prompt, rq[next].len, &o, 0, &res[next], &err);
+            if (sl >= 0) who[sl] = next++;
+        }
+        mtp_session_step(s, NULL, NULL, NULL);
+        steps++;
+        for (int k = 0; k < 3; k++) {
+            if (who[k] < 0 || !mtp_session_done(s, k)) continue;
+            int i = who[k], sampled = rq[i].o.sampling.temp > 0;
+            if (same_as(&res[i], &ref[i], sampled)) ok++;
+            else printf("auto request %d: %d tokens vs %d plainly\n", i, res[i].n, ref[i].n);
+            mtp_session_remove(s, k);
+            mtp_gen_result_free(&res[i]);
+            who[k] = -1;
+        }
+        MTP_ASSERT(steps < 10000);
+    }
+    CHECK(ok == NREQ, "auto: %d of %d requests equal plain decoding (greedy: its tokens; sampled: its passes)", ok,
+          NREQ);
+    mtp_session_free(s);
+
+    MTP_ASSERT(mtp_session_new(&s, m, 1, cap, 8, 16, &err) == 0); /* not calibrated */
+    mtp_gen_opts o = rq[0].o, b = rq[0].o;
+    o.spec = MTP_SPEC_AUTO;
+    b.spec = MTP_SPEC_BLOCK;
+    mtp_gen_result a, blk;
+    const mtp_token *p = rq[0].prompt;
+    MTP_ASSERT(mtp_generate(m, &p, &rq[0].len, 1, &b, &blk, NULL, NULL, &err) == 0);
+    MTP_ASSERT(mtp_session_add(s, rq[0].prompt, rq[0].len, &o, 0, &a, &err) == 0);
+    while (mtp_session_step(s, NULL, NULL, NULL) > 0) continue;
+    CHECK(same(&a, &blk), "auto in an uncalibrated session: block's tokens and passes (%lld vs %lld)",
+          (long long)a.forwards, (long long)blk.forwards);
+    mtp_gen_result_free(&a);
+    mtp_gen_result_free(&blk);
+    mtp_session_free(s);
+    for (int i = 0; i < NREQ; i++) mtp_gen_result_free(&ref[i]);
+}
+
 /* A request cancelled mid-flight frees its slot; the others are unaffected. */
 static void test_cancel(const mtp_model *m, request *rq) {
     int cap[2] = {96, 96};
@@ -154,6 +212,7 @@ int main(void) {
     run_mix(&m, rq, 4, 3, 1, 0);
     run_mix(&m, rq, 3, 7, 3, 1);
     test_cancel(&m, rq);
+    test_auto(&m, rq);
     for (int i = 0; i < NREQ; i++) mtp_gen_result_free(&rq[i].ref);
     mtp_model_free(&m);
     return check_finish();

@@ -9,6 +9,7 @@
 #include "decode/session.h"
 
 enum { PROMPT_CHUNK = 256 }; /* rows per pass while filling the caches with prompts */
+enum { CALIBRATION_REPS = 3 }; /* MTP_SPEC_AUTO: each timed pass, best of 3 */
 
 static int check_prompts(const mtp_model *m, const mtp_token *const *prompts, const int *lens,
                          int n, mtp_err *err) {
@@ -43,6 +44,7 @@ int mtp_generate(const mtp_model *m, const mtp_token *const *prompts, const int 
     int rc = mtp_session_new(&ss, m, n, cap, sh.max_nodes, PROMPT_CHUNK, err);
     free(cap);
     if (rc) return -1;
+    if (o->spec == MTP_SPEC_AUTO) mtp_session_calibrate(ss, CALIBRATION_REPS);
     for (int s = 0; s < n; s++) {
         int slot = mtp_session_add(ss, prompts[s], lens[s], o, (uint64_t)s, &res[s], err);
         MTP_ASSERT(slot == s); /* checked above, and the slots fit */

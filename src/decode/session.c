@@ -8,6 +8,7 @@
 #include "core/rng.h"
 #include "core/util.h"
 #include "decode/decode.h"
+#include "decode/policy.h"
 #include "decode/sampler.h"
 
 typedef struct {
@@ -37,6 +38,8 @@ typedef struct {
     node nodes[MTP_MAX_TREE_NODES];
     int n_nodes, row0, lg0; /* this pass: its tree's first row and first logits index */
     int take, last_row;     /* this pass: prompt rows taken; the last prompt token's row or -1 */
+    int automatic;          /* greedy under MTP_SPEC_AUTO in a calibrated session */
+    int zero_run;           /* passes in a row the policy gave it depth 0 */
     mtp_rng rng;
 } seq_state;
 
@@ -50,7 +53,12 @@ struct mtp_session {
     mtp_prob_id *scratch;          /* (V) */
     mtp_row *rows, *drows;         /* a pass's rows; the draft pass's rows (slots) */
     int *zrow, *todo;              /* (slots) the pass row each draft row continues; who drafts */
+    mtp_policy *pol;               /* MTP_SPEC_AUTO's costs and acceptance (mtp_session_calibrate) */
 };
+
+/* Passes at depth 0 in a row after which an automatic sequence stops filling its heads'
+ * caches (so its passes get cheaper) and decodes plainly to its end. */
+enum { DROP_KV_AFTER = 4 };
 
 void mtp_default_tree(int *width, int depths) {
     for (int d = 0; d < depths; d++) width[d] = d == 0 ? 2 : 1;
@@ -59,7 +67,8 @@ void mtp_default_tree(int *width, int depths) {
 int mtp_spec_shape_of(const mtp_model *m, const mtp_gen_opts *o, mtp_spec_shape *sh, mtp_err *err) {
     int nf = m->cfg.n_future, V = m->cfg.vocab_size;
     memset(sh, 0, sizeof *sh);
-    int heads = o->spec == MTP_SPEC_NONE ? 1 : (o->draft > 0 && o->draft < nf ? o->draft : nf);
+    int plain = o->spec == MTP_SPEC_NONE || (o->spec == MTP_SPEC_AUTO && o->sampling.temp > 0);
+    int heads = plain ? 1 : (o->draft > 0 && o->draft < nf ? o->draft : nf);
     sh->depths = heads - 1;
     if (o->spec == MTP_SPEC_TREE && o->tree_depths > 0) {
         if (o->tree_depths < sh->depths) sh->depths = o->tree_depths;
@@ -132,6 +141,8 @@ void mtp_session_free(mtp_session *s) {
     free(s->drows);
     free(s->zrow);
     free(s->todo);
+    if (s->pol) mtp_policy_free(s->pol);
+    free(s->pol);
     mtp_decoder_free(&s->dec);
     free(s);
 }
@@ -172,6 +183,7 @@ int mtp_session_add(mtp_session *s, const mtp_token *prompt, int len, const mtp_
     st->len = len;
     st->limit = limit;
     st->res = res;
+    st->automatic = s->pol && o->spec == MTP_SPEC_AUTO && sh.depths > 0;
     st->t0 = mtp_now();
     st->q = falloc((size_t)(sh.depths > 0 ? sh.depths : 1) * s->V);
     mtp_rng mix = {o->seed ^ (stream * 0xD1B54A32D192ED03ull)};
@@ -365,8 +377,46 @@ static int prompt_rows(mtp_session *s, int R, int *kvh) {
     }
 }
 
+/* MTP_SPEC_AUTO before a pass: one depth for every automatic sequence (policy.h), from the
+ * pass's other rows: prompt rows, and one row (and token) per other decoding sequence. */
+static void auto_depths(mtp_session *s) {
+    int B = 0, R0 = 0;
+    double F = 0;
+    for (int i = 0; i < s->n_slots; i++) {
+        const seq_state *st = &s->st[i];
+        if (!st->active || st->done) continue;
+        if (!st->started) {
+            R0 += st->len - st->filled < s->chunk ? st->len - st->filled : s->chunk;
+        } else if (st->automatic) {
+            B++;
+        } else {
+            R0++;
+            F++;
+        }
+    }
+    if (R0 > s->chunk + s->n_slots) R0 = s->chunk + s->n_slots;
+    int k = mtp_policy_depth(s->pol, B, R0, F);
+    for (int i = 0; i < s->n_slots; i++) {
+        seq_state *st = &s->st[i];
+        if (!st->active || st->done || !st->automatic) continue;
+        if (st->started) st->zero_run = k == 0 ? st->zero_run + 1 : 0;
+        st->automatic = st->zero_run < DROP_KV_AFTER;
+        mtp_session_set_draft(s, i, k, st->automatic);
+    }
+}
+
+/* MTP_SPEC_AUTO after a pass: its measured costs into the policy's tables. */
+static void auto_observe(mtp_session *s, const mtp_step_stats *ss) {
+    int heads = 0;
+    for (int h = 2; h <= s->pol->K + 1; h++) heads += ss->draft_rows[h] > 0;
+    mtp_policy_observe(s->pol, ss->rows, ss->pass_s, ss->draft_rows[2], heads, ss->draft_s);
+}
+
 int mtp_session_step(mtp_session *s, mtp_gen_cb cb, void *ctx, mtp_step_stats *ss) {
+    mtp_step_stats own;
+    if (!ss && s->pol) ss = &own; /* auto_observe needs them */
     if (ss) memset(ss, 0, sizeof *ss);
+    if (s->pol) auto_depths(s);
     int R = 0, nl = 0, kvh = 1, n_in = 0;
     for (int i = 0; i < s->n_slots; i++) { /* the decoding sequences' trees */
         seq_state *st = &s->st[i];
@@ -419,6 +469,10 @@ int mtp_session_step(mtp_session *s, mtp_gen_cb cb, void *ctx, mtp_step_stats *s
             for (int d = 1; d <= maxd; d++) {
                 st->res->drafted[d]++;
                 st->res->accepted[d] += a >= d;
+                if (st->automatic) {
+                    s->pol->drafted[d]++;
+                    s->pol->accepted[d] += a >= d;
+                }
             }
             mtp_token out[MTP_MAX_FUTURE + 1];
             for (int k = 1; k <= a; k++) {
@@ -449,7 +503,26 @@ int mtp_session_step(mtp_session *s, mtp_gen_cb cb, void *ctx, mtp_step_stats *s
         if (!st->done) s->todo[nt++] = i;
     }
     draft_pass(s, nt, ss);
+    if (s->pol) auto_observe(s, ss);
     return n_in;
+}
+
+void mtp_session_calibrate(mtp_session *s, int reps) {
+    int K = s->m->cfg.n_future - 1 < s->max_nodes - 1 ? s->m->cfg.n_future - 1 : s->max_nodes - 1;
+    if (K < 1 || s->pol) return;
+    int max_rows = s->n_slots * (K + 1), max_b = s->n_slots;
+    if (max_rows > s->dec.cap[0]) max_rows = s->dec.cap[0];
+    if (max_rows > s->dec.max_rows) max_rows = s->dec.max_rows;
+    int rows[32], n = 0, brows[32], nb = 0;
+    for (int r = 1; r <= max_rows && n < 32; r = r < 4 ? r + 1 : r + r / 2) rows[n++] = r;
+    if (rows[n - 1] != max_rows && n < 32) rows[n++] = max_rows;
+    for (int b = 1; b <= max_b && nb < 32; b = b < 4 ? b + 1 : b + b / 2) brows[nb++] = b;
+    if (brows[nb - 1] != max_b && nb < 32) brows[nb++] = max_b;
+    while (nb > 0 && brows[nb - 1] > max_rows) nb--;
+    double pass[32], draft[32];
+    mtp_session_time(s, rows, n, pass, brows, nb, draft, reps);
+    s->pol = xmalloc(sizeof *s->pol);
+    mtp_policy_init(s->pol, K, max_rows, max_b, rows, pass, n, brows, draft, nb);
 }
 
 void mtp_session_time(mtp_session *s, const int *rows, int n, double *pass_s, const int *brows, int nb,

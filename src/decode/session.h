@@ -73,6 +73,13 @@ void mtp_session_set_draft(mtp_session *s, int slot, int depth, int keep_kv);
  * (0: nothing to do). st (may be NULL) receives what the step did. */
 int mtp_session_step(mtp_session *s, mtp_gen_cb cb, void *ctx, mtp_step_stats *st);
 
+/* Makes MTP_SPEC_AUTO work in this session (its slots must all be free): times passes of
+ * up to every slot drafting all heads (mtp_session_time, best of reps) for the policy's
+ * tables (policy.h); greedy sequences added later with spec MTP_SPEC_AUTO then draft at
+ * the policy's depth, and the policy learns from every pass. Without it, AUTO drafts as
+ * BLOCK does. Nothing to do for a model without future heads. */
+void mtp_session_calibrate(mtp_session *s, int reps);
+
 /* Times (best of `reps`) a verification pass of R rows for R in rows[0..n) (kv heads as
  * drafting fills them), into pass_s[i], and one future head's draft pass on B rows for B
  * in brows[0..nb), into draft_s[i]. Uses slot 0, which must be free; changes no state. */

@@ -1,8 +1,8 @@
 /* engine.c: the serving engine (mtp.h, docs/serve.md). One thread of its own owns a
  * decoding session (decode/session.h) of `parallel` slots, the KV pool; submit and cancel
  * come from other threads through a queue under one mutex. Between passes the thread
- * admits queued requests into free slots, ends cancelled ones, sets --spec auto's depths,
- * then runs one pass; requests that ended leave their slot at once. Callbacks run on this
+ * admits queued requests into free slots, ends cancelled ones, then runs one pass (the
+ * session picks --spec auto's depths); requests that ended leave their slot at once. Callbacks run on this
  * thread with the lock released. Not here: HTTP, text, stop strings (the caller's
  * callback does those). */
 #include <math.h>
@@ -15,7 +15,6 @@
 #include "decode/session.h"
 #include "kernels/backend.h"
 #include "model/model.h"
-#include "serve/policy.h"
 
 typedef struct req {
     uint64_t id;
@@ -25,12 +24,8 @@ typedef struct req {
     mtp_engine_cb cb;
     void *ctx;
     int cancel;           /* under the lock */
-    int automatic;        /* greedy under --spec auto: its depth is the policy's */
-    int zero_run;         /* passes in a row the policy gave it depth 0 */
-    int dropped;          /* no longer fills its heads' caches: decodes plainly to its end */
     int in_session;       /* added to the session (the thread's) */
     mtp_gen_result res;
-    int64_t seen_drafted[MTP_MAX_FUTURE], seen_accepted[MTP_MAX_FUTURE];
     struct req *next;
 } req;
 
@@ -40,7 +35,6 @@ struct mtp_engine {
     mtp_session *s;
     int K, slot_cap;
     int threads;          /* compute threads: the creator's setting, applied on the engine's thread */
-    mtp_policy pol;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t wake, idle;
@@ -50,8 +44,6 @@ struct mtp_engine {
     uint64_t next_id;
     mtp_engine_stats st;  /* under the lock */
 };
-
-enum { DROP_KV_AFTER = 4 }; /* passes at depth 0 in a row after which a request stops keeping its heads' caches */
 
 void mtp_engine_opts_default(mtp_engine_opts *o) {
     *o = (mtp_engine_opts){.parallel = 4, .ctx = 0, .queue = 64, .chunk = 256, .spec = MTP_SERVE_AUTO};
@@ -82,60 +74,14 @@ static void engine_spec(const mtp_engine *e, req *r) {
     r->o.draft = 0;
     r->o.tree_depths = 0;
     mtp_serve_spec sp = e->K == 0 ? MTP_SERVE_NONE : e->o.spec;
-    if (sp == MTP_SERVE_AUTO) {
-        r->automatic = r->o.sampling.temp <= 0;
-        sp = r->automatic ? MTP_SERVE_BLOCK : MTP_SERVE_NONE;
-    }
-    r->o.spec = sp == MTP_SERVE_NONE ? MTP_SPEC_NONE : sp == MTP_SERVE_TREE ? MTP_SPEC_TREE : MTP_SPEC_BLOCK;
+    r->o.spec = sp == MTP_SERVE_NONE ? MTP_SPEC_NONE
+                : sp == MTP_SERVE_TREE ? MTP_SPEC_TREE
+                : sp == MTP_SERVE_AUTO ? MTP_SPEC_AUTO : MTP_SPEC_BLOCK;
 }
 
 static int engine_cb(int slot, const mtp_token *tok, int n, void *ctx) {
     req *r = ((mtp_engine *)ctx)->slot[slot];
     return r->cb(r->ctx, tok, n, NULL, MTP_END_DONE, NULL);
-}
-
-/* --spec auto: one depth for every greedy request still drafting (policy.h). */
-static void set_depths(mtp_engine *e) {
-    int B = 0, R0 = 0;
-    double F = 0;
-    for (int i = 0; i < e->o.parallel; i++) {
-        req *r = e->slot[i];
-        if (!r) continue;
-        if (!mtp_session_started(e->s, i)) {
-            R0 += r->len < e->o.chunk ? r->len : e->o.chunk; /* about: its next prompt rows */
-        } else if (r->automatic && !r->dropped) {
-            B++;
-        } else { /* a sampled request, or one that stopped drafting */
-            R0++;
-            F++;
-        }
-    }
-    if (R0 > e->o.chunk + e->o.parallel) R0 = e->o.chunk + e->o.parallel;
-    int k = mtp_policy_depth(&e->pol, B, R0, F);
-    for (int i = 0; i < e->o.parallel; i++) {
-        req *r = e->slot[i];
-        if (!r || !r->automatic || r->dropped) continue;
-        if (mtp_session_started(e->s, i)) r->zero_run = k == 0 ? r->zero_run + 1 : 0;
-        r->dropped = r->zero_run >= DROP_KV_AFTER;
-        mtp_session_set_draft(e->s, i, k, !r->dropped);
-    }
-}
-
-/* Adds the acceptance greedy auto requests saw in the last pass to the policy's counts. */
-static void observe(mtp_engine *e, const mtp_step_stats *ss) {
-    int heads = 0;
-    for (int h = 2; h <= e->K + 1; h++) heads += ss->draft_rows[h] > 0;
-    mtp_policy_observe(&e->pol, ss->rows, ss->pass_s, ss->draft_rows[2], heads, ss->draft_s);
-    for (int i = 0; i < e->o.parallel; i++) {
-        req *r = e->slot[i];
-        if (!r || !r->automatic) continue;
-        for (int d = 1; d <= e->K; d++) {
-            e->pol.drafted[d] += r->res.drafted[d] - r->seen_drafted[d];
-            e->pol.accepted[d] += r->res.accepted[d] - r->seen_accepted[d];
-            r->seen_drafted[d] = r->res.drafted[d];
-            r->seen_accepted[d] = r->res.accepted[d];
-        }
-    }
 }
 
 static void *engine_main(void *arg) {
@@ -216,12 +162,9 @@ static void *engine_main(void *arg) {
                 end_req(e, r, MTP_END_ERROR, slot >= 0 ? "the engine's slots disagree" : err.msg);
             }
         }
-        if (e->o.spec == MTP_SERVE_AUTO && e->K > 0) set_depths(e);
-        mtp_step_stats ss;
         double t0 = mtp_now();
-        int n_in = mtp_session_step(e->s, engine_cb, e, &ss);
+        int n_in = mtp_session_step(e->s, engine_cb, e, NULL);
         double dt = mtp_now() - t0;
-        if (e->o.spec == MTP_SERVE_AUTO && e->K > 0 && n_in > 0) observe(e, &ss);
         active = 0;
         ne = 0;
         pthread_mutex_lock(&e->mu);
@@ -244,21 +187,6 @@ static void *engine_main(void *arg) {
     }
     free(ended);
     return NULL;
-}
-
-/* Times passes for --spec auto's tables: rows up to every slot drafting K deep. */
-static void calibrate(mtp_engine *e) {
-    int max_rows = e->o.parallel * (e->K + 1);
-    if (max_rows > e->slot_cap) max_rows = e->slot_cap;
-    int rows[32], n = 0, brows[32], nb = 0;
-    for (int r = 1; r <= max_rows && n < 32; r = r < 4 ? r + 1 : r + r / 2) rows[n++] = r;
-    if (rows[n - 1] != max_rows && n < 32) rows[n++] = max_rows;
-    for (int b = 1; b <= e->o.parallel && nb < 32; b = b < 4 ? b + 1 : b + b / 2) brows[nb++] = b;
-    if (brows[nb - 1] != e->o.parallel && nb < 32 && e->o.parallel <= max_rows) brows[nb++] = e->o.parallel;
-    while (nb > 0 && brows[nb - 1] > max_rows) nb--;
-    double pass[32], draft[32];
-    mtp_session_time(e->s, rows, n, pass, brows, nb, draft, 3);
-    mtp_policy_init(&e->pol, e->K, max_rows, e->o.parallel, rows, pass, n, brows, draft, nb);
 }
 
 int mtp_engine_new(mtp_engine **out, const mtp_model *m, const mtp_engine_opts *o, mtp_err *err) {
@@ -291,7 +219,7 @@ int mtp_engine_new(mtp_engine **out, const mtp_model *m, const mtp_engine_opts *
         free(e);
         return -1;
     }
-    if (e->o.spec == MTP_SERVE_AUTO) calibrate(e);
+    if (e->o.spec == MTP_SERVE_AUTO) mtp_session_calibrate(e->s, 3);
     e->slot = xcalloc(e->o.parallel, sizeof(req *));
     e->st.slots = e->o.parallel;
     e->next_id = 1;
@@ -398,7 +326,6 @@ int mtp_engine_drain(mtp_engine *e, double seconds) {
 void mtp_engine_free(mtp_engine *e) {
     if (!e) return;
     mtp_engine_drain(e, 0);
-    if (e->o.spec == MTP_SERVE_AUTO) mtp_policy_free(&e->pol);
     mtp_session_free(e->s);
     free(e->slot);
     pthread_mutex_destroy(&e->mu);

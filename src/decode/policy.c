@@ -1,5 +1,5 @@
 /* policy.c: see policy.h. */
-#include "serve/policy.h"
+#include "decode/policy.h"
 
 #include <stdlib.h>
 

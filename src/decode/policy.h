@@ -9,8 +9,8 @@
  * requests so far, with a prior of 1/2); pass(R): time of a verification pass of R rows,
  * draft(B): one future head's draft pass on B rows, both timed at start (mtp_session_time)
  * and kept up to date from the passes run (moving averages). Pure arithmetic, no threads. */
-#ifndef MTP_SERVE_POLICY_H
-#define MTP_SERVE_POLICY_H
+#ifndef MTP_DECODE_POLICY_H
+#define MTP_DECODE_POLICY_H
 
 #include <stdint.h>
 
