@@ -140,12 +140,13 @@ int bench_pass_costs(const mtp_model *m, int heads, int prefix, double bw) {
     printf("\n  cost");
     for (int i = 0; i < NR; i++) printf(" %5.2fx", cost[i]);
     mtp_row one = {0, prefix, prefix, -1, 0, 5};
-    int zrow = 0;
+    int zrow = 0, ones[MTP_MAX_FUTURE]; /* each head on the one row */
+    for (int h = 0; h < MTP_MAX_FUTURE; h++) ones[h] = 1;
     mtp_decoder_forward(&d, &one, 1, heads, logits);
     double td[ROUNDS];
     for (int rep = 0; rep < ROUNDS; rep++) {
         double s = mtp_now();
-        mtp_decoder_draft(&d, &one, &zrow, 1, 2, heads, logits);
+        mtp_decoder_draft(&d, &one, &zrow, ones, 2, heads, logits);
         td[rep] = mtp_now() - s;
     }
     printf("\n  the draft pass (heads 2..%d on one row): %.2fx; weights it reads: %.2fx\n", heads,

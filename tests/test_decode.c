@@ -94,9 +94,10 @@ static void test_cache_vs_full(int nf, mtp_wtype t, int hd) {
     d.len[0] = P;
     for (int j = P; j < T; j++) {
         mtp_row one = {0, j, j, -1, 0, window[j]};
-        int zrow = 0;
+        int zrow = 0, ones[MTP_MAX_FUTURE]; /* each drafting head on the one row */
+        for (int h = 0; h < nf - 1; h++) ones[h] = 1;
         mtp_decoder_forward(&d, &one, 1, nf, lg + (size_t)j * nf * V);
-        if (nf > 1) mtp_decoder_draft(&d, &one, &zrow, 1, 2, nf, lg + ((size_t)j * nf + 1) * V);
+        if (nf > 1) mtp_decoder_draft(&d, &one, &zrow, ones, 2, nf, lg + ((size_t)j * nf + 1) * V);
         d.len[0] = j + 1;
     }
     double worst = 0;
@@ -151,16 +152,25 @@ static void test_batch_invariance(void) {
     /* drafting heads on its last row, alone and beside another sequence's row */
     d1.len[0] = 9;
     mtp_row dr[2] = {{0, 9, 9, -1, 0, 0}, {0, 0, 0, -1, 1, 0}};
-    int z1[1] = {9}, z2[2] = {first + 9, 0};
-    mtp_decoder_draft(&d1, dr, z1, 1, 2, nf, l1);
+    int z1[1] = {9}, z2[2] = {first + 9, 0}, n1[MTP_MAX_FUTURE], n2[MTP_MAX_FUTURE], n21[MTP_MAX_FUTURE];
+    for (int h = 0; h < nf - 1; h++) n1[h] = 1, n2[h] = 2, n21[h] = h ? 1 : 2;
+    mtp_decoder_draft(&d1, dr, z1, n1, 2, nf, l1);
     d2.len[1] = 9;
     d2.len[0] = 2;
     dr[0].seq = 1;
     dr[1] = (mtp_row){0, 2, 2, -1, 1, 0};
     z2[1] = 2;
-    mtp_decoder_draft(&d2, dr, z2, 2, 2, nf, l2);
-    CHECK(!memcmp(l1, l2, (size_t)(nf - 1) * V * sizeof(float)),
-           "drafting heads' logits change when other rows share the pass");
+    mtp_decoder_draft(&d2, dr, z2, n2, 2, nf, l2);
+    int same = 1; /* head by head: head h's rows at 2 (h - 2), row 0 first */
+    for (int h = 0; h < nf - 1; h++) same &= !memcmp(l1 + (size_t)h * V, l2 + (size_t)2 * h * V, V * sizeof(float));
+    CHECK(same, "drafting heads' logits change when other rows share the pass");
+    /* the other row drafting head 2 only: its head 2 and the first row's heads as before */
+    float *l3 = falloc((size_t)nf * 2 * V);
+    mtp_decoder_draft(&d2, dr, z2, n21, 2, nf, l3);
+    same = !memcmp(l3, l2, (size_t)2 * V * sizeof(float)); /* head 2, both rows */
+    for (int h = 1; h < nf - 1; h++) same &= !memcmp(l1 + (size_t)h * V, l3 + (size_t)(h + 1) * V, V * sizeof(float));
+    CHECK(same, "a row drafting fewer heads than the others leaves every row's logits as they were");
+    free(l3);
     free(l1);
     free(l2);
     mtp_decoder_free(&d1);

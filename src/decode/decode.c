@@ -46,7 +46,7 @@ int mtp_decoder_init(mtp_decoder *d, const mtp_model *m, int n_seq, const int *c
     size_t cache = (size_t)c->n_layers * (tiles ? tile_block : slots * kv) * kv_bytes(kt);
     size_t scales = kt == MTP_KV_Q8 ? (size_t)c->n_layers * slots * (kv / MTP_Q8_BLOCK) * sizeof(uint16_t) : 0;
     size_t attn_scratch = tiles ? (size_t)mtp_backend_threads() * mtp_attend_bf16_scratch(max_cap, hd) : 0;
-    size_t rows = R * c->n_future; /* head_logits: every head of every row at once */
+    size_t rows = R * c->n_future; /* mtp_decoder_draft: every head of every row at once */
     size_t wscratch = mtp_wmat_scratch(m->dec.type, (int)rows, dim > f ? (int)dim : (int)f);
     size_t scratch = R * (dim * (10 + c->n_future) + 2 * kv + 2 * f + (size_t)c->n_heads * max_cap + max_cap);
     if (mtp_check_fits(2 * (cache + scales) + (scratch + attn_scratch) * sizeof(float) + wscratch,
@@ -414,18 +414,18 @@ static void block_rows(mtp_decoder *d, int block, const mtp_row *rows, int R, co
     mtp_block_forward(&db.im, &b, R, have_kv);
 }
 
-/* Head h's logits for each row's block output in x: logits (R, nh) slots at column col. */
-static void head_logits(mtp_decoder *d, const mtp_row *rows, int R, int nh, int col, float *logits) {
+/* Head 1's logits of the rows that want them (row.logits >= 0: their index) from the block
+ * outputs in x. */
+static void head_logits(mtp_decoder *d, const mtp_row *rows, int R, float *logits) {
     const mtp_config *c = &d->m->cfg;
     int dim = c->dim, nwant = 0;
     for (int r = 0; r < R; r++) {
         if (rows[r].logits < 0) continue;
-        float *zn = d->zn + ((size_t)rows[r].logits * nh + col) * dim;
+        float *zn = d->zn + (size_t)rows[r].logits * dim;
         mtp_rmsnorm_fwd(zn, d->rstd, d->x + (size_t)r * dim, d->m->dec.norm, 1, dim, c->norm_eps);
         nwant++;
     }
-    if (nwant && col == nh - 1) /* all heads normed: one unembedding, weights read once */
-        mtp_wmat_matmul(logits, d->zn, &d->m->dec.out, nwant * nh, 0, d->wscratch);
+    if (nwant) mtp_wmat_matmul(logits, d->zn, &d->m->dec.out, nwant, 0, d->wscratch);
 }
 
 void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_heads, float *logits) {
@@ -451,15 +451,15 @@ void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_head
     /* the drafting heads' caches: keys and values from the trunk output */
     for (int h = 2; h <= kv_heads; h++) block_kv(d, nt + h - 1, rows, R, pos);
     block_rows(d, nt, rows, R, pos, 0); /* head 1 */
-    head_logits(d, rows, R, 1, 0, logits);
+    head_logits(d, rows, R, logits);
     mtp_loops_on_caller = was;
 }
 
-void mtp_decoder_draft(mtp_decoder *d, const mtp_row *rows, const int *zrow, int R, int first,
-                       int last, float *logits) {
+void mtp_decoder_draft(mtp_decoder *d, const mtp_row *rows, const int *zrow, const int *n, int first, int last,
+                       float *logits) {
     const mtp_config *c = &d->m->cfg;
-    int dim = c->dim, nt = mtp_n_trunk(c), nh = last - first + 1, *pos = d->pos, was = mtp_loops_on_caller;
-    MTP_ASSERT(R > 0 && R <= d->max_rows && first >= 1 && last <= c->n_future && nh >= 1);
+    int dim = c->dim, nt = mtp_n_trunk(c), R = n[0], *pos = d->pos, was = mtp_loops_on_caller;
+    MTP_ASSERT(R > 0 && R <= d->max_rows && first >= 1 && last <= c->n_future && last >= first);
     mtp_loops_on_caller = 1; /* the team's threads only (util.h) */
     for (int r = 0; r < R; r++) {
         MTP_ASSERT(rows[r].logits == r && rows[r].parent < 0);
@@ -467,10 +467,15 @@ void mtp_decoder_draft(mtp_decoder *d, const mtp_row *rows, const int *zrow, int
         memcpy(d->zt + (size_t)r * dim, d->z + (size_t)zrow[r] * dim, dim * sizeof(float));
     }
     build_chains(d, rows, R);
+    size_t at = 0; /* normed rows so far, head by head */
     for (int h = first; h <= last; h++) {
-        memcpy(d->x, d->zt, (size_t)R * dim * sizeof(float));
-        block_rows(d, nt + h - 1, rows, R, pos, 1); /* keys and values: from the forward */
-        head_logits(d, rows, R, nh, h - first, logits);
+        int Rh = n[h - first];
+        MTP_ASSERT(Rh >= 1 && Rh <= (h == first ? R : n[h - first - 1]));
+        memcpy(d->x, d->zt, (size_t)Rh * dim * sizeof(float));
+        block_rows(d, nt + h - 1, rows, Rh, pos, 1); /* keys and values: from the forward */
+        for (int r = 0; r < Rh; r++, at++)
+            mtp_rmsnorm_fwd(d->zn + at * dim, d->rstd, d->x + (size_t)r * dim, d->m->dec.norm, 1, dim, c->norm_eps);
     }
+    mtp_wmat_matmul(logits, d->zn, &d->m->dec.out, (int)at, 0, d->wscratch); /* weights read once */
     mtp_loops_on_caller = was;
 }

@@ -83,14 +83,15 @@ void mtp_decoder_free(mtp_decoder *d);
  * The trunk outputs stay available to mtp_decoder_draft. Does not change len. */
 void mtp_decoder_forward(mtp_decoder *d, const mtp_row *rows, int R, int kv_heads, float *logits);
 
-/* Future heads first..last run fully on R rows whose trunk outputs are rows zrow[i] of
- * the last mtp_decoder_forward, at the rows' positions and slots (each row attends to its
- * sequence's committed prefix, then itself: set len to the row's slot first). The heads'
- * keys and values there are the forward's (moved along with mtp_decoder_move), not
- * recomputed.
- * logits[(i * (last - first + 1) + h - first) * V ...] receives head h's logits. */
-void mtp_decoder_draft(mtp_decoder *d, const mtp_row *rows, const int *zrow, int R, int first,
-                       int last, float *logits);
+/* Future heads first..last run fully on rows whose trunk outputs are rows zrow[i] of the
+ * last mtp_decoder_forward, at the rows' positions and slots (each row attends to its
+ * sequence's committed prefix, then itself: set len to the row's slot first); head h on
+ * the first n[h - first] of them (n[0] = R rows, then non-increasing, each >= 1). The
+ * heads' keys and values there are the forward's (moved along with mtp_decoder_move), not
+ * recomputed. Head by head: logits[(n[0] + .. + n[h - first - 1] + i) * V ...] receives
+ * head h's logits of row i; one unembedding for them all (its weights read once). */
+void mtp_decoder_draft(mtp_decoder *d, const mtp_row *rows, const int *zrow, const int *n, int first, int last,
+                       float *logits);
 
 /* Copies the keys and values at slot src to slot dst of sequence seq in every block (to
  * compact an accepted tree path into position order). */

@@ -49,7 +49,8 @@ struct mtp_session {
     uint64_t admitted;
     mtp_decoder dec;
     seq_state *st;
-    float *logits, *dlogits, *p;   /* head 1 (rows, V); head h (h-2, slots, V); (V) */
+    float *logits, *dlogits, *p;   /* head 1 (rows, V); the draft pass's, head by head; (V) */
+    int dlogits_at[MTP_MAX_FUTURE]; /* [h - 2]: head h's first row in dlogits */
     mtp_prob_id *scratch;          /* (V) */
     mtp_row *rows, *drows;         /* a pass's rows; the draft pass's rows (slots) */
     int *zrow, *todo;              /* (slots) the pass row each draft row continues; who drafts */
@@ -250,7 +251,7 @@ static mtp_token choose(mtp_session *s, seq_state *st, const float *lg) {
 static void draft(mtp_session *s, seq_state *st, int i) {
     st->ndraft = st->depth;
     for (int d = 0; d < st->depth; d++) {
-        const float *lg = s->dlogits + ((size_t)d * s->n_slots + i) * s->V;
+        const float *lg = s->dlogits + ((size_t)s->dlogits_at[d] + i) * s->V;
         int w = st->sh.width[d];
         st->ncand[d] = w;
         if (greedy(st)) { /* the top w tokens, best first */
@@ -346,12 +347,17 @@ static void draft_pass(mtp_session *s, int nt, mtp_step_stats *ss) {
         int slot = --s->dec.len[s->todo[i]];
         s->drows[i] = (mtp_row){s->todo[i], slot, slot, -1, i, 0};
     }
-    for (int h = 2, rows = nd; rows > 0; h++) {
+    int n[MTP_MAX_FUTURE], last = 1; /* n[h - 2]: rows head h drafts on */
+    for (int h = 2, rows = nd, at = 0; rows > 0; h++) {
         while (rows > 0 && s->st[s->todo[rows - 1]].depth < h - 1) rows--;
         if (rows == 0) break;
-        mtp_decoder_draft(&s->dec, s->drows, s->zrow, rows, h, h, s->dlogits + (size_t)(h - 2) * s->n_slots * s->V);
+        n[h - 2] = rows;
+        s->dlogits_at[h - 2] = at;
+        at += rows;
+        last = h;
         if (ss) ss->draft_rows[h] = rows;
     }
+    if (last >= 2) mtp_decoder_draft(&s->dec, s->drows, s->zrow, n, 2, last, s->dlogits);
     for (int i = 0; i < nd; i++) s->dec.len[s->todo[i]]++;
     if (ss) ss->draft_s = mtp_now() - t0;
     for (int i = 0; i < nt; i++) draft(s, &s->st[s->todo[i]], i);
@@ -554,7 +560,7 @@ void mtp_session_time(mtp_session *s, const int *rows, int n, double *pass_s, co
         draft_s[i] = 1e30;
         for (int k = 0; k < reps; k++) {
             double t0 = mtp_now();
-            mtp_decoder_draft(&s->dec, s->drows, s->zrow, brows[i], 2, 2, s->dlogits);
+            mtp_decoder_draft(&s->dec, s->drows, s->zrow, &brows[i], 2, 2, s->dlogits);
             double t = mtp_now() - t0;
             draft_s[i] = t < draft_s[i] ? t : draft_s[i];
         }
