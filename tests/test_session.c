@@ -192,7 +192,7 @@ static void test_cancel(const mtp_model *m, request *rq) {
 
     int rows[3] = {1, 4, 8}, brows[2] = {1, 2};
     double pass[3], dr[2];
-    mtp_session_time(s, rows, 3, pass, brows, 2, dr, 2);
+    mtp_session_time(s, rows, 3, pass, brows, 2, 1, dr, 2);
     CHECK(pass[0] > 0 && pass[2] > 0 && dr[0] > 0 && dr[1] > 0, "the pass timer measures");
     CHECK(mtp_session_add(s, rq[0].prompt, rq[0].len, &rq[0].o, 0, &a, &err) == 0, "slot 0 is free after timing");
     while (mtp_session_step(s, NULL, NULL, NULL) > 0) continue;

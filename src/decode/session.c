@@ -525,14 +525,15 @@ void mtp_session_calibrate(mtp_session *s, int reps) {
     for (int b = 1; b <= max_b && nb < 32; b = b < 4 ? b + 1 : b + b / 2) brows[nb++] = b;
     if (brows[nb - 1] != max_b && nb < 32) brows[nb++] = max_b;
     while (nb > 0 && brows[nb - 1] > max_rows) nb--;
-    double pass[32], draft[32];
-    mtp_session_time(s, rows, n, pass, brows, nb, draft, reps);
+    double pass[32], draft1[32], draftK[32];
+    mtp_session_time(s, rows, n, pass, brows, nb, 1, draft1, reps);
+    mtp_session_time(s, rows, 0, pass, brows, nb, K, draftK, reps);
     s->pol = xmalloc(sizeof *s->pol);
-    mtp_policy_init(s->pol, K, max_rows, max_b, rows, pass, n, brows, draft, nb);
+    mtp_policy_init(s->pol, K, max_rows, max_b, rows, pass, n, brows, draft1, draftK, nb);
 }
 
 void mtp_session_time(mtp_session *s, const int *rows, int n, double *pass_s, const int *brows, int nb,
-                      double *draft_s, int reps) {
+                      int heads, double *draft_s, int reps) {
     MTP_ASSERT(!s->st[0].active);
     int maxr = 1, kvh = s->m->cfg.n_future;
     for (int i = 0; i < n; i++) maxr = rows[i] > maxr ? rows[i] : maxr;
@@ -557,10 +558,13 @@ void mtp_session_time(mtp_session *s, const int *rows, int n, double *pass_s, co
     for (int i = 0; i < nb; i++) {
         draft_s[i] = 0;
         if (kvh < 2 || brows[i] > s->n_slots) continue;
+        MTP_ASSERT(heads >= 1 && heads < kvh);
+        int nh[MTP_MAX_FUTURE];
+        for (int h = 0; h < heads; h++) nh[h] = brows[i];
         draft_s[i] = 1e30;
         for (int k = 0; k < reps; k++) {
             double t0 = mtp_now();
-            mtp_decoder_draft(&s->dec, s->drows, s->zrow, &brows[i], 2, 2, s->dlogits);
+            mtp_decoder_draft(&s->dec, s->drows, s->zrow, nh, 2, heads + 1, s->dlogits);
             double t = mtp_now() - t0;
             draft_s[i] = t < draft_s[i] ? t : draft_s[i];
         }

@@ -81,9 +81,10 @@ int mtp_session_step(mtp_session *s, mtp_gen_cb cb, void *ctx, mtp_step_stats *s
 void mtp_session_calibrate(mtp_session *s, int reps);
 
 /* Times (best of `reps`) a verification pass of R rows for R in rows[0..n) (kv heads as
- * drafting fills them), into pass_s[i], and one future head's draft pass on B rows for B
- * in brows[0..nb), into draft_s[i]. Uses slot 0, which must be free; changes no state. */
+ * drafting fills them), into pass_s[i], and a draft pass of future heads 2..heads+1 on B
+ * rows for B in brows[0..nb), into draft_s[i]. Uses slot 0, which must be free; changes no
+ * state. */
 void mtp_session_time(mtp_session *s, const int *rows, int n, double *pass_s, const int *brows, int nb,
-                      double *draft_s, int reps);
+                      int heads, double *draft_s, int reps);
 
 #endif
