@@ -2,9 +2,9 @@
  * decoding session (decode/session.h) of `parallel` slots, the KV pool; submit and cancel
  * come from other threads through a queue under one mutex. Between passes the thread
  * admits queued requests into free slots, ends cancelled ones, then runs one pass (the
- * session picks --spec auto's depths); requests that ended leave their slot at once. Callbacks run on this
- * thread with the lock released. Not here: HTTP, text, stop strings (the caller's
- * callback does those). */
+ * session picks --spec auto's depths); requests that ended leave their slot at once.
+ * Callbacks run on this thread with the lock released. Not here: HTTP, text, stop strings
+ * (the caller's callback does those). */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
