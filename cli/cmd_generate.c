@@ -272,6 +272,8 @@ int cmd_generate(int argc, char **argv) {
         return usage_error("generate", "give a prompt: --prompt, --prompt-file or --prompt-tokens");
     if (spec && strcmp(spec, "none") && strcmp(spec, "block") && strcmp(spec, "tree") && strcmp(spec, "auto"))
         return usage_error("generate", "--spec: expected none, block, tree or auto, got '%s'", spec);
+    if (spec && strcmp(spec, "tree") && o.tree_depths)
+        return usage_error("generate", "--tree: only with --spec tree (got --spec %s)", spec);
 
     mtp_model *m;
     mtp_err err;

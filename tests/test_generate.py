@@ -125,6 +125,8 @@ with tempfile.TemporaryDirectory() as tmp:
         (["--prompt", "a", "--spec", "fast"], 2, "--spec"),
         (["--prompt", "a", "--draft", "9"], 2, "--draft"),
         (["--prompt", "a", "--tree", "0"], 2, "--tree"),
+        (["--prompt", "a", "--spec", "auto", "--tree", "2,1"], 2, "--tree"),
+        (["--prompt", "a", "--spec", "block", "--tree", "2,1"], 2, "--tree"),
         (["--prompt", "a", "--temp", "-1"], 2, "--temp"),
         (["--prompt", "a", "--frobnicate"], 2, "--frobnicate"),
         ([], 2, "prompt"),
